@@ -10,6 +10,7 @@ pub mod cmdline;
 pub mod elfnote;
 pub mod layout;
 pub mod pagetable;
+pub mod time;
 
 /// Size of a page (x86_64 base pages, the unit of Xen's frame numbers).
 pub const PAGE_SIZE: u64 = 4096;

@@ -47,6 +47,8 @@ pub const MAX_MFN: u64 = (1 << 40) - 1;
 
 /// One request of `HYPERVISOR_mmu_update` (`struct mmu_update` in xen.h): `ptr` is the machine address of the
 /// entry with the command in its low bits (`MMU_NORMAL_PT_UPDATE` = 0), `val` the new entry.
+/// `repr(C)` so a slice of them is the array the hypercall takes (layout asserted in `boot/src/abi.rs`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MmuUpdate {
     /// Machine address of the entry | command.

@@ -1,0 +1,181 @@
+//! Console output on the PV console ring (start_info `console.domU`), which xenconsoled serves: `xl console`
+//! and `/var/log/xen/console/guest-NAME.log` show it. `HYPERVISOR_console_io` is not used: a release Xen drops
+//! it for domUs.
+
+use crate::{hypercall, mm, xen};
+use core::fmt;
+use sirocco_drivers::console::{self as ring, offsets, ConsoleRing};
+use sirocco_kernel::Mfn;
+
+/// How long output waits for xenconsoled to make room before it is dropped (and counted).
+const ROOM_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// The shared console page.
+struct Page(*mut u8);
+
+// SAFETY: the page is mapped for the domain's whole life and Sirocco runs on one vCPU; the Mutex around the
+// console serialises all access from our side.
+unsafe impl Send for Page {}
+
+impl Page {
+    fn index_ptr(&self, offset: usize) -> *mut u32 {
+        // SAFETY (of the callers' dereferences): offsets are inside the 4 KiB page and 4-byte aligned.
+        self.0.wrapping_add(offset) as *mut u32
+    }
+}
+
+impl ConsoleRing for Page {
+    fn out_cons(&self) -> u32 {
+        // SAFETY: aligned u32 inside the mapped console page; xenconsoled writes it, hence volatile + acquire.
+        let v = unsafe { self.index_ptr(offsets::OUT_CONS).read_volatile() };
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+        v
+    }
+    fn out_prod(&self) -> u32 {
+        // SAFETY: as above; only we write out_prod.
+        unsafe { self.index_ptr(offsets::OUT_PROD).read_volatile() }
+    }
+    fn write_out(&mut self, index: usize, byte: u8) {
+        assert!(index < offsets::OUT_SIZE);
+        // SAFETY: `out[index]` is inside the mapped page (checked above).
+        unsafe { self.0.add(offsets::OUT + index).write_volatile(byte) };
+    }
+    fn publish_out_prod(&mut self, prod: u32) {
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        // SAFETY: aligned u32 inside the mapped page.
+        unsafe { self.index_ptr(offsets::OUT_PROD).write_volatile(prod) };
+    }
+}
+
+/// The console device.
+pub struct Console {
+    page: Page,
+    port: u32,
+    broken: bool,
+    dropped: u64,
+}
+
+static CONSOLE: spin::Mutex<Option<Console>> = spin::Mutex::new(None);
+
+/// Finds the console page (a machine frame, translated through the machine-to-phys table) and starts using it.
+pub(crate) fn init(mfn: u64, port: u32) {
+    let pfn = mm::mfn_to_pfn(Mfn(mfn));
+    *CONSOLE.lock() = Some(Console { page: Page(pfn.vaddr() as *mut u8), port, broken: false, dropped: 0 });
+}
+
+impl Console {
+    /// Waits (polling the console's event channel) until the ring has room or is drained; false on timeout.
+    fn wait(&mut self, drained: bool) -> bool {
+        let Some(start) = xen::system_time_ns() else {
+            // Before shared_info is mapped there is no clock: give xenconsoled a bounded number of chances.
+            for _ in 0..100_000 {
+                hypercall::evtchn_send(self.port);
+                hypercall::sched_yield();
+                if self.ready(drained) {
+                    return true;
+                }
+            }
+            return false;
+        };
+        loop {
+            xen::clear_pending(self.port);
+            if self.ready(drained) {
+                return true;
+            }
+            let now = xen::system_time_ns().unwrap_or(start);
+            if now.saturating_sub(start) > ROOM_TIMEOUT_NS {
+                return false;
+            }
+            hypercall::evtchn_send(self.port);
+            hypercall::sched_poll(&[self.port], now + 10_000_000);
+        }
+    }
+
+    fn ready(&self, drained: bool) -> bool {
+        match ring::free_space(&self.page) {
+            Ok(free) if drained => free == offsets::OUT_SIZE,
+            Ok(free) => free > 1,
+            Err(_) => true,
+        }
+    }
+
+    /// Writes all of `bytes`, waiting for room as needed.
+    pub fn write_bytes(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.broken {
+                self.dropped += bytes.len() as u64;
+                return;
+            }
+            match ring::write(&mut self.page, bytes) {
+                Ok(0) => {
+                    hypercall::evtchn_send(self.port);
+                    if !self.wait(false) {
+                        self.dropped += bytes.len() as u64;
+                        return;
+                    }
+                }
+                Ok(n) => bytes = &bytes[n..],
+                Err(_) => self.broken = true,
+            }
+        }
+        hypercall::evtchn_send(self.port);
+    }
+
+    /// Waits until xenconsoled has read everything (bounded), so nothing is lost when the domain ends.
+    fn flush(&mut self) {
+        hypercall::evtchn_send(self.port);
+        if !self.broken {
+            self.wait(true);
+        }
+    }
+
+    /// Bytes dropped because the backend did not make room in time or corrupted the ring.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Runs `f` with the console, if there is one.
+pub fn with<R>(f: impl FnOnce(&mut Console) -> R) -> Option<R> {
+    CONSOLE.lock().as_mut().map(f)
+}
+
+/// For the panic handler: takes the console even if the panicking code held its lock.
+pub(crate) fn with_forced<R>(f: impl FnOnce(&mut Console) -> R) -> Option<R> {
+    if CONSOLE.is_locked() {
+        // SAFETY: Sirocco runs on one vCPU with no asynchronous callbacks, so the holder of the lock is the code
+        // that panicked, which will never run again: nobody else can be inside the critical section.
+        unsafe { CONSOLE.force_unlock() };
+    }
+    with(f)
+}
+
+/// Waits (bounded) until the backend has consumed all output.
+pub(crate) fn flush() {
+    with(Console::flush);
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments<'_>) {
+    with(|c| fmt::write(c, args));
+}
+
+/// Prints to the Xen console, like `std::print!`.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the Xen console, like `std::println!`.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}

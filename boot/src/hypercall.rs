@@ -1,0 +1,128 @@
+//! Hypercalls through the page Xen filled at `HYPERCALL_PAGE` (our own stubs: xen-sys's declare `nostack` around
+//! a `call`, which pushes a return address, so they are unsound; see ../shared/toolchain.md).
+//!
+//! x86_64 PV convention: `call HYPERCALL_PAGE + 32 * nr`, arguments in rdi, rsi, rdx, r10, r8, result in rax.
+//! The stub saves rcx/r11 itself; debug builds of Xen scribble on the argument registers, so all of them are
+//! declared clobbered.
+
+use crate::abi::*;
+use core::arch::asm;
+
+extern "C" {
+    /// Defined in entry.rs; Xen writes the stubs into it at domain build.
+    static HYPERCALL_PAGE: [u8; 4096];
+}
+
+/// Address of the stub for hypercall `nr`.
+fn stub(nr: u32) -> usize {
+    debug_assert!(nr < 128);
+    core::ptr::addr_of!(HYPERCALL_PAGE) as usize + 32 * nr as usize
+}
+
+/// Raw hypercall with up to five arguments.
+///
+/// # Safety
+/// The arguments must be valid for hypercall `nr` as Xen's public headers define it: pointers must point to live,
+/// correctly laid-out memory for as long as the call needs it, and the call's effect (on mappings, on memory Xen
+/// writes) must not break any Rust invariant.
+pub unsafe fn hypercall5(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: the caller upholds the argument contract; the stub follows the convention in the module docs and
+    // uses our stack (so no `nostack`), and every register it may change is declared.
+    unsafe {
+        asm!(
+            "call {stub}",
+            stub = in(reg) stub(nr),
+            inlateout("rdi") a1 => _,
+            inlateout("rsi") a2 => _,
+            inlateout("rdx") a3 => _,
+            inlateout("r10") a4 => _,
+            inlateout("r8") a5 => _,
+            lateout("rax") ret,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    ret
+}
+
+/// `HYPERVISOR_sched_op(SCHEDOP_shutdown, {reason})`: ends the domain; returns only if Xen refused.
+pub fn shutdown(reason: u32) -> i64 {
+    let arg = reason;
+    // SAFETY: `struct sched_shutdown` is a single u32; the pointer is live for the call.
+    unsafe { hypercall5(HYPERVISOR_SCHED_OP, u64::from(SCHEDOP_shutdown), &arg as *const u32 as u64, 0, 0, 0) }
+}
+
+/// `SCHEDOP_yield`: lets other vCPUs run.
+pub fn sched_yield() {
+    // SAFETY: takes no memory argument.
+    unsafe { hypercall5(HYPERVISOR_SCHED_OP, u64::from(SCHEDOP_yield), 0, 0, 0, 0) };
+}
+
+/// `SCHEDOP_poll`: blocks until one of `ports` is pending or system time reaches `timeout_ns` (0 = never).
+pub fn sched_poll(ports: &[u32], timeout_ns: u64) -> i64 {
+    let arg = SchedPoll { ports: ports.as_ptr(), nr_ports: ports.len() as u32, timeout: timeout_ns };
+    // SAFETY: `arg` and the port array it points to live for the call; Xen only reads them.
+    unsafe { hypercall5(HYPERVISOR_SCHED_OP, u64::from(SCHEDOP_poll), &arg as *const SchedPoll as u64, 0, 0, 0) }
+}
+
+/// `EVTCHNOP_send`: notifies the other end of event channel `port`.
+pub fn evtchn_send(port: u32) -> i64 {
+    let arg = port;
+    // SAFETY: `struct evtchn_send` is a single u32; the pointer is live for the call.
+    unsafe { hypercall5(HYPERVISOR_EVENT_CHANNEL_OP, u64::from(EVTCHNOP_send), &arg as *const u32 as u64, 0, 0, 0) }
+}
+
+/// `XENVER_version`: (major, minor).
+pub fn xen_version() -> (u16, u16) {
+    // SAFETY: XENVER_version takes no buffer.
+    let v = unsafe { hypercall5(HYPERVISOR_XEN_VERSION, u64::from(XENVER_VERSION), 0, 0, 0, 0) };
+    ((v >> 16) as u16, v as u16)
+}
+
+/// `XENVER_extraversion`: the text after "major.minor", e.g. ".7" or "-pre".
+pub fn xen_extraversion() -> [u8; 16] {
+    let mut buf = [0u8; 16];
+    // SAFETY: Xen writes at most 16 bytes (xen_extraversion_t) into the live buffer.
+    unsafe { hypercall5(HYPERVISOR_XEN_VERSION, u64::from(XENVER_EXTRAVERSION), buf.as_mut_ptr() as u64, 0, 0, 0) };
+    buf
+}
+
+/// `HYPERVISOR_mmu_update` on our own domain; `Err` carries Xen's error code.
+///
+/// # Safety
+/// The updates must not unmap or re-map memory Rust code still uses as something else.
+pub unsafe fn mmu_update(updates: &[MmuUpdate]) -> Result<(), i64> {
+    let mut done: u32 = 0;
+    // SAFETY: `MmuUpdate` has `struct mmu_update`'s layout (abi.rs); the slice and `done` live for the call; the
+    // caller vouches for the effect of the updates.
+    let rc = unsafe {
+        hypercall5(
+            HYPERVISOR_MMU_UPDATE,
+            updates.as_ptr() as u64,
+            updates.len() as u64,
+            &mut done as *mut u32 as u64,
+            DOMID_SELF,
+            0,
+        )
+    };
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(())
+    }
+}
+
+/// `HYPERVISOR_update_va_mapping`: sets the leaf entry for `va` to `pte` and flushes that TLB entry.
+///
+/// # Safety
+/// As for [`mmu_update`]: nothing may still use the old mapping of `va` in a way the new one breaks.
+pub unsafe fn update_va_mapping(va: u64, pte: u64) -> Result<(), i64> {
+    // SAFETY: no memory argument; the caller vouches for the mapping change.
+    let rc = unsafe { hypercall5(HYPERVISOR_UPDATE_VA_MAPPING, va, pte, UVMF_INVLPG, 0, 0) };
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! The shared_info page: mapped at boot onto a page reserved in .bss (`__shared_info_page` in linker.ld), then used
+//! for the PV clock and event-channel pending bits.
+
+use crate::abi::{shared_info, vcpu_info};
+use crate::hypercall;
+use core::arch::asm;
+use core::ptr::{addr_of, addr_of_mut};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use sirocco_kernel::pagetable::DATA_FLAGS;
+use sirocco_kernel::time::{to_ns, TimeInfo};
+
+extern "C" {
+    static mut __shared_info_page: [u8; 4096];
+}
+
+static MAPPED: AtomicBool = AtomicBool::new(false);
+
+fn shared() -> Option<*mut shared_info> {
+    MAPPED.load(Ordering::Acquire).then(|| addr_of_mut!(__shared_info_page) as *mut shared_info)
+}
+
+fn vcpu0() -> Option<*mut vcpu_info> {
+    // SAFETY: vcpu_info[0] lies inside the mapped shared_info page.
+    shared().map(|s| unsafe { addr_of_mut!((*s).vcpu_info[0]) })
+}
+
+/// Points the reserved page at the hypervisor's shared_info frame (machine address `maddr` from start_info) and
+/// masks event upcalls: Sirocco waits for events with `SCHEDOP_poll`, never by asynchronous callback.
+pub(crate) fn map_shared_info(maddr: u64) -> Result<(), i64> {
+    // SAFETY: the reserved page is never used as Rust data (it is only reached through `shared()`), so re-pointing
+    // its mapping cannot invalidate any reference; the new frame is the domain's own shared_info.
+    unsafe {
+        let va = addr_of!(__shared_info_page) as u64;
+        hypercall::update_va_mapping(va, (maddr & !0xfff) | DATA_FLAGS)?;
+    }
+    MAPPED.store(true, Ordering::Release);
+    if let Some(v) = vcpu0() {
+        // SAFETY: a byte of the mapped vcpu_info; a volatile store is what the PV ABI expects.
+        unsafe { addr_of_mut!((*v).evtchn_upcall_mask).write_volatile(1) };
+    }
+    Ok(())
+}
+
+fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: rdtsc reads the time-stamp counter; it touches no memory and is allowed in a PV guest.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Xen system time in ns (since the host booted), from vcpu 0's PV clock; `None` before shared_info is mapped.
+pub fn system_time_ns() -> Option<u64> {
+    let v = vcpu0()?;
+    loop {
+        // SAFETY: all reads are of the mapped vcpu_time_info, volatile because Xen updates it concurrently; the
+        // version protocol (odd = update in progress, changed = torn read) gives a consistent snapshot.
+        unsafe {
+            let t = addr_of!((*v).time);
+            let version = addr_of!((*t).version).read_volatile();
+            fence(Ordering::Acquire);
+            let info = TimeInfo {
+                tsc_timestamp: addr_of!((*t).tsc_timestamp).read_volatile(),
+                system_time: addr_of!((*t).system_time).read_volatile(),
+                tsc_to_system_mul: addr_of!((*t).tsc_to_system_mul).read_volatile(),
+                tsc_shift: addr_of!((*t).tsc_shift).read_volatile(),
+            };
+            let tsc = rdtsc();
+            fence(Ordering::Acquire);
+            if version & 1 == 0 && addr_of!((*t).version).read_volatile() == version {
+                return Some(to_ns(&info, tsc));
+            }
+        }
+    }
+}
+
+/// Clears the pending bit of event channel `port` (2-level ABI: bit `port % 64` of word `port / 64`).
+pub(crate) fn clear_pending(port: u32) {
+    if let Some(s) = shared() {
+        // SAFETY: the word lies inside the mapped shared_info; Xen sets bits in it concurrently, so it is only
+        // touched atomically (AtomicU64 has u64's layout and alignment).
+        unsafe {
+            let word = addr_of_mut!((*s).evtchn_pending[(port / 64) as usize]) as *mut u64;
+            AtomicU64::from_ptr(word).fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
+        }
+    }
+}

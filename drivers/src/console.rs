@@ -1,0 +1,211 @@
+//! The PV console ring (`io/console.h`, `struct xencons_interface`), output side. xenconsoled in dom0 consumes
+//! it; `xl console` and the console log show what we write.
+
+use core::fmt;
+
+/// Byte offsets in the console page (checked against `xen/io/console.h` by `layout_matches_the_header`).
+pub mod offsets {
+    /// `char in[1024]`.
+    pub const IN: usize = 0;
+    /// Size of `in`.
+    pub const IN_SIZE: usize = 1024;
+    /// `char out[2048]`.
+    pub const OUT: usize = 1024;
+    /// Size of `out`.
+    pub const OUT_SIZE: usize = 2048;
+    /// `XENCONS_RING_IDX in_cons`.
+    pub const IN_CONS: usize = 3072;
+    /// `in_prod`.
+    pub const IN_PROD: usize = 3076;
+    /// `out_cons` (advanced by xenconsoled).
+    pub const OUT_CONS: usize = 3080;
+    /// `out_prod` (advanced by us).
+    pub const OUT_PROD: usize = 3084;
+}
+
+/// Access to the shared console page. The platform implements it with volatile accesses and barriers.
+pub trait ConsoleRing {
+    /// `out_cons`, read with acquire ordering (the backend's progress).
+    fn out_cons(&self) -> u32;
+    /// `out_prod` (only we write it).
+    fn out_prod(&self) -> u32;
+    /// Stores `byte` at `out[index]` (`index < OUT_SIZE`).
+    fn write_out(&mut self, index: usize, byte: u8);
+    /// Makes the bytes written visible, then stores `out_prod` (release ordering).
+    fn publish_out_prod(&mut self, prod: u32);
+}
+
+/// The backend broke the ring's invariant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingCorrupt {
+    /// Our producer index.
+    pub prod: u32,
+    /// The consumer index the backend left.
+    pub cons: u32,
+}
+
+impl fmt::Display for RingCorrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "console ring corrupt: out_prod {} out_cons {} (more than {} apart)", self.prod, self.cons, offsets::OUT_SIZE)
+    }
+}
+
+/// Free bytes in the output ring.
+pub fn free_space(ring: &impl ConsoleRing) -> Result<usize, RingCorrupt> {
+    let (prod, cons) = (ring.out_prod(), ring.out_cons());
+    let used = prod.wrapping_sub(cons) as usize;
+    if used > offsets::OUT_SIZE {
+        return Err(RingCorrupt { prod, cons });
+    }
+    Ok(offsets::OUT_SIZE - used)
+}
+
+/// True when the backend has consumed everything we wrote.
+pub fn drained(ring: &impl ConsoleRing) -> bool {
+    ring.out_prod() == ring.out_cons()
+}
+
+/// Writes as much of `bytes` as fits, turning each `\n` into `\r\n` (a terminal on `xl console` needs both), and
+/// publishes it. A `\n` is written only when both its bytes fit. Returns how many input bytes were consumed: the
+/// caller notifies the backend and retries the rest once it has made room.
+pub fn write(ring: &mut impl ConsoleRing, bytes: &[u8]) -> Result<usize, RingCorrupt> {
+    let mut free = free_space(ring)?;
+    let mut prod = ring.out_prod();
+    let mut consumed = 0;
+    for &b in bytes {
+        let need = if b == b'\n' { 2 } else { 1 };
+        if free < need {
+            break;
+        }
+        if b == b'\n' {
+            ring.write_out(prod as usize % offsets::OUT_SIZE, b'\r');
+            prod = prod.wrapping_add(1);
+        }
+        ring.write_out(prod as usize % offsets::OUT_SIZE, b);
+        prod = prod.wrapping_add(1);
+        free -= need;
+        consumed += 1;
+    }
+    if consumed > 0 {
+        ring.publish_out_prod(prod);
+    }
+    Ok(consumed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A console page on the heap, with the backend's consumer under the test's control.
+    struct FakePage {
+        page: Vec<u8>,
+        published: Vec<u32>,
+    }
+
+    impl FakePage {
+        fn new(start: u32) -> Self {
+            let mut p = FakePage { page: vec![0; 4096], published: vec![] };
+            p.set(offsets::OUT_PROD, start);
+            p.set(offsets::OUT_CONS, start);
+            p
+        }
+        fn get(&self, at: usize) -> u32 {
+            u32::from_le_bytes(self.page[at..at + 4].try_into().unwrap())
+        }
+        fn set(&mut self, at: usize, v: u32) {
+            self.page[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        /// xenconsoled: consume everything published.
+        fn consume(&mut self) -> Vec<u8> {
+            let (mut cons, prod) = (self.get(offsets::OUT_CONS), self.get(offsets::OUT_PROD));
+            let mut out = vec![];
+            while cons != prod {
+                out.push(self.page[offsets::OUT + cons as usize % offsets::OUT_SIZE]);
+                cons = cons.wrapping_add(1);
+            }
+            self.set(offsets::OUT_CONS, cons);
+            out
+        }
+    }
+
+    impl ConsoleRing for FakePage {
+        fn out_cons(&self) -> u32 {
+            self.get(offsets::OUT_CONS)
+        }
+        fn out_prod(&self) -> u32 {
+            self.get(offsets::OUT_PROD)
+        }
+        fn write_out(&mut self, index: usize, byte: u8) {
+            assert!(index < offsets::OUT_SIZE);
+            self.page[offsets::OUT + index] = byte;
+        }
+        fn publish_out_prod(&mut self, prod: u32) {
+            self.published.push(prod);
+            self.set(offsets::OUT_PROD, prod);
+        }
+    }
+
+    #[test]
+    fn layout_matches_the_header() {
+        // sizeof(struct xencons_interface) = 3088, offsets from xen/io/console.h (x86_64).
+        assert_eq!(offsets::IN + offsets::IN_SIZE, offsets::OUT);
+        assert_eq!(offsets::OUT + offsets::OUT_SIZE, offsets::IN_CONS);
+        assert_eq!((offsets::IN_PROD, offsets::OUT_CONS, offsets::OUT_PROD), (3076, 3080, 3084));
+        assert_eq!(offsets::OUT_PROD + 4, 3088);
+    }
+
+    #[test]
+    fn writes_with_crlf_and_publishes_once() {
+        let mut p = FakePage::new(0);
+        assert_eq!(write(&mut p, b"hi\nthere\n").unwrap(), 9);
+        assert_eq!(p.published, vec![11]);
+        assert_eq!(p.consume(), b"hi\r\nthere\r\n");
+        assert!(drained(&p));
+    }
+
+    #[test]
+    fn fills_the_ring_then_continues_after_the_backend_consumes() {
+        let mut p = FakePage::new(0);
+        let data: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let first = write(&mut p, &data).unwrap();
+        assert_eq!(first, offsets::OUT_SIZE);
+        assert_eq!(write(&mut p, &data[first..]).unwrap(), 0, "full ring takes nothing");
+        let mut seen = p.consume();
+        let mut at = first;
+        while at < data.len() {
+            at += write(&mut p, &data[at..]).unwrap();
+            seen.extend(p.consume());
+        }
+        assert_eq!(seen, data);
+    }
+
+    #[test]
+    fn indices_wrap_around_u32() {
+        let mut p = FakePage::new(u32::MAX - 3);
+        assert_eq!(write(&mut p, b"abcdefgh").unwrap(), 8);
+        assert_eq!(p.out_prod(), 4);
+        assert_eq!(p.consume(), b"abcdefgh");
+    }
+
+    #[test]
+    fn newline_is_not_split_across_a_full_ring() {
+        let mut p = FakePage::new(0);
+        let fill = vec![b'x'; offsets::OUT_SIZE - 1];
+        assert_eq!(write(&mut p, &fill).unwrap(), fill.len());
+        assert_eq!(write(&mut p, b"\n").unwrap(), 0);
+        p.consume();
+        assert_eq!(write(&mut p, b"\n").unwrap(), 1);
+        assert_eq!(p.consume(), b"\r\n");
+    }
+
+    #[test]
+    fn a_backend_running_ahead_is_reported() {
+        let mut p = FakePage::new(100);
+        p.set(offsets::OUT_CONS, 101);
+        assert_eq!(write(&mut p, b"x"), Err(RingCorrupt { prod: 100, cons: 101 }));
+        p.set(offsets::OUT_CONS, 100u32.wrapping_sub(offsets::OUT_SIZE as u32 + 1));
+        assert!(free_space(&p).is_err());
+        p.set(offsets::OUT_CONS, 100u32.wrapping_sub(offsets::OUT_SIZE as u32));
+        assert_eq!(free_space(&p), Ok(0));
+    }
+}

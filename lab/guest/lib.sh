@@ -1,0 +1,80 @@
+# Helpers for lab jobs, sourced inside the lab's dom0 (busybox/Debian shell). Results go to the serial console as
+#   SIROCCO-RESULT PASS|FAIL <name> <detail>      one per check
+#   SIROCCO-BENCH <key>=<value> ...               raw figures for the host to tabulate
+#   console|<line>  xl|<line>  xen|<line>         evidence shown when a check fails (or on request)
+# which lab/lab.py reads.
+
+LAB_PASSES=0
+LAB_FAILS=0
+export PATH=/usr/lib/xen-4.17/bin:$PATH
+
+log() { echo "lab: $*"; }
+pass() { LAB_PASSES=$((LAB_PASSES + 1)); echo "SIROCCO-RESULT PASS $1 ${2:-}"; }
+fail() { LAB_FAILS=$((LAB_FAILS + 1)); echo "SIROCCO-RESULT FAIL $1 ${2:-}"; }
+now() { date +%s.%N; }
+
+lab_start() {
+    modprobe -a xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback xen-blkback bridge loop 2>&1 |
+        sed 's/^/modprobe: /'
+    mount -t xenfs xenfs /proc/xen
+    mkdir -p /run/xen /var/lib/xen /var/log/xen/console /run/lock /var/run/xen
+    xs=$(command -v xenstored || command -v oxenstored)
+    "$xs" --pid-file /run/xen/xenstored.pid
+    for _ in $(seq 50); do xenstore-exists / 2>/dev/null && break; sleep 0.2; done
+    xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 || { cat /tmp/xen-init-dom0.log; fail lab-start "xen-init-dom0 failed"; }
+    xenconsoled --log=guest --log-dir=/var/log/xen/console --timestamp=guest
+    ip link add xenbr0 type bridge && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up
+    log "Xen $(xl info | sed -n 's/^xen_version *: *//p') up, dom0 $(uname -r), $(xl info | sed -n 's/^free_memory *: *//p') MiB free for guests"
+}
+
+# boot_guest NAME TIMEOUT_S CFG [xl key=value overrides...]
+# Runs `xl create -F` (foreground: returns when the domain is gone) and sets
+#   GUEST_LOG (console log), GUEST_XL (xl's output), GUEST_REASON (poweroff|reboot|crash|timeout|unknown),
+#   GUEST_T0 / GUEST_T_EXIT (dom0 clock around the run).
+boot_guest() {
+    GUEST_NAME=$1; timeout_s=$2; cfg=$3; shift 3
+    GUEST_LOG=/var/log/xen/console/guest-$GUEST_NAME.log
+    GUEST_XL=/tmp/xl-$GUEST_NAME.out
+    rm -f "$GUEST_LOG"
+    GUEST_T0=$(now)
+    timeout "$timeout_s" xl create -F "$cfg" "name=\"$GUEST_NAME\"" "$@" >"$GUEST_XL" 2>&1
+    rc=$?
+    GUEST_T_EXIT=$(now)
+    if [ $rc -eq 124 ]; then
+        GUEST_REASON=timeout
+        echo "(lab: no exit after ${timeout_s}s; destroying)" >>"$GUEST_XL"
+        xl destroy "$GUEST_NAME" >>"$GUEST_XL" 2>&1
+    else
+        code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$GUEST_XL" | head -n1)
+        case "$code" in
+            0) GUEST_REASON=poweroff ;;
+            1) GUEST_REASON=reboot ;;
+            3) GUEST_REASON=crash ;;
+            *) GUEST_REASON="unknown(xl rc $rc)" ;;
+        esac
+    fi
+    sleep 0.2 # let xenconsoled write out the last lines it read
+}
+
+show_guest() {
+    echo "---- console of $GUEST_NAME ($GUEST_LOG) ----"
+    sed 's/^/console|/' "$GUEST_LOG" 2>/dev/null || echo "console|(no console log)"
+    echo "---- xl create -F output ----"
+    sed 's/^/xl|/' "$GUEST_XL"
+    echo "---- xl dmesg (last 15 lines) ----"
+    xl dmesg | tail -n 15 | sed 's/^/xen|/'
+}
+
+# check NAME DETAIL COMMAND...: pass if COMMAND succeeds, else fail and show the guest's evidence.
+check() {
+    name=$1; detail=$2; shift 2
+    if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; show_guest; fi
+}
+
+console_has() { grep -q -- "$1" "$GUEST_LOG" 2>/dev/null; }
+ended() { [ "$GUEST_REASON" = "$1" ]; }
+
+lab_summary() {
+    log "summary: $LAB_PASSES passed, $LAB_FAILS failed"
+    [ "$LAB_FAILS" -eq 0 ]
+}

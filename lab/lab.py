@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Sirocco's Xen lab: boots Debian's Xen 4.17 and a Linux dom0 under QEMU (TCG) and runs a job inside dom0.
+
+    lab.py test [SUITE...]     run lab suites (default: all) and exit non-zero on any failure
+    lab.py run APP [XL_ARG...] boot build/APP.xen with xl-configs/APP.cfg (+ xl key=value overrides), show its console
+    lab.py bench               boot-time / size benchmarks against a Linux PV guest, printed as a table
+
+The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ and
+lab/guest/ into a small ext4 "job" disk that dom0's init mounts and runs; results come back on the serial line.
+The full serial log of each run is kept in build/lab/<mode>.log.
+"""
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "build", "lab")
+SUITES = ["boot"]
+
+
+def say(msg):
+    print(f"lab: {msg}", flush=True)
+
+
+def dom0_image():
+    say("checking the cached dom0 image (first build takes 1-3 minutes)")
+    r = subprocess.run([os.path.join(ROOT, "lab", "dom0", "build.sh")], stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit("lab: building the dom0 image failed (see above)")
+    return r.stdout.strip().splitlines()[-1]
+
+
+def job_disk(run_script, env):
+    """Packs images, configs and guest scripts with run.sh into build/lab/job.img."""
+    job = os.path.join(OUT, "job")
+    shutil.rmtree(job, ignore_errors=True)
+    os.makedirs(os.path.join(job, "build"))
+    images = [f for f in os.listdir(os.path.join(ROOT, "build")) if f.endswith(".xen")]
+    if not images:
+        sys.exit("lab: no images in build/; run `make build-all` first")
+    for f in images:
+        shutil.copy(os.path.join(ROOT, "build", f), os.path.join(job, "build", f))
+    shutil.copytree(os.path.join(ROOT, "xl-configs"), os.path.join(job, "xl-configs"))
+    shutil.copytree(os.path.join(ROOT, "lab", "guest"), os.path.join(job, "lab"))
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+    with open(os.path.join(job, "run.sh"), "w") as f:
+        f.write(f"{exports}. /job/lab/lib.sh\nlab_start\n{run_script}\nlab_summary\n")
+    img = os.path.join(OUT, "job.img")
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", job, img, "256M"], check=True)
+    return img
+
+
+def boot(mode, dom0, job_img, timeout_s, show):
+    """Runs QEMU to completion; returns the serial lines. `show(line)` decides what to echo live."""
+    log_path = os.path.join(OUT, f"{mode}.log")
+    initrd = (f"{dom0}/vmlinuz console=hvc0 root=/dev/vda rw quiet init=/sbin/sirocco-lab-init,"
+              f"{dom0}/initrd.img")
+    cmd = [
+        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "qemu64", "-m", "3072", "-smp", "2",
+        "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-net", "none",
+        "-kernel", f"{dom0}/xen",
+        "-append", "dom0_mem=1536M,max:1536M console=com1 com1=115200,8n1 loglvl=warning guest_loglvl=warning",
+        "-initrd", initrd,
+        "-drive", f"file={dom0}/dom0.img,if=virtio,format=raw,snapshot=on",
+        "-drive", f"file={job_img},if=virtio,format=raw",
+    ]
+    say(f"booting Xen + dom0 under QEMU/TCG (~30 s before the first guest); serial log: {log_path}")
+    start = time.time()
+    lines = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
+    with open(log_path, "w") as log:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            log.write(line + "\n")
+            log.flush()
+            lines.append(line)
+            if show(line):
+                print(f"[{time.time() - start:6.1f}s] {line}", flush=True)
+    proc.wait()
+    timer.cancel()
+    if not any(l.startswith("SIROCCO-LAB-DONE") for l in lines):
+        tail = "\n".join(lines[-40:])
+        sys.exit(f"lab: the lab did not finish (killed after {timeout_s}s or QEMU died); last serial lines:\n{tail}")
+    say(f"lab run took {time.time() - start:.0f} s")
+    return lines
+
+
+def results(lines):
+    res = [l.split(" ", 3)[1:] for l in lines if l.startswith("SIROCCO-RESULT ")]
+    failed = [r for r in res if r[0] != "PASS"]
+    say(f"{len(res) - len(failed)} of {len(res)} lab checks passed")
+    for r in failed:
+        say(f"FAILED: {' '.join(r[1:])}")
+    return 1 if failed or not res else 0
+
+
+def interesting(line):
+    return line.startswith(("SIROCCO-", "lab:", "console|", "xl|", "xen|", "----", "modprobe:"))
+
+
+def cmd_test(suites):
+    suites = suites or SUITES
+    for s in suites:
+        if s not in SUITES:
+            sys.exit(f"lab: no suite {s!r} (have: {', '.join(SUITES)})")
+    dom0 = dom0_image()
+    script = "\n".join(f". /job/lab/suite-{s}.sh" for s in suites)
+    lines = boot("test", dom0, job_disk(script, {}), 1800, interesting)
+    return results(lines)
+
+
+def cmd_run(app, xl_args):
+    if not os.path.exists(os.path.join(ROOT, "build", f"{app}.xen")):
+        sys.exit(f"lab: build/{app}.xen missing; run `make build APP={app}`")
+    dom0 = dom0_image()
+    env = {"LAB_APP": app, "LAB_XL_ARGS": " ".join(shlex.quote(a) for a in xl_args)}
+    lines = boot("run", dom0, job_disk(". /job/lab/suite-run.sh", env), 900, interesting)
+    return 0 if any(l.startswith("SIROCCO-LAB-DONE") for l in lines) else 1
+
+
+def main(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 2
+    os.makedirs(OUT, exist_ok=True)
+    mode, rest = argv[0], argv[1:]
+    if mode == "test":
+        return cmd_test(rest)
+    if mode == "run" and rest:
+        return cmd_run(rest[0], rest[1:])
+    if mode == "bench":
+        import bench
+        return bench.main(dom0_image, job_disk, boot)
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds Sirocco images for the x86_64-xen target: tools/xbuild.sh APP... -> build/APP.xen
+#
+# Building `core`/`alloc` for a custom target needs a toolchain that ships the library source (-Zbuild-std).
+# In order of preference: $SIROCCO_RUSTC if set; the rustup toolchain on PATH if it has rust-src (the usual
+# developer box: `rustup component add rust-src`); Debian's rustc-web + rust-web-src (installed by
+# tools/setup-host.sh when nothing else has the source). Stable compilers need RUSTC_BOOTSTRAP=1 for -Zbuild-std,
+# as the Linux kernel's Rust build does.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ $# -gt 0 ] || { echo "usage: $0 APP..." >&2; exit 2; }
+
+has_src() { [ -d "$("$1" --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library/core" ]; }
+pick() {
+    if [ -n "${SIROCCO_RUSTC:-}" ]; then
+        RUSTC_BIN=$SIROCCO_RUSTC; CARGO_BIN=${SIROCCO_CARGO:-cargo}; WHY="SIROCCO_RUSTC"
+    elif command -v rustc >/dev/null && has_src rustc; then
+        RUSTC_BIN=$(command -v rustc); CARGO_BIN=cargo; WHY="rustup toolchain with rust-src"
+    elif [ -x /usr/bin/rustc ] && has_src /usr/bin/rustc && [ -x /usr/bin/cargo ]; then
+        RUSTC_BIN=/usr/bin/rustc; CARGO_BIN=/usr/bin/cargo; WHY="Debian rustc-web + rust-web-src"
+    else
+        return 1
+    fi
+}
+if ! pick; then
+    echo "xbuild: no Rust toolchain with library source found; installing Debian's rustc-web (tools/setup-host.sh)" >&2
+    "$root/tools/setup-host.sh" >&2
+    pick || { echo "xbuild: still no toolchain with rust-src; see README 'Toolchain'" >&2; exit 1; }
+fi
+echo "xbuild: using $("$RUSTC_BIN" --version) at $RUSTC_BIN ($WHY)" >&2
+
+mkdir -p build
+pkgs=(); for app in "$@"; do
+    [ -f "apps/$app/Cargo.toml" ] || { echo "xbuild: no app '$app' (apps/: $(ls apps | tr '\n' ' '))" >&2; exit 2; }
+    pkgs+=(-p "$app")
+done
+RUSTC_BOOTSTRAP=1 RUSTC="$RUSTC_BIN" \
+RUSTFLAGS="-C link-arg=-T$root/linker.ld -C relocation-model=static" \
+CARGO_TARGET_DIR="$root/target/xen" \
+    "$CARGO_BIN" build --release "${pkgs[@]}" \
+    -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem -Zjson-target-spec \
+    --target "$root/x86_64-xen.json"
+for app in "$@"; do
+    cp "target/xen/x86_64-xen/release/$app" "build/$app.xen"
+    echo "xbuild: build/$app.xen ($(stat -c %s "build/$app.xen") bytes)" >&2
+done
