@@ -136,6 +136,7 @@ def main(argv):
     if mode == "run" and rest:
         return cmd_run(rest[0], rest[1:])
     if mode == "bench":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench
         return bench.main(dom0_image, job_disk, boot)
     print(__doc__)

@@ -1,7 +1,7 @@
 //! Memory: the machine<->pseudo-physical translations, page tables over all of the domain's memory (the logic is
 //! `sirocco_kernel::pagetable`, tested on the host; this is its hypervisor-facing half), and the heap.
 
-use crate::abi::{start_info, MACH2PHYS_VIRT_START, MmuUpdate};
+use crate::abi::{start_info, MmuUpdate, MACH2PHYS_VIRT_START};
 use crate::hypercall;
 use core::fmt;
 use core::ptr::addr_of;

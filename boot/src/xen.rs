@@ -16,7 +16,7 @@ extern "C" {
 static MAPPED: AtomicBool = AtomicBool::new(false);
 
 fn shared() -> Option<*mut shared_info> {
-    MAPPED.load(Ordering::Acquire).then(|| addr_of_mut!(__shared_info_page) as *mut shared_info)
+    MAPPED.load(Ordering::Acquire).then_some(addr_of_mut!(__shared_info_page) as *mut shared_info)
 }
 
 fn vcpu0() -> Option<*mut vcpu_info> {
@@ -79,7 +79,7 @@ pub(crate) fn clear_pending(port: u32) {
         // SAFETY: the word lies inside the mapped shared_info; Xen sets bits in it concurrently, so it is only
         // touched atomically (AtomicU64 has u64's layout and alignment).
         unsafe {
-            let word = addr_of_mut!((*s).evtchn_pending[(port / 64) as usize]) as *mut u64;
+            let word = addr_of_mut!((*s).evtchn_pending[(port / 64) as usize]);
             AtomicU64::from_ptr(word).fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
         }
     }

@@ -46,7 +46,13 @@ pub struct RingCorrupt {
 
 impl fmt::Display for RingCorrupt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "console ring corrupt: out_prod {} out_cons {} (more than {} apart)", self.prod, self.cons, offsets::OUT_SIZE)
+        write!(
+            f,
+            "console ring corrupt: out_prod {} out_cons {} (more than {} apart)",
+            self.prod,
+            self.cons,
+            offsets::OUT_SIZE
+        )
     }
 }
 

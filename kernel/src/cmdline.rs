@@ -28,11 +28,15 @@ pub enum CmdlineError {
 impl fmt::Display for CmdlineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CmdlineError::NotTerminated => write!(f, "command line has no NUL terminator within {MAX_GUEST_CMDLINE} bytes"),
+            CmdlineError::NotTerminated => {
+                write!(f, "command line has no NUL terminator within {MAX_GUEST_CMDLINE} bytes")
+            }
             CmdlineError::NotUtf8 { valid_up_to } => {
                 write!(f, "command line is not UTF-8 (invalid byte at offset {valid_up_to})")
             }
-            CmdlineError::UnclosedQuote { at } => write!(f, "command line has an unclosed quote at offset {at}"),
+            CmdlineError::UnclosedQuote { at } => {
+                write!(f, "command line has an unclosed quote at offset {at}")
+            }
         }
     }
 }
@@ -56,8 +60,8 @@ impl<'a> Cmdline<'a> {
     /// Takes the NUL-terminated bytes of `start_info.cmd_line`.
     pub fn from_bytes(buf: &'a [u8]) -> Result<Self, CmdlineError> {
         let end = buf.iter().position(|&b| b == 0).ok_or(CmdlineError::NotTerminated)?;
-        let raw = core::str::from_utf8(&buf[..end])
-            .map_err(|e| CmdlineError::NotUtf8 { valid_up_to: e.valid_up_to() })?;
+        let raw =
+            core::str::from_utf8(&buf[..end]).map_err(|e| CmdlineError::NotUtf8 { valid_up_to: e.valid_up_to() })?;
         Self::parse(raw)
     }
 

@@ -69,7 +69,9 @@ impl fmt::Display for ImageError {
             ImageError::Truncated { what } => write!(f, "file truncated while reading {what}"),
             ImageError::MissingNote { note } => write!(f, "missing Xen ELF note {note}"),
             ImageError::BadNote { note, why } => write!(f, "Xen ELF note {note}: {why}"),
-            ImageError::BadSegment { vaddr, why } => write!(f, "loadable segment at {vaddr:#x}: {why}"),
+            ImageError::BadSegment { vaddr, why } => {
+                write!(f, "loadable segment at {vaddr:#x}: {why}")
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const PAGE_SHIFT: u32 = 12;
 
 /// A pseudo-physical frame number: the guest's own page numbering (index into the p2m list).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pfn(pub u64);
 
 /// A machine frame number: the hypervisor's page numbering, what page-table entries and grants hold.

@@ -130,11 +130,9 @@ impl fmt::Display for PageTableError {
             PageTableError::OutOfFrames { at } => {
                 write!(f, "no free frame left for a page table while mapping pfn {:#x}", at.0)
             }
-            PageTableError::UnexpectedMapping { pfn, expected, found } => write!(
-                f,
-                "pfn {:#x} is mapped to mfn {:#x}, but the p2m says mfn {:#x}",
-                pfn.0, found.0, expected.0
-            ),
+            PageTableError::UnexpectedMapping { pfn, expected, found } => {
+                write!(f, "pfn {:#x} is mapped to mfn {:#x}, but the p2m says mfn {:#x}", pfn.0, found.0, expected.0)
+            }
             PageTableError::NoMachineFrame { pfn } => write!(f, "the p2m has no machine frame for pfn {:#x}", pfn.0),
             PageTableError::LargePage { va, level } => {
                 write!(f, "unexpected large page at level {level} covering {va:#x}")
@@ -172,12 +170,6 @@ pub struct MapOutcome {
     pub hypercalls: u64,
     /// Largest batch sent.
     pub largest_batch: usize,
-}
-
-impl Default for Pfn {
-    fn default() -> Self {
-        Pfn(0)
-    }
 }
 
 /// Index of `va` in the table at `level` (1 = leaf).
@@ -258,9 +250,11 @@ impl<O: PageTableOps> Builder<'_, O> {
         self.queued = 0;
         self.out.hypercalls += 1;
         self.out.largest_batch = self.out.largest_batch.max(count);
-        self.ops
-            .mmu_update(&self.batch[..count])
-            .map_err(|errno| PageTableError::Hypercall { errno, first_ptr: self.batch[0].ptr, count })
+        self.ops.mmu_update(&self.batch[..count]).map_err(|errno| PageTableError::Hypercall {
+            errno,
+            first_ptr: self.batch[0].ptr,
+            count,
+        })
     }
 
     fn queue(&mut self, update: MmuUpdate) -> Result<(), PageTableError> {

@@ -29,8 +29,15 @@ impl FakeXen {
         let n = nr_pages.next_power_of_two();
         let p2m: Vec<u64> = (0..nr_pages).map(|p| 0x80000 + ((p * 40503 + 17) % n)).collect();
         let owned = p2m.iter().copied().collect();
-        let mut x =
-            FakeXen { p2m, owned, frames: HashMap::new(), level: HashMap::new(), root: 0, batch_sizes: vec![], fail_call: None };
+        let mut x = FakeXen {
+            p2m,
+            owned,
+            frames: HashMap::new(),
+            level: HashMap::new(),
+            root: 0,
+            batch_sizes: vec![],
+            fail_call: None,
+        };
         let l1_count = boot_mapped.div_ceil(ENTRIES as u64);
         let mut next = pt_pfn;
         let mut take = |x: &mut FakeXen, level: u8| {
@@ -295,10 +302,7 @@ fn a_p2m_hole_is_reported() {
     x.p2m[1500] = u64::MAX;
     let mut batch = [MmuUpdate::default(); 64];
     let req = request(&x, free);
-    assert_eq!(
-        map_all(&mut x, &req, &mut batch),
-        Err(PageTableError::NoMachineFrame { pfn: Pfn(1500) })
-    );
+    assert_eq!(map_all(&mut x, &req, &mut batch), Err(PageTableError::NoMachineFrame { pfn: Pfn(1500) }));
 }
 
 #[test]
@@ -323,7 +327,7 @@ fn the_fake_enforces_read_only_before_link() {
     // Garbage (not zeroed) frame: refused even when read-only.
     let garbage = x.p2m[free.0 as usize + 1];
     let l1 = (x.frames[&l2][1] & pte::FRAME_MASK) >> 12;
-    let ro = MmuUpdate { ptr: (l1 << 12) + ((free.0 as u64 + 1) % 512) * 8, val: (garbage << 12) | READ_ONLY_FLAGS };
+    let ro = MmuUpdate { ptr: (l1 << 12) + ((free.0 + 1) % 512) * 8, val: (garbage << 12) | READ_ONLY_FLAGS };
     let link2 = MmuUpdate { ptr: (l2 << 12) + 3 * 8, val: (garbage << 12) | TABLE_FLAGS };
     assert_eq!(x.mmu_update(&[ro, link2]), Err(EINVAL));
     // Writing a page-table page directly (not through a table): refused.

@@ -1,0 +1,51 @@
+# Sirocco: a Rust unikernel runtime for Xen PV. See README.md.
+#   make                  build the default app (build/hello.xen)
+#   make build APP=x      build build/x.xen (and check it as Xen's loader will)
+#   make test             host tests + lints, then every image under real Xen in the QEMU lab
+#   make run              boot the default app under real Xen in the lab and show its console
+#   make lab-run APP=x [XL_ARGS='memory=64 extra="log=debug"']
+#   make bench            boot-time and size benchmarks against a Linux PV guest, as a table
+DEFAULT_APP := hello
+APP ?= $(DEFAULT_APP)
+APPS := $(notdir $(patsubst %/Cargo.toml,%,$(wildcard apps/*/Cargo.toml)))
+XL_ARGS ?=
+IMGCHECK = cargo run -q --release -p sirocco-imgcheck --
+
+.PHONY: all setup build build-all host-test lab-test test lab-run run bench clean
+
+all: build
+
+setup:
+	@tools/setup-host.sh
+
+build: setup
+	tools/xbuild.sh $(APP)
+	$(IMGCHECK) build/$(APP).xen
+
+build-all: setup
+	tools/xbuild.sh $(APPS)
+	$(IMGCHECK) $(addprefix build/,$(addsuffix .xen,$(APPS)))
+
+host-test:
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+	# The platform crate and apps are linted on the host too (checked, not linked; panic=abort as on the target).
+	cargo clippy -p sirocco $(addprefix -p ,$(APPS)) --config 'profile.dev.panic="abort"' -- -D warnings
+	cargo test
+
+lab-test: build-all
+	python3 lab/lab.py test
+
+test: setup host-test lab-test
+
+lab-run: build
+	python3 lab/lab.py run $(APP) $(XL_ARGS)
+
+run:
+	$(MAKE) lab-run APP=$(DEFAULT_APP)
+
+bench: build-all
+	python3 lab/lab.py bench
+
+clean:
+	rm -rf build target

@@ -1,0 +1,65 @@
+"""`make bench`: runs lab/guest/suite-bench.sh in one lab run and prints the table (medians, ratios)."""
+import os
+import statistics
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fields(line):
+    return dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+
+
+def fmt_bytes(n):
+    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
+
+
+def table(lines):
+    rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH ")]
+    size = {r["guest"]: r for r in rows if r.get("kind") == "size"}
+    boots = {}
+    for r in rows:
+        if r.get("kind") == "boot":
+            t0 = float(r["t0"])
+            boots.setdefault(r["guest"], []).append((float(r["greet"]) - t0, float(r["exit"]) - t0))
+    s, l = "sirocco-hello", "linux-peer"
+    if s not in boots or l not in boots:
+        return None
+    med = {g: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for g, v in boots.items()}
+    n = min(len(boots[s]), len(boots[l]))
+    out = [
+        f"Boot benchmark: Sirocco `hello` vs a Linux PV guest (Debian {''} kernel + busybox initrd), same lab run,",
+        f"Xen 4.17 under QEMU/TCG (absolute times are 10-50x hardware; read the ratios). Medians of {n} runs each.",
+        "",
+        "| metric | Sirocco hello | Linux PV guest | ratio Sirocco/Linux |",
+        "|---|---|---|---|",
+    ]
+    sb, lb = int(size[s]["bytes"]), int(size[l]["bytes"])
+    out.append(f"| image size (kernel + initrd) | {fmt_bytes(sb)} | {fmt_bytes(lb)} | {sb / lb:.4f} |")
+    out.append(f"| guest memory configured | {size[s]['memory_mib']} MiB | {size[l]['memory_mib']} MiB | "
+               f"{int(size[s]['memory_mib']) / int(size[l]['memory_mib']):.2f} |")
+    for i, what in ((0, "xl create -> greeting line"), (1, "xl create -> domain gone")):
+        a, b = med[s][i], med[l][i]
+        out.append(f"| {what} | {a:.2f} s | {b:.2f} s | {a / b:.3f} |")
+    spread = lambda g, i: f"{min(x[i] for x in boots[g]):.2f}-{max(x[i] for x in boots[g]):.2f} s"
+    out.append("")
+    out.append(f"Ranges: Sirocco greeting {spread(s, 0)}, exit {spread(s, 1)}; "
+               f"Linux greeting {spread(l, 0)}, exit {spread(l, 1)}.")
+    return "\n".join(out).replace("Debian  kernel", "Debian kernel")
+
+
+def main(dom0_image, job_disk, boot):
+    dom0 = dom0_image()
+    lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh", {}), 1800,
+                 lambda l: l.startswith(("SIROCCO-RESULT", "lab:")))
+    t = table(lines)
+    if t is None:
+        print("lab: bench produced no complete figures; see build/lab/bench.log")
+        return 1
+    os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
+    with open(os.path.join(ROOT, "build", "bench", "boot.md"), "w") as f:
+        f.write(t + "\n")
+    print()
+    print(t)
+    print()
+    failed = [l for l in lines if l.startswith("SIROCCO-RESULT FAIL")]
+    return 1 if failed else 0
