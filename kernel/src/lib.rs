@@ -6,11 +6,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 pub mod cmdline;
 pub mod elfnote;
+pub mod events;
+pub mod executor;
 pub mod layout;
 pub mod pagetable;
 pub mod time;
+pub mod timer;
 
 /// Size of a page (x86_64 base pages, the unit of Xen's frame numbers).
 pub const PAGE_SIZE: u64 = 4096;
