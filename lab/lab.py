@@ -2,7 +2,9 @@
 """Sirocco's Xen lab: boots Debian's Xen 4.17 and a Linux dom0 under QEMU (TCG) and runs a job inside dom0.
 
     lab.py test [SUITE...]     run lab suites (default: all) and exit non-zero on any failure
-    lab.py run APP [XL_ARG...] boot build/APP.xen with xl-configs/APP.cfg (+ xl key=value overrides), show its console
+    lab.py run [--timeout S] APP [XL_ARG...]
+                               boot build/APP.xen with xl-configs/APP.cfg (+ xl key=value overrides), show its
+                               console; an image still running after S seconds (default 300) is destroyed
     lab.py bench               boot-time / size benchmarks against a Linux PV guest, printed as a table
 
 The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ and
@@ -20,7 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "lab")
-SUITES = ["boot"]
+SUITES = ["boot", "core"]
 
 
 def say(msg):
@@ -47,6 +49,9 @@ def job_disk(run_script, env):
         shutil.copy(os.path.join(ROOT, "build", f), os.path.join(job, "build", f))
     shutil.copytree(os.path.join(ROOT, "xl-configs"), os.path.join(job, "xl-configs"))
     shutil.copytree(os.path.join(ROOT, "lab", "guest"), os.path.join(job, "lab"))
+    # The dom0-side peer for grant/event-channel checks, built statically against libxen-dev's headers.
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", os.path.join(job, "lab", "labpeer"),
+                    os.path.join(ROOT, "lab", "peer", "labpeer.c")], check=True)
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
     with open(os.path.join(job, "run.sh"), "w") as f:
         f.write(f"{exports}. /job/lab/lib.sh\nlab_start\n{run_script}\nlab_summary\n")
@@ -116,11 +121,11 @@ def cmd_test(suites):
     return results(lines)
 
 
-def cmd_run(app, xl_args):
+def cmd_run(app, xl_args, timeout_s):
     if not os.path.exists(os.path.join(ROOT, "build", f"{app}.xen")):
         sys.exit(f"lab: build/{app}.xen missing; run `make build APP={app}`")
     dom0 = dom0_image()
-    env = {"LAB_APP": app, "LAB_XL_ARGS": " ".join(shlex.quote(a) for a in xl_args)}
+    env = {"LAB_APP": app, "LAB_XL_ARGS": " ".join(shlex.quote(a) for a in xl_args), "LAB_TIMEOUT": str(timeout_s)}
     lines = boot("run", dom0, job_disk(". /job/lab/suite-run.sh", env), 900, interesting)
     return 0 if any(l.startswith("SIROCCO-LAB-DONE") for l in lines) else 1
 
@@ -133,8 +138,11 @@ def main(argv):
     mode, rest = argv[0], argv[1:]
     if mode == "test":
         return cmd_test(rest)
+    timeout_s = 300
+    if mode == "run" and rest[:1] == ["--timeout"] and len(rest) > 2:
+        timeout_s, rest = int(rest[1]), rest[2:]
     if mode == "run" and rest:
-        return cmd_run(rest[0], rest[1:])
+        return cmd_run(rest[0], rest[1:], timeout_s)
     if mode == "bench":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench

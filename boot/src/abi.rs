@@ -76,3 +76,70 @@ pub const DOMID_SELF: u64 = 0x7FF0;
 pub const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
 /// The prefix of `start_info.magic` for a 64-bit PV guest ("xen-3.0-x86_64").
 pub const START_INFO_MAGIC: &[u8] = b"xen-3.0-x86_64";
+
+// event_channel.h: the EVTCHNOP argument structs (xen-sys's bindgen types), checked against the header.
+pub use xen_sys::{evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_bind_virq};
+const _: () = {
+    assert!(size_of::<evtchn_bind_interdomain>() == 12);
+    assert!(offset_of!(evtchn_bind_interdomain, remote_port) == 4);
+    assert!(offset_of!(evtchn_bind_interdomain, local_port) == 8);
+    assert!(size_of::<evtchn_bind_virq>() == 12);
+    assert!(offset_of!(evtchn_bind_virq, port) == 8);
+    assert!(size_of::<evtchn_alloc_unbound>() == 8);
+    assert!(offset_of!(evtchn_alloc_unbound, remote_dom) == 2);
+    assert!(offset_of!(evtchn_alloc_unbound, port) == 4);
+    assert!(offset_of!(shared_info, wc_sec) == 3076);
+    assert!(offset_of!(shared_info, wc_nsec) == 3080);
+    assert!(offset_of!(shared_info, wc_sec_hi) == 3084);
+    assert!(offset_of!(vcpu_info, evtchn_upcall_mask) == 1);
+    assert!(offset_of!(vcpu_info, evtchn_pending_sel) == 8);
+};
+/// event_channel.h operation numbers.
+pub const EVTCHNOP_BIND_INTERDOMAIN: u32 = 0;
+/// `EVTCHNOP_bind_virq`.
+pub const EVTCHNOP_BIND_VIRQ: u32 = 1;
+/// `EVTCHNOP_close`.
+pub const EVTCHNOP_CLOSE: u32 = 3;
+/// `EVTCHNOP_alloc_unbound`.
+pub const EVTCHNOP_ALLOC_UNBOUND: u32 = 6;
+/// `EVTCHNOP_unmask`.
+pub const EVTCHNOP_UNMASK: u32 = 9;
+/// xen.h: `VIRQ_TIMER`, the per-vCPU timer set by `set_timer_op`.
+pub const VIRQ_TIMER: u32 = 0;
+/// xen.h: `__HYPERVISOR_set_timer_op`.
+pub use xen_sys::__HYPERVISOR_set_timer_op as HYPERVISOR_SET_TIMER_OP;
+
+/// grant_table.h: `struct gnttab_query_size` (GNTTABOP_query_size = 6).
+#[repr(C)]
+pub struct GnttabQuerySize {
+    /// IN: domid (DOMID_SELF).
+    pub dom: u16,
+    /// OUT: frames in use.
+    pub nr_frames: u32,
+    /// OUT: the most we may set up.
+    pub max_nr_frames: u32,
+    /// OUT: GNTST_* status.
+    pub status: i16,
+}
+/// grant_table.h: `struct gnttab_setup_table` (GNTTABOP_setup_table = 2).
+#[repr(C)]
+pub struct GnttabSetupTable {
+    /// IN: domid (DOMID_SELF).
+    pub dom: u16,
+    /// IN: frames wanted.
+    pub nr_frames: u32,
+    /// OUT: GNTST_* status.
+    pub status: i16,
+    /// IN: where Xen writes the frames (machine frame numbers for a PV guest).
+    pub frame_list: *mut u64,
+}
+const _: () = {
+    assert!(size_of::<GnttabQuerySize>() == 16);
+    assert!(offset_of!(GnttabQuerySize, max_nr_frames) == 8);
+    assert!(offset_of!(GnttabQuerySize, status) == 12);
+    assert!(size_of::<GnttabSetupTable>() == 24);
+    assert!(offset_of!(GnttabSetupTable, status) == 8);
+    assert!(offset_of!(GnttabSetupTable, frame_list) == 16);
+};
+pub use sirocco_drivers::grant::abi::{GNTTABOP_QUERY_SIZE, GNTTABOP_SETUP_TABLE};
+pub use xen_sys::__HYPERVISOR_grant_table_op as HYPERVISOR_GRANT_TABLE_OP;

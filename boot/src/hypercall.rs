@@ -126,3 +126,27 @@ pub unsafe fn update_va_mapping(va: u64, pte: u64) -> Result<(), i64> {
         Ok(())
     }
 }
+
+/// `HYPERVISOR_event_channel_op(cmd, arg)` with an in/out argument struct.
+///
+/// # Safety
+/// `T` must be the argument struct event_channel.h defines for `cmd`.
+pub unsafe fn evtchn_op<T>(cmd: u32, arg: &mut T) -> i64 {
+    // SAFETY: the caller guarantees `T` matches `cmd`; the pointer is live and writable for the call.
+    unsafe { hypercall5(HYPERVISOR_EVENT_CHANNEL_OP, u64::from(cmd), arg as *mut T as u64, 0, 0, 0) }
+}
+
+/// `HYPERVISOR_set_timer_op(deadline)`: VIRQ_TIMER fires at absolute system time `deadline_ns` (0 cancels).
+pub fn set_timer_op(deadline_ns: u64) -> i64 {
+    // SAFETY: no memory argument.
+    unsafe { hypercall5(HYPERVISOR_SET_TIMER_OP, deadline_ns, 0, 0, 0, 0) }
+}
+
+/// `HYPERVISOR_grant_table_op(cmd, arg, 1)`.
+///
+/// # Safety
+/// `T` must be the argument struct grant_table.h defines for `cmd`, and any buffer it points to must be live.
+pub unsafe fn grant_table_op<T>(cmd: u32, arg: &mut T) -> i64 {
+    // SAFETY: the caller guarantees the argument; one struct, live and writable for the call.
+    unsafe { hypercall5(HYPERVISOR_GRANT_TABLE_OP, u64::from(cmd), arg as *mut T as u64, 1, 0, 0) }
+}

@@ -22,10 +22,17 @@ extern crate alloc;
 mod abi;
 pub mod console;
 mod entry;
+pub mod evtchn;
+pub mod grant;
 mod hypercall;
 mod logger;
 mod mm;
 mod panic;
+pub mod runtime;
+pub mod shutdown;
+pub mod xenstore;
+/// Front-end device discovery and the xenbus state machine (logic in `sirocco-drivers`).
+pub use sirocco_drivers::frontend;
 mod start;
 mod xen;
 
@@ -35,7 +42,9 @@ use core::time::Duration;
 
 pub use log;
 pub use mm::{heap_stats, HeapStats, MemoryInfo};
+pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant};
 pub use sirocco_kernel::cmdline::{Arg, Cmdline};
+pub use sirocco_kernel::executor::{select, Either};
 
 /// What the application is given at start.
 pub struct Env {
@@ -112,6 +121,18 @@ impl<E: fmt::Display> Termination for Result<(), E> {
     }
 }
 
+impl<E: fmt::Display> Termination for Result<Exit, E> {
+    fn report(self) -> Exit {
+        match self {
+            Ok(exit) => exit,
+            Err(e) => {
+                log::error!("application failed: {e}");
+                Exit::Crash
+            }
+        }
+    }
+}
+
 /// Declares the application's entry point: `sirocco::main!(main)` with `fn main(env: &Env) -> impl Termination`.
 #[macro_export]
 macro_rules! main {
@@ -133,6 +154,7 @@ pub fn uptime() -> Duration {
 
 /// Ends the domain: waits (bounded) for the console to drain so the last lines are not lost, then asks Xen.
 pub fn exit(how: Exit) -> ! {
+    let how = shutdown::adjust(how);
     let reason = match how {
         Exit::Poweroff => abi::SHUTDOWN_poweroff,
         Exit::Reboot => abi::SHUTDOWN_reboot,

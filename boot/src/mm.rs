@@ -57,6 +57,14 @@ pub fn heap_stats() -> HeapStats {
     HeapStats { size: h.size(), used: h.used(), free: h.free() }
 }
 
+static P2M: spin::Once<&'static [u64]> = spin::Once::new();
+
+/// The machine frame behind virtual address `va` (any address of ours: virtual = pseudo-physical).
+pub fn virt_to_mfn(va: u64) -> u64 {
+    let p2m = P2M.get().expect("memory set up at boot");
+    p2m[(va / PAGE_SIZE) as usize]
+}
+
 /// Looks up the machine-to-phys table Xen maps read-only into every PV guest.
 pub(crate) fn mfn_to_pfn(mfn: Mfn) -> Pfn {
     // SAFETY: xen.h guarantees the M2P table is mapped readable at MACH2PHYS_VIRT_START for PV guests, one u64 per
@@ -133,6 +141,7 @@ pub(crate) fn init(si: &start_info) -> Result<MemoryInfo, MemoryError> {
     // domain that does not balloon).
     let p2m: &'static [u64] = unsafe { core::slice::from_raw_parts(si.mfn_list as *const u64, si.nr_pages as usize) };
 
+    P2M.call_once(|| p2m);
     let mut ops = XenPageTables { p2m };
     let root = ops.pfn_to_mfn(Pfn::containing(si.pt_base));
     let req = MapRequest { root, first_pfn: plan.first_mapped, nr_pages: plan.nr_pages, first_free: plan.first_free };

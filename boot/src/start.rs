@@ -47,6 +47,15 @@ pub(crate) extern "C" fn start(si: *const start_info) -> ! {
         panic!("could not map shared_info (maddr {:#x}): error {e}", si.shared_info);
     }
     crate::BOOT_NS.store(xen::system_time_ns().unwrap_or(0), Ordering::Relaxed);
+    crate::runtime::init();
+    let (store_mfn, store_port) = (si.store_mfn, si.store_evtchn);
+    if let Err(e) = crate::xenstore::init(store_mfn, store_port) {
+        log::error!("xenstore: {e}; control/shutdown and devices will not work");
+    }
+    match crate::grant::init() {
+        Ok(frames) => log::debug!("grant table: {frames} frames, {} refs", frames * 512),
+        Err(e) => log::error!("{e}; sharing pages with other domains will not work"),
+    }
     log::info!(
         "memory: {} KiB domain, {} KiB image, {} KiB heap; mapped {} pages with {} new page tables in {} mmu_update calls",
         memory.domain_bytes / 1024,

@@ -84,3 +84,69 @@ pub(crate) fn clear_pending(port: u32) {
         }
     }
 }
+
+fn word_ptr(s: *mut shared_info, mask: bool, word: usize) -> *mut u64 {
+    // SAFETY (of the callers' accesses): word < 64, inside the mapped shared_info.
+    if mask {
+        unsafe { addr_of_mut!((*s).evtchn_mask[word]) }
+    } else {
+        unsafe { addr_of_mut!((*s).evtchn_pending[word]) }
+    }
+}
+
+/// Word `word` of the pending and mask bitmaps.
+pub(crate) fn pending_word(word: usize) -> (u64, u64) {
+    let Some(s) = shared() else { return (0, 0) };
+    // SAFETY: words of the mapped shared_info, read atomically because Xen writes them concurrently.
+    unsafe {
+        (
+            AtomicU64::from_ptr(word_ptr(s, false, word)).load(Ordering::SeqCst),
+            AtomicU64::from_ptr(word_ptr(s, true, word)).load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// Sets or clears the mask bit of `port`.
+pub(crate) fn set_mask(port: u32, masked: bool) {
+    if let Some(s) = shared() {
+        let bit = 1u64 << (port % 64);
+        // SAFETY: a word of the mapped shared_info, updated atomically (Xen reads it concurrently).
+        let a = unsafe { AtomicU64::from_ptr(word_ptr(s, true, (port / 64) as usize)) };
+        if masked {
+            a.fetch_or(bit, Ordering::SeqCst);
+        } else {
+            a.fetch_and(!bit, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Clears vCPU 0's upcall-pending flag and selector (we scan the bitmap ourselves; upcalls stay masked).
+pub(crate) fn clear_upcall_pending() {
+    if let Some(v) = vcpu0() {
+        // SAFETY: fields of the mapped vcpu_info; the selector is updated atomically as Xen sets bits in it.
+        unsafe {
+            addr_of_mut!((*v).evtchn_upcall_pending).write_volatile(0);
+            AtomicU64::from_ptr(addr_of_mut!((*v).evtchn_pending_sel)).swap(0, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Wall-clock time (ns since the Unix epoch): shared_info's wallclock (the wall time at system time 0, read under
+/// its version protocol) plus the current system time. `None` before shared_info is mapped.
+pub fn wall_clock_ns() -> Option<u64> {
+    let s = shared()?;
+    loop {
+        // SAFETY: fields of the mapped shared_info; volatile and versioned because Xen updates them concurrently.
+        unsafe {
+            let version = addr_of!((*s).wc_version).read_volatile();
+            fence(Ordering::Acquire);
+            let sec = u64::from(addr_of!((*s).wc_sec).read_volatile())
+                | u64::from(addr_of!((*s).wc_sec_hi).read_volatile()) << 32;
+            let nsec = u64::from(addr_of!((*s).wc_nsec).read_volatile());
+            fence(Ordering::Acquire);
+            if version & 1 == 0 && addr_of!((*s).wc_version).read_volatile() == version {
+                return Some(sec * 1_000_000_000 + nsec + system_time_ns()?);
+            }
+        }
+    }
+}

@@ -4,4 +4,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 pub mod console;
+pub mod control;
+pub mod frontend;
+pub mod grant;
+pub mod xenstore;

@@ -1,0 +1,166 @@
+//! Event channels (2-level ABI): binding, sending, masking, closing, and the scan of shared_info's pending bitmap
+//! that dispatches events to their owners through `sirocco_kernel::events::EventRegistry`.
+
+use crate::abi::*;
+use crate::hypercall::{self, evtchn_op};
+use crate::xen;
+use core::fmt;
+use core::future::poll_fn;
+use sirocco_kernel::events::{pending_in_word, EventRegistry};
+
+/// The registry of our ports; locked briefly by tasks (to wait) and by the run loop (to dispatch).
+pub(crate) static EVENTS: spin::Mutex<EventRegistry> = spin::Mutex::new(EventRegistry::new());
+
+/// An event-channel hypercall that Xen refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvtchnError {
+    /// Which operation.
+    pub op: &'static str,
+    /// Xen's error code (negative errno).
+    pub errno: i64,
+}
+
+impl fmt::Display for EvtchnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "event channel {} failed: error {}", self.op, self.errno)
+    }
+}
+
+fn check(op: &'static str, rc: i64) -> Result<(), EvtchnError> {
+    if rc < 0 {
+        Err(EvtchnError { op, errno: rc })
+    } else {
+        Ok(())
+    }
+}
+
+/// A bound local port, closed on drop.
+#[derive(Debug)]
+pub struct EventChannel {
+    port: u32,
+    seen: u64,
+}
+
+impl EventChannel {
+    fn adopt(port: u32) -> Self {
+        EVENTS.lock().register(port);
+        // A fresh port is unmasked by Xen; make sure, since a previous owner of the number may have masked it.
+        unmask(port);
+        EventChannel { port, seen: 0 }
+    }
+
+    /// Binds a virtual IRQ (e.g. `VIRQ_TIMER`) on vCPU 0.
+    pub fn bind_virq(virq: u32) -> Result<Self, EvtchnError> {
+        let mut arg = evtchn_bind_virq { virq, vcpu: 0, port: 0 };
+        // SAFETY: evtchn_bind_virq is the struct for EVTCHNOP_bind_virq (layout checked in abi.rs).
+        check("bind_virq", unsafe { evtchn_op(EVTCHNOP_BIND_VIRQ, &mut arg) })?;
+        Ok(Self::adopt(arg.port))
+    }
+
+    /// Allocates a port that domain `remote` may bind to (the usual front-end side of a split driver).
+    pub fn alloc_unbound(remote: u16) -> Result<Self, EvtchnError> {
+        let mut arg = evtchn_alloc_unbound { dom: DOMID_SELF as u16, remote_dom: remote, port: 0 };
+        // SAFETY: evtchn_alloc_unbound is the struct for EVTCHNOP_alloc_unbound (layout checked in abi.rs).
+        check("alloc_unbound", unsafe { evtchn_op(EVTCHNOP_ALLOC_UNBOUND, &mut arg) })?;
+        Ok(Self::adopt(arg.port))
+    }
+
+    /// Binds to port `remote_port` that domain `remote` allocated for us.
+    pub fn bind_interdomain(remote: u16, remote_port: u32) -> Result<Self, EvtchnError> {
+        let mut arg = evtchn_bind_interdomain { remote_dom: remote, remote_port, local_port: 0 };
+        // SAFETY: evtchn_bind_interdomain is the struct for EVTCHNOP_bind_interdomain (layout checked in abi.rs).
+        check("bind_interdomain", unsafe { evtchn_op(EVTCHNOP_BIND_INTERDOMAIN, &mut arg) })?;
+        Ok(Self::adopt(arg.local_port))
+    }
+
+    /// Takes over a port someone else bound (start_info's console and xenstore ports).
+    pub(crate) fn existing(port: u32) -> Self {
+        Self::adopt(port)
+    }
+
+    /// The local port number.
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+
+    /// Notifies the other end.
+    pub fn notify(&self) -> Result<(), EvtchnError> {
+        check("send", hypercall::evtchn_send(self.port))
+    }
+
+    /// Waits for the next event on this port (events that arrived since the last wait count). Returns false if
+    /// the port was closed meanwhile.
+    pub async fn wait(&mut self) -> bool {
+        let port = self.port;
+        let seen = &mut self.seen;
+        poll_fn(|cx| EVENTS.lock().poll_event(port, seen, cx.waker())).await
+    }
+
+    /// Events received so far.
+    pub fn count(&self) -> u64 {
+        EVENTS.lock().fired(self.port).unwrap_or(0)
+    }
+
+    /// Stops delivery (the pending bit is still set by Xen).
+    pub fn mask(&self) {
+        xen::set_mask(self.port, true);
+    }
+
+    /// Resumes delivery; Xen re-raises an event that arrived while masked.
+    pub fn unmask(&self) {
+        unmask(self.port);
+    }
+}
+
+fn unmask(port: u32) {
+    let mut arg = port;
+    // SAFETY: struct evtchn_unmask is a single u32 port.
+    let rc = unsafe { evtchn_op(EVTCHNOP_UNMASK, &mut arg) };
+    if rc < 0 {
+        log::warn!("evtchn: unmask of port {port} failed: {rc}");
+    }
+}
+
+impl Drop for EventChannel {
+    fn drop(&mut self) {
+        EVENTS.lock().unregister(self.port);
+        let mut arg = self.port;
+        // SAFETY: struct evtchn_close is a single u32 port.
+        let rc = unsafe { evtchn_op(EVTCHNOP_CLOSE, &mut arg) };
+        if rc < 0 {
+            log::warn!("evtchn: close of port {} failed: {rc}", self.port);
+        }
+    }
+}
+
+/// Finds pending, unmasked ports in shared_info, clears them, and hands them to their owners. Returns how many
+/// events were dispatched.
+pub(crate) fn dispatch() -> usize {
+    let mut n = 0;
+    xen::clear_upcall_pending();
+    for word in 0..64 {
+        let (pending, mask) = xen::pending_word(word);
+        if pending & !mask == 0 {
+            continue;
+        }
+        for port in pending_in_word(word, pending, mask) {
+            xen::clear_pending(port);
+            if !EVENTS.lock().fire(port) {
+                log::debug!("evtchn: event on port {port}, which is not ours");
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The ports to wake up for.
+pub(crate) fn ports(buf: &mut [u32]) -> usize {
+    let ev = EVENTS.lock();
+    let mut n = 0;
+    for (slot, p) in buf.iter_mut().zip(ev.ports()) {
+        *slot = p;
+        n += 1;
+    }
+    n
+}

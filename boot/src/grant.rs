@@ -1,0 +1,221 @@
+//! Grant tables (v1), the platform half: the table frames set up with `GNTTABOP_setup_table` and mapped onto a
+//! reserved range of the image (`__grant_table_area`), the entries accessed with the ordering Xen requires, and an
+//! API that ties each grant to the page it shares. The reference bookkeeping (allocation, revoke protocol,
+//! deferred revokes) is `sirocco_drivers::grant`, tested on the host.
+
+use crate::abi::*;
+use crate::{hypercall, mm};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ptr::addr_of_mut;
+use core::sync::atomic::{fence, AtomicU16, Ordering};
+use sirocco_drivers::grant::{EndAccess, GrantEntries, GrantError, GrantRef, GrantTable};
+use sirocco_kernel::pagetable::DATA_FLAGS;
+
+/// Frames reserved in linker.ld.
+const MAX_FRAMES: u32 = 16;
+
+extern "C" {
+    static mut __grant_table_area: [u8; MAX_FRAMES as usize * 4096];
+}
+
+/// The mapped table.
+struct XenGrantEntries {
+    base: *mut u8,
+    capacity: u32,
+}
+
+// SAFETY: the table stays mapped for the domain's life; Sirocco runs on one vCPU and the Mutex below serialises
+// our side.
+unsafe impl Send for XenGrantEntries {}
+
+impl XenGrantEntries {
+    fn entry(&self, r: GrantRef) -> *mut u8 {
+        assert!(r.0 < self.capacity, "grant ref {} beyond the table", r.0);
+        self.base.wrapping_add(r.0 as usize * 8)
+    }
+    fn flags_atomic(&self, r: GrantRef) -> &AtomicU16 {
+        // SAFETY: `flags` is the first, 2-aligned u16 of an 8-byte entry inside the mapped table; Xen updates it
+        // concurrently, so it is only accessed atomically.
+        unsafe { AtomicU16::from_ptr(self.entry(r) as *mut u16) }
+    }
+}
+
+impl GrantEntries for XenGrantEntries {
+    fn capacity(&self) -> u32 {
+        self.capacity
+    }
+    fn flags(&self, r: GrantRef) -> u16 {
+        self.flags_atomic(r).load(Ordering::SeqCst)
+    }
+    fn set_frame_and_domid(&mut self, r: GrantRef, frame: u32, domid: u16) {
+        let e = self.entry(r);
+        // SAFETY: `domid` (u16 @2) and `frame` (u32 @4) of an entry inside the mapped table; Xen does not read
+        // them until flags are published.
+        unsafe {
+            (e.add(2) as *mut u16).write_volatile(domid);
+            (e.add(4) as *mut u32).write_volatile(frame);
+        }
+    }
+    fn publish_flags(&mut self, r: GrantRef, flags: u16) {
+        fence(Ordering::Release);
+        self.flags_atomic(r).store(flags, Ordering::SeqCst);
+    }
+    fn compare_exchange_flags(&mut self, r: GrantRef, current: u16, new: u16) -> Result<u16, u16> {
+        self.flags_atomic(r).compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst)
+    }
+}
+
+static TABLE: spin::Mutex<Option<GrantTable<XenGrantEntries>>> = spin::Mutex::new(None);
+
+/// Why the grant table could not be set up.
+#[derive(Debug)]
+pub struct SetupError {
+    what: &'static str,
+    code: i64,
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "grant table setup: {} (code {})", self.what, self.code)
+    }
+}
+
+/// Sets up and maps the grant table. Called once at boot.
+pub(crate) fn init() -> Result<u32, SetupError> {
+    let mut q = GnttabQuerySize { dom: DOMID_SELF as u16, nr_frames: 0, max_nr_frames: 0, status: 0 };
+    // SAFETY: GnttabQuerySize is the struct for GNTTABOP_query_size (layout checked in abi.rs).
+    let rc = unsafe { hypercall::grant_table_op(GNTTABOP_QUERY_SIZE, &mut q) };
+    if rc < 0 || q.status != 0 {
+        return Err(SetupError { what: "query_size refused", code: if rc < 0 { rc } else { q.status.into() } });
+    }
+    let frames = q.max_nr_frames.min(MAX_FRAMES);
+    let mut list = [0u64; MAX_FRAMES as usize];
+    let mut s =
+        GnttabSetupTable { dom: DOMID_SELF as u16, nr_frames: frames, status: 0, frame_list: list.as_mut_ptr() };
+    // SAFETY: GnttabSetupTable is the struct for GNTTABOP_setup_table; `list` has room for `frames` entries and
+    // lives for the call.
+    let rc = unsafe { hypercall::grant_table_op(GNTTABOP_SETUP_TABLE, &mut s) };
+    if rc < 0 || s.status != 0 {
+        return Err(SetupError { what: "setup_table refused", code: if rc < 0 { rc } else { s.status.into() } });
+    }
+    let base = addr_of_mut!(__grant_table_area) as *mut u8;
+    for (i, &mfn) in list[..frames as usize].iter().enumerate() {
+        let va = base as u64 + i as u64 * 4096;
+        // SAFETY: the reserved area is never used as Rust data (only through XenGrantEntries), so re-pointing its
+        // pages at the grant frames Xen gave us invalidates nothing.
+        unsafe { hypercall::update_va_mapping(va, (mfn << 12) | DATA_FLAGS) }
+            .map_err(|code| SetupError { what: "mapping a table frame", code })?;
+    }
+    let entries = XenGrantEntries { base, capacity: frames * 512 };
+    *TABLE.lock() = Some(GrantTable::new(entries));
+    Ok(frames)
+}
+
+fn with_table<R>(f: impl FnOnce(&mut GrantTable<XenGrantEntries>) -> R) -> R {
+    f(TABLE.lock().as_mut().expect("grant table set up at boot"))
+}
+
+/// A page-aligned 4 KiB buffer from the heap, shareable with another domain.
+pub struct Page(Box<PageBuf>);
+
+#[repr(C, align(4096))]
+struct PageBuf([u8; 4096]);
+
+impl Page {
+    /// A zeroed page.
+    pub fn new() -> Page {
+        Page(Box::new(PageBuf([0; 4096])))
+    }
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8; 4096] {
+        &self.0 .0
+    }
+    /// Its bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8; 4096] {
+        &mut self.0 .0
+    }
+    /// The machine frame holding it (what a grant names).
+    pub fn mfn(&self) -> u64 {
+        mm::virt_to_mfn(self.0.as_ref() as *const PageBuf as u64)
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A page granted to another domain. The page cannot be touched again until the grant is revoked: [`revoke`]
+/// gives it back, or returns the grant with the reason when the peer still has it mapped.
+///
+/// [`revoke`]: Grant::revoke
+pub struct Grant {
+    page: Option<Page>,
+    gref: GrantRef,
+    domid: u16,
+}
+
+impl Grant {
+    /// Grants `domid` access to `page`.
+    pub fn new(domid: u16, page: Page, readonly: bool) -> Result<Grant, (Page, GrantError)> {
+        match with_table(|t| t.grant_access(domid, page.mfn(), readonly)) {
+            Ok(gref) => Ok(Grant { page: Some(page), gref, domid }),
+            Err(e) => Err((page, e)),
+        }
+    }
+    /// The reference to hand to the peer.
+    pub fn gref(&self) -> GrantRef {
+        self.gref
+    }
+    /// The domain granted.
+    pub fn domid(&self) -> u16 {
+        self.domid
+    }
+    /// The page's contents (reading our own shared page is always allowed).
+    pub fn bytes(&self) -> &[u8; 4096] {
+        self.page.as_ref().expect("page present until revoked").bytes()
+    }
+    /// Ends the peer's access and returns the page; refused (nothing changes) while the peer still maps it.
+    pub fn revoke(mut self) -> Result<Page, (Grant, GrantError)> {
+        match with_table(|t| t.end_access(self.gref)) {
+            Ok(()) => Ok(self.page.take().expect("page present until revoked")),
+            Err(e) => Err((self, e)),
+        }
+    }
+}
+
+/// Pages whose revoke had to wait for the peer: kept alive (never reused) until the peer lets go.
+static PARKED: spin::Mutex<Vec<(GrantRef, Page)>> = spin::Mutex::new(Vec::new());
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        let Some(page) = self.page.take() else { return };
+        match with_table(|t| t.end_access_deferred(self.gref)) {
+            Ok(EndAccess::Freed) => {}
+            Ok(EndAccess::Deferred { .. }) => PARKED.lock().push((self.gref, page)),
+            // Not revocable and not deferrable: keep the page forever rather than let it be reused.
+            Err(e) => {
+                log::error!("grant: dropping {}: {e}; leaking its page", self.gref);
+                core::mem::forget(page);
+            }
+        }
+    }
+}
+
+/// Retries deferred revokes; frees the pages the peers have released. Returns how many.
+pub fn poll_deferred() -> usize {
+    let freed = with_table(|t| t.poll_deferred());
+    if freed > 0 {
+        let mut parked = PARKED.lock();
+        parked.retain(|(gref, _)| with_table(|t| t.is_deferred(*gref)));
+    }
+    freed
+}
+
+/// (granted, deferred, free) counts.
+pub fn stats() -> (u32, u32, u32) {
+    with_table(|t| (t.granted(), t.deferred(), t.free()))
+}

@@ -1,0 +1,164 @@
+//! The run loop and the async API apps use: `block_on`, `spawn`, timers, and sleeping in the hypervisor.
+//!
+//! The loop polls ready tasks, dispatches pending event channels, expires timers, and when nothing is ready
+//! blocks the vCPU with `SCHEDOP_poll` on every bound port, having programmed the earliest timer with
+//! `set_timer_op` (VIRQ_TIMER is one of the polled ports). `SCHEDOP_poll` rather than `SCHEDOP_block`: poll waits
+//! with event upcalls masked, so Sirocco needs no asynchronous callback entry point, no interrupt-safe data
+//! structures and no re-entrancy at all; its limits (128 ports per call, one vCPU) fit a unikernel.
+
+use crate::evtchn::{self, EventChannel};
+use crate::{hypercall, xen};
+use alloc::sync::Arc;
+use alloc::task::Wake;
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::{Context, Poll};
+use core::time::Duration;
+use sirocco_kernel::executor::{Executor, Spawner, TaskId};
+use sirocco_kernel::timer::{TimerId, TimerQueue};
+
+static EXECUTOR: spin::Mutex<Option<Executor>> = spin::Mutex::new(None);
+static SPAWNER: spin::Once<Spawner> = spin::Once::new();
+pub(crate) static TIMERS: spin::Mutex<TimerQueue> = spin::Mutex::new(TimerQueue::new());
+static TIMER_PORT: spin::Once<EventChannel> = spin::Once::new();
+/// Called by the loop after events are dispatched (xenstore servicing), set up by the xenstore module.
+pub(crate) static SERVICE_HOOK: spin::Once<fn()> = spin::Once::new();
+
+/// Sets up the executor and binds VIRQ_TIMER. Called once at boot.
+pub(crate) fn init() {
+    let ex = Executor::new();
+    SPAWNER.call_once(|| ex.spawner());
+    *EXECUTOR.lock() = Some(ex);
+    match EventChannel::bind_virq(crate::abi::VIRQ_TIMER) {
+        Ok(ch) => {
+            TIMER_PORT.call_once(|| ch);
+        }
+        Err(e) => panic!("cannot bind VIRQ_TIMER: {e}"),
+    }
+}
+
+/// Current Xen system time in ns (monotonic).
+pub(crate) fn now_ns() -> u64 {
+    xen::system_time_ns().unwrap_or(0)
+}
+
+/// Runs `task` concurrently with the caller of [`block_on`].
+pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> TaskId {
+    SPAWNER.get().expect("runtime started at boot").spawn(task)
+}
+
+struct Flag(AtomicBool);
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs `fut` to completion, running spawned tasks and servicing events meanwhile, and sleeping in the hypervisor
+/// whenever nothing is ready. Not to be called from inside a task.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let flag = Arc::new(Flag(AtomicBool::new(true)));
+    let waker = flag.clone().into();
+    let mut cx = Context::from_waker(&waker);
+    let mut ports = [0u32; 128];
+    loop {
+        if flag.0.swap(false, Ordering::SeqCst) {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+        {
+            let mut guard = EXECUTOR.try_lock().expect("block_on called from inside a task");
+            guard.as_mut().expect("runtime started at boot").run_ready(64);
+        }
+        evtchn::dispatch();
+        if let Some(hook) = SERVICE_HOOK.get() {
+            hook();
+        }
+        let now = now_ns();
+        TIMERS.lock().expire(now);
+        let ready = flag.0.load(Ordering::SeqCst) || EXECUTOR.lock().as_ref().is_some_and(Executor::has_ready);
+        if ready {
+            continue;
+        }
+        // Nothing to do: program the next timer and sleep until an event.
+        let deadline = TIMERS.lock().next_deadline();
+        match deadline {
+            Some(d) if d <= now => continue,
+            Some(d) => {
+                hypercall::set_timer_op(d);
+            }
+            None => {
+                hypercall::set_timer_op(0);
+            }
+        }
+        let n = evtchn::ports(&mut ports);
+        if n == 0 && deadline.is_none() {
+            panic!("block_on: nothing can ever wake this domain (no timers, no event channels)");
+        }
+        // The poll timeout is a backstop for the timer VIRQ: a deadline missed by both would be a Xen bug.
+        hypercall::sched_poll(&ports[..n], deadline.map_or(0, |d| d + 1_000_000));
+    }
+}
+
+/// A point on the monotonic clock (Xen system time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// Now.
+    pub fn now() -> Instant {
+        Instant(now_ns())
+    }
+    /// Time since this instant.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(now_ns().saturating_sub(self.0))
+    }
+    /// Nanoseconds of Xen system time.
+    pub fn as_nanos(&self) -> u64 {
+        self.0
+    }
+    /// This instant plus `d`.
+    pub fn after(&self, d: Duration) -> Instant {
+        Instant(self.0.saturating_add(d.as_nanos() as u64))
+    }
+}
+
+/// Wall-clock time since the Unix epoch, from Xen's wallclock and the PV clock.
+pub fn wall_clock() -> Duration {
+    Duration::from_nanos(xen::wall_clock_ns().unwrap_or(0))
+}
+
+/// Completes at `deadline`.
+pub async fn sleep_until(deadline: Instant) {
+    let mut id: Option<TimerId> = None;
+    let guard = CancelOnDrop(&mut id);
+    poll_fn(|cx| {
+        if now_ns() >= deadline.0 {
+            return Poll::Ready(());
+        }
+        let mut t = TIMERS.lock();
+        match *guard.0 {
+            Some(i) if t.update(i, cx.waker()) => {}
+            _ => *guard.0 = Some(t.insert(deadline.0, cx.waker().clone())),
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Completes after `d`.
+pub async fn sleep(d: Duration) {
+    sleep_until(Instant::now().after(d)).await
+}
+
+struct CancelOnDrop<'a>(&'a mut Option<TimerId>);
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.take() {
+            TIMERS.lock().cancel(id);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Xenstore, the platform half: the shared page and event channel from start_info, a blocking client (the
+//! protocol is `sirocco_drivers::xenstore`, tested on the host against a fake xenstored), and the routing of
+//! watch events to the tasks waiting for them. Also the `control/shutdown` protocol.
+//!
+//! Calls are synchronous: a read or write waits (polling the xenstore event channel) for its reply. Watch events
+//! that arrive meanwhile are queued by the client and routed by the run loop's service hook.
+
+use crate::evtchn::EventChannel;
+use crate::{hypercall, mm, runtime, xen};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::future::poll_fn;
+use core::sync::atomic::{fence, Ordering};
+use core::task::{Poll, Waker};
+use sirocco_drivers::control::{self, ShutdownRequest};
+use sirocco_drivers::xenstore::{self as xs, Tx, XsPlatform, XsRing};
+use sirocco_kernel::Mfn;
+
+pub use sirocco_drivers::xenstore::XsError;
+
+/// The client type.
+pub type Client = xs::Xenstore<StorePage, StorePlatform>;
+
+/// The shared xenstore page (`struct xenstore_domain_interface`).
+pub struct StorePage(*mut u8);
+
+// SAFETY: the page is mapped for the domain's life; one vCPU, and the client's Mutex serialises our side.
+unsafe impl Send for StorePage {}
+
+use sirocco_drivers::xenstore::offsets::{REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD};
+
+impl StorePage {
+    fn load(&self, off: usize) -> u32 {
+        // SAFETY: an aligned u32 index inside the mapped page; xenstored writes some of them, hence volatile.
+        let v = unsafe { (self.0.add(off) as *const u32).read_volatile() };
+        fence(Ordering::Acquire);
+        v
+    }
+    fn store(&mut self, off: usize, v: u32) {
+        fence(Ordering::SeqCst);
+        // SAFETY: an aligned u32 index inside the mapped page.
+        unsafe { (self.0.add(off) as *mut u32).write_volatile(v) };
+        fence(Ordering::SeqCst);
+    }
+}
+
+impl XsRing for StorePage {
+    fn req_cons(&self) -> u32 {
+        self.load(REQ_CONS)
+    }
+    fn req_prod(&self) -> u32 {
+        self.load(REQ_PROD)
+    }
+    fn write_req(&mut self, index: usize, byte: u8) {
+        assert!(index < 1024);
+        // SAFETY: req[index] inside the mapped page (checked above).
+        unsafe { self.0.add(REQ + index).write_volatile(byte) };
+    }
+    fn publish_req_prod(&mut self, prod: u32) {
+        self.store(REQ_PROD, prod);
+    }
+    fn rsp_prod(&self) -> u32 {
+        self.load(RSP_PROD)
+    }
+    fn rsp_cons(&self) -> u32 {
+        self.load(RSP_CONS)
+    }
+    fn read_rsp(&self, index: usize) -> u8 {
+        assert!(index < 1024);
+        // SAFETY: rsp[index] inside the mapped page (checked above).
+        unsafe { self.0.add(RSP + index).read_volatile() }
+    }
+    fn publish_rsp_cons(&mut self, cons: u32) {
+        self.store(RSP_CONS, cons);
+    }
+}
+
+/// The xenstore event channel and clock.
+pub struct StorePlatform {
+    port: u32,
+}
+
+impl XsPlatform for StorePlatform {
+    fn notify(&mut self) {
+        hypercall::evtchn_send(self.port);
+    }
+    fn wait(&mut self, deadline_ns: u64) -> bool {
+        // Poll returns at once if the port is already pending, so no wake-up is lost between the client's last
+        // look at the ring and this call; clear the bit only after.
+        hypercall::sched_poll(&[self.port], deadline_ns);
+        xen::clear_pending(self.port);
+        runtime::now_ns() < deadline_ns
+    }
+    fn now_ns(&self) -> u64 {
+        runtime::now_ns()
+    }
+}
+
+static CLIENT: spin::Mutex<Option<Client>> = spin::Mutex::new(None);
+
+/// Per watch token: changed paths not yet taken, and the task waiting for them.
+struct WatchSlot {
+    queue: VecDeque<String>,
+    waker: Option<Waker>,
+}
+static WATCHES: spin::Mutex<BTreeMap<String, WatchSlot>> = spin::Mutex::new(BTreeMap::new());
+
+const CONTROL_TOKEN: &str = "sirocco:control/shutdown";
+
+/// Connects to xenstore, advertises the shutdown features and watches `control/shutdown`. Called once at boot.
+pub(crate) fn init(store_mfn: u64, port: u32) -> Result<(), XsError> {
+    let page = StorePage(mm::mfn_to_pfn(Mfn(store_mfn)).vaddr() as *mut u8);
+    // The port stays bound for the domain's life: register it for the run loop and never close it.
+    core::mem::forget(EventChannel::existing(port));
+    let mut client = Client::new(page, StorePlatform { port });
+    client.set_timeout_ns(10_000_000_000);
+    control::advertise(&mut client)?;
+    client.watch("control/shutdown", CONTROL_TOKEN)?;
+    *CLIENT.lock() = Some(client);
+    runtime::SERVICE_HOOK.call_once(|| service);
+    Ok(())
+}
+
+/// Runs `f` with the xenstore client (blocking calls inside are fine: nothing else runs meanwhile).
+pub fn with<R>(f: impl FnOnce(&mut Client) -> R) -> R {
+    let mut guard = CLIENT.lock();
+    f(guard.as_mut().expect("xenstore connected at boot"))
+}
+
+/// Reads `path` (relative paths are under this domain's `/local/domain/<id>/`).
+pub fn read(path: &str) -> Result<String, XsError> {
+    with(|c| c.read_string(Tx::NONE, path))
+}
+
+/// Writes `value` at `path`.
+pub fn write(path: &str, value: &str) -> Result<(), XsError> {
+    with(|c| c.write(Tx::NONE, path, value.as_bytes()))
+}
+
+/// Lists the children of `path`.
+pub fn directory(path: &str) -> Result<Vec<String>, XsError> {
+    with(|c| c.directory(Tx::NONE, path))
+}
+
+/// Removes `path` and everything below it.
+pub fn rm(path: &str) -> Result<(), XsError> {
+    with(|c| c.rm(Tx::NONE, path))
+}
+
+/// A watch on a path; unwatched on drop.
+pub struct Watch {
+    path: String,
+    token: String,
+}
+
+impl Watch {
+    /// Watches `path` and everything below it. Xenstore fires a new watch once at once.
+    pub fn new(path: &str) -> Result<Watch, XsError> {
+        let token = with(|c| c.unique_token("sirocco:watch:"));
+        WATCHES.lock().insert(token.clone(), WatchSlot { queue: VecDeque::new(), waker: None });
+        if let Err(e) = with(|c| c.watch(path, &token)) {
+            WATCHES.lock().remove(&token);
+            return Err(e);
+        }
+        Ok(Watch { path: path.into(), token })
+    }
+
+    /// The next changed path (in order; none is lost while the watch lives).
+    pub async fn next(&mut self) -> String {
+        poll_fn(|cx| {
+            let mut w = WATCHES.lock();
+            let slot = w.get_mut(&self.token).expect("registered while the watch lives");
+            match slot.queue.pop_front() {
+                Some(p) => Poll::Ready(p),
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// The watched path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        WATCHES.lock().remove(&self.token);
+        if let Err(e) = with(|c| c.unwatch(&self.path, &self.token)) {
+            log::warn!("xenstore: unwatch {}: {e}", self.path);
+        }
+    }
+}
+
+/// The run loop's hook: takes what xenstored sent and routes watch events.
+fn service() {
+    let Some(mut guard) = CLIENT.try_lock() else { return };
+    let Some(c) = guard.as_mut() else { return };
+    if let Err(e) = c.poll() {
+        log::error!("xenstore: {e}");
+        return;
+    }
+    let mut shutdown_event = false;
+    while let Some(ev) = c.next_watch_event() {
+        if ev.token == CONTROL_TOKEN {
+            shutdown_event = true;
+            continue;
+        }
+        match WATCHES.lock().get_mut(&ev.token) {
+            Some(slot) => {
+                slot.queue.push_back(ev.path);
+                if let Some(w) = slot.waker.take() {
+                    w.wake();
+                }
+            }
+            None => log::debug!("xenstore: event for a dropped watch {:?} on {}", ev.token, ev.path),
+        }
+    }
+    if shutdown_event {
+        match control::read_request(c) {
+            Ok(Some(req)) => {
+                if let Err(e) = control::acknowledge(c) {
+                    log::warn!("control: acknowledging {req}: {e}");
+                }
+                drop(guard);
+                crate::shutdown::deliver(req);
+            }
+            Ok(None) => {}
+            Err(e) => log::warn!("control/shutdown: {e}"),
+        }
+    }
+}
+
+/// For `shutdown`: the request type.
+pub(crate) type Request = ShutdownRequest;

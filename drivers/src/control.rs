@@ -1,0 +1,229 @@
+//! The toolstack's control requests (`control/` in our xenstore home): `xl shutdown`, `xl reboot` write
+//! `control/shutdown`; we advertise what we honour with `control/feature-*` and acknowledge a request by clearing
+//! the key (the toolstack waits for that before it starts its own timeout).
+//!
+//! Watch [`SHUTDOWN_PATH`], and after each watch event call [`request_after_event`].
+
+use core::fmt;
+
+use crate::xenstore::{InlineStr, Tx, WatchEvent, Xenstore, XsError, XsPlatform, XsRing};
+
+/// The key the toolstack writes a request to.
+pub const SHUTDOWN_PATH: &str = "control/shutdown";
+/// Advertises that we power off on request.
+pub const FEATURE_POWEROFF_PATH: &str = "control/feature-poweroff";
+/// Advertises that we reboot on request.
+pub const FEATURE_REBOOT_PATH: &str = "control/feature-reboot";
+
+/// What `control/shutdown` asks for (an empty or missing key is no request: `None` where an
+/// `Option<ShutdownRequest>` is returned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownRequest {
+    /// `poweroff`.
+    Poweroff,
+    /// `halt`: to be treated as [`ShutdownRequest::Poweroff`] (as Linux does); kept apart only for the log.
+    Halt,
+    /// `reboot`.
+    Reboot,
+    /// `suspend`: not supported (not advertised); the caller should log it and acknowledge it.
+    Suspend,
+}
+
+/// A `control/shutdown` value we do not know, kept for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownRequest {
+    /// The value, as written (non-printable bytes shown as `?`, at most 32 kept).
+    pub value: InlineStr<32>,
+}
+
+impl fmt::Display for UnknownRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{SHUTDOWN_PATH} holds {:?}, which is not poweroff, reboot, suspend or halt; ignoring it", self.value)
+    }
+}
+
+impl ShutdownRequest {
+    /// Parses the value of `control/shutdown`: `None` for `""` (no request, or one already acknowledged).
+    pub fn parse(value: &[u8]) -> Result<Option<ShutdownRequest>, UnknownRequest> {
+        match value {
+            b"" => Ok(None),
+            b"poweroff" => Ok(Some(ShutdownRequest::Poweroff)),
+            b"halt" => Ok(Some(ShutdownRequest::Halt)),
+            b"reboot" => Ok(Some(ShutdownRequest::Reboot)),
+            b"suspend" => Ok(Some(ShutdownRequest::Suspend)),
+            other => Err(UnknownRequest { value: InlineStr::from_bytes(other) }),
+        }
+    }
+
+    /// The value that asks for this.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownRequest::Poweroff => "poweroff",
+            ShutdownRequest::Halt => "halt",
+            ShutdownRequest::Reboot => "reboot",
+            ShutdownRequest::Suspend => "suspend",
+        }
+    }
+
+    /// Poweroff or halt: the domain should power off.
+    pub fn is_poweroff(self) -> bool {
+        matches!(self, ShutdownRequest::Poweroff | ShutdownRequest::Halt)
+    }
+}
+
+impl fmt::Display for ShutdownRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reading a request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlError {
+    /// The xenstore request failed.
+    Xenstore(XsError),
+    /// The value is not one we know.
+    Unknown(UnknownRequest),
+}
+
+impl From<XsError> for ControlError {
+    fn from(e: XsError) -> Self {
+        ControlError::Xenstore(e)
+    }
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlError::Xenstore(e) => write!(f, "{e}"),
+            ControlError::Unknown(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// Tells the toolstack we honour poweroff and reboot requests (`control/feature-poweroff = 1`,
+/// `control/feature-reboot = 1`). Suspend is not advertised: we cannot resume.
+pub fn advertise<R: XsRing, P: XsPlatform>(xs: &mut Xenstore<R, P>) -> Result<(), XsError> {
+    xs.write(Tx::NONE, FEATURE_POWEROFF_PATH, b"1")?;
+    xs.write(Tx::NONE, FEATURE_REBOOT_PATH, b"1")
+}
+
+/// Watches `control/shutdown` with `token` (it fires once straight away).
+pub fn watch<R: XsRing, P: XsPlatform>(xs: &mut Xenstore<R, P>, token: &str) -> Result<(), XsError> {
+    xs.watch(SHUTDOWN_PATH, token)
+}
+
+/// The current request, `None` if there is none (the key is empty or missing).
+pub fn read_request<R: XsRing, P: XsPlatform>(
+    xs: &mut Xenstore<R, P>,
+) -> Result<Option<ShutdownRequest>, ControlError> {
+    match xs.read_optional(Tx::NONE, SHUTDOWN_PATH)? {
+        None => Ok(None),
+        Some(value) => ShutdownRequest::parse(&value).map_err(ControlError::Unknown),
+    }
+}
+
+/// After a watch event: the current request if the event is about `control/shutdown` and there is one; `None`
+/// for other events (xenstore is not read then) and for an empty key.
+pub fn request_after_event<R: XsRing, P: XsPlatform>(
+    xs: &mut Xenstore<R, P>,
+    event: &WatchEvent,
+) -> Result<Option<ShutdownRequest>, ControlError> {
+    let ours = event.path == SHUTDOWN_PATH
+        || event.path.strip_suffix(SHUTDOWN_PATH).is_some_and(|home| home.starts_with('/') && home.ends_with('/'));
+    if !ours {
+        return Ok(None);
+    }
+    read_request(xs)
+}
+
+/// Acknowledges a request by writing `""` to `control/shutdown` (the toolstack waits for that).
+pub fn acknowledge<R: XsRing, P: XsPlatform>(xs: &mut Xenstore<R, P>) -> Result<(), XsError> {
+    xs.write(Tx::NONE, SHUTDOWN_PATH, b"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xenstore::fake::{self, HOME};
+    use crate::xenstore::{Errno, MsgType};
+
+    #[test]
+    fn parses_the_toolstack_values() {
+        assert_eq!(ShutdownRequest::parse(b"poweroff"), Ok(Some(ShutdownRequest::Poweroff)));
+        assert_eq!(ShutdownRequest::parse(b"halt"), Ok(Some(ShutdownRequest::Halt)));
+        assert!(ShutdownRequest::Halt.is_poweroff() && ShutdownRequest::Poweroff.is_poweroff());
+        assert!(!ShutdownRequest::Reboot.is_poweroff() && !ShutdownRequest::Suspend.is_poweroff());
+        assert_eq!(ShutdownRequest::parse(b"reboot"), Ok(Some(ShutdownRequest::Reboot)));
+        assert_eq!(ShutdownRequest::parse(b"suspend"), Ok(Some(ShutdownRequest::Suspend)));
+        assert_eq!(ShutdownRequest::parse(b""), Ok(None));
+        assert_eq!(ShutdownRequest::Reboot.to_string(), "reboot");
+        let e = ShutdownRequest::parse(b"crash\x01").unwrap_err();
+        assert_eq!(e.value.as_str(), "crash?");
+        assert_eq!(
+            e.to_string(),
+            "control/shutdown holds \"crash?\", which is not poweroff, reboot, suspend or halt; ignoring it"
+        );
+        assert!(ShutdownRequest::parse(b"Reboot").is_err(), "case matters");
+        assert!(ShutdownRequest::parse(b"reboot\0").is_err());
+    }
+
+    #[test]
+    fn advertises_poweroff_and_reboot_only() {
+        let (mut xs, fake) = fake::client();
+        advertise(&mut xs).unwrap();
+        let f = fake.borrow();
+        assert_eq!(f.get("control/feature-poweroff").unwrap(), b"1");
+        assert_eq!(f.get("control/feature-reboot").unwrap(), b"1");
+        assert!(!f.exists("control/feature-suspend"));
+        let writes: Vec<_> = f.received(MsgType::Write).into_iter().map(|w| w.payload).collect();
+        assert_eq!(writes, [b"control/feature-poweroff\x001".to_vec(), b"control/feature-reboot\x001".to_vec()]);
+    }
+
+    #[test]
+    fn request_is_read_after_its_watch_event_and_acknowledged() {
+        let (mut xs, fake) = fake::client();
+        watch(&mut xs, "ctl").unwrap();
+        let deadline = fake.borrow().now + 1_000_000_000;
+        // The initial firing: the key does not exist yet.
+        let first = xs.wait_watch_event(deadline).unwrap().unwrap();
+        assert_eq!(request_after_event(&mut xs, &first).unwrap(), None);
+
+        fake.borrow_mut().schedule(2, "control/shutdown", Some(b"reboot"));
+        let event = xs.wait_watch_event(deadline).unwrap().unwrap();
+        assert_eq!(request_after_event(&mut xs, &event).unwrap(), Some(ShutdownRequest::Reboot));
+        acknowledge(&mut xs).unwrap();
+        assert_eq!(fake.borrow().get("control/shutdown").unwrap(), b"");
+        let ack = fake.borrow().received(MsgType::Write).pop().unwrap();
+        assert_eq!(ack.payload, b"control/shutdown\0", "an empty value, no NUL after it");
+        // Our own acknowledgement fires the watch too; it reads as no request.
+        let echo = xs.wait_watch_event(deadline).unwrap().unwrap();
+        assert_eq!(request_after_event(&mut xs, &echo).unwrap(), None);
+    }
+
+    #[test]
+    fn events_for_other_paths_are_not_requests() {
+        let (mut xs, fake) = fake::client();
+        let other = WatchEvent { path: "device/vif/0/state".into(), token: "x".into() };
+        assert_eq!(request_after_event(&mut xs, &other).unwrap(), None);
+        let lookalike = WatchEvent { path: "mycontrol/shutdown".into(), token: "x".into() };
+        assert_eq!(request_after_event(&mut xs, &lookalike).unwrap(), None);
+        fake.borrow_mut().set("control/shutdown", b"poweroff");
+        let absolute = WatchEvent { path: format!("{HOME}/control/shutdown"), token: "x".into() };
+        assert_eq!(request_after_event(&mut xs, &absolute).unwrap(), Some(ShutdownRequest::Poweroff));
+        assert!(fake.borrow().log.len() == 1, "only the last one read xenstore");
+    }
+
+    #[test]
+    fn unknown_values_and_xenstore_errors_are_reported() {
+        let (mut xs, fake) = fake::client();
+        fake.borrow_mut().set("control/shutdown", b"hibernate");
+        let e = read_request(&mut xs).unwrap_err();
+        assert_eq!(e, ControlError::Unknown(UnknownRequest { value: InlineStr::from_bytes(b"hibernate") }));
+        fake.borrow_mut().eacces.insert(format!("{HOME}/control/shutdown"));
+        let e = read_request(&mut xs).unwrap_err();
+        let ControlError::Xenstore(inner) = e else { panic!("{e:?}") };
+        assert_eq!(inner.errno(), Some(Errno::EACCES));
+        assert!(e.to_string().contains("XS_READ control/shutdown: xenstored answered EACCES"), "{e}");
+    }
+}

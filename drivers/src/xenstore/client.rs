@@ -1,0 +1,636 @@
+//! The synchronous xenstore client: one request in flight at a time, each call blocking (through
+//! [`XsPlatform::wait`]) until its reply arrives or its deadline passes. Watch events that arrive in between are
+//! queued in arrival order.
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::error::{ErrorPath, Violation, XsError};
+use super::text::InlineStr;
+use super::wire::{mask_idx, Errno, MsgType, XsdSockmsg, HEADER_SIZE, PAYLOAD_MAX, RING_SIZE};
+use super::{XsPlatform, XsRing};
+
+/// How long a call waits for its reply unless [`Xenstore::set_timeout_ns`] says otherwise: 10 s.
+pub const DEFAULT_TIMEOUT_NS: u64 = 10_000_000_000;
+
+/// How many times [`Xenstore::transaction`] runs a transaction whose commit keeps answering `EAGAIN`.
+pub const DEFAULT_TRANSACTION_ATTEMPTS: u32 = 8;
+
+/// Replies we gave up on (timeout, protocol error) that are recognised and dropped if they arrive late.
+const ABANDONED_MAX: usize = 16;
+
+/// A xenstore transaction id. [`Tx::NONE`] (Xen's `XBT_NIL`, 0) means "not in a transaction".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tx(u32);
+
+impl Tx {
+    /// No transaction: the request applies immediately.
+    pub const NONE: Tx = Tx(0);
+
+    /// The id as on the wire (`tx_id`).
+    pub fn id(self) -> u32 {
+        self.0
+    }
+}
+
+/// An `XS_WATCH_EVENT`: `path` (the node that changed, in the form the watch was registered with) and the token
+/// given to [`Xenstore::watch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// The node that changed (the watched node or one below it).
+    pub path: String,
+    /// The watch's token.
+    pub token: String,
+}
+
+impl WatchEvent {
+    /// Parses the payload `path\0token\0` (the final NUL may be missing).
+    fn parse(payload: &[u8]) -> Option<WatchEvent> {
+        let split = payload.iter().position(|&b| b == 0)?;
+        let (path, rest) = (&payload[..split], &payload[split + 1..]);
+        let token = match rest.iter().position(|&b| b == 0) {
+            Some(end) if end + 1 == rest.len() => &rest[..end],
+            Some(_) => return None,
+            None => rest,
+        };
+        Some(WatchEvent {
+            path: String::from_utf8(path.to_vec()).ok()?,
+            token: String::from_utf8(token.to_vec()).ok()?,
+        })
+    }
+}
+
+/// The request whose reply we are waiting for.
+#[derive(Clone, Copy)]
+struct InFlight {
+    req_id: u32,
+    op: MsgType,
+}
+
+/// What came back for the request in flight.
+enum Reply {
+    Payload(Vec<u8>),
+    Error(Errno),
+    Wrong(Violation),
+}
+
+/// A synchronous xenstore client over the shared page `R`, blocking through `P`.
+pub struct Xenstore<R: XsRing, P: XsPlatform> {
+    ring: R,
+    platform: P,
+    timeout_ns: u64,
+    next_req_id: u32,
+    in_flight: Option<InFlight>,
+    reply: Option<Reply>,
+    /// Bytes of the message being received (header, then payload), across calls and waits.
+    rx: Vec<u8>,
+    events: VecDeque<WatchEvent>,
+    /// Registered watches, `(path, token)`.
+    watches: Vec<(String, String)>,
+    abandoned: VecDeque<u32>,
+    broken: Option<Violation>,
+    next_token: u64,
+    late_replies: u64,
+    stray_events: u64,
+}
+
+impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
+    /// A client over the page `ring`, using `platform` to kick and wait on the xenstore event channel. Starts from
+    /// whatever indices the page holds.
+    pub fn new(ring: R, platform: P) -> Self {
+        Xenstore {
+            ring,
+            platform,
+            timeout_ns: DEFAULT_TIMEOUT_NS,
+            next_req_id: 1,
+            in_flight: None,
+            reply: None,
+            rx: Vec::with_capacity(HEADER_SIZE + PAYLOAD_MAX),
+            events: VecDeque::new(),
+            watches: Vec::new(),
+            abandoned: VecDeque::new(),
+            broken: None,
+            next_token: 0,
+            late_replies: 0,
+            stray_events: 0,
+        }
+    }
+
+    /// Sets how long each call waits for its reply.
+    pub fn set_timeout_ns(&mut self, timeout_ns: u64) {
+        self.timeout_ns = timeout_ns;
+    }
+
+    /// How long each call waits for its reply.
+    pub fn timeout_ns(&self) -> u64 {
+        self.timeout_ns
+    }
+
+    /// The platform (for its clock, say).
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The platform, mutably.
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.platform
+    }
+
+    /// The shared page.
+    pub fn ring(&self) -> &R {
+        &self.ring
+    }
+
+    /// Replies that arrived after their call had given up (timed out), recognised by id and dropped.
+    pub fn late_replies_dropped(&self) -> u64 {
+        self.late_replies
+    }
+
+    /// Watch events that arrived for a token with no registered watch (typically just after an unwatch), dropped.
+    pub fn stray_events_dropped(&self) -> u64 {
+        self.stray_events
+    }
+
+    /// The violation that made the ring unusable, if one did.
+    pub fn broken(&self) -> Option<Violation> {
+        self.broken
+    }
+
+    /// A watch token no earlier call returned: `prefix` and a counter.
+    pub fn unique_token(&mut self, prefix: &str) -> String {
+        self.next_token += 1;
+        format!("{prefix}-{}", self.next_token)
+    }
+
+    // ----- operations -----
+
+    /// `XS_READ`: the node's value.
+    pub fn read(&mut self, tx: Tx, path: &str) -> Result<Vec<u8>, XsError> {
+        check_path(MsgType::Read, path)?;
+        self.call(MsgType::Read, tx, path, &[path.as_bytes(), b"\0"])
+    }
+
+    /// `XS_READ`, `None` if the node does not exist (`ENOENT`).
+    pub fn read_optional(&mut self, tx: Tx, path: &str) -> Result<Option<Vec<u8>>, XsError> {
+        match self.read(tx, path) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is_enoent() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `XS_READ` of a text value.
+    pub fn read_string(&mut self, tx: Tx, path: &str) -> Result<String, XsError> {
+        let value = self.read(tx, path)?;
+        String::from_utf8(value).map_err(|_| XsError::NotUtf8 { op: MsgType::Read, path: ErrorPath::tail(path) })
+    }
+
+    /// `XS_WRITE`: sets the node's value, creating it (and missing parents). Payload `path\0value`, no NUL after
+    /// the value.
+    pub fn write(&mut self, tx: Tx, path: &str, value: &[u8]) -> Result<(), XsError> {
+        check_path(MsgType::Write, path)?;
+        self.call(MsgType::Write, tx, path, &[path.as_bytes(), b"\0", value]).map(drop)
+    }
+
+    /// `XS_MKDIR`: creates the node with an empty value if it does not exist.
+    pub fn mkdir(&mut self, tx: Tx, path: &str) -> Result<(), XsError> {
+        check_path(MsgType::Mkdir, path)?;
+        self.call(MsgType::Mkdir, tx, path, &[path.as_bytes(), b"\0"]).map(drop)
+    }
+
+    /// `XS_RM`: removes the node and everything below it.
+    pub fn rm(&mut self, tx: Tx, path: &str) -> Result<(), XsError> {
+        check_path(MsgType::Rm, path)?;
+        self.call(MsgType::Rm, tx, path, &[path.as_bytes(), b"\0"]).map(drop)
+    }
+
+    /// `XS_DIRECTORY`: the names of the node's children (not full paths). A listing larger than
+    /// `XENSTORE_PAYLOAD_MAX` is answered `E2BIG` (`XS_DIRECTORY_PART` is not used).
+    pub fn directory(&mut self, tx: Tx, path: &str) -> Result<Vec<String>, XsError> {
+        check_path(MsgType::Directory, path)?;
+        let listing = self.call(MsgType::Directory, tx, path, &[path.as_bytes(), b"\0"])?;
+        let not_utf8 = || XsError::NotUtf8 { op: MsgType::Directory, path: ErrorPath::tail(path) };
+        let body = match listing.split_last() {
+            None => return Ok(Vec::new()),
+            Some((0, body)) => body,
+            Some(_) => {
+                return Err(self.malformed(MsgType::Directory, path, "listing is not NUL-terminated", &listing));
+            }
+        };
+        body.split(|&b| b == 0).map(|name| String::from_utf8(name.to_vec()).map_err(|_| not_utf8())).collect()
+    }
+
+    /// `XS_WATCH`: asks for an [`WatchEvent`] carrying `token` whenever `path` or a node below it changes. The
+    /// daemon fires a new watch once straight away.
+    pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        check_path(MsgType::Watch, path)?;
+        check_token(MsgType::Watch, path, token)?;
+        // Registered before sending: the first event may be queued by the daemon ahead of the reply.
+        self.watches.push((String::from(path), String::from(token)));
+        let result = self.call(MsgType::Watch, Tx::NONE, path, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]);
+        if result.is_err() {
+            self.forget_watch(path, token);
+        }
+        result.map(drop)
+    }
+
+    /// `XS_UNWATCH`: removes the watch and drops its queued events (and any that arrive later).
+    pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        check_path(MsgType::Unwatch, path)?;
+        check_token(MsgType::Unwatch, path, token)?;
+        let result = self.call(MsgType::Unwatch, Tx::NONE, path, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]);
+        self.forget_watch(path, token);
+        result.map(drop)
+    }
+
+    /// `XS_RESET_WATCHES`: removes every watch this domain has (including any left by a previous kernel) and drops
+    /// all queued events.
+    pub fn reset_watches(&mut self) -> Result<(), XsError> {
+        self.call(MsgType::ResetWatches, Tx::NONE, "", &[b"\0"])?;
+        self.watches.clear();
+        self.events.clear();
+        Ok(())
+    }
+
+    /// `XS_TRANSACTION_START`: a new transaction.
+    pub fn transaction_start(&mut self) -> Result<Tx, XsError> {
+        let op = MsgType::TransactionStart;
+        let reply = self.call(op, Tx::NONE, "", &[b"\0"])?;
+        let digits = reply.strip_suffix(b"\0").unwrap_or(&reply);
+        match parse_decimal(digits) {
+            Some(id) if id != 0 => Ok(Tx(id)),
+            _ => Err(self.malformed(op, "", "transaction id is not a non-zero decimal number", &reply)),
+        }
+    }
+
+    /// `XS_TRANSACTION_END`: commits (`T\0`) or aborts (`F\0`). A commit answered `EAGAIN` means the whole
+    /// transaction must be redone ([`Xenstore::transaction`] does that).
+    pub fn transaction_end(&mut self, tx: Tx, commit: bool) -> Result<(), XsError> {
+        let arg: &[u8] = if commit { b"T\0" } else { b"F\0" };
+        self.call(MsgType::TransactionEnd, tx, "", &[arg]).map(drop)
+    }
+
+    /// Runs `body` in a transaction and commits it, running the whole of `body` again in a fresh transaction each
+    /// time the commit answers `EAGAIN`, at most [`DEFAULT_TRANSACTION_ATTEMPTS`] times.
+    pub fn transaction<T>(&mut self, body: impl FnMut(&mut Self, Tx) -> Result<T, XsError>) -> Result<T, XsError> {
+        self.transaction_with_attempts(DEFAULT_TRANSACTION_ATTEMPTS, body)
+    }
+
+    /// [`Xenstore::transaction`] with at most `attempts` runs (at least one). If `body` fails, the transaction is
+    /// aborted and `body`'s error returned (an error from the abort itself is not reported over it).
+    pub fn transaction_with_attempts<T>(
+        &mut self,
+        attempts: u32,
+        mut body: impl FnMut(&mut Self, Tx) -> Result<T, XsError>,
+    ) -> Result<T, XsError> {
+        let attempts = attempts.max(1);
+        for _ in 0..attempts {
+            let tx = self.transaction_start()?;
+            let value = match body(self, tx) {
+                Ok(value) => value,
+                Err(e) => {
+                    let _abort_result_is_secondary = self.transaction_end(tx, false);
+                    return Err(e);
+                }
+            };
+            match self.transaction_end(tx, true) {
+                Ok(()) => return Ok(value),
+                Err(XsError::Daemon { errno: Errno::EAGAIN, .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(XsError::TransactionRetriesExhausted { attempts })
+    }
+
+    // ----- watch events -----
+
+    /// Takes in whatever the daemon has sent, without blocking, queueing watch events. Returns how many events
+    /// were queued.
+    pub fn poll(&mut self) -> Result<usize, XsError> {
+        if let Some(violation) = self.broken {
+            return Err(XsError::RingBroken { op: None, path: ErrorPath::empty(), violation });
+        }
+        let before = self.events.len();
+        self.receive().map_err(|violation| XsError::Protocol { op: None, path: ErrorPath::empty(), violation })?;
+        Ok(self.events.len() - before)
+    }
+
+    /// The oldest queued watch event. Does not read the ring: call [`Xenstore::poll`] first to take in what has
+    /// arrived (a call stops reading at its own reply, so an event right behind it is still in the ring).
+    pub fn next_watch_event(&mut self) -> Option<WatchEvent> {
+        self.events.pop_front()
+    }
+
+    /// The oldest queued watch event carrying `token`; other events stay queued, in order.
+    pub fn take_watch_event(&mut self, token: &str) -> Option<WatchEvent> {
+        let at = self.events.iter().position(|e| e.token == token)?;
+        self.events.remove(at)
+    }
+
+    /// Queued watch events.
+    pub fn pending_watch_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The oldest watch event, waiting for one until system time reaches `deadline_ns` (`None` then).
+    pub fn wait_watch_event(&mut self, deadline_ns: u64) -> Result<Option<WatchEvent>, XsError> {
+        self.wait_event_where(deadline_ns, |_| true)
+    }
+
+    /// The oldest watch event carrying `token`, waiting for one until `deadline_ns` (`None` then). Events for other
+    /// tokens stay queued, in order.
+    pub fn wait_watch_event_for(&mut self, token: &str, deadline_ns: u64) -> Result<Option<WatchEvent>, XsError> {
+        self.wait_event_where(deadline_ns, |e| e.token == token)
+    }
+
+    fn wait_event_where(
+        &mut self,
+        deadline_ns: u64,
+        wanted: impl Fn(&WatchEvent) -> bool,
+    ) -> Result<Option<WatchEvent>, XsError> {
+        loop {
+            if let Some(at) = self.events.iter().position(&wanted) {
+                return Ok(self.events.remove(at));
+            }
+            if self.poll()? > 0 {
+                continue;
+            }
+            if self.platform.now_ns() >= deadline_ns {
+                return Ok(None);
+            }
+            self.platform.wait(deadline_ns);
+        }
+    }
+
+    // ----- the request/reply machinery -----
+
+    /// Sends one request (payload = the concatenation of `parts`) and waits for its reply.
+    fn call(&mut self, op: MsgType, tx: Tx, path: &str, parts: &[&[u8]]) -> Result<Vec<u8>, XsError> {
+        if let Some(violation) = self.broken {
+            return Err(XsError::RingBroken { op: Some(op), path: ErrorPath::tail(path), violation });
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > PAYLOAD_MAX {
+            return Err(XsError::TooLong { op, path: ErrorPath::tail(path), len });
+        }
+        let mut message = Vec::with_capacity(HEADER_SIZE + len);
+        let req_id = self.allocate_req_id();
+        message.extend_from_slice(&XsdSockmsg { msg_type: op as u32, req_id, tx_id: tx.0, len: len as u32 }.emit());
+        for part in parts {
+            message.extend_from_slice(part);
+        }
+
+        let start = self.platform.now_ns();
+        let deadline = start.saturating_add(self.timeout_ns);
+        let protocol = |violation| XsError::Protocol { op: Some(op), path: ErrorPath::tail(path), violation };
+        let timeout = |now: u64| XsError::Timeout { op, path: ErrorPath::tail(path), waited_ns: now - start };
+
+        match self.send(&message, deadline) {
+            Ok(None) => {}
+            Ok(Some(violation)) => {
+                // A message arrived that we had to reject while sending; the request went out whole.
+                self.abandon(req_id);
+                return Err(protocol(violation));
+            }
+            Err(SendFailure::Timeout) => return Err(timeout(self.platform.now_ns())),
+            Err(SendFailure::Violation(violation)) => return Err(protocol(violation)),
+        }
+
+        self.in_flight = Some(InFlight { req_id, op });
+        loop {
+            if let Err(violation) = self.receive() {
+                self.abandon(req_id);
+                return Err(protocol(violation));
+            }
+            match self.reply.take() {
+                Some(Reply::Payload(payload)) => return Ok(payload),
+                Some(Reply::Error(errno)) => return Err(XsError::Daemon { op, path: ErrorPath::tail(path), errno }),
+                Some(Reply::Wrong(violation)) => return Err(protocol(violation)),
+                None => {}
+            }
+            let now = self.platform.now_ns();
+            if now >= deadline {
+                self.abandon(req_id);
+                return Err(timeout(now));
+            }
+            self.platform.wait(deadline);
+        }
+    }
+
+    fn allocate_req_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_req_id;
+            self.next_req_id = self.next_req_id.wrapping_add(1);
+            if !self.abandoned.contains(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Stops waiting for `req_id`; its reply will be dropped if it comes.
+    fn abandon(&mut self, req_id: u32) {
+        if self.in_flight.map(|f| f.req_id) == Some(req_id) {
+            self.in_flight = None;
+        }
+        if self.abandoned.len() == ABANDONED_MAX {
+            self.abandoned.pop_front();
+        }
+        self.abandoned.push_back(req_id);
+    }
+
+    /// Writes `message` into the request ring, in pieces as the daemon makes room, draining the response ring
+    /// meanwhile so the daemon never blocks on it. Returns a non-fatal violation seen while sending, if any (the
+    /// message is still sent whole, so the request stream stays intact).
+    fn send(&mut self, message: &[u8], deadline: u64) -> Result<Option<Violation>, SendFailure> {
+        let mut written = 0;
+        let mut deferred = None;
+        while written < message.len() {
+            let (prod, cons) = (self.ring.req_prod(), self.ring.req_cons());
+            let used = prod.wrapping_sub(cons) as usize;
+            if used > RING_SIZE {
+                return Err(SendFailure::Violation(
+                    self.fatal(Violation::ReqOverrun { req_prod: prod, req_cons: cons }),
+                ));
+            }
+            let free = RING_SIZE - used;
+            if free == 0 {
+                if let Err(violation) = self.receive() {
+                    if violation.is_fatal() {
+                        return Err(SendFailure::Violation(violation));
+                    }
+                    deferred.get_or_insert(violation);
+                }
+                if self.platform.now_ns() >= deadline {
+                    if written == 0 {
+                        return Err(SendFailure::Timeout);
+                    }
+                    let partial = Violation::PartialRequest { written: written as u32, total: message.len() as u32 };
+                    return Err(SendFailure::Violation(self.fatal(partial)));
+                }
+                self.platform.wait(deadline);
+                continue;
+            }
+            let n = free.min(message.len() - written);
+            for (i, &byte) in message[written..written + n].iter().enumerate() {
+                self.ring.write_req(mask_idx(prod.wrapping_add(i as u32)), byte);
+            }
+            self.ring.publish_req_prod(prod.wrapping_add(n as u32));
+            self.platform.notify();
+            written += n;
+        }
+        Ok(deferred)
+    }
+
+    /// Marks the ring unusable.
+    fn fatal(&mut self, violation: Violation) -> Violation {
+        self.broken = Some(violation);
+        violation
+    }
+
+    /// Reads what the daemon has published, a message at a time, until the ring is empty or the reply to the
+    /// request in flight is complete. Partial messages are kept for the next call.
+    fn receive(&mut self) -> Result<(), Violation> {
+        let mut consumed = false;
+        let result = self.receive_inner(&mut consumed);
+        if consumed {
+            // The daemon may be waiting for room to write the rest of a message.
+            self.platform.notify();
+        }
+        result
+    }
+
+    fn receive_inner(&mut self, consumed: &mut bool) -> Result<(), Violation> {
+        while self.reply.is_none() {
+            let (prod, cons) = (self.ring.rsp_prod(), self.ring.rsp_cons());
+            let available = prod.wrapping_sub(cons) as usize;
+            if available > RING_SIZE {
+                return Err(self.fatal(Violation::RspOverrun { rsp_prod: prod, rsp_cons: cons }));
+            }
+            if available == 0 {
+                return Ok(());
+            }
+            let wanted = match self.header() {
+                None => HEADER_SIZE - self.rx.len(),
+                Some(h) => HEADER_SIZE + h.len as usize - self.rx.len(),
+            };
+            let n = wanted.min(available);
+            for i in 0..n {
+                self.rx.push(self.ring.read_rsp(mask_idx(cons.wrapping_add(i as u32))));
+            }
+            self.ring.publish_rsp_cons(cons.wrapping_add(n as u32));
+            *consumed = true;
+
+            let Some(header) = self.header() else { continue };
+            if header.len as usize > PAYLOAD_MAX {
+                self.rx.clear();
+                let oversized =
+                    Violation::Oversized { msg_type: header.msg_type, req_id: header.req_id, len: header.len };
+                return Err(self.fatal(oversized));
+            }
+            if self.rx.len() == HEADER_SIZE + header.len as usize {
+                let payload = self.rx.split_off(HEADER_SIZE);
+                self.rx.clear();
+                self.dispatch(header, payload)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The header of the message being received, once all of it is in.
+    fn header(&self) -> Option<XsdSockmsg> {
+        let bytes: &[u8; HEADER_SIZE] = self.rx.get(..HEADER_SIZE)?.try_into().ok()?;
+        Some(XsdSockmsg::parse(bytes))
+    }
+
+    /// Handles one complete message.
+    fn dispatch(&mut self, header: XsdSockmsg, payload: Vec<u8>) -> Result<(), Violation> {
+        if header.msg_type == MsgType::WatchEvent as u32 {
+            let event = WatchEvent::parse(&payload).ok_or(Violation::MalformedWatchEvent { len: header.len })?;
+            if self.watches.iter().any(|(_, token)| *token == event.token) {
+                self.events.push_back(event);
+            } else {
+                self.stray_events += 1;
+            }
+            return Ok(());
+        }
+        match self.in_flight {
+            Some(InFlight { req_id, op }) if req_id == header.req_id => {
+                self.in_flight = None;
+                self.reply = Some(if header.msg_type == MsgType::Error as u32 {
+                    Reply::Error(Errno::parse(&payload))
+                } else if header.msg_type == op as u32 {
+                    Reply::Payload(payload)
+                } else {
+                    Reply::Wrong(Violation::WrongReplyType { req_id, expected: op, got: header.msg_type })
+                });
+                Ok(())
+            }
+            in_flight => {
+                if let Some(at) = self.abandoned.iter().position(|&id| id == header.req_id) {
+                    self.abandoned.remove(at);
+                    self.late_replies += 1;
+                    return Ok(());
+                }
+                Err(Violation::UnknownReplyId {
+                    expected: in_flight.map(|f| f.req_id),
+                    got: header.req_id,
+                    msg_type: header.msg_type,
+                })
+            }
+        }
+    }
+
+    fn forget_watch(&mut self, path: &str, token: &str) {
+        if let Some(at) = self.watches.iter().position(|(p, t)| p == path && t == token) {
+            self.watches.remove(at);
+        }
+        if !self.watches.iter().any(|(_, t)| t == token) {
+            self.events.retain(|e| e.token != token);
+        }
+    }
+
+    fn malformed(&self, op: MsgType, path: &str, what: &'static str, payload: &[u8]) -> XsError {
+        let violation = Violation::MalformedReply { what, payload: InlineStr::from_bytes(payload) };
+        XsError::Protocol { op: Some(op), path: ErrorPath::tail(path), violation }
+    }
+}
+
+enum SendFailure {
+    /// Nothing was written before the deadline.
+    Timeout,
+    Violation(Violation),
+}
+
+fn check_path(op: MsgType, path: &str) -> Result<(), XsError> {
+    if path.is_empty() {
+        return Err(XsError::BadArgument { op, path: ErrorPath::empty(), what: "the path is empty" });
+    }
+    if path.contains('\0') {
+        return Err(XsError::BadArgument { op, path: ErrorPath::tail(path), what: "the path contains a NUL byte" });
+    }
+    Ok(())
+}
+
+fn check_token(op: MsgType, path: &str, token: &str) -> Result<(), XsError> {
+    if token.contains('\0') {
+        return Err(XsError::BadArgument { op, path: ErrorPath::tail(path), what: "the token contains a NUL byte" });
+    }
+    Ok(())
+}
+
+/// A decimal `u32` with no sign, spaces or excess digits.
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 10 {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(d - b'0');
+    }
+    u32::try_from(value).ok()
+}
