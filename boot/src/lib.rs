@@ -42,9 +42,9 @@ use core::time::Duration;
 
 pub use log;
 pub use mm::{heap_stats, HeapStats, MemoryInfo};
-pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant};
+pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant, SpawnError};
 pub use sirocco_kernel::cmdline::{Arg, Cmdline};
-pub use sirocco_kernel::executor::{select, Either};
+pub use sirocco_kernel::future::{select, Either};
 
 /// What the application is given at start.
 pub struct Env {

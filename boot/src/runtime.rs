@@ -1,6 +1,6 @@
 //! The run loop and the async API apps use: `block_on`, `spawn`, timers, and sleeping in the hypervisor.
 //!
-//! The loop polls ready tasks, dispatches pending event channels, expires timers, and when nothing is ready
+//! The loop polls ready tasks (embassy-executor's raw executor), dispatches pending event channels, expires timers, and when nothing is ready
 //! blocks the vCPU with `SCHEDOP_poll` on every bound port, having programmed the earliest timer with
 //! `set_timer_op` (VIRQ_TIMER is one of the polled ports). `SCHEDOP_poll` rather than `SCHEDOP_block`: poll waits
 //! with event upcalls masked, so Sirocco needs no asynchronous callback entry point, no interrupt-safe data
@@ -8,18 +8,47 @@
 
 use crate::evtchn::{self, EventChannel};
 use crate::{hypercall, xen};
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::task::Wake;
+use core::fmt;
 use core::future::{poll_fn, Future};
-use core::pin::pin;
+use core::pin::{pin, Pin};
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
-use sirocco_kernel::executor::{Executor, Spawner, TaskId};
+use embassy_executor::raw;
 use sirocco_kernel::timer::{TimerId, TimerQueue};
 
-static EXECUTOR: spin::Mutex<Option<Executor>> = spin::Mutex::new(None);
-static SPAWNER: spin::Once<Spawner> = spin::Once::new();
+/// The executor is embassy-executor's raw executor (chosen over our own on measurements: docs/executor.md).
+/// It tells us it has work through `__pender`; we poll it from the loop below and never from anywhere else.
+struct Tasks(raw::Executor);
+
+// SAFETY: Sirocco runs on one vCPU with no asynchronous callbacks, so the executor is only ever touched from the
+// run loop's thread of execution; `RUNNING` below also rules out re-entrant polls.
+unsafe impl Sync for Tasks {}
+unsafe impl Send for Tasks {}
+
+static TASKS: spin::Once<&'static Tasks> = spin::Once::new();
+/// Set by embassy when a task became ready; the loop polls the executor while it is set.
+static PENDING: AtomicBool = AtomicBool::new(false);
+/// True while `block_on` runs: a nested call would poll the executor re-entrantly.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+#[export_name = "__pender"]
+fn pender(_context: *mut ()) {
+    PENDING.store(true, Ordering::Release);
+}
+
+/// How many tasks may be alive at once (embassy's task pool is static; each slot costs ~72 bytes).
+pub const MAX_TASKS: usize = 64;
+
+/// One embassy task that runs any boxed future, so `spawn` takes plain futures.
+#[embassy_executor::task(pool_size = MAX_TASKS)]
+async fn boxed(f: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
+    f.await
+}
+
 pub(crate) static TIMERS: spin::Mutex<TimerQueue> = spin::Mutex::new(TimerQueue::new());
 static TIMER_PORT: spin::Once<EventChannel> = spin::Once::new();
 /// Called by the loop after events are dispatched (xenstore servicing), set up by the xenstore module.
@@ -27,9 +56,7 @@ pub(crate) static SERVICE_HOOK: spin::Once<fn()> = spin::Once::new();
 
 /// Sets up the executor and binds VIRQ_TIMER. Called once at boot.
 pub(crate) fn init() {
-    let ex = Executor::new();
-    SPAWNER.call_once(|| ex.spawner());
-    *EXECUTOR.lock() = Some(ex);
+    TASKS.call_once(|| Box::leak(Box::new(Tasks(raw::Executor::new(core::ptr::null_mut())))));
     match EventChannel::bind_virq(crate::abi::VIRQ_TIMER) {
         Ok(ch) => {
             TIMER_PORT.call_once(|| ch);
@@ -43,9 +70,22 @@ pub(crate) fn now_ns() -> u64 {
     xen::system_time_ns().unwrap_or(0)
 }
 
-/// Runs `task` concurrently with the caller of [`block_on`].
-pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> TaskId {
-    SPAWNER.get().expect("runtime started at boot").spawn(task)
+/// Every task slot is in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpawnError;
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot spawn: all {MAX_TASKS} task slots are in use")
+    }
+}
+
+/// Runs `task` concurrently with the caller of [`block_on`] (started on the loop's next round).
+pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Result<(), SpawnError> {
+    let tasks = TASKS.get().expect("runtime started at boot");
+    let token = boxed(Box::pin(task)).map_err(|_| SpawnError)?;
+    tasks.0.spawner().spawn(token);
+    Ok(())
 }
 
 struct Flag(AtomicBool);
@@ -58,6 +98,8 @@ impl Wake for Flag {
 /// Runs `fut` to completion, running spawned tasks and servicing events meanwhile, and sleeping in the hypervisor
 /// whenever nothing is ready. Not to be called from inside a task.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
+    assert!(!RUNNING.swap(true, Ordering::SeqCst), "block_on called from inside a task");
+    let tasks = TASKS.get().expect("runtime started at boot");
     let mut fut = pin!(fut);
     let flag = Arc::new(Flag(AtomicBool::new(true)));
     let waker = flag.clone().into();
@@ -66,12 +108,13 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     loop {
         if flag.0.swap(false, Ordering::SeqCst) {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                RUNNING.store(false, Ordering::SeqCst);
                 return v;
             }
         }
-        {
-            let mut guard = EXECUTOR.try_lock().expect("block_on called from inside a task");
-            guard.as_mut().expect("runtime started at boot").run_ready(64);
+        if PENDING.swap(false, Ordering::AcqRel) {
+            // SAFETY: poll is not re-entrant here (RUNNING) and runs on the only vCPU (see `Tasks`).
+            unsafe { tasks.0.poll() };
         }
         evtchn::dispatch();
         if let Some(hook) = SERVICE_HOOK.get() {
@@ -79,8 +122,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         }
         let now = now_ns();
         TIMERS.lock().expire(now);
-        let ready = flag.0.load(Ordering::SeqCst) || EXECUTOR.lock().as_ref().is_some_and(Executor::has_ready);
-        if ready {
+        if flag.0.load(Ordering::SeqCst) || PENDING.load(Ordering::Acquire) {
             continue;
         }
         // Nothing to do: program the next timer and sleep until an event.

@@ -102,7 +102,7 @@ impl EventRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::noop_waker;
+    use crate::future::noop_waker;
 
     #[test]
     fn pending_bits_become_ports_minus_masked() {

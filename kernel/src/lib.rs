@@ -11,7 +11,7 @@ extern crate alloc;
 pub mod cmdline;
 pub mod elfnote;
 pub mod events;
-pub mod executor;
+pub mod future;
 pub mod layout;
 pub mod pagetable;
 pub mod time;

@@ -78,7 +78,7 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, Error> {
     let port = channel.port();
     xenstore::write("data/gref", &format!("{}", grant.as_ref().map_or(0, |g| g.gref().0)))?;
     xenstore::write("data/evtchn", &format!("{port}"))?;
-    sirocco::spawn(async move {
+    let answer_events = async move {
         let mut channel = channel;
         let mut n = 0u64;
         while channel.wait().await {
@@ -88,7 +88,8 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, Error> {
                 sirocco::println!("xsprobe: notify back failed: {e}");
             }
         }
-    });
+    };
+    sirocco::spawn(answer_events).unwrap_or_else(|e| panic!("{e}"));
 
     let mut cmds = Watch::new("data/cmd")?;
     xenstore::write("data/probe", "ok")?;

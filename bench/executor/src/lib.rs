@@ -3,6 +3,10 @@
 //! Nothing here knows which executor polls it; only `core::task::Waker` connects the two.
 #![no_std]
 
+extern crate alloc;
+
+pub mod sirocco_executor;
+
 use core::future::Future;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};

@@ -7,7 +7,7 @@ mod rt;
 
 use executor_bench::ring_node;
 use rt::SIGS;
-use sirocco_kernel::executor::Executor;
+use executor_bench::sirocco_executor::Executor;
 
 #[no_mangle]
 pub extern "C" fn _start() -> ! {

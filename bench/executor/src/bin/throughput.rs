@@ -15,7 +15,7 @@
 use core::sync::atomic::{AtomicBool, Ordering::*};
 use embassy_executor::raw;
 use executor_bench::*;
-use sirocco_kernel::executor::Executor as SiroccoExecutor;
+use executor_bench::sirocco_executor::Executor as SiroccoExecutor;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;

@@ -1,9 +1,6 @@
-//! A small single-threaded executor: tasks are boxed futures, a wake pushes the task's id on a ready queue, and
-//! the run loop polls ready tasks and otherwise sleeps in the hypervisor until an event or a timer is due.
-//!
-//! Written here rather than taken from embassy-executor: see docs/executor.md for the measured comparison (code
-//! size on the target, wake throughput) that decided it. It needs no `unsafe` (wakers come from
-//! `alloc::task::Wake`) and integrates directly with Sirocco's event channels and timer queue.
+//! Sirocco's former executor (kernel/src/executor.rs until the comparison in docs/executor.md replaced it with
+//! embassy-executor), kept here unchanged so the comparison can be rerun. Tasks are boxed futures in a BTreeMap;
+//! a wake pushes the task's id on a ready queue (wakers from `alloc::task::Wake`, no `unsafe`).
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -12,7 +9,7 @@ use alloc::task::Wake;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Waker};
 
 /// Identifies a spawned task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -132,44 +129,11 @@ impl Executor {
     }
 }
 
-/// Polls two futures; completes with the first to finish (the other is dropped).
-pub async fn select<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
-    let mut a = core::pin::pin!(a);
-    let mut b = core::pin::pin!(b);
-    core::future::poll_fn(|cx| {
-        if let Poll::Ready(x) = a.as_mut().poll(cx) {
-            return Poll::Ready(Either::Left(x));
-        }
-        if let Poll::Ready(y) = b.as_mut().poll(cx) {
-            return Poll::Ready(Either::Right(y));
-        }
-        Poll::Pending
-    })
-    .await
-}
-
-/// The result of [`select`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Either<A, B> {
-    /// The first future finished first.
-    Left(A),
-    /// The second future finished first.
-    Right(B),
-}
-
-/// A waker that does nothing, for polling a future outside any task (e.g. `block_on`'s own future, which the run
-/// loop re-polls after every event anyway).
-pub fn noop_waker() -> Waker {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    Waker::from(Arc::new(Noop))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::task::Poll;
+    use sirocco_kernel::future::{select, Either};
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     /// A future that is pending until its flag is set, registering the waker it was given.
