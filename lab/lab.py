@@ -60,7 +60,7 @@ def job_disk(run_script, env):
     return img
 
 
-def boot(mode, dom0, job_img, timeout_s, show):
+def boot(mode, dom0, job_img, timeout_s, show, extra_args=(), on_line=None):
     """Runs QEMU to completion; returns the serial lines. `show(line)` decides what to echo live."""
     log_path = os.path.join(OUT, f"{mode}.log")
     initrd = (f"{dom0}/vmlinuz console=hvc0 root=/dev/vda rw quiet init=/sbin/sirocco-lab-init,"
@@ -73,23 +73,32 @@ def boot(mode, dom0, job_img, timeout_s, show):
         "-initrd", initrd,
         "-drive", f"file={dom0}/dom0.img,if=virtio,format=raw,snapshot=on",
         "-drive", f"file={job_img},if=virtio,format=raw",
-    ]
+    ] + list(extra_args)
+    if extra_args:
+        cmd.remove("-net"), cmd.remove("none")
     say(f"booting Xen + dom0 under QEMU/TCG (~30 s before the first guest); serial log: {log_path}")
     start = time.time()
     lines = []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     timer = threading.Timer(timeout_s, proc.kill)
     timer.start()
-    with open(log_path, "w") as log:
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            log.write(line + "\n")
-            log.flush()
-            lines.append(line)
-            if show(line):
-                print(f"[{time.time() - start:6.1f}s] {line}", flush=True)
-    proc.wait()
-    timer.cancel()
+    try:
+        with open(log_path, "w") as log:
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                log.write(line + "\n")
+                log.flush()
+                lines.append(line)
+                if show(line):
+                    print(f"[{time.time() - start:6.1f}s] {line}", flush=True)
+                if on_line:
+                    on_line(line, proc)
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     if not any(l.startswith("SIROCCO-LAB-DONE") for l in lines):
         tail = "\n".join(lines[-40:])
         sys.exit(f"lab: the lab did not finish (killed after {timeout_s}s or QEMU died); last serial lines:\n{tail}")
@@ -130,6 +139,26 @@ def cmd_run(app, xl_args, timeout_s):
     return 0 if any(l.startswith("SIROCCO-LAB-DONE") for l in lines) else 1
 
 
+def cmd_serve(app, port):
+    if not os.path.exists(os.path.join(ROOT, "build", f"{app}.xen")):
+        sys.exit(f"lab: build/{app}.xen missing; run `make build APP={app}`")
+    dom0 = dom0_image()
+    env = {"LAB_APP": app, "LAB_PORT": str(port)}
+    net = ["-netdev", f"user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:{port}",
+           "-device", "virtio-net-pci,netdev=n0"]
+
+    def ready(line, _proc):
+        if line.startswith("SIROCCO-SERVE-READY"):
+            print(f"\n  {app} is up under Xen: http://localhost:8080/  (Ctrl-C stops the lab)\n", flush=True)
+
+    try:
+        boot("serve", dom0, job_disk(". /job/lab/suite-serve.sh", env), 24 * 3600,
+             lambda l: l.startswith(("SIROCCO-", "lab:", "console|")), net, ready)
+    except KeyboardInterrupt:
+        print("\nlab: stopped", flush=True)
+    return 0
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -143,6 +172,8 @@ def main(argv):
         timeout_s, rest = int(rest[1]), rest[2:]
     if mode == "run" and rest:
         return cmd_run(rest[0], rest[1:], timeout_s)
+    if mode == "serve" and rest:
+        return cmd_serve(rest[0], int(rest[1]) if len(rest) > 1 else 80)
     if mode == "bench":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench

@@ -40,5 +40,7 @@ mke2fs -q -F -t ext4 -d "$out.tmp/root" "$out.tmp/dom0.img" 3G
 rm -rf "$out.tmp/root"
 touch "$out.tmp/ready"
 rm -rf "$out"; mv "$out.tmp" "$out"
+# Older recipes' images (3 GiB sparse each) are of no further use.
+for old in "$cache_root"/dom0-*; do [ "$old" = "$out" ] || rm -rf "$old"; done
 log "dom0 ready in $(( $(date +%s) - start ))s"
 echo "$out"

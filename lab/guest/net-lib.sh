@@ -1,0 +1,64 @@
+# Helpers for the network suites.
+start_net_guest() {
+    GUEST_NAME=$1; cfg=$2; shift 2
+    GUEST_LOG=/var/log/xen/console/guest-$GUEST_NAME.log
+    GUEST_XL=/tmp/xl-$GUEST_NAME.out
+    rm -f "$GUEST_LOG"
+    eval "xl create -F \"$cfg\" \"name=\\\"$GUEST_NAME\\\"\" $*" >"$GUEST_XL" 2>&1 &
+    XL_PID=$!
+}
+stop_net_guest() {
+    timeout 30 xl shutdown -w "$GUEST_NAME" >/dev/null 2>&1 || xl destroy "$GUEST_NAME" 2>/dev/null
+    wait $XL_PID 2>/dev/null
+}
+wait_http() { # HOST PORT TIMEOUT_S
+    for _ in $(seq $(($3 * 2))); do
+        curl -s -o /dev/null --max-time 2 "http://$1:$2/" && return 0
+        sleep 0.5
+    done
+    return 1
+}
+wait_tcp() {
+    for _ in $(seq $(($3 * 2))); do nc -z -w 2 "$1" "$2" && return 0; sleep 0.5; done
+    return 1
+}
+keepalive_check() { # HOST N: N requests on one connection
+    : >/tmp/urls
+    for i in $(seq "$2"); do echo "url = \"http://$1/?n=$i\"" >>/tmp/urls; echo "output = /dev/null" >>/tmp/urls; done
+    t0=$(now)
+    curl -s -K /tmp/urls -w '%{http_code} %{num_connects}\n' >/tmp/ka.out
+    took=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    ok=$(grep -c '^200 ' /tmp/ka.out); conns=$(awk '{ s += $2 } END { print s }' /tmp/ka.out)
+    check http-keepalive "$ok of $2 sequential requests answered 200 over $conns connection(s) in ${took} s" \
+        sh -c "[ $ok -eq $2 ] && [ $conns -eq 1 ]"
+}
+concurrent_check() { # HOST N: N clients at once
+    : >/tmp/par
+    for i in $(seq "$2"); do (curl -s -o /dev/null --max-time 30 -w '%{http_code}\n' "http://$1/?c=$i" >>/tmp/par) & done
+    wait
+    ok=$(grep -c '^200$' /tmp/par)
+    check http-concurrent "$ok of $2 concurrent clients answered 200" [ "$ok" -eq "$2" ]
+}
+linux_peer_fetch() { # HOST: a Linux PV guest on xenbr0 fetches / with busybox wget
+    mkdir -p /tmp/lpeer/bin /tmp/lpeer/proc /tmp/lpeer/sys /tmp/lpeer/dev
+    cp "$(command -v busybox)" /tmp/lpeer/bin/busybox
+    cat >/tmp/lpeer/init <<INIT
+#!/bin/busybox sh
+b=/bin/busybox
+\$b mount -t proc proc /proc; \$b mount -t sysfs sys /sys
+\$b ip link set eth0 up; \$b ip addr add 10.0.0.9/24 dev eth0
+for i in 1 2 3 4 5 6 7 8 9 10; do \$b wget -q -T 5 -O /page http://$1/ && break; \$b sleep 1; done
+echo "linux-peer: fetched \$(\$b wc -c </page) bytes: \$(\$b head -c 60 /page | \$b tr '\n' ' ')"
+\$b poweroff -f
+INIT
+    chmod +x /tmp/lpeer/init
+    (cd /tmp/lpeer && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >/tmp/lpeer.img
+    kernel=$(ls /boot/vmlinuz-* | sort -V | tail -n1)
+    saved="$GUEST_NAME $GUEST_LOG $GUEST_XL $XL_PID"
+    printf 'type = "pv"\nkernel = "%s"\nramdisk = "/tmp/lpeer.img"\nmemory = 128\nvif = [ "bridge=xenbr0" ]\nextra = "console=hvc0 quiet"\non_poweroff = "destroy"\non_crash = "destroy"\n' \
+        "$kernel" >/tmp/lpeer.cfg
+    boot_guest linux-fetch 180 /tmp/lpeer.cfg
+    check linux-peer-fetch "a Linux PV guest on the same bridge fetched / from the Sirocco guest" \
+        console_has "linux-peer: fetched [1-9]"
+    set -- $saved; GUEST_NAME=$1; GUEST_LOG=$2; GUEST_XL=$3; XL_PID=$4
+}

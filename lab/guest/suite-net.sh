@@ -1,0 +1,70 @@
+# The network suite (issue 4): netfront + smoltcp against Linux's netback, checked from dom0.
+cd /job
+ip -6 addr add fd00::1/64 dev xenbr0 2>/dev/null
+ip link add xenbr1 type bridge && ip addr add 10.0.1.1/24 dev xenbr1 && ip link set xenbr1 up
+# DHCPv4 for guests without ip=, and router advertisements for SLAAC (prefix fd00::/64).
+dnsmasq --interface=xenbr0 --bind-interfaces --except-interface=lo --port=0 \
+    --dhcp-range=10.0.0.100,10.0.0.150,255.255.255.0,1h --dhcp-range=fd00::,ra-only --enable-ra \
+    --dhcp-leasefile=/tmp/dnsmasq.leases --pid-file=/tmp/dnsmasq.pid --log-dhcp --log-facility=/tmp/dnsmasq.log
+
+. /job/lab/net-lib.sh
+
+# --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests ------------------
+start_net_guest httpd xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 ip6=fd00::2/64"'
+if wait_http 10.0.0.2 80 60; then
+    check net-ping4 "ping 10.0.0.2 from dom0" ping -c 3 -W 5 10.0.0.2
+    check net-ping6 "ping fd00::2 from dom0" ping -6 -c 3 -W 5 fd00::2
+    code=$(curl -s -o /tmp/index.html -w '%{http_code}' http://10.0.0.2/)
+    check http-index "GET / answered $code" [ "$code" = 200 ]
+    curl -s http://10.0.0.2/stats >/tmp/stats.json
+    check http-stats "GET /stats is JSON with uptime and vif counters: $(head -c 200 /tmp/stats.json)" \
+        sh -c "grep -q '\"uptime_ms\"' /tmp/stats.json && grep -q '\"vifs\"' /tmp/stats.json"
+    check http-ipv6 "GET / over IPv6" sh -c "curl -s -g -o /dev/null -w '%{http_code}' 'http://[fd00::2]/' | grep -q 200"
+    keepalive_check 10.0.0.2 1000
+    concurrent_check 10.0.0.2 50
+    bad=$(printf 'BLAH\r\n\r\n' | nc -w 5 10.0.0.2 80 | head -n1 | tr -d '\r')
+    check http-malformed "malformed request answered: $bad" sh -c "echo '$bad' | grep -q '400'"
+    code=$(curl -s -o /dev/null -w '%{http_code}' http://10.0.0.2/)
+    check http-after-malformed "still serving after a malformed request ($code)" [ "$code" = 200 ]
+    linux_peer_fetch 10.0.0.2
+else
+    fail http-up "httpd did not answer on 10.0.0.2:80 within 60 s"; show_guest
+fi
+stop_net_guest
+
+# --- echo: 16 MiB each way with identical SHA-256, UDP echo ----------------------------------------------------
+start_net_guest echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1"'
+if wait_tcp 10.0.0.3 7 60; then
+    head -c 16777216 /dev/urandom >/tmp/rand
+    t0=$(now)
+    timeout 300 nc -N 10.0.0.3 7 </tmp/rand >/tmp/rand.back
+    took=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    sent=$(sha256sum </tmp/rand | cut -c1-16); back=$(sha256sum </tmp/rand.back | cut -c1-16)
+    check echo-16mib "16 MiB through TCP echo and back in ${took} s: sha256 $sent vs $back ($(stat -c %s /tmp/rand.back) bytes)" [ "$sent" = "$back" ]
+    reply=$(echo "udp-hello" | nc -u -w 2 10.0.0.3 7)
+    check echo-udp "UDP echo answered '$reply'" [ "$reply" = udp-hello ]
+else
+    fail echo-up "echo did not listen on 10.0.0.3:7 within 60 s"; show_guest
+fi
+stop_net_guest
+
+# --- DHCP: no ip= on the command line --------------------------------------------------------------------------
+start_net_guest httpd-dhcp xl-configs/httpd.cfg 'extra="log=info"'
+lease=""
+for _ in $(seq 600); do lease=$(sed -n 's/.*DHCP lease \([0-9.]*\).*/\1/p' "$GUEST_LOG" | head -n1); [ -n "$lease" ] && break; sleep 0.1; done
+check dhcp-lease "lease from dnsmasq in dom0: ${lease:-none}" [ -n "$lease" ]
+[ -n "$lease" ] && check dhcp-reachable "httpd reachable at its leased address" wait_http "$lease" 80 30
+slaac=$(sed -n 's/.*SLAAC address \(fd00:[0-9a-f:]*\).*/\1/p' "$GUEST_LOG" | head -n1)
+[ -n "$slaac" ] && check slaac "SLAAC address $slaac answers ping" ping -6 -c 2 -W 5 "$slaac"
+stop_net_guest
+
+# --- two vifs on two bridges ---------------------------------------------------------------------------------
+start_net_guest httpd-2vif xl-configs/httpd.cfg "vif=['bridge=xenbr0','bridge=xenbr1']" \
+    'extra="log=info ip=10.0.0.4/24 ip1=10.0.1.4/24"'
+if wait_http 10.0.0.4 80 60; then
+    check two-vifs-first "reachable on vif 0 (xenbr0)" ping -c 2 -W 5 10.0.0.4
+    check two-vifs-second "reachable on vif 1 (xenbr1)" ping -c 2 -W 5 10.0.1.4
+else
+    fail two-vifs "httpd with two vifs did not come up"; show_guest
+fi
+stop_net_guest
