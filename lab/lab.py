@@ -22,7 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "lab")
-SUITES = ["boot", "core"]
+SUITES = ["boot", "core", "net"]
 
 
 def say(msg):

@@ -117,28 +117,45 @@ fn with_table<R>(f: impl FnOnce(&mut GrantTable<XenGrantEntries>) -> R) -> R {
     f(TABLE.lock().as_mut().expect("grant table set up at boot"))
 }
 
-/// A page-aligned 4 KiB buffer from the heap, shareable with another domain.
-pub struct Page(Box<PageBuf>);
+/// A page-aligned 4 KiB buffer from the heap, shareable with another domain. Held by raw pointer (not a `Box`)
+/// because once granted the peer may write it at any time: shared pages are only touched with volatile accesses.
+pub struct Page(core::ptr::NonNull<PageBuf>);
 
 #[repr(C, align(4096))]
 struct PageBuf([u8; 4096]);
 
+// SAFETY: a Page owns its allocation exclusively (like a Box); it is sent between tasks, never shared.
+unsafe impl Send for Page {}
+
 impl Page {
     /// A zeroed page.
     pub fn new() -> Page {
-        Page(Box::new(PageBuf([0; 4096])))
+        Page(core::ptr::NonNull::from(Box::leak(Box::new(PageBuf([0; 4096])))))
     }
-    /// Its bytes.
+    /// Its bytes (an ungranted page is ours alone).
     pub fn bytes(&self) -> &[u8; 4096] {
-        &self.0 .0
+        // SAFETY: the allocation is live and owned by this Page; while it is not granted nobody else writes it.
+        unsafe { &self.0.as_ref().0 }
     }
     /// Its bytes, writable.
     pub fn bytes_mut(&mut self) -> &mut [u8; 4096] {
-        &mut self.0 .0
+        // SAFETY: as above, and `&mut self` makes this the only reference.
+        unsafe { &mut self.0.as_mut().0 }
     }
     /// The machine frame holding it (what a grant names).
     pub fn mfn(&self) -> u64 {
-        mm::virt_to_mfn(self.0.as_ref() as *const PageBuf as u64)
+        mm::virt_to_mfn(self.0.as_ptr() as u64)
+    }
+    /// The page's address, for volatile access while it is shared.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.0.as_ptr() as *mut u8
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        // SAFETY: allocated by Box::leak in `new`, freed only here.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }
 }
 
@@ -174,9 +191,18 @@ impl Grant {
     pub fn domid(&self) -> u16 {
         self.domid
     }
-    /// The page's contents (reading our own shared page is always allowed).
-    pub fn bytes(&self) -> &[u8; 4096] {
-        self.page.as_ref().expect("page present until revoked").bytes()
+    /// The shared page's address, for volatile access by drivers.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.page.as_ref().expect("page present until revoked").as_ptr()
+    }
+    /// Copies `out.len()` bytes at `offset` out of the shared page (volatile: the peer may be writing it).
+    pub fn read(&self, offset: usize, out: &mut [u8]) {
+        assert!(offset + out.len() <= 4096, "read past the page");
+        let p = self.as_ptr();
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: inside the live 4 KiB page (checked above).
+            *b = unsafe { p.add(offset + i).read_volatile() };
+        }
     }
     /// Ends the peer's access and returns the page; refused (nothing changes) while the peer still maps it.
     pub fn revoke(mut self) -> Result<Page, (Grant, GrantError)> {

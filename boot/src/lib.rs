@@ -27,6 +27,8 @@ pub mod grant;
 mod hypercall;
 mod logger;
 mod mm;
+pub mod net;
+pub mod netfront;
 mod panic;
 pub mod runtime;
 pub mod shutdown;

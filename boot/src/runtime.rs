@@ -18,6 +18,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
 use embassy_executor::raw;
+pub(crate) use sirocco_kernel::future::select;
 use sirocco_kernel::timer::{TimerId, TimerQueue};
 
 /// The executor is embassy-executor's raw executor (chosen over our own on measurements: docs/executor.md).
@@ -161,6 +162,10 @@ impl Instant {
     /// Nanoseconds of Xen system time.
     pub fn as_nanos(&self) -> u64 {
         self.0
+    }
+    /// The instant at `ns` of Xen system time.
+    pub fn from_nanos(ns: u64) -> Instant {
+        Instant(ns)
     }
     /// This instant plus `d`.
     pub fn after(&self, d: Duration) -> Instant {

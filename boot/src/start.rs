@@ -66,6 +66,7 @@ pub(crate) extern "C" fn start(si: *const start_info) -> ! {
         memory.mmu_hypercalls
     );
 
+    crate::net::set_cmdline(cmdline);
     let env = Env { cmdline, memory, xen };
     // SAFETY: `sirocco::main!` defines the symbol with exactly this signature; without it the image does not link.
     let exit = unsafe { __sirocco_app_main(&env) };

@@ -10,4 +10,6 @@ pub mod console;
 pub mod control;
 pub mod frontend;
 pub mod grant;
+pub mod netfront;
+pub mod ring;
 pub mod xenstore;

@@ -4,7 +4,7 @@ start_net_guest() {
     GUEST_LOG=/var/log/xen/console/guest-$GUEST_NAME.log
     GUEST_XL=/tmp/xl-$GUEST_NAME.out
     rm -f "$GUEST_LOG"
-    eval "xl create -F \"$cfg\" \"name=\\\"$GUEST_NAME\\\"\" $*" >"$GUEST_XL" 2>&1 &
+    xl create -F "$cfg" "name=\"$GUEST_NAME\"" "$@" >"$GUEST_XL" 2>&1 &
     XL_PID=$!
 }
 stop_net_guest() {
@@ -34,8 +34,12 @@ keepalive_check() { # HOST N: N requests on one connection
 }
 concurrent_check() { # HOST N: N clients at once
     : >/tmp/par
-    for i in $(seq "$2"); do (curl -s -o /dev/null --max-time 30 -w '%{http_code}\n' "http://$1/?c=$i" >>/tmp/par) & done
-    wait
+    pids=""
+    for i in $(seq "$2"); do
+        (curl -s -o /dev/null --max-time 60 -w '%{http_code}\n' "http://$1/?c=$i" >>/tmp/par) &
+        pids="$pids $!"
+    done
+    wait $pids # only the clients: a bare `wait` would also wait for the guest's `xl create -F`
     ok=$(grep -c '^200$' /tmp/par)
     check http-concurrent "$ok of $2 concurrent clients answered 200" [ "$ok" -eq "$2" ]
 }

@@ -54,7 +54,7 @@ lease=""
 for _ in $(seq 600); do lease=$(sed -n 's/.*DHCP lease \([0-9.]*\).*/\1/p' "$GUEST_LOG" | head -n1); [ -n "$lease" ] && break; sleep 0.1; done
 check dhcp-lease "lease from dnsmasq in dom0: ${lease:-none}" [ -n "$lease" ]
 [ -n "$lease" ] && check dhcp-reachable "httpd reachable at its leased address" wait_http "$lease" 80 30
-slaac=$(sed -n 's/.*SLAAC address \(fd00:[0-9a-f:]*\).*/\1/p' "$GUEST_LOG" | head -n1)
+slaac=$(grep -o 'SLAAC address.*' "$GUEST_LOG" | grep -o 'fd00:[0-9a-f:]*' | head -n1)
 [ -n "$slaac" ] && check slaac "SLAAC address $slaac answers ping" ping -6 -c 2 -W 5 "$slaac"
 stop_net_guest
 

@@ -1,0 +1,69 @@
+//! `echo`: TCP echo and UDP echo on port 7 (RFC 862), on the first vif. Each TCP connection echoes until the peer
+//! closes its side, then closes gracefully; many connections at once.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec;
+use sirocco::net::{self, TcpListener, TcpStream, UdpSocket};
+use sirocco::Either;
+
+sirocco::main!(main);
+
+async fn echo_tcp(mut s: TcpStream) {
+    let peer = s.peer_addr();
+    let mut buf = vec![0u8; 16384];
+    let mut total = 0u64;
+    let result = async {
+        loop {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            s.write_all(&buf[..n]).await?;
+            total += n as u64;
+        }
+        s.close().await
+    }
+    .await;
+    match result {
+        Ok(()) => sirocco::log::info!("echo: {peer:?}: {total} bytes echoed, closed"),
+        Err(e) => sirocco::log::warn!("echo: {peer:?}: {e} after {total} bytes"),
+    }
+}
+
+async fn echo_udp(mut s: UdpSocket) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match s.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                if let Err(e) = s.send_to(&buf[..n], from).await {
+                    sirocco::log::warn!("echo: udp reply to {from}: {e}");
+                }
+            }
+            Err(e) => sirocco::log::warn!("echo: udp: {e}"),
+        }
+    }
+}
+
+fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, net::UpError> {
+    let net = net::default()?;
+    sirocco::block_on(async move {
+        let addr = net.wait_ipv4().await;
+        let udp = UdpSocket::bind(&net, 7).unwrap_or_else(|e| panic!("udp port 7: {e}"));
+        sirocco::spawn(echo_udp(udp)).unwrap_or_else(|e| panic!("{e}"));
+        let mut listener = TcpListener::bind(&net, 7, 8).unwrap_or_else(|e| panic!("tcp port 7: {e}"));
+        sirocco::println!("echo: listening on {addr} port 7 (TCP and UDP)");
+        loop {
+            match sirocco::select(listener.accept(), sirocco::shutdown::requested()).await {
+                Either::Left(stream) => {
+                    if let Err(e) = sirocco::spawn(echo_tcp(stream)) {
+                        sirocco::log::warn!("echo: refusing a connection: {e}");
+                    }
+                }
+                Either::Right(request) => return Ok(request.exit()),
+            }
+        }
+    })
+}

@@ -1,0 +1,228 @@
+//! netfront, the platform half: ring pages and buffer pages granted to the backend once for the device's life,
+//! the event channel, and the connect sequence. The protocol (request/response validation, scatter-gather,
+//! checksum flags, counters, xenstore keys) is `sirocco_drivers::netfront`, tested on the host against a fake
+//! netback.
+
+use crate::evtchn::{EventChannel, EvtchnError};
+use crate::grant::{Grant, Page};
+use crate::{hypercall, xenstore};
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{fence, Ordering};
+use sirocco_drivers::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
+use sirocco_drivers::grant::{GrantError, GrantRef};
+use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys, Features, NetBuffers};
+use sirocco_drivers::ring::{Notify, SharedRing};
+use sirocco_drivers::xenstore::Tx;
+
+pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksum, TxError};
+
+/// Buffer pages per direction: 128 RX buffers in flight, 128 TX slots (512 KiB each way).
+pub const BUFFERS: u16 = 128;
+const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
+
+/// A shared ring page (`io/ring.h`: header `req_prod`@0, `req_event`@4, `rsp_prod`@8, `rsp_event`@12, entries
+/// from 64), accessed volatile because the backend writes it concurrently.
+pub struct RingPage(*mut u8);
+
+// SAFETY: the page stays allocated (its Grant is held by the Vif) for as long as the RingPage exists; one vCPU.
+unsafe impl Send for RingPage {}
+
+impl RingPage {
+    fn word(&self, off: usize) -> *mut u32 {
+        self.0.wrapping_add(off) as *mut u32
+    }
+}
+
+impl SharedRing for RingPage {
+    fn load_rsp_prod(&self) -> u32 {
+        // SAFETY: aligned u32 of the ring header inside the live page.
+        let v = unsafe { self.word(8).read_volatile() };
+        fence(Ordering::Acquire);
+        v
+    }
+    fn load_req_event(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { self.word(4).read_volatile() }
+    }
+    fn store_req_prod(&mut self, value: u32) {
+        fence(Ordering::Release);
+        // SAFETY: as above.
+        unsafe { self.word(0).write_volatile(value) };
+    }
+    fn store_rsp_event(&mut self, value: u32) {
+        // SAFETY: as above.
+        unsafe { self.word(12).write_volatile(value) };
+    }
+    fn full_barrier(&mut self) {
+        fence(Ordering::SeqCst);
+    }
+    fn init_header(&mut self, req_prod: u32, req_event: u32, rsp_prod: u32, rsp_event: u32) {
+        for (off, v) in [(0, req_prod), (4, req_event), (8, rsp_prod), (12, rsp_event)] {
+            // SAFETY: as above.
+            unsafe { self.word(off).write_volatile(v) };
+        }
+        for off in 16..64 {
+            // SAFETY: the header's pad bytes inside the live page.
+            unsafe { self.0.add(off).write_volatile(0) };
+        }
+    }
+    fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= 4096);
+        for (i, &b) in bytes.iter().enumerate() {
+            // SAFETY: inside the live page (checked above).
+            unsafe { self.0.add(offset + i).write_volatile(b) };
+        }
+    }
+    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
+        assert!(offset + out.len() <= 4096);
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: inside the live page (checked above).
+            *b = unsafe { self.0.add(offset + i).read_volatile() };
+        }
+    }
+}
+
+/// The buffer pages, each granted once (TX read-only, RX writable).
+pub struct Buffers {
+    tx: Vec<Grant>,
+    rx: Vec<Grant>,
+}
+
+fn copy_in(page: &Grant, offset: usize, data: &[u8]) {
+    assert!(offset + data.len() <= 4096);
+    // SAFETY: the destination lies inside the granted page (checked); the backend only reads TX buffers, and only
+    // after the request naming it is published, so a plain copy is fine.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), page.as_ptr().add(offset), data.len()) };
+}
+
+impl NetBuffers for Buffers {
+    fn tx_count(&self) -> u16 {
+        self.tx.len() as u16
+    }
+    fn rx_count(&self) -> u16 {
+        self.rx.len() as u16
+    }
+    fn tx_gref(&self, buf: u16) -> GrantRef {
+        self.tx[usize::from(buf)].gref()
+    }
+    fn rx_gref(&self, buf: u16) -> GrantRef {
+        self.rx[usize::from(buf)].gref()
+    }
+    fn tx_write(&mut self, buf: u16, offset: usize, data: &[u8]) {
+        copy_in(&self.tx[usize::from(buf)], offset, data);
+    }
+    fn rx_read(&self, buf: u16, offset: usize, out: &mut [u8]) {
+        let page = &self.rx[usize::from(buf)];
+        assert!(offset + out.len() <= 4096);
+        fence(Ordering::Acquire);
+        // SAFETY: inside the granted page (checked); the driver reads an RX buffer only after the backend's
+        // response for it, when the backend no longer writes it.
+        unsafe { core::ptr::copy_nonoverlapping(page.as_ptr().add(offset), out.as_mut_ptr(), out.len()) };
+    }
+}
+
+/// Notifies the backend on our event channel.
+pub struct Kick(u32);
+
+impl Notify for Kick {
+    fn notify(&mut self) {
+        hypercall::evtchn_send(self.0);
+    }
+}
+
+/// The driver type.
+pub type Driver = nf::Netfront<RingPage, Buffers, Kick>;
+
+/// A connected vif.
+pub struct Vif {
+    /// Which vif (`device/vif/<id>`).
+    pub id: u32,
+    /// Our MAC.
+    pub mac: [u8; 6],
+    /// The IP MTU.
+    pub mtu: u16,
+    /// The protocol driver.
+    pub driver: Driver,
+    _rings: (Grant, Grant),
+}
+
+/// Why a vif could not be brought up.
+#[derive(Debug)]
+pub enum NetError {
+    /// Xenstore or the xenbus handshake failed.
+    Frontend(FrontendError),
+    /// The vif's configuration or connect step failed.
+    Config(ConfigError),
+    /// Xenstore refused an operation.
+    Xenstore(sirocco_drivers::xenstore::XsError),
+    /// Granting a page failed.
+    Grant(GrantError),
+    /// Allocating the event channel failed.
+    Evtchn(EvtchnError),
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::Frontend(e) => write!(f, "{e}"),
+            NetError::Config(e) => write!(f, "{e}"),
+            NetError::Xenstore(e) => write!(f, "{e}"),
+            NetError::Grant(e) => write!(f, "{e}"),
+            NetError::Evtchn(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn grant(domid: u16, page: Page, readonly: bool) -> Result<Grant, NetError> {
+    Grant::new(domid, page, readonly).map_err(|(_, e)| NetError::Grant(e))
+}
+
+/// Lists the vifs the toolstack gave us.
+pub fn enumerate() -> Result<Vec<DeviceInfo>, NetError> {
+    xenstore::with(|xs| frontend::enumerate(xs, DeviceKind::Vif)).map_err(NetError::Frontend)
+}
+
+/// Connects one vif: the xenbus handshake, rings and buffers granted, keys written in one transaction, and the
+/// backend's Connected awaited before anything is transmitted. Returns the vif and its event channel.
+pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
+    let backend = dev.backend_id;
+    let config = xenstore::with(|xs| -> Result<_, NetError> {
+        frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(NetError::Xenstore)?;
+        frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait, XenbusState::Connected], CONNECT_TIMEOUT_NS)
+            .map_err(NetError::Frontend)?;
+        nf::read_config(xs, dev).map_err(NetError::Config)
+    })?;
+    let features = Features::negotiate(&config.backend, Features { sg: true, csum_offload: true });
+    let mut tx = Vec::with_capacity(usize::from(BUFFERS));
+    let mut rx = Vec::with_capacity(usize::from(BUFFERS));
+    for _ in 0..BUFFERS {
+        tx.push(grant(backend, Page::new(), true)?);
+        rx.push(grant(backend, Page::new(), false)?);
+    }
+    let (tx_ring, rx_ring) = (Page::new(), Page::new());
+    let (tx_ptr, rx_ptr) = (tx_ring.as_ptr(), rx_ring.as_ptr());
+    let channel = EventChannel::alloc_unbound(backend).map_err(NetError::Evtchn)?;
+    // The rings are initialised by `Netfront::new` before they are granted.
+    let mut driver =
+        nf::Netfront::new(RingPage(tx_ptr), RingPage(rx_ptr), Buffers { tx, rx }, Kick(channel.port()), features);
+    let tx_ring = grant(backend, tx_ring, false)?;
+    let rx_ring = grant(backend, rx_ring, false)?;
+    let keys = ConnectKeys { tx_ring_ref: tx_ring.gref(), rx_ring_ref: rx_ring.gref(), event_channel: channel.port() };
+    xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
+    log::info!(
+        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, event channel {}",
+        dev.id,
+        config.mac[0],
+        config.mac[1],
+        config.mac[2],
+        config.mac[3],
+        config.mac[4],
+        config.mac[5],
+        config.mtu,
+        features.sg,
+        features.csum_offload,
+        channel.port()
+    );
+    Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver, _rings: (tx_ring, rx_ring) }, channel))
+}

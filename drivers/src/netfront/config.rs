@@ -1,0 +1,221 @@
+//! Connecting a vif through xenstore: reading what the toolstack and the backend wrote ([`read_config`]), writing
+//! our ring refs, event channel, requests and state in one transaction ([`write_connect_keys`]), and the whole
+//! connect step ([`connect`]) that ends only once the backend is Connected (packets sent earlier are lost: an
+//! anchor bug).
+
+use core::fmt;
+
+use alloc::format;
+
+use super::device::{Features, NetBuffers, Netfront};
+use crate::frontend::{self, DeviceId, DeviceInfo, FrontendError, XenbusState};
+use crate::grant::GrantRef;
+use crate::ring::{Notify, SharedRing};
+use crate::xenstore::{parse_decimal, InlineStr, Tx, Xenstore, XsError, XsPlatform, XsRing};
+
+/// The MTU when the toolstack gives none.
+pub const DEFAULT_MTU: u16 = 1500;
+
+/// What the backend offers (its `feature-*` keys; a missing key means 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendFeatures {
+    /// `feature-rx-copy`: the backend copies received packets into our granted pages (required: we never flip).
+    pub rx_copy: bool,
+    /// `feature-sg`: scatter-gather.
+    pub sg: bool,
+    /// `feature-gso-tcpv4` (offered; we do not negotiate GSO).
+    pub gso_tcpv4: bool,
+    /// `feature-gso-tcpv6` (offered; not negotiated).
+    pub gso_tcpv6: bool,
+    /// `feature-ipv6-csum-offload` (offered; we do not ask for it, so IPv6 packets come with full checksums).
+    pub ipv6_csum_offload: bool,
+    /// `feature-rx-notify`, if the backend says so (we always write ours).
+    pub rx_notify: bool,
+    /// `feature-split-event-channels` (offered; we use one event channel).
+    pub split_event_channels: bool,
+    /// `multi-queue-max-queues` (0 if absent; we use one queue, written the single-queue way).
+    pub max_queues: u32,
+}
+
+/// A vif's configuration, as the toolstack and the backend wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Our MAC (the frontend's `mac` key; the backend's vif has a different one).
+    pub mac: [u8; 6],
+    /// The frontend's `mtu` key, or [`DEFAULT_MTU`].
+    pub mtu: u16,
+    /// What the backend offers.
+    pub backend: BackendFeatures,
+}
+
+impl Features {
+    /// What we use: scatter-gather if we want it and the backend offers it; checksum offload as we choose (the
+    /// backend always accepts `feature-no-csum-offload`).
+    pub fn negotiate(backend: &BackendFeatures, want: Features) -> Features {
+        Features { sg: want.sg && backend.sg, csum_offload: want.csum_offload }
+    }
+}
+
+/// The grant refs and event channel that [`write_connect_keys`] publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectKeys {
+    /// The TX ring page's grant ref (`tx-ring-ref`).
+    pub tx_ring_ref: GrantRef,
+    /// The RX ring page's grant ref (`rx-ring-ref`).
+    pub rx_ring_ref: GrantRef,
+    /// Our port, allocated unbound to the backend's domain (`event-channel`).
+    pub event_channel: u32,
+}
+
+/// Why a vif cannot be configured or connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Reading or writing xenstore, a missing or bad frontend key (`mac`, `mtu`), or the backend's state.
+    Frontend(FrontendError),
+    /// A backend `feature-*` key holds something other than a decimal number.
+    BadBackendValue {
+        /// The device.
+        device: DeviceId,
+        /// The key, under the backend's directory.
+        key: &'static str,
+        /// Its value.
+        value: InlineStr<24>,
+    },
+    /// The backend does not offer `feature-rx-copy`; page flipping is not supported.
+    NoRxCopy {
+        /// The device.
+        device: DeviceId,
+    },
+}
+
+impl From<FrontendError> for ConfigError {
+    fn from(e: FrontendError) -> Self {
+        ConfigError::Frontend(e)
+    }
+}
+
+impl From<XsError> for ConfigError {
+    fn from(e: XsError) -> Self {
+        ConfigError::Frontend(FrontendError::Xenstore(e))
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ConfigError::Frontend(e) => write!(f, "{e}"),
+            ConfigError::BadBackendValue { device, key, value } => {
+                write!(f, "{device}: the backend's {key} holds {value:?}, not a number")
+            }
+            ConfigError::NoRxCopy { device } => write!(
+                f,
+                "{device}: the backend does not offer feature-rx-copy (page flipping is not supported); use a newer \
+                 netback"
+            ),
+        }
+    }
+}
+
+/// Reads our `mac` and `mtu` and the backend's features. Call once the backend is in InitWait (its features are
+/// written by then).
+pub fn read_config<R: XsRing, P: XsPlatform>(
+    xs: &mut Xenstore<R, P>,
+    dev: &DeviceInfo,
+) -> Result<NetConfig, ConfigError> {
+    let device = dev.device();
+    let bad = |key, value: &[u8]| FrontendError::BadValue { device, key, value: InlineStr::from_bytes(value) };
+    let mac = xs
+        .read_optional(Tx::NONE, &dev.frontend_key("mac"))?
+        .ok_or(FrontendError::MissingKey { device, key: "mac" })?;
+    let mac = parse_mac(&mac).ok_or_else(|| bad("mac", &mac))?;
+    let mtu = match xs.read_optional(Tx::NONE, &dev.frontend_key("mtu"))? {
+        None => DEFAULT_MTU,
+        Some(v) => {
+            parse_decimal(&v).and_then(|m| u16::try_from(m).ok()).filter(|&m| m >= 68).ok_or_else(|| bad("mtu", &v))?
+        }
+    };
+    let mut number = |key: &'static str| -> Result<u32, ConfigError> {
+        match xs.read_optional(Tx::NONE, &dev.backend_key(key))? {
+            None => Ok(0),
+            Some(v) => {
+                parse_decimal(&v).ok_or(ConfigError::BadBackendValue { device, key, value: InlineStr::from_bytes(&v) })
+            }
+        }
+    };
+    let backend = BackendFeatures {
+        rx_copy: number("feature-rx-copy")? != 0,
+        sg: number("feature-sg")? != 0,
+        gso_tcpv4: number("feature-gso-tcpv4")? != 0,
+        gso_tcpv6: number("feature-gso-tcpv6")? != 0,
+        ipv6_csum_offload: number("feature-ipv6-csum-offload")? != 0,
+        rx_notify: number("feature-rx-notify")? != 0,
+        split_event_channels: number("feature-split-event-channels")? != 0,
+        max_queues: number("multi-queue-max-queues")?,
+    };
+    if !backend.rx_copy {
+        return Err(ConfigError::NoRxCopy { device });
+    }
+    Ok(NetConfig { mac, mtu, backend })
+}
+
+/// `aa:bb:cc:dd:ee:ff` (hex, either case), a unicast address other than all zeros.
+pub fn parse_mac(text: &[u8]) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(|&b| b == b':');
+    for byte in mac.iter_mut() {
+        let part = parts.next()?;
+        let [hi, lo] = part else { return None };
+        *byte = hex_digit(*hi)? << 4 | hex_digit(*lo)?;
+    }
+    let unicast = mac[0] & 1 == 0 && mac != [0; 6];
+    (parts.next().is_none() && unicast).then_some(mac)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Writes, in one transaction (run again from the start if the commit answers `EAGAIN`): `tx-ring-ref`,
+/// `rx-ring-ref`, `event-channel`, `request-rx-copy=1`, `feature-rx-notify=1`, `feature-sg` (1 if we use it, else
+/// 0), `feature-no-csum-offload` (0 with checksum offload, else 1), and our `state` = Connected (4). The backend
+/// sees all of them at once or none.
+pub fn write_connect_keys<R: XsRing, P: XsPlatform>(
+    xs: &mut Xenstore<R, P>,
+    dev: &DeviceInfo,
+    keys: ConnectKeys,
+    features: Features,
+) -> Result<(), XsError> {
+    let flag = |on: bool| if on { "1" } else { "0" };
+    let values = [
+        ("tx-ring-ref", format!("{}", keys.tx_ring_ref.0)),
+        ("rx-ring-ref", format!("{}", keys.rx_ring_ref.0)),
+        ("event-channel", format!("{}", keys.event_channel)),
+        ("request-rx-copy", "1".into()),
+        ("feature-rx-notify", "1".into()),
+        ("feature-sg", flag(features.sg).into()),
+        ("feature-no-csum-offload", flag(!features.csum_offload).into()),
+    ];
+    xs.transaction(|xs, tx| {
+        for (key, value) in &values {
+            xs.write(tx, &dev.frontend_key(key), value.as_bytes())?;
+        }
+        frontend::set_state(xs, tx, dev, XenbusState::Connected)
+    })
+}
+
+/// The connect step: posts the RX buffers, writes the connect keys ([`write_connect_keys`]), waits for the backend
+/// to reach Connected, and only then lets the device transmit. Call with the backend in InitWait (see the module
+/// documentation for the whole sequence).
+pub fn connect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify>(
+    xs: &mut Xenstore<R, P>,
+    dev: &DeviceInfo,
+    netfront: &mut Netfront<S, B, E>,
+    keys: ConnectKeys,
+    timeout_ns: u64,
+) -> Result<(), ConfigError> {
+    netfront.post_rx_buffers();
+    write_connect_keys(xs, dev, keys, netfront.features())?;
+    frontend::wait_for_backend(xs, dev, &[XenbusState::Connected], timeout_ns)?;
+    netfront.backend_connected();
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! netfront: the guest end of a Xen virtual network interface (`io/netif.h`), pure logic over the platform's
+//! ring pages ([`SharedRing`](crate::ring::SharedRing)), granted buffer pages ([`NetBuffers`]) and event channel
+//! ([`Notify`](crate::ring::Notify)). Host tests run it against a fake netback speaking the real wire format.
+//!
+//! The platform's sequence for `device/vif/<id>` (each step a call here or in [`crate::frontend`]):
+//! 1. [`frontend::enumerate`](crate::frontend::enumerate) the vifs; `set_state(Initialising)`;
+//!    `wait_for_backend([InitWait, Connected])`.
+//! 2. [`read_config`]: our MAC and MTU, the backend's features (`feature-rx-copy` is required);
+//!    [`Features::negotiate`].
+//! 3. Allocate and zero the TX and RX ring pages and the buffer pages; grant the ring pages and the buffers
+//!    (TX read-only, RX writable) to the backend once, for the device's lifetime; `alloc_unbound` an event channel
+//!    to the backend's domain; [`Netfront::new`].
+//! 4. [`connect`]: posts the RX buffers, writes the ring refs, event channel, requests and `state=Connected` in one
+//!    transaction, waits for the backend's Connected, and only then allows [`Netfront::transmit`].
+//! 5. On each event: [`Netfront::poll_tx`], [`Netfront::poll_rx`] until `None` (log each [`RxDrop`]); transmit
+//!    when the stack has packets, retrying a [`TxError::RingFull`] after the next `poll_tx`.
+//!
+//! The backend is not trusted: every response is validated before its id, length or offset is used; a bad one is
+//! counted ([`Counters`]) and reported, its buffer recycled and its packet dropped; an `rsp_prod` that runs ahead
+//! of our requests stops the device ([`Phase::Broken`]).
+
+mod config;
+pub mod csum;
+mod device;
+mod error;
+pub mod wire;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    connect, parse_mac, read_config, write_connect_keys, BackendFeatures, ConfigError, ConnectKeys, NetConfig,
+    DEFAULT_MTU,
+};
+pub use device::{Features, NetBuffers, Netfront, Phase, RxPacket, TxChecksum, TxPoll};
+pub use error::{Counters, Direction, Fault, FaultKind, RxDrop, TxError};

@@ -1,0 +1,905 @@
+//! netfront against the fake netback (`fake`), the ABI pinned against `xen/io/netif.h`, the checksum helper
+//! against hand-built frames, and the xenstore connection against the fake xenstored.
+
+use super::fake::{connected, harness_at, Harness, RX_GREF_BASE, TX_GREF_BASE};
+use super::wire::*;
+use super::*;
+use crate::ring::{offsets, RingError};
+
+const SG: Features = Features { sg: true, csum_offload: true };
+const PLAIN: Features = Features { sg: false, csum_offload: false };
+
+fn frame(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+fn rx_ok(h: &mut Harness) -> RxPacket {
+    match h.nf.poll_rx() {
+        Some(Ok(p)) => p,
+        other => panic!("expected a packet, got {other:?}"),
+    }
+}
+
+fn rx_drop(h: &mut Harness) -> RxDrop {
+    match h.nf.poll_rx() {
+        Some(Err(d)) => d,
+        other => panic!("expected a drop, got {other:?}"),
+    }
+}
+
+// ----- ABI -----
+
+#[test]
+fn wire_constants_match_netif_h() {
+    assert_eq!((NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NETTXF_MORE_DATA, NETTXF_EXTRA_INFO), (1, 2, 4, 8));
+    assert_eq!((NETRXF_DATA_VALIDATED, NETRXF_CSUM_BLANK, NETRXF_MORE_DATA, NETRXF_EXTRA_INFO), (1, 2, 4, 8));
+    assert_eq!(NETRXF_GSO_PREFIX, 16);
+    assert_eq!((NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NETIF_RSP_NULL), (-2, -1, 0, 1));
+    assert_eq!((EXTRA_TYPE_NONE, EXTRA_TYPE_GSO, EXTRA_TYPE_MCAST_ADD, EXTRA_TYPE_MCAST_DEL), (0, 1, 2, 3));
+    assert_eq!((EXTRA_TYPE_HASH, EXTRA_TYPE_MAX, EXTRA_FLAG_MORE), (4, 5, 1));
+    assert_eq!((GSO_TYPE_TCPV4, GSO_TYPE_TCPV6), (1, 2));
+    assert_eq!((MAX_TX_SIZE, NR_SLOTS_MIN, PAGE_SIZE), (0xFFFF, 18, 4096));
+    assert_eq!((TX_ENTRY_SIZE, RX_ENTRY_SIZE), (12, 8));
+    assert_eq!((crate::ring::ring_size(TX_ENTRY_SIZE), crate::ring::ring_size(RX_ENTRY_SIZE)), (256, 256));
+    use core::mem::size_of;
+    assert_eq!(size_of::<NetifTxRequest>(), 12);
+    assert_eq!(size_of::<NetifTxResponse>(), 4);
+    assert_eq!(size_of::<NetifRxRequest>(), 8);
+    assert_eq!(size_of::<NetifRxResponse>(), 8);
+    assert_eq!(size_of::<NetifExtraInfo>(), 8);
+}
+
+#[test]
+fn the_csum_pair_is_swapped_between_tx_and_rx() {
+    // The anchor bug: reading RX flags with the TX values. Bit 0 means csum_blank on TX, data_validated on RX.
+    assert_eq!(NETTXF_CSUM_BLANK, NETRXF_DATA_VALIDATED);
+    assert_eq!(NETTXF_DATA_VALIDATED, NETRXF_CSUM_BLANK);
+    assert_ne!(NETTXF_CSUM_BLANK, NETRXF_CSUM_BLANK);
+}
+
+#[test]
+fn slots_are_little_endian_bytes_in_header_order() {
+    let tx = NetifTxRequest { gref: 0x0403_0201, offset: 0x0605, flags: 0x0807, id: 0x0a09, size: 0x0c0b };
+    assert_eq!(tx.emit(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(NetifTxRequest::parse(&tx.emit()), tx);
+    let txr = NetifTxResponse { id: 0x0201, status: -2 };
+    assert_eq!(txr.emit(), [1, 2, 0xfe, 0xff]);
+    assert_eq!(NetifTxResponse::parse(&txr.emit()), txr);
+    let rx = NetifRxRequest { id: 0x0201, pad: 0, gref: 0x0807_0605 };
+    assert_eq!(rx.emit(), [1, 2, 0, 0, 5, 6, 7, 8]);
+    assert_eq!(NetifRxRequest::parse(&rx.emit()), rx);
+    let rxr = NetifRxResponse { id: 0x0201, offset: 0x0403, flags: 0x0605, status: -1 };
+    assert_eq!(rxr.emit(), [1, 2, 3, 4, 5, 6, 0xff, 0xff]);
+    assert_eq!(NetifRxResponse::parse(&rxr.emit()), rxr);
+    let extra = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: EXTRA_FLAG_MORE, data: [0xb4, 0x05, 1, 0, 0, 0] };
+    assert_eq!(extra.emit(), [1, 1, 0xb4, 0x05, 1, 0, 0, 0]);
+    assert_eq!(NetifExtraInfo::parse(&extra.emit()), extra);
+    assert!(extra.type_is_valid());
+    for ty in [EXTRA_TYPE_NONE, EXTRA_TYPE_MAX, 200] {
+        assert!(!NetifExtraInfo { ty, ..extra }.type_is_valid(), "{ty}");
+    }
+}
+
+// ----- transmit -----
+
+#[test]
+fn transmit_before_the_backend_is_connected_is_refused() {
+    let mut h = harness_at(SG, 8, 8, 0);
+    assert_eq!(h.nf.phase(), Phase::Initialising);
+    assert_eq!(h.nf.post_rx_buffers(), 8, "RX buffers may be posted before connecting");
+    assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
+    assert_eq!(h.nf.counters().tx_not_connected, 1);
+    assert_eq!(h.nb.consume_tx(), 0, "nothing reached the ring");
+    assert_eq!(h.nf.tx_free_buffers(), 8);
+    h.nf.backend_connected();
+    assert_eq!(h.nf.phase(), Phase::Connected);
+    h.nf.transmit(&frame(60, 0), TxChecksum::Valid).unwrap();
+    assert_eq!(h.nb.consume_tx(), 1);
+    assert_eq!(TxError::NotConnected.to_string(), "not sent: the backend is not connected yet");
+}
+
+#[test]
+fn a_single_slot_packet_reaches_the_backend_and_its_buffer_comes_back() {
+    let mut h = connected(PLAIN, 4, 4);
+    let data = frame(1514, 7);
+    h.nf.transmit(&data, TxChecksum::Valid).unwrap();
+    assert_eq!(h.nf.tx_free_buffers(), 3);
+    assert_eq!(h.nb.consume_tx(), 1);
+    let sent = &h.nb.sent[0];
+    assert_eq!(sent.data, data);
+    let r = sent.requests[0];
+    assert_eq!(sent.requests.len(), 1);
+    assert_eq!((r.gref, r.offset, r.flags, r.size), (TX_GREF_BASE + u32::from(r.id), 0, NETTXF_DATA_VALIDATED, 1514));
+    let poll = h.nf.poll_tx();
+    assert_eq!(poll, TxPoll { freed: 1, faults: 0, first_fault: None });
+    assert_eq!(h.nf.tx_free_buffers(), 4);
+    let c = h.nf.counters();
+    assert_eq!((c.tx_packets, c.tx_bytes), (1, 1514));
+}
+
+#[test]
+fn tx_checksum_flags_follow_the_callers_word_and_the_offload_choice() {
+    let mut h = connected(SG, 8, 4);
+    h.nf.transmit(&frame(100, 0), TxChecksum::Valid).unwrap();
+    h.nf.transmit(&frame(100, 0), TxChecksum::Blank).unwrap();
+    h.nf.transmit(&frame(100, 0), TxChecksum::Unchecked).unwrap();
+    h.nb.consume_tx();
+    let flags: Vec<u16> = h.nb.sent.iter().map(|s| s.flags).collect();
+    assert_eq!(flags, [NETTXF_DATA_VALIDATED, NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED, 0]);
+    assert_eq!(flags, [2, 3, 0], "TX values: csum_blank is bit 0 on this side");
+
+    let mut h = connected(PLAIN, 8, 4);
+    assert_eq!(h.nf.transmit(&frame(100, 0), TxChecksum::Blank), Err(TxError::ChecksumOffloadOff));
+    assert_eq!(h.nf.counters().tx_csum_refused, 1);
+    assert_eq!(h.nf.tx_free_buffers(), 8);
+}
+
+#[test]
+fn a_large_packet_is_split_into_chained_slots() {
+    let mut h = connected(SG, 32, 4);
+    let data = frame(MAX_TX_SIZE, 3);
+    h.nf.transmit(&data, TxChecksum::Blank).unwrap();
+    assert_eq!(h.nf.tx_free_buffers(), 32 - 16);
+    assert_eq!(h.nb.consume_tx(), 1);
+    let sent = &h.nb.sent[0];
+    assert_eq!(sent.data, data, "reassembled by the backend");
+    assert_eq!(sent.requests.len(), 16);
+    assert_eq!(sent.requests[0].size, 65535, "the first slot carries the whole length");
+    assert_eq!(sent.requests[0].flags, NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED | NETTXF_MORE_DATA);
+    for r in &sent.requests[1..15] {
+        assert_eq!((r.size, r.flags, r.offset), (4096, NETTXF_MORE_DATA, 0));
+    }
+    assert_eq!((sent.requests[15].size, sent.requests[15].flags), (65535 - 15 * 4096, 0));
+    let ids: std::collections::BTreeSet<u16> = sent.requests.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 16, "one buffer, one id per slot");
+    assert_eq!(h.nf.poll_tx().freed, 16);
+    assert_eq!(h.nf.tx_free_buffers(), 32);
+}
+
+#[test]
+fn page_boundaries_decide_the_slot_count() {
+    let mut h = connected(SG, 8, 4);
+    for (len, slots) in [(4095, 1), (4096, 1), (4097, 2), (8192, 2), (8193, 3)] {
+        h.nf.transmit(&frame(len, 1), TxChecksum::Valid).unwrap();
+        h.nb.consume_tx();
+        let sent = h.nb.sent.last().unwrap();
+        assert_eq!((sent.requests.len(), sent.data.len()), (slots, len), "{len}");
+        h.nf.poll_tx();
+    }
+}
+
+#[test]
+fn several_slots_without_scatter_gather_are_refused() {
+    let mut h = connected(PLAIN, 8, 4);
+    h.nf.transmit(&frame(4096, 0), TxChecksum::Valid).unwrap();
+    let e = h.nf.transmit(&frame(4097, 0), TxChecksum::Valid).unwrap_err();
+    assert_eq!(e, TxError::NeedsScatterGather { len: 4097, slots: 2 });
+    assert!(e.to_string().contains("feature-sg"), "{e}");
+    assert_eq!(h.nf.counters().tx_needs_sg, 1);
+    assert_eq!(h.nf.max_packet(), 4096);
+    assert_eq!(h.nf.tx_free_buffers(), 7);
+}
+
+#[test]
+fn oversized_and_empty_packets_are_refused() {
+    let mut h = connected(SG, 32, 4);
+    assert_eq!(h.nf.max_packet(), 65535);
+    assert_eq!(h.nf.transmit(&frame(65536, 0), TxChecksum::Valid), Err(TxError::TooBig { len: 65536, max: 65535 }));
+    assert_eq!(h.nf.transmit(&[], TxChecksum::Valid), Err(TxError::Empty));
+    assert_eq!(h.nf.counters().tx_too_big, 2);
+    let mut h = connected(PLAIN, 32, 4);
+    assert_eq!(h.nf.transmit(&frame(70000, 0), TxChecksum::Valid), Err(TxError::TooBig { len: 70000, max: 4096 }));
+    // Fewer TX buffers than a packet needs slots: refused outright, not "retry later".
+    let mut h = connected(SG, 4, 4);
+    assert_eq!(h.nf.max_packet(), 4 * 4096);
+    assert_eq!(h.nf.transmit(&frame(20000, 0), TxChecksum::Valid), Err(TxError::TooBig { len: 20000, max: 16384 }));
+    h.nf.transmit(&frame(16384, 0), TxChecksum::Valid).unwrap();
+}
+
+#[test]
+fn a_full_ring_is_refused_and_counted_until_the_backend_catches_up() {
+    let mut h = connected(SG, 300, 4);
+    for i in 0..256 {
+        h.nf.transmit(&frame(64, i as u8), TxChecksum::Valid).unwrap();
+    }
+    let e = h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap_err();
+    assert_eq!(e, TxError::RingFull { needed: 1, free_slots: 0, free_buffers: 44 });
+    assert!(e.to_string().contains("retry after poll_tx"), "{e}");
+    assert_eq!(h.nf.poll_tx().freed, 0, "the backend has not consumed anything");
+    assert_eq!(h.nf.counters().tx_ring_full, 1);
+    assert_eq!(h.nb.consume_tx(), 256);
+    assert_eq!(h.nf.poll_tx().freed, 256);
+    h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    assert_eq!(h.nb.sent.len(), 256);
+}
+
+#[test]
+fn running_out_of_buffers_is_refused_until_the_backend_answers() {
+    let mut h = connected(SG, 8, 4);
+    for _ in 0..6 {
+        h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    }
+    // Two buffers left: a three-slot packet does not fit.
+    let e = h.nf.transmit(&frame(9000, 0), TxChecksum::Valid).unwrap_err();
+    assert_eq!(e, TxError::RingFull { needed: 3, free_slots: 250, free_buffers: 2 });
+    h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    assert!(matches!(h.nf.transmit(&frame(64, 0), TxChecksum::Valid), Err(TxError::RingFull { .. })));
+    assert_eq!(h.nf.counters().tx_no_buffer, 2);
+    // The backend consumes but stops answering: still nothing to free.
+    h.nb.hold_tx_responses = true;
+    assert_eq!(h.nb.consume_tx(), 8);
+    assert_eq!(h.nf.poll_tx().freed, 0);
+    assert!(h.nf.transmit(&frame(64, 0), TxChecksum::Valid).is_err());
+    h.nb.release_tx_responses();
+    assert_eq!(h.nf.poll_tx().freed, 8);
+    h.nf.transmit(&frame(9000, 0), TxChecksum::Valid).unwrap();
+}
+
+#[test]
+fn tx_responses_with_unknown_or_repeated_ids_are_counted_and_ignored() {
+    let mut h = connected(SG, 16, 4);
+    for _ in 0..3 {
+        h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    }
+    h.nb.hold_tx_responses = true;
+    h.nb.consume_tx();
+    let ids: Vec<u16> = h.nb.held.iter().map(|r| r.id).collect();
+    h.nb.respond_tx_raw(NetifTxResponse { id: 999, status: NETIF_RSP_OKAY });
+    h.nb.respond_tx_raw(NetifTxResponse { id: ids[1], status: NETIF_RSP_OKAY });
+    h.nb.respond_tx_raw(NetifTxResponse { id: ids[1], status: NETIF_RSP_OKAY });
+    let poll = h.nf.poll_tx();
+    let unknown = Fault { dir: Direction::Tx, index: 0, kind: FaultKind::BadId { id: 999, expected: None } };
+    assert_eq!(poll, TxPoll { freed: 1, faults: 2, first_fault: Some(unknown) });
+    assert_eq!(unknown.to_string(), "tx response at ring index 0: id 999 is not an outstanding request");
+    assert_eq!(h.nf.counters().tx_bad_id, 2);
+    assert_eq!(h.nf.tx_free_buffers(), 14, "only the one real completion freed a buffer");
+    assert_eq!(h.nf.phase(), Phase::Connected, "bad ids are contained, not fatal");
+}
+
+#[test]
+fn tx_error_statuses_free_the_buffer_and_are_counted() {
+    let mut h = connected(SG, 8, 4);
+    for _ in 0..4 {
+        h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    }
+    h.nb.hold_tx_responses = true;
+    h.nb.consume_tx();
+    let ids: Vec<u16> = h.nb.held.iter().map(|r| r.id).collect();
+    for (id, status) in [(ids[0], NETIF_RSP_ERROR), (ids[1], NETIF_RSP_DROPPED), (ids[2], 7), (ids[3], NETIF_RSP_NULL)]
+    {
+        h.nb.respond_tx_raw(NetifTxResponse { id, status });
+    }
+    let poll = h.nf.poll_tx();
+    assert_eq!((poll.freed, poll.faults), (3, 4));
+    let first = poll.first_fault.unwrap();
+    assert_eq!(first.kind, FaultKind::Status { status: -1 });
+    assert_eq!(first.to_string(), "tx response at ring index 0: status -1 (NETIF_RSP_ERROR)");
+    let c = h.nf.counters();
+    assert_eq!((c.tx_error, c.tx_dropped, c.tx_bad_status), (1, 1, 2));
+    assert_eq!(h.nf.tx_free_buffers(), 7, "a NULL response names no buffer");
+}
+
+#[test]
+fn tx_rsp_prod_running_ahead_stops_the_device() {
+    let mut h = connected(SG, 8, 4);
+    h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    h.nb.tx.set_header(offsets::RSP_PROD, 5);
+    let poll = h.nf.poll_tx();
+    let overrun = RingError::Overrun { rsp_prod: 5, rsp_cons: 0, req_prod: 1 };
+    let fault = Fault { dir: Direction::Tx, index: 0, kind: FaultKind::Ring(overrun) };
+    assert_eq!(poll.first_fault, Some(fault));
+    assert_eq!(poll.freed, 0);
+    assert_eq!(h.nf.phase(), Phase::Broken(fault));
+    assert!(fault.to_string().ends_with("the device is stopped"), "{fault}");
+    assert_eq!(h.nf.transmit(&frame(64, 0), TxChecksum::Valid), Err(TxError::Broken(fault)));
+    assert_eq!(h.nf.poll_rx(), None);
+    assert_eq!(h.nf.post_rx_buffers(), 0);
+    h.nf.backend_connected();
+    assert!(matches!(h.nf.phase(), Phase::Broken(_)), "no way back");
+    assert_eq!(h.nf.counters().ring_overruns, 1);
+}
+
+#[test]
+fn the_backend_is_notified_only_when_it_waits() {
+    let mut h = connected(SG, 8, 4);
+    assert_eq!(h.kicks.get(), 1, "posting the RX buffers: the backend waits for its first request");
+    h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    assert_eq!(h.kicks.get(), 2, "the first TX request");
+    h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    assert_eq!(h.kicks.get(), 2, "the backend has not gone idle since: no kick");
+    h.nb.consume_tx(); // goes idle: req_event = req_cons + 1
+    h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    assert_eq!(h.kicks.get(), 3);
+    assert_eq!(h.nf.counters().notifies, 3);
+}
+
+#[test]
+fn both_rings_wrap_around_u32() {
+    let mut h = harness_at(SG, 40, 40, u32::MAX - 5);
+    h.nf.post_rx_buffers();
+    h.nf.backend_connected();
+    for i in 0..600usize {
+        let out = frame(60 + (i * 97) % 9000, i as u8);
+        h.nf.transmit(&out, TxChecksum::Valid).unwrap();
+        assert_eq!(h.nb.consume_tx(), 1);
+        assert_eq!(h.nb.sent.last().unwrap().data, out);
+        assert_eq!(h.nf.poll_tx().faults, 0);
+        let inp = frame(60 + (i * 131) % 9000, !(i as u8));
+        assert!(h.nb.deliver_slots(&inp, 0, 4096, &[]));
+        assert_eq!(rx_ok(&mut h).data, inp, "packet {i}");
+        assert_eq!(h.nf.poll_rx(), None);
+    }
+    assert!(h.nb.tx.req_cons < 10_000 && h.nb.rx.req_cons < 10_000, "indices went through 0");
+    let c = h.nf.counters();
+    assert_eq!((c.tx_packets, c.rx_packets, c.rx_dropped), (600, 600, 0));
+}
+
+// ----- receive -----
+
+#[test]
+fn rx_buffers_are_posted_with_their_ids_and_grant_refs() {
+    let mut h = harness_at(PLAIN, 4, 300, 0);
+    assert_eq!(h.nf.post_rx_buffers(), 256, "as many as the ring holds");
+    assert_eq!(h.nf.rx_free_buffers(), 44);
+    assert_eq!(h.kicks.get(), 1);
+    assert_eq!(h.nf.post_rx_buffers(), 0, "ring full");
+    for expected in 0..3u16 {
+        let req = NetifRxRequest::parse(h.nb.rx.take_request().unwrap()[..8].try_into().unwrap());
+        assert_eq!(req, NetifRxRequest { id: expected, pad: 0, gref: RX_GREF_BASE + u32::from(expected) });
+    }
+}
+
+#[test]
+fn a_single_slot_frame_is_received_and_its_buffer_reposted() {
+    let mut h = connected(PLAIN, 4, 8);
+    h.nb.rx_offset = 10;
+    let data = frame(1514, 9);
+    h.nb.deliver(&data, 0);
+    let p = rx_ok(&mut h);
+    assert_eq!(p, RxPacket { data: data.clone(), csum_blank: false, data_validated: false });
+    assert_eq!(h.nf.poll_rx(), None);
+    assert_eq!((h.nf.rx_free_buffers(), h.nb.rx_requests()), (0, 8), "reposted");
+    let c = h.nf.counters();
+    assert_eq!((c.rx_packets, c.rx_bytes), (1, 1514));
+}
+
+#[test]
+fn rx_checksum_flags_are_read_with_the_rx_values() {
+    let mut h = connected(SG, 4, 8);
+    h.nb.deliver(&frame(60, 0), NETRXF_CSUM_BLANK);
+    let p = rx_ok(&mut h);
+    assert!(p.csum_blank && !p.data_validated, "bit 1 on RX is csum_blank");
+    h.nb.deliver(&frame(60, 0), NETRXF_DATA_VALIDATED);
+    let p = rx_ok(&mut h);
+    assert!(!p.csum_blank && p.data_validated, "bit 0 on RX is data_validated");
+    h.nb.deliver(&frame(60, 0), NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED);
+    let p = rx_ok(&mut h);
+    assert!(p.csum_blank && p.data_validated);
+}
+
+#[test]
+fn chained_rx_slots_make_one_packet() {
+    let mut h = connected(SG, 4, 32);
+    h.nb.rx_offset = 100;
+    let data = frame(9000, 5);
+    assert!(h.nb.deliver_slots(&data, NETRXF_DATA_VALIDATED, 3996, &[]));
+    let p = rx_ok(&mut h);
+    assert_eq!(p.data, data);
+    assert!(p.data_validated && !p.csum_blank, "the first slot's flags");
+    // Many small slots.
+    let data = frame(300, 6);
+    assert!(h.nb.deliver_slots(&data, 0, 13, &[]));
+    assert_eq!(rx_ok(&mut h).data, data);
+    assert_eq!(h.nf.poll_rx(), None);
+    assert_eq!(h.nb.rx_requests(), 32);
+}
+
+#[test]
+fn a_chain_split_across_batches_waits_for_its_end() {
+    let mut h = connected(SG, 4, 8);
+    let (a, b) = (frame(100, 1), frame(50, 2));
+    let mut first_id = 0;
+    h.nb.respond_rx_raw(|req| {
+        first_id = req.id;
+        NetifRxResponse { id: req.id, offset: 0, flags: NETRXF_MORE_DATA, status: 100 }.emit()
+    });
+    h.nb.write_page(RX_GREF_BASE + u32::from(first_id), 0, &a);
+    assert_eq!(h.nf.poll_rx(), None, "incomplete");
+    assert_eq!(h.nb.rx_requests(), 8, "its buffer was copied out and reposted meanwhile");
+    let nb = &mut h.nb;
+    let mut second = None;
+    nb.respond_rx_raw(|req| {
+        second = Some(req);
+        NetifRxResponse { id: req.id, offset: 8, flags: 0, status: 50 }.emit()
+    });
+    nb.write_page(second.unwrap().gref, 8, &b);
+    let p = rx_ok(&mut h);
+    assert_eq!(p.data, [a, b].concat());
+}
+
+#[test]
+fn extra_info_slots_are_skipped() {
+    let mut h = connected(SG, 4, 16);
+    let gso = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: EXTRA_FLAG_MORE, data: [0xb4, 0x05, 1, 0, 0, 0] };
+    let hash = NetifExtraInfo { ty: EXTRA_TYPE_HASH, flags: 0, data: [1, 1, 0xde, 0xad, 0xbe, 0xef] };
+    let data = frame(7000, 3);
+    assert!(h.nb.deliver_slots(&data, NETRXF_DATA_VALIDATED, 3000, &[gso, hash]));
+    let p = rx_ok(&mut h);
+    assert_eq!(p.data, data, "the extras are not data");
+    assert!(p.data_validated);
+    let single = frame(64, 4);
+    assert!(h.nb.deliver_slots(&single, 0, 4096, &[hash]));
+    assert_eq!(rx_ok(&mut h).data, single);
+    assert_eq!(h.nf.poll_rx(), None);
+    let c = h.nf.counters();
+    assert_eq!((c.rx_extra_skipped, c.rx_packets, c.rx_dropped), (3, 2, 0));
+    assert_eq!(h.nb.rx_requests(), 16, "the extras' slots' buffers were reposted too");
+}
+
+#[test]
+fn an_unknown_extra_type_drops_the_packet() {
+    let mut h = connected(SG, 4, 16);
+    let bad = NetifExtraInfo { ty: EXTRA_TYPE_NONE, flags: 0, data: [0; 6] };
+    assert!(h.nb.deliver_slots(&frame(5000, 0), 0, 4000, &[bad]));
+    let d = rx_drop(&mut h);
+    assert_eq!(d, Fault { dir: Direction::Rx, index: 1, kind: FaultKind::BadExtra { ty: 0 } });
+    assert_eq!(d.to_string(), "rx response at ring index 1: extra info slot of unknown type 0");
+    h.nb.deliver(&frame(64, 1), 0);
+    assert_eq!(rx_ok(&mut h).data, frame(64, 1), "the next packet is fine");
+    let c = h.nf.counters();
+    assert_eq!((c.rx_bad_extra, c.rx_dropped, c.rx_packets), (1, 1, 1));
+}
+
+#[test]
+fn an_rx_response_with_an_unknown_id_is_dropped_and_its_slot_recycled() {
+    let mut h = connected(SG, 4, 8);
+    let mut posted = 0;
+    h.nb.respond_rx_raw(|req| {
+        posted = req.id;
+        NetifRxResponse { id: 9999, offset: 0, flags: 0, status: 60 }.emit()
+    });
+    let d = rx_drop(&mut h);
+    assert_eq!(d.kind, FaultKind::BadId { id: 9999, expected: Some(posted) });
+    assert_eq!(
+        d.to_string(),
+        format!("rx response at ring index 0: id 9999, but the request in that slot has id {posted}")
+    );
+    assert_eq!(h.nf.poll_rx(), None);
+    assert_eq!((h.nf.rx_free_buffers(), h.nb.rx_requests()), (0, 8), "the slot's buffer was reposted");
+    let c = h.nf.counters();
+    assert_eq!((c.rx_bad_id, c.rx_dropped), (1, 1));
+}
+
+#[test]
+fn a_repeated_rx_id_is_refused() {
+    let mut h = connected(SG, 4, 8);
+    let mut first = 0;
+    h.nb.respond_rx_raw(|req| {
+        first = req.id;
+        NetifRxResponse { id: req.id, offset: 0, flags: 0, status: 60 }.emit()
+    });
+    rx_ok(&mut h);
+    // The same id again, in the next slot (whose request is another buffer's).
+    let mut second = 0;
+    h.nb.respond_rx_raw(|req| {
+        second = req.id;
+        NetifRxResponse { id: first, offset: 0, flags: 0, status: 60 }.emit()
+    });
+    assert_ne!(first, second);
+    assert_eq!(rx_drop(&mut h).kind, FaultKind::BadId { id: first, expected: Some(second) });
+    assert_eq!(h.nf.counters().rx_bad_id, 1);
+}
+
+#[test]
+fn error_and_zero_rx_statuses_drop_the_packet() {
+    let mut h = connected(SG, 4, 8);
+    for status in [NETIF_RSP_ERROR, NETIF_RSP_DROPPED, 0, i16::MIN] {
+        h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id, offset: 0, flags: 0, status }.emit());
+        assert_eq!(rx_drop(&mut h).kind, FaultKind::Status { status });
+    }
+    let c = h.nf.counters();
+    assert_eq!((c.rx_bad_status, c.rx_dropped, c.rx_packets), (4, 4, 0));
+    assert_eq!(
+        Fault { dir: Direction::Rx, index: 3, kind: FaultKind::Status { status: -2 } }.to_string(),
+        "rx response at ring index 3: status -2 (NETIF_RSP_DROPPED)"
+    );
+}
+
+#[test]
+fn rx_data_outside_the_page_is_refused() {
+    let mut h = connected(SG, 4, 8);
+    for (offset, status) in [(4000u16, 97i16), (4096, 1), (0, 4097), (u16::MAX, i16::MAX)] {
+        h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id, offset, flags: 0, status }.emit());
+        assert_eq!(rx_drop(&mut h).kind, FaultKind::OutsidePage { offset, len: status as u16 });
+    }
+    h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id, offset: 4000, flags: 0, status: 96 }.emit());
+    assert_eq!(rx_ok(&mut h).data.len(), 96, "exactly to the end of the page is fine");
+    assert_eq!(h.nf.counters().rx_bad_offset, 4);
+}
+
+#[test]
+fn an_unrequested_gso_prefix_is_refused() {
+    let mut h = connected(SG, 4, 8);
+    h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id, offset: 1448, flags: NETRXF_GSO_PREFIX, status: 2 }.emit());
+    assert_eq!(rx_drop(&mut h).kind, FaultKind::BadFlags { flags: NETRXF_GSO_PREFIX });
+    assert_eq!(h.nf.counters().rx_bad_flags, 1);
+}
+
+#[test]
+fn one_bad_slot_drops_its_whole_chain_and_nothing_else() {
+    let mut h = connected(SG, 4, 8);
+    h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id, offset: 0, flags: NETRXF_MORE_DATA, status: 100 }.emit());
+    h.nb.respond_rx_raw(|req| {
+        NetifRxResponse { id: req.id, offset: 0, flags: NETRXF_MORE_DATA, status: NETIF_RSP_ERROR }.emit()
+    });
+    h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id, offset: 0, flags: 0, status: 100 }.emit());
+    let d = rx_drop(&mut h);
+    assert_eq!((d.index, d.kind), (1, FaultKind::Status { status: -1 }));
+    h.nb.deliver(&frame(80, 2), 0);
+    assert_eq!(rx_ok(&mut h).data, frame(80, 2));
+    assert_eq!(h.nf.poll_rx(), None);
+    let c = h.nf.counters();
+    assert_eq!((c.rx_dropped, c.rx_bad_status, c.rx_packets), (1, 1, 1));
+    assert_eq!(h.nb.rx_requests(), 8);
+}
+
+#[test]
+fn a_chain_over_65535_bytes_is_dropped() {
+    let mut h = connected(SG, 4, 32);
+    assert!(h.nb.deliver_slots(&frame(17 * 4000, 0), 0, 4000, &[]));
+    let d = rx_drop(&mut h);
+    assert_eq!((d.index, d.kind), (16, FaultKind::TooBig { len: 68000 }));
+    assert_eq!(h.nf.counters().rx_too_big, 1);
+    assert_eq!(h.nf.poll_rx(), None);
+    assert_eq!(h.nb.rx_requests(), 32);
+}
+
+#[test]
+fn rx_rsp_prod_running_ahead_stops_the_device() {
+    let mut h = connected(SG, 4, 8);
+    h.nb.deliver(&frame(60, 0), 0);
+    rx_ok(&mut h);
+    h.nb.rx.set_header(offsets::RSP_PROD, 1 + 9);
+    let d = rx_drop(&mut h);
+    let overrun = RingError::Overrun { rsp_prod: 10, rsp_cons: 1, req_prod: 8 };
+    assert_eq!(d, Fault { dir: Direction::Rx, index: 1, kind: FaultKind::Ring(overrun) });
+    assert_eq!(h.nf.poll_rx(), None, "reported once, then silent");
+    assert_eq!(h.nf.phase(), Phase::Broken(d));
+    assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::Broken(d)));
+    let c = h.nf.counters();
+    assert_eq!((c.ring_overruns, c.rx_packets), (1, 1));
+}
+
+#[test]
+fn after_draining_the_next_response_raises_an_event() {
+    let mut h = connected(SG, 4, 8);
+    h.nb.deliver(&frame(60, 0), 0);
+    assert_eq!(h.nb.notified_front, 1, "rsp_event starts at 1");
+    h.nb.deliver(&frame(60, 0), 0);
+    assert_eq!(h.nb.notified_front, 1, "we have not drained yet: no event needed");
+    rx_ok(&mut h);
+    rx_ok(&mut h);
+    assert_eq!(h.nf.poll_rx(), None);
+    h.nb.deliver(&frame(60, 0), 0);
+    assert_eq!(h.nb.notified_front, 2, "re-armed by the final check");
+    // TX completions too.
+    h.nf.transmit(&frame(60, 0), TxChecksum::Valid).unwrap();
+    h.nb.consume_tx();
+    assert_eq!(h.nb.notified_front, 3);
+    h.nf.poll_tx();
+    h.nf.transmit(&frame(60, 0), TxChecksum::Valid).unwrap();
+    h.nb.consume_tx();
+    assert_eq!(h.nb.notified_front, 4);
+}
+
+#[test]
+fn counters_display_every_field() {
+    let mut h = connected(SG, 4, 8);
+    h.nf.transmit(&frame(100, 0), TxChecksum::Valid).unwrap();
+    h.nb.deliver(&frame(60, 0), 0);
+    rx_ok(&mut h);
+    let text = h.nf.counters().to_string();
+    assert!(text.starts_with("tx 1 pkts 100 B (refused: ring full 0"), "{text}");
+    assert!(text.contains("rx 1 pkts 60 B (dropped 0: bad id 0"), "{text}");
+    assert!(text.ends_with("ring overruns 0; notifies 2"), "{text}");
+}
+
+// ----- checksums -----
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Known-good frames (checksums computed independently of this code), the checksum's offset and value.
+const FRAMES: &[(&str, &str, usize, u16)] = &[
+    (
+        "tcp4",
+        "02000000000202000000000108004500002d1c46400040060a830a0000010a0000023039005000000001000000005018ffff\
+         2769000068656c6c6f",
+        50,
+        0x2769,
+    ),
+    (
+        "udp4 with Ethernet padding",
+        "02000000000202000000000108004500001f1c46400040119a2ec0a8010ac0a801ff14e90035000ba1fd6162630000000000\
+         00",
+        40,
+        0xa1fd,
+    ),
+    (
+        "tcp6",
+        "02000000000202000000000186dd6000000000190640fe800000000000000000000000000001fe8000000000000000000000\
+         0000000201bbc35000000001000000005018ffffed0f00006970763621",
+        70,
+        0xed0f,
+    ),
+    (
+        "udp6 after a hop-by-hop header",
+        "02000000000202000000000186dd6000000000160001fe800000000000000000000000000001fe8000000000000000000000\
+         00000002110001040000000002220223000ec079646863707636",
+        68,
+        0xc079,
+    ),
+    (
+        "udp4 in a VLAN",
+        "020000000002020000000001810000640800450000271c464000401106780a0102030a010204000700070013c295766c616e\
+         20746167676564",
+        44,
+        0xc295,
+    ),
+];
+
+#[test]
+fn blank_checksums_are_filled_in_correctly() {
+    for &(name, text, at, expected) in FRAMES {
+        let mut f = hex(text);
+        // What a csum_blank sender leaves: a partial sum (here garbage), not the checksum.
+        f[at..at + 2].copy_from_slice(&[0x12, 0x34]);
+        assert_eq!(csum::transport_checksum_ok(&f), Ok(false), "{name}");
+        let transport = csum::fill_transport_checksum(&mut f).unwrap();
+        assert_eq!(u16::from_be_bytes([f[at], f[at + 1]]), expected, "{name}");
+        assert_eq!(f, hex(text), "{name}: nothing else changed");
+        assert_eq!(csum::transport_checksum_ok(&f), Ok(true), "{name}");
+        let tcp = name.starts_with("tcp");
+        assert_eq!(transport, if tcp { csum::Transport::Tcp } else { csum::Transport::Udp }, "{name}");
+    }
+}
+
+#[test]
+fn frames_whose_checksum_cannot_be_filled_are_left_alone() {
+    use csum::CsumError;
+    let tcp4 = hex(FRAMES[0].1);
+    let mut arp = tcp4.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    let mut fragment = tcp4.clone();
+    fragment[20] = 0x20; // MF
+    let mut icmp = tcp4.clone();
+    icmp[23] = 1;
+    let mut bad_ihl = tcp4.clone();
+    bad_ihl[14] = 0x44;
+    let cases: Vec<(Vec<u8>, CsumError)> = vec![
+        (arp, CsumError::NotIp { ethertype: 0x0806 }),
+        (fragment, CsumError::Fragment),
+        (icmp, CsumError::Unsupported { protocol: 1 }),
+        (bad_ihl, CsumError::BadIpHeader),
+        (tcp4[..50].to_vec(), CsumError::Truncated { what: "IPv4 packet" }),
+        (tcp4[..12].to_vec(), CsumError::Truncated { what: "Ethernet header" }),
+    ];
+    for (mut f, e) in cases {
+        let before = f.clone();
+        assert_eq!(csum::fill_transport_checksum(&mut f), Err(e));
+        assert_eq!(f, before);
+    }
+    assert_eq!(CsumError::Fragment.to_string(), "cannot fill in the checksum of an IP fragment");
+}
+
+#[test]
+fn a_received_csum_blank_packet_is_accepted_and_fixed() {
+    let mut h = connected(SG, 4, 8);
+    let mut blank = hex(FRAMES[2].1);
+    blank[70..72].copy_from_slice(&[0x12, 0x34]);
+    h.nb.deliver(&blank, NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED);
+    let mut p = rx_ok(&mut h);
+    assert!(p.csum_blank);
+    assert_eq!(p.fill_checksum(), Ok(Some(csum::Transport::Tcp)));
+    assert!(!p.csum_blank);
+    assert_eq!(p.data, hex(FRAMES[2].1));
+    assert_eq!(p.fill_checksum(), Ok(None), "nothing to do any more");
+}
+
+// ----- xenstore -----
+
+mod xenbus {
+    use super::*;
+    use crate::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
+    use crate::grant::GrantRef;
+    use crate::xenstore::fake::{self, FakeClient, Shared};
+    use crate::xenstore::MsgType;
+
+    const BACKEND: &str = "/local/domain/0/backend/vif/7/0";
+    const SECOND: u64 = 1_000_000_000;
+    const KEYS: ConnectKeys = ConnectKeys { tx_ring_ref: GrantRef(8), rx_ring_ref: GrantRef(9), event_channel: 5 };
+
+    fn with_vif() -> (FakeClient, Shared, DeviceInfo) {
+        let (mut xs, fake) = fake::client();
+        {
+            let mut f = fake.borrow_mut();
+            f.set("device/vif/0/backend", BACKEND.as_bytes());
+            f.set("device/vif/0/backend-id", b"0");
+            f.set("device/vif/0/mac", b"00:16:3E:0a:bb:cc");
+            f.set("device/vif/0/state", b"1");
+            f.set(&format!("{BACKEND}/state"), b"2");
+            f.set(&format!("{BACKEND}/feature-rx-copy"), b"1");
+            f.set(&format!("{BACKEND}/feature-sg"), b"1");
+            f.set(&format!("{BACKEND}/feature-gso-tcpv4"), b"1");
+            f.set(&format!("{BACKEND}/multi-queue-max-queues"), b"4");
+        }
+        let dev = frontend::enumerate(&mut xs, DeviceKind::Vif).unwrap().remove(0);
+        (xs, fake, dev)
+    }
+
+    #[test]
+    fn config_is_read_with_missing_features_as_zero() {
+        let (mut xs, fake, dev) = with_vif();
+        let config = read_config(&mut xs, &dev).unwrap();
+        assert_eq!(
+            config,
+            NetConfig {
+                mac: [0x00, 0x16, 0x3e, 0x0a, 0xbb, 0xcc],
+                mtu: 1500,
+                backend: BackendFeatures {
+                    rx_copy: true,
+                    sg: true,
+                    gso_tcpv4: true,
+                    max_queues: 4,
+                    ..BackendFeatures::default()
+                },
+            }
+        );
+        fake.borrow_mut().set("device/vif/0/mtu", b"9000");
+        fake.borrow_mut().set(&format!("{BACKEND}/feature-sg"), b"0");
+        let config = read_config(&mut xs, &dev).unwrap();
+        assert_eq!((config.mtu, config.backend.sg), (9000, false));
+    }
+
+    #[test]
+    fn features_are_negotiated_against_the_backend() {
+        let offered = BackendFeatures { rx_copy: true, sg: true, ..BackendFeatures::default() };
+        let all = Features { sg: true, csum_offload: true };
+        assert_eq!(Features::negotiate(&offered, all), all);
+        let no_sg = BackendFeatures { sg: false, ..offered };
+        assert_eq!(Features::negotiate(&no_sg, all), Features { sg: false, csum_offload: true });
+        assert_eq!(Features::negotiate(&offered, PLAIN), PLAIN);
+    }
+
+    #[test]
+    fn a_backend_without_rx_copy_is_refused() {
+        let (mut xs, fake, dev) = with_vif();
+        fake.borrow_mut().set(&format!("{BACKEND}/feature-rx-copy"), b"0");
+        let e = read_config(&mut xs, &dev).unwrap_err();
+        assert_eq!(e, ConfigError::NoRxCopy { device: dev.device() });
+        assert!(e.to_string().starts_with("vif/0: the backend does not offer feature-rx-copy"), "{e}");
+        fake.borrow_mut().remove(&format!("{BACKEND}/feature-rx-copy"));
+        assert_eq!(read_config(&mut xs, &dev), Err(ConfigError::NoRxCopy { device: dev.device() }));
+    }
+
+    #[test]
+    fn bad_config_values_name_the_key() {
+        let (mut xs, fake, dev) = with_vif();
+        for mac in [
+            &b"00:16:3e:0a:bb"[..],
+            b"00:16:3e:0a:bb:cc:dd",
+            b"01:00:5e:00:00:01",
+            b"00:00:00:00:00:00",
+            b"0:16:3e:a:b:c",
+        ] {
+            fake.borrow_mut().set("device/vif/0/mac", mac);
+            let e = read_config(&mut xs, &dev).unwrap_err();
+            assert!(matches!(e, ConfigError::Frontend(FrontendError::BadValue { key: "mac", .. })), "{e:?}");
+        }
+        fake.borrow_mut().remove("device/vif/0/mac");
+        let e = read_config(&mut xs, &dev).unwrap_err();
+        assert_eq!(e, ConfigError::Frontend(FrontendError::MissingKey { device: dev.device(), key: "mac" }));
+        fake.borrow_mut().set("device/vif/0/mac", b"00:16:3e:0a:bb:cc");
+        for mtu in [&b"jumbo"[..], b"67", b"70000"] {
+            fake.borrow_mut().set("device/vif/0/mtu", mtu);
+            let e = read_config(&mut xs, &dev).unwrap_err();
+            assert!(matches!(e, ConfigError::Frontend(FrontendError::BadValue { key: "mtu", .. })), "{e:?}");
+        }
+        fake.borrow_mut().remove("device/vif/0/mtu");
+        fake.borrow_mut().set(&format!("{BACKEND}/feature-sg"), b"yes");
+        let e = read_config(&mut xs, &dev).unwrap_err();
+        assert!(matches!(e, ConfigError::BadBackendValue { key: "feature-sg", .. }), "{e:?}");
+        assert_eq!(e.to_string(), "vif/0: the backend's feature-sg holds \"yes\", not a number");
+    }
+
+    #[test]
+    fn macs_parse_in_either_case() {
+        assert_eq!(parse_mac(b"aa:BB:0c:dd:ee:ff"), Some([0xaa, 0xbb, 0x0c, 0xdd, 0xee, 0xff]));
+        assert_eq!(parse_mac(b"aa:bb:cc:dd:ee:f"), None);
+        assert_eq!(parse_mac(b"aa-bb-cc-dd-ee-ff"), None);
+        assert_eq!(parse_mac(b"aa:bb:cc:dd:ee:gg"), None);
+        assert_eq!(parse_mac(b"aa:bb:cc:dd:ee:+f"), None);
+    }
+
+    /// The connect keys and values written, each with its transaction id.
+    fn connect_writes(fake: &Shared) -> Vec<(u32, String)> {
+        fake.borrow()
+            .received(MsgType::Write)
+            .into_iter()
+            .map(|w| (w.tx_id, String::from_utf8(w.payload).unwrap().replace('\0', "=")))
+            .collect()
+    }
+
+    const EXPECTED: [&str; 8] = [
+        "device/vif/0/tx-ring-ref=8",
+        "device/vif/0/rx-ring-ref=9",
+        "device/vif/0/event-channel=5",
+        "device/vif/0/request-rx-copy=1",
+        "device/vif/0/feature-rx-notify=1",
+        "device/vif/0/feature-sg=1",
+        "device/vif/0/feature-no-csum-offload=0",
+        "device/vif/0/state=4",
+    ];
+
+    #[test]
+    fn connect_keys_and_state_are_written_in_one_transaction() {
+        let (mut xs, fake, dev) = with_vif();
+        write_connect_keys(&mut xs, &dev, KEYS, SG).unwrap();
+        let writes = connect_writes(&fake);
+        let values: Vec<&str> = writes.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, EXPECTED);
+        let tx = writes[0].0;
+        assert!(tx != 0 && writes.iter().all(|(t, _)| *t == tx), "{writes:?}");
+        let f = fake.borrow();
+        assert_eq!((f.received(MsgType::TransactionStart).len(), f.commits), (1, 1));
+        assert_eq!(f.get("device/vif/0/state").unwrap(), b"4");
+        assert_eq!(f.get("device/vif/0/feature-no-csum-offload").unwrap(), b"0");
+
+        let (mut xs, fake, dev) = with_vif();
+        write_connect_keys(&mut xs, &dev, KEYS, PLAIN).unwrap();
+        let f = fake.borrow();
+        assert_eq!(f.get("device/vif/0/feature-sg").unwrap(), b"0");
+        assert_eq!(f.get("device/vif/0/feature-no-csum-offload").unwrap(), b"1");
+    }
+
+    #[test]
+    fn the_connect_transaction_is_redone_on_eagain() {
+        let (mut xs, fake, dev) = with_vif();
+        fake.borrow_mut().eagain_commits = 1;
+        write_connect_keys(&mut xs, &dev, KEYS, SG).unwrap();
+        let writes = connect_writes(&fake);
+        assert_eq!(writes.len(), 16, "all of it, twice");
+        assert_ne!(writes[0].0, writes[8].0, "in a fresh transaction");
+        assert_eq!(writes[8..].iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), EXPECTED);
+        let f = fake.borrow();
+        assert_eq!(f.commits, 2);
+        assert_eq!(f.get("device/vif/0/tx-ring-ref").unwrap(), b"8");
+    }
+
+    #[test]
+    fn transmit_waits_for_the_backend_to_connect() {
+        let (mut xs, fake, dev) = with_vif();
+        let backend_state = format!("{BACKEND}/state");
+        fake.borrow_mut().on_write("device/vif/0/state", b"4", &[(&backend_state, Some(b"4"))], 3);
+        let mut h = harness_at(SG, 8, 8, 0);
+        assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
+        connect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap();
+        assert_eq!(h.nb.rx_requests(), 8, "RX buffers posted before the keys");
+        assert_eq!(h.nf.phase(), Phase::Connected);
+        assert_eq!(frontend::backend_state(&mut xs, &dev).unwrap(), XenbusState::Connected);
+        h.nf.transmit(&frame(60, 0), TxChecksum::Valid).unwrap();
+        assert_eq!(h.nb.consume_tx(), 1);
+    }
+
+    #[test]
+    fn a_backend_that_never_connects_leaves_transmit_refused() {
+        let (mut xs, _fake, dev) = with_vif();
+        let mut h = harness_at(SG, 8, 8, 0);
+        let e = connect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap_err();
+        assert!(matches!(e, ConfigError::Frontend(FrontendError::Timeout { .. })), "{e:?}");
+        assert_eq!(h.nf.phase(), Phase::Initialising);
+        assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
+    }
+}

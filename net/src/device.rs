@@ -1,0 +1,245 @@
+//! The driver-side trait ([`NetDevice`]) and the one adapter that turns it into a smoltcp [`phy::Device`].
+//!
+//! As in Hermit, transmit capacity travels in the tokens: the adapter hands smoltcp a token pair only when the
+//! driver has room for one more frame, so a reply generated while processing a received frame always has
+//! somewhere to go. While the transmit ring is full, received frames stay queued in the driver (receive
+//! backpressure) and are processed on the poll after the ring drains.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+use crate::slaac::{self, RouterAdvert};
+
+/// Size of an Ethernet header without VLAN tag (destination, source, EtherType).
+pub const ETHERNET_HEADER_LEN: usize = 14;
+
+/// A network interface card as a driver sees it: Ethernet frames in, Ethernet frames out.
+///
+/// Netfront implements this over its rings; the tests implement it over in-memory queues.
+pub trait NetDevice {
+    /// The interface's MAC address (must be unicast).
+    fn mac(&self) -> [u8; 6];
+    /// IP MTU: the largest IP packet one frame carries (1500 on a normal Ethernet; no Ethernet header).
+    fn mtu(&self) -> usize;
+    /// The next received Ethernet frame, checksums already correct: netfront fills in the checksum of
+    /// packets the backend marked `csum_blank` before handing them here, because the stack verifies
+    /// every checksum in software.
+    fn receive(&mut self) -> Option<Vec<u8>>;
+    /// Whether the device has room for one more frame right now.
+    fn can_transmit(&self) -> bool;
+    /// Queues one complete Ethernet frame (without FCS) for transmission.
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), TxFull>;
+}
+
+/// [`NetDevice::transmit`] found no room for the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxFull;
+
+impl fmt::Display for TxFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("transmit queue full")
+    }
+}
+
+/// Frame and byte counters kept by the adapter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// Frames taken from the driver.
+    pub rx_frames: u64,
+    /// Bytes in those frames.
+    pub rx_bytes: u64,
+    /// Frames the driver accepted for transmission.
+    pub tx_frames: u64,
+    /// Bytes in those frames.
+    pub tx_bytes: u64,
+    /// Frames lost because the driver refused them although it had reported room (a driver bug, or a
+    /// ring shared with someone else).
+    pub tx_dropped: u64,
+}
+
+/// The adapter from [`NetDevice`] to smoltcp's [`phy::Device`].
+pub(crate) struct Adapter<D> {
+    pub(crate) dev: D,
+    pub(crate) counters: DeviceCounters,
+    /// Reused for every transmitted frame, so transmitting does not allocate once it has grown.
+    scratch: Vec<u8>,
+    /// Router advertisements seen on the way in, for [`crate::slaac`]; smoltcp drops them itself.
+    pub(crate) router_adverts: Vec<RouterAdvert>,
+    pub(crate) watch_router_adverts: bool,
+}
+
+impl<D: NetDevice> Adapter<D> {
+    pub(crate) fn new(dev: D, watch_router_adverts: bool) -> Self {
+        Adapter {
+            dev,
+            counters: DeviceCounters::default(),
+            scratch: Vec::new(),
+            router_adverts: Vec::new(),
+            watch_router_adverts,
+        }
+    }
+
+    /// Sends a frame built outside smoltcp (router solicitations); false when there is no room.
+    pub(crate) fn send_raw(&mut self, frame: &[u8]) -> bool {
+        if !self.dev.can_transmit() {
+            return false;
+        }
+        send(&mut self.dev, &mut self.counters, frame);
+        true
+    }
+}
+
+fn send<D: NetDevice>(dev: &mut D, counters: &mut DeviceCounters, frame: &[u8]) {
+    match dev.transmit(frame) {
+        Ok(()) => {
+            counters.tx_frames += 1;
+            counters.tx_bytes += frame.len() as u64;
+        }
+        Err(TxFull) => {
+            counters.tx_dropped += 1;
+            log::warn!("net: driver refused a {}-byte frame after reporting room; dropped", frame.len());
+        }
+    }
+}
+
+impl<D: NetDevice> phy::Device for Adapter<D> {
+    type RxToken<'a>
+        = RxToken
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a, D>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_, D>)> {
+        // No room for a reply: leave the frame in the driver until the transmit ring drains.
+        if !self.dev.can_transmit() {
+            return None;
+        }
+        let frame = self.dev.receive()?;
+        self.counters.rx_frames += 1;
+        self.counters.rx_bytes += frame.len() as u64;
+        if self.watch_router_adverts {
+            if let Some(ra) = slaac::parse_router_advert(&frame) {
+                self.router_adverts.push(ra);
+            }
+        }
+        let tx = TxToken { dev: &mut self.dev, counters: &mut self.counters, scratch: &mut self.scratch };
+        Some((RxToken { frame }, tx))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_, D>> {
+        if !self.dev.can_transmit() {
+            return None;
+        }
+        Some(TxToken { dev: &mut self.dev, counters: &mut self.counters, scratch: &mut self.scratch })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.dev.mtu() + ETHERNET_HEADER_LEN;
+        caps.max_burst_size = None;
+        // Compute and verify every checksum in software: netfront fixes up offloaded (csum_blank) packets
+        // before they reach us and does not ask the backend for transmit offload.
+        caps.checksum = ChecksumCapabilities::default();
+        caps
+    }
+}
+
+/// One received frame.
+pub(crate) struct RxToken {
+    frame: Vec<u8>,
+}
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.frame)
+    }
+}
+
+/// Room for one frame in the driver, checked when the token was made.
+pub(crate) struct TxToken<'a, D> {
+    dev: &'a mut D,
+    counters: &'a mut DeviceCounters,
+    scratch: &'a mut Vec<u8>,
+}
+
+impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        self.scratch.clear();
+        self.scratch.resize(len, 0);
+        let r = f(self.scratch);
+        send(self.dev, self.counters, self.scratch);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::collections::VecDeque;
+    use smoltcp::phy::{Device, RxToken as _, TxToken as _};
+
+    struct Ring {
+        rx: VecDeque<Vec<u8>>,
+        tx: Vec<Vec<u8>>,
+        room: usize,
+    }
+
+    impl NetDevice for Ring {
+        fn mac(&self) -> [u8; 6] {
+            [2, 0, 0, 0, 0, 1]
+        }
+        fn mtu(&self) -> usize {
+            1500
+        }
+        fn receive(&mut self) -> Option<Vec<u8>> {
+            self.rx.pop_front()
+        }
+        fn can_transmit(&self) -> bool {
+            self.tx.len() < self.room
+        }
+        fn transmit(&mut self, frame: &[u8]) -> Result<(), TxFull> {
+            if !self.can_transmit() {
+                return Err(TxFull);
+            }
+            self.tx.push(frame.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn capabilities_are_ethernet_with_software_checksums() {
+        let a = Adapter::new(Ring { rx: VecDeque::new(), tx: Vec::new(), room: 1 }, false);
+        let caps = a.capabilities();
+        assert_eq!(caps.medium, Medium::Ethernet);
+        assert_eq!(caps.max_transmission_unit, 1514);
+        assert!(caps.checksum.ipv4.tx() && caps.checksum.ipv4.rx());
+        assert!(caps.checksum.tcp.tx() && caps.checksum.tcp.rx());
+        assert!(caps.checksum.udp.tx() && caps.checksum.udp.rx());
+    }
+
+    #[test]
+    fn tokens_carry_transmit_capacity() {
+        let rx = VecDeque::from([vec![1u8; 60], vec![2u8; 60]]);
+        let mut a = Adapter::new(Ring { rx, tx: Vec::new(), room: 1 }, false);
+        let (rx, tx) = a.receive(Instant::ZERO).expect("a frame and room");
+        assert_eq!(rx.consume(|f| f[0]), 1);
+        tx.consume(42, |b| b.fill(7));
+        assert_eq!(a.dev.tx, [vec![7u8; 42]]);
+        // The ring is full now: no transmit token, and received frames wait in the driver.
+        assert!(a.transmit(Instant::ZERO).is_none());
+        assert!(a.receive(Instant::ZERO).is_none());
+        assert_eq!(a.dev.rx.len(), 1);
+        a.dev.room = 2;
+        assert!(a.receive(Instant::ZERO).is_some());
+        assert_eq!(a.counters.rx_frames, 2);
+        assert_eq!(a.counters.tx_frames, 1);
+        assert_eq!(a.counters.tx_bytes, 42);
+    }
+}

@@ -1,0 +1,120 @@
+//! Sirocco's network stack: [smoltcp] behind one device adapter, configured from the guest command line, with
+//! runtime-agnostic async sockets. Free of `unsafe`, and tested on the host with two stacks joined by an
+//! in-memory wire (`tests/`).
+//!
+//! # Pieces
+//! - [`NetDevice`]: what a driver (netfront) implements; [`Stack`] wraps it in a smoltcp `phy::Device`.
+//! - [`NetConfig::from_lookup`]: `ip=`/`gw=`/`ip6=`/`gw6=`/`slaac=` from the command line.
+//! - [`Stack`]: interface, sockets, DHCPv4 client, SLAAC; [`Stack::poll`] moves frames.
+//! - [`NetHandle`]: the shared stack (`Arc<spin::Mutex<Stack>>`) that sockets hold, plus the poll request.
+//! - [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`Pinger`]: async sockets whose futures are `Send`.
+//!
+//! # Driving it from a runtime
+//! One task owns the polling:
+//! ```ignore
+//! let net = NetHandle::new(Stack::new(netfront, &NetConfig::from_lookup(|k| cmdline.get(k))?, seed, now_ms())?);
+//! loop {
+//!     let deadline = net.poll(now_ms());                       // moves frames, wakes socket futures
+//!     select3(netfront_event.wait(),                            // frames arrived or transmit ring drained
+//!             sleep_until(deadline),                            // None: no timer needed
+//!             net.poll_requested()).await;                      // a socket queued data, closed, connected...
+//! }
+//! ```
+//! Socket futures register smoltcp's wakers (feature `async`); [`Stack::poll`] wakes them, so they need no
+//! timers of their own. Wakers are called with the stack locked: they must only schedule, never poll.
+//! Timeouts live in the stack ([`SocketOptions`]): a connection never hangs silently, it ends with
+//! [`NetError::TimedOut`] or [`NetError::Reset`].
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod config;
+mod device;
+mod handle;
+pub mod http;
+mod icmp;
+mod slaac;
+mod stack;
+mod tcp;
+mod udp;
+
+use core::fmt;
+
+pub use config::{eui64_interface_id, link_local_address, ConfigError, ConfigProblem, Ipv4Config, NetConfig};
+pub use device::{DeviceCounters, NetDevice, TxFull, ETHERNET_HEADER_LEN};
+pub use handle::NetHandle;
+pub use icmp::{EchoReply, Pinger};
+pub use slaac::{MAX_SOLICITATIONS, SOLICITATION_INTERVAL_MS};
+pub use stack::{NetStats, SocketOptions, Stack, TcpStateCounts, EPHEMERAL_PORTS, MAX_FRAMES_PER_POLL};
+pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+
+/// smoltcp itself, for what this crate does not wrap (wire formats in tests, DNS...).
+pub use smoltcp;
+/// The TCP states of RFC 793, as smoltcp names them.
+pub use smoltcp::socket::tcp::State as TcpState;
+/// Address with prefix length.
+pub use smoltcp::wire::{IpCidr, Ipv4Cidr, Ipv6Cidr};
+
+/// Why a socket operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetError {
+    /// The peer reset the connection (it sent a TCP RST).
+    Reset,
+    /// The peer refused the connection: it answered our SYN with a RST (nothing listens on that port).
+    Refused,
+    /// The peer stopped answering for longer than the socket's timeout, or `close` did not finish in time.
+    TimedOut,
+    /// The connection's local address was removed (for example, the DHCP lease was lost).
+    AddressLost,
+    /// No address of the right family, or no route to the destination (for example, no IPv4 address yet while
+    /// DHCP runs, or no default router for an off-link destination).
+    NoRoute,
+    /// An unspecified or multicast address, or port 0, where a unicast endpoint is needed.
+    InvalidAddress,
+    /// The port is already bound (TCP: by a listener; UDP: by a socket).
+    AddressInUse,
+    /// Every ephemeral port is in use.
+    PortsExhausted,
+    /// Not possible in the socket's state: writing after `close`, anything after `abort`.
+    InvalidState,
+    /// The datagram is larger than the socket's send buffer and could never be sent.
+    TooLarge,
+    /// The device reported a MAC address that is not unicast.
+    InvalidMac,
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetError::Reset => "connection reset by peer",
+            NetError::Refused => "connection refused",
+            NetError::TimedOut => "connection timed out",
+            NetError::AddressLost => "local address removed (DHCP lease lost?)",
+            NetError::NoRoute => "no address or route to the destination",
+            NetError::InvalidAddress => "unspecified or multicast address, or port 0",
+            NetError::AddressInUse => "port already in use",
+            NetError::PortsExhausted => "no free ephemeral port",
+            NetError::InvalidState => "operation not valid in the socket's state",
+            NetError::TooLarge => "datagram larger than the socket buffer",
+            NetError::InvalidMac => "device MAC address is not unicast",
+        })
+    }
+}
+
+impl core::error::Error for NetError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn errors_read_as_sentences() {
+        assert_eq!(NetError::Reset.to_string(), "connection reset by peer");
+        assert_eq!(NetError::TimedOut.to_string(), "connection timed out");
+        assert_eq!(TxFull.to_string(), "transmit queue full");
+    }
+}
