@@ -2,10 +2,10 @@
 #   make                  build the default app (build/hello.xen)
 #   make build APP=x      build build/x.xen (and check it as Xen's loader will)
 #   make test             host tests + lints, then every image under real Xen in the QEMU lab
-#   make run              boot the default app under real Xen in the lab and show its console
+#   make run              boot httpd under real Xen in the lab, reachable at http://localhost:8080/ (Ctrl-C stops)
 #   make lab-run APP=x [XL_ARGS='memory=64 extra="log=debug"']
 #   make bench            boot-time and size benchmarks against a Linux PV guest, as a table
-DEFAULT_APP := hello
+DEFAULT_APP := httpd
 APP ?= $(DEFAULT_APP)
 APPS := $(notdir $(patsubst %/Cargo.toml,%,$(wildcard apps/*/Cargo.toml)))
 XL_ARGS ?=
@@ -41,8 +41,10 @@ test: setup host-test lab-test
 lab-run: build
 	python3 lab/lab.py run $(APP) $(XL_ARGS)
 
-run:
-	$(MAKE) lab-run APP=$(DEFAULT_APP)
+run: setup
+	tools/xbuild.sh $(DEFAULT_APP)
+	$(IMGCHECK) build/$(DEFAULT_APP).xen
+	python3 lab/lab.py serve $(DEFAULT_APP)
 
 bench: build-all
 	python3 lab/lab.py bench

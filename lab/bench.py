@@ -47,15 +47,49 @@ def table(lines):
     return "\n".join(out).replace("Debian  kernel", "Debian kernel")
 
 
+def net_table(lines):
+    rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH ")]
+    net = {r["guest"]: r for r in rows if r.get("kind") == "net"}
+    tput = {r["guest"]: r for r in rows if r.get("kind") == "tput"}
+    if "sirocco" not in net or "linux" not in net:
+        return None
+    s, l = net["sirocco"], net["linux"]
+    st = tput.get("sirocco", {})
+    out = [
+        "Network benchmark: Sirocco (httpd; echo's discard/source ports for TCP) vs a Linux PV guest (busybox httpd",
+        "and nc), each on xenbr0 through Linux netback, same lab run, Xen 4.17 under QEMU/TCG. One run each.",
+        "",
+        "| metric | Sirocco | Linux PV guest | ratio Sirocco/Linux |",
+        "|---|---|---|---|",
+    ]
+
+    def row(name, a, b, unit, better_low=False):
+        a, b = float(a), float(b)
+        ratio = f"{a / b:.2f}" if b else "n/a"
+        out.append(f"| {name} | {a:.2f} {unit} | {b:.2f} {unit} | {ratio}{' (lower is better)' if better_low else ''} |")
+
+    row("xl create -> first HTTP 200", s["first_200_s"], l["first_200_s"], "s", True)
+    row("HTTP requests/s (wrk -t2 -c10, 10 s, GET /)", s["rps"], l["rps"], "req/s")
+    row("TCP dom0 -> guest", st.get("to_guest_mbps", 0), l["to_guest_mbps"], "MiB/s")
+    row("TCP guest -> dom0", st.get("from_guest_mbps", 0), l["from_guest_mbps"], "MiB/s")
+    return "\n".join(out)
+
+
 def main(dom0_image, job_disk, boot):
+    os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
     dom0 = dom0_image()
-    lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh", {}), 1800,
-                 lambda l: l.startswith(("SIROCCO-RESULT", "lab:")))
+    lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh\n. /job/lab/suite-netbench.sh", {}), 2400,
+                 lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=net", "SIROCCO-BENCH kind=tput")))
     t = table(lines)
+    nt = net_table(lines)
+    if nt:
+        with open(os.path.join(ROOT, "build", "bench", "net.md"), "w") as f:
+            f.write(nt + "\n")
+        print()
+        print(nt)
     if t is None:
         print("lab: bench produced no complete figures; see build/lab/bench.log")
         return 1
-    os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
     with open(os.path.join(ROOT, "build", "bench", "boot.md"), "w") as f:
         f.write(t + "\n")
     print()

@@ -14,6 +14,7 @@ The full serial log of each run is kept in build/lab/<mode>.log.
 import os
 import re
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
@@ -74,8 +75,9 @@ def boot(mode, dom0, job_img, timeout_s, show, extra_args=(), on_line=None):
         "-drive", f"file={dom0}/dom0.img,if=virtio,format=raw,snapshot=on",
         "-drive", f"file={job_img},if=virtio,format=raw",
     ] + list(extra_args)
-    if extra_args:
-        cmd.remove("-net"), cmd.remove("none")
+    if extra_args:  # a NIC is given: drop the "-net none" pair
+        i = cmd.index("-net")
+        del cmd[i:i + 2]
     say(f"booting Xen + dom0 under QEMU/TCG (~30 s before the first guest); serial log: {log_path}")
     start = time.time()
     lines = []
@@ -151,11 +153,17 @@ def cmd_serve(app, port):
         if line.startswith("SIROCCO-SERVE-READY"):
             print(f"\n  {app} is up under Xen: http://localhost:8080/  (Ctrl-C stops the lab)\n", flush=True)
 
+    def stop(_sig, _frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C (and a plain kill) stop the lab cleanly even when started from a script that ignores SIGINT.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         boot("serve", dom0, job_disk(". /job/lab/suite-serve.sh", env), 24 * 3600,
              lambda l: l.startswith(("SIROCCO-", "lab:", "console|")), net, ready)
     except KeyboardInterrupt:
-        print("\nlab: stopped", flush=True)
+        print("\nlab: stopped (QEMU and the lab powered off)", flush=True)
     return 0
 
 

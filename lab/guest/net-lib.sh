@@ -43,20 +43,40 @@ concurrent_check() { # HOST N: N clients at once
     ok=$(grep -c '^200$' /tmp/par)
     check http-concurrent "$ok of $2 concurrent clients answered 200" [ "$ok" -eq "$2" ]
 }
+# peer_initrd DIR: busybox and xen-netfront.ko (a module in Debian's kernel: no eth0 without it) into DIR,
+# with /init taken from DIR/init.sh (which may call `$b insmod /netfront.ko`); writes DIR.img.
+peer_initrd() {
+    d=$1
+    mkdir -p "$d/bin" "$d/proc" "$d/sys" "$d/dev"
+    cp "$(command -v busybox)" "$d/bin/busybox"
+    ko=$(modinfo -n xen-netfront)
+    case "$ko" in
+        *.xz) xz -dc "$ko" >"$d/netfront.ko" ;;
+        *.zst) zstd -qdc "$ko" >"$d/netfront.ko" ;;
+        *) cp "$ko" "$d/netfront.ko" ;;
+    esac
+    cp "$d/init.sh" "$d/init" && chmod +x "$d/init"
+    (cd "$d" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$d.img"
+}
+
 linux_peer_fetch() { # HOST: a Linux PV guest on xenbr0 fetches / with busybox wget
-    mkdir -p /tmp/lpeer/bin /tmp/lpeer/proc /tmp/lpeer/sys /tmp/lpeer/dev
-    cp "$(command -v busybox)" /tmp/lpeer/bin/busybox
-    cat >/tmp/lpeer/init <<INIT
+    mkdir -p /tmp/lpeer
+    cat >/tmp/lpeer/init.sh <<INIT
 #!/bin/busybox sh
 b=/bin/busybox
 \$b mount -t proc proc /proc; \$b mount -t sysfs sys /sys
+\$b insmod /netfront.ko
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; \$b sleep 0.5; done
 \$b ip link set eth0 up; \$b ip addr add 10.0.0.9/24 dev eth0
-for i in 1 2 3 4 5 6 7 8 9 10; do \$b wget -q -T 5 -O /page http://$1/ && break; \$b sleep 1; done
+# A hand-written request through nc: Debian's static busybox wget segfaults here.
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    printf 'GET / HTTP/1.0\\r\\nHost: $1\\r\\n\\r\\n' | \$b nc -w 5 $1 80 >/page 2>/dev/null
+    \$b grep -q '200 OK' /page && break; \$b sleep 1
+done
 echo "linux-peer: fetched \$(\$b wc -c </page) bytes: \$(\$b head -c 60 /page | \$b tr '\n' ' ')"
 \$b poweroff -f
 INIT
-    chmod +x /tmp/lpeer/init
-    (cd /tmp/lpeer && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >/tmp/lpeer.img
+    peer_initrd /tmp/lpeer
     kernel=$(ls /boot/vmlinuz-* | sort -V | tail -n1)
     saved="$GUEST_NAME $GUEST_LOG $GUEST_XL $XL_PID"
     printf 'type = "pv"\nkernel = "%s"\nramdisk = "/tmp/lpeer.img"\nmemory = 128\nvif = [ "bridge=xenbr0" ]\nextra = "console=hvc0 quiet"\non_poweroff = "destroy"\non_crash = "destroy"\n' \

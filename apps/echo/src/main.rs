@@ -1,5 +1,6 @@
 //! `echo`: TCP echo and UDP echo on port 7 (RFC 862), on the first vif. Each TCP connection echoes until the peer
-//! closes its side, then closes gracefully; many connections at once.
+//! closes its side, then closes gracefully; many connections at once. For throughput measurements also TCP
+//! discard on port 9 (reads and drops) and a zero source on port 19 (writes zeros until the peer closes).
 #![no_std]
 #![no_main]
 
@@ -33,6 +34,35 @@ async fn echo_tcp(mut s: TcpStream) {
     }
 }
 
+async fn discard(mut s: TcpStream) {
+    let mut buf = vec![0u8; 16384];
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+    let _ = s.close().await;
+}
+
+async fn source(mut s: TcpStream) {
+    let zeros = vec![0u8; 16384];
+    while s.write_all(&zeros).await.is_ok() {}
+}
+
+async fn serve_port(net: net::Net, port: u16, kind: u8) {
+    let mut listener = match TcpListener::bind(&net, port, 4) {
+        Ok(l) => l,
+        Err(e) => return sirocco::log::error!("echo: tcp port {port}: {e}"),
+    };
+    loop {
+        let s = listener.accept().await;
+        let spawned = if kind == 0 { sirocco::spawn(discard(s)) } else { sirocco::spawn(source(s)) };
+        if let Err(e) = spawned {
+            sirocco::log::warn!("echo: refusing a connection on port {port}: {e}");
+        }
+    }
+}
+
 async fn echo_udp(mut s: UdpSocket) {
     let mut buf = vec![0u8; 65536];
     loop {
@@ -53,8 +83,10 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, net::UpError> {
         let addr = net.wait_ipv4().await;
         let udp = UdpSocket::bind(&net, 7).unwrap_or_else(|e| panic!("udp port 7: {e}"));
         sirocco::spawn(echo_udp(udp)).unwrap_or_else(|e| panic!("{e}"));
+        sirocco::spawn(serve_port(net.clone(), 9, 0)).unwrap_or_else(|e| panic!("{e}"));
+        sirocco::spawn(serve_port(net.clone(), 19, 1)).unwrap_or_else(|e| panic!("{e}"));
         let mut listener = TcpListener::bind(&net, 7, 8).unwrap_or_else(|e| panic!("tcp port 7: {e}"));
-        sirocco::println!("echo: listening on {addr} port 7 (TCP and UDP)");
+        sirocco::println!("echo: listening on {addr} port 7 (TCP and UDP), discard on 9, zero source on 19");
         loop {
             match sirocco::select(listener.accept(), sirocco::shutdown::requested()).await {
                 Either::Left(stream) => {
