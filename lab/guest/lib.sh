@@ -56,6 +56,15 @@ boot_guest() {
     sleep 0.2 # let xenconsoled write out the last lines it read
 }
 
+# start_bg NAME CFG [overrides]: `xl create -F` in the background (it follows reboots and reports every shutdown).
+start_bg() {
+    GUEST_NAME=$1; cfg=$2; shift 2
+    GUEST_LOG=/var/log/xen/console/guest-$GUEST_NAME.log
+    GUEST_XL=/tmp/xl-$GUEST_NAME.out
+    rm -f "$GUEST_LOG"
+    xl create -F "$cfg" "name=\"$GUEST_NAME\"" "$@" >"$GUEST_XL" 2>&1 &
+    XL_PID=$!
+}
 show_guest() {
     echo "---- console of $GUEST_NAME ($GUEST_LOG) ----"
     sed 's/^/console|/' "$GUEST_LOG" 2>/dev/null || echo "console|(no console log)"

@@ -1,12 +1,4 @@
 # Helpers for the network suites.
-start_net_guest() {
-    GUEST_NAME=$1; cfg=$2; shift 2
-    GUEST_LOG=/var/log/xen/console/guest-$GUEST_NAME.log
-    GUEST_XL=/tmp/xl-$GUEST_NAME.out
-    rm -f "$GUEST_LOG"
-    xl create -F "$cfg" "name=\"$GUEST_NAME\"" "$@" >"$GUEST_XL" 2>&1 &
-    XL_PID=$!
-}
 stop_net_guest() {
     timeout 30 xl shutdown -w "$GUEST_NAME" >/dev/null 2>&1 || xl destroy "$GUEST_NAME" 2>/dev/null
     wait $XL_PID 2>/dev/null

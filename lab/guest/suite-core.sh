@@ -2,15 +2,6 @@
 # watches, device enumeration and backend state, grants mapped by dom0 and event channels to dom0.
 cd /job
 
-# start_bg NAME CFG [overrides]: `xl create -F` in the background (it follows reboots and reports every shutdown).
-start_bg() {
-    GUEST_NAME=$1; cfg=$2; shift 2
-    GUEST_LOG=/var/log/xen/console/guest-$GUEST_NAME.log
-    GUEST_XL=/tmp/xl-$GUEST_NAME.out
-    rm -f "$GUEST_LOG"
-    xl create -F "$cfg" "name=\"$GUEST_NAME\"" "$@" >"$GUEST_XL" 2>&1 &
-    XL_PID=$!
-}
 # wait_for PATTERN TIMEOUT_S [FILE]: until FILE (default the console log) matches.
 wait_for() {
     f=${3:-$GUEST_LOG}

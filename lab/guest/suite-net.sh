@@ -10,7 +10,7 @@ dnsmasq --interface=xenbr0 --bind-interfaces --except-interface=lo --port=0 \
 . /job/lab/net-lib.sh
 
 # --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests ------------------
-start_net_guest httpd xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 ip6=fd00::2/64"'
+start_bg httpd xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 ip6=fd00::2/64"'
 if wait_http 10.0.0.2 80 60; then
     check net-ping4 "ping 10.0.0.2 from dom0" ping -c 3 -W 5 10.0.0.2
     check net-ping6 "ping fd00::2 from dom0" ping -6 -c 3 -W 5 fd00::2
@@ -33,7 +33,7 @@ fi
 stop_net_guest
 
 # --- echo: 16 MiB each way with identical SHA-256, UDP echo ----------------------------------------------------
-start_net_guest echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1"'
+start_bg echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1"'
 if wait_tcp 10.0.0.3 7 60; then
     head -c 16777216 /dev/urandom >/tmp/rand
     t0=$(now)
@@ -49,7 +49,7 @@ fi
 stop_net_guest
 
 # --- DHCP: no ip= on the command line --------------------------------------------------------------------------
-start_net_guest httpd-dhcp xl-configs/httpd.cfg 'extra="log=info"'
+start_bg httpd-dhcp xl-configs/httpd.cfg 'extra="log=info"'
 lease=""
 for _ in $(seq 600); do lease=$(sed -n 's/.*DHCP lease \([0-9.]*\).*/\1/p' "$GUEST_LOG" | head -n1); [ -n "$lease" ] && break; sleep 0.1; done
 check dhcp-lease "lease from dnsmasq in dom0: ${lease:-none}" [ -n "$lease" ]
@@ -59,7 +59,7 @@ slaac=$(grep -o 'SLAAC address.*' "$GUEST_LOG" | grep -o 'fd00:[0-9a-f:]*' | hea
 stop_net_guest
 
 # --- two vifs on two bridges ---------------------------------------------------------------------------------
-start_net_guest httpd-2vif xl-configs/httpd.cfg "vif=['bridge=xenbr0','bridge=xenbr1']" \
+start_bg httpd-2vif xl-configs/httpd.cfg "vif=['bridge=xenbr0','bridge=xenbr1']" \
     'extra="log=info ip=10.0.0.4/24 ip1=10.0.1.4/24"'
 if wait_http 10.0.0.4 80 60; then
     check two-vifs-first "reachable on vif 0 (xenbr0)" ping -c 2 -W 5 10.0.0.4
