@@ -50,7 +50,8 @@ impl NetDevice for Vif {
         usize::from(self.mtu)
     }
     fn receive(&mut self) -> Option<Vec<u8>> {
-        self.driver.poll_tx();
+        // TX completions are reaped by the network task before each poll (and by `transmit` on a full ring),
+        // not here: receive runs once per frame.
         loop {
             match self.driver.poll_rx()? {
                 Ok(mut packet) => {

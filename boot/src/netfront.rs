@@ -12,6 +12,7 @@ use core::sync::atomic::{fence, Ordering};
 use sirocco_drivers::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
 use sirocco_drivers::grant::{GrantError, GrantRef};
 use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys, Features, NetBuffers};
+use sirocco_drivers::ring::offsets::{REQ_EVENT, REQ_PROD, RING, RSP_EVENT, RSP_PROD};
 use sirocco_drivers::ring::{Notify, SharedRing};
 use sirocco_drivers::xenstore::Tx;
 
@@ -21,8 +22,7 @@ pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksu
 pub const BUFFERS: u16 = 128;
 const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
 
-/// A shared ring page (`io/ring.h`: header `req_prod`@0, `req_event`@4, `rsp_prod`@8, `rsp_event`@12, entries
-/// from 64), accessed volatile because the backend writes it concurrently.
+/// A shared ring page (`io/ring.h`; header layout in `sirocco_drivers::ring::offsets`), accessed volatile because the backend writes it concurrently.
 pub struct RingPage(*mut u8);
 
 // SAFETY: the page stays allocated (its Grant is held by the Vif) for as long as the RingPage exists; one vCPU.
@@ -37,32 +37,32 @@ impl RingPage {
 impl SharedRing for RingPage {
     fn load_rsp_prod(&self) -> u32 {
         // SAFETY: aligned u32 of the ring header inside the live page.
-        let v = unsafe { self.word(8).read_volatile() };
+        let v = unsafe { self.word(RSP_PROD).read_volatile() };
         fence(Ordering::Acquire);
         v
     }
     fn load_req_event(&self) -> u32 {
         // SAFETY: as above.
-        unsafe { self.word(4).read_volatile() }
+        unsafe { self.word(REQ_EVENT).read_volatile() }
     }
     fn store_req_prod(&mut self, value: u32) {
         fence(Ordering::Release);
         // SAFETY: as above.
-        unsafe { self.word(0).write_volatile(value) };
+        unsafe { self.word(REQ_PROD).write_volatile(value) };
     }
     fn store_rsp_event(&mut self, value: u32) {
         // SAFETY: as above.
-        unsafe { self.word(12).write_volatile(value) };
+        unsafe { self.word(RSP_EVENT).write_volatile(value) };
     }
     fn full_barrier(&mut self) {
         fence(Ordering::SeqCst);
     }
     fn init_header(&mut self, req_prod: u32, req_event: u32, rsp_prod: u32, rsp_event: u32) {
-        for (off, v) in [(0, req_prod), (4, req_event), (8, rsp_prod), (12, rsp_event)] {
+        for (off, v) in [(REQ_PROD, req_prod), (REQ_EVENT, req_event), (RSP_PROD, rsp_prod), (RSP_EVENT, rsp_event)] {
             // SAFETY: as above.
             unsafe { self.word(off).write_volatile(v) };
         }
-        for off in 16..64 {
+        for off in RSP_EVENT + 4..RING {
             // SAFETY: the header's pad bytes inside the live page.
             unsafe { self.0.add(off).write_volatile(0) };
         }

@@ -12,6 +12,14 @@ log() { echo "lab: $*"; }
 pass() { LAB_PASSES=$((LAB_PASSES + 1)); echo "SIROCCO-RESULT PASS $1 ${2:-}"; }
 fail() { LAB_FAILS=$((LAB_FAILS + 1)); echo "SIROCCO-RESULT FAIL $1 ${2:-}"; }
 now() { date +%s.%N; }
+# since T0 [DECIMALS]: seconds from T0 (a `now`) until now.
+since() { awk -v a="$1" -v b="$(now)" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, b - a }'; }
+# shutdown_reason FILE [head|tail]: the first (or last) shutdown `xl create -F` reported in FILE, by name.
+shutdown_reason() {
+    case $(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$1" | "${2:-head}" -n1) in
+        0) echo poweroff ;; 1) echo reboot ;; 3) echo crash ;; *) echo none ;;
+    esac
+}
 
 lab_start() {
     modprobe -a xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback xen-blkback bridge loop 2>&1 |
@@ -45,13 +53,8 @@ boot_guest() {
         echo "(lab: no exit after ${timeout_s}s; destroying)" >>"$GUEST_XL"
         xl destroy "$GUEST_NAME" >>"$GUEST_XL" 2>&1
     else
-        code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$GUEST_XL" | head -n1)
-        case "$code" in
-            0) GUEST_REASON=poweroff ;;
-            1) GUEST_REASON=reboot ;;
-            3) GUEST_REASON=crash ;;
-            *) GUEST_REASON="unknown(xl rc $rc)" ;;
-        esac
+        GUEST_REASON=$(shutdown_reason "$GUEST_XL")
+        [ "$GUEST_REASON" = none ] && GUEST_REASON="unknown(xl rc $rc)"
     fi
     sleep 0.2 # let xenconsoled write out the last lines it read
 }

@@ -19,7 +19,7 @@ keepalive_check() { # HOST N: N requests on one connection
     for i in $(seq "$2"); do echo "url = \"http://$1/?n=$i\"" >>/tmp/urls; echo "output = /dev/null" >>/tmp/urls; done
     t0=$(now)
     curl -s -K /tmp/urls -w '%{http_code} %{num_connects}\n' >/tmp/ka.out
-    took=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    took=$(since "$t0")
     ok=$(grep -c '^200 ' /tmp/ka.out); conns=$(awk '{ s += $2 } END { print s }' /tmp/ka.out)
     check http-keepalive "$ok of $2 sequential requests answered 200 over $conns connection(s) in ${took} s" \
         sh -c "[ $ok -eq $2 ] && [ $conns -eq 1 ]"

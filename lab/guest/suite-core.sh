@@ -10,11 +10,6 @@ wait_for() {
 }
 cpu_s() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
 last_tick() { sed -n 's/.*tick \([0-9]*\) mono.*/\1/p' "$GUEST_LOG" | tail -n1; }
-reason_of_last_shutdown() {
-    case $(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$GUEST_XL" | tail -n1) in
-        0) echo poweroff ;; 1) echo reboot ;; 3) echo crash ;; *) echo none ;;
-    esac
-}
 
 # --- ticker: ticks, idle CPU, drift, clean shutdown -------------------------------------------------------
 start_bg ticker xl-configs/ticker.cfg
@@ -55,11 +50,11 @@ else
 fi
 t0=$(now)
 timeout 30 xl shutdown -w ticker >/tmp/xl-shutdown.out 2>&1
-took=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+took=$(since "$t0")
 wait $XL_PID; kill $STAMPER 2>/dev/null
 check ticker-shutdown "xl shutdown -w returned in ${took} s (want < 10)" awk -v t="$took" 'BEGIN { exit !(t < 10) }'
 check ticker-final-line "final line on the console after xl shutdown" console_has "ticker: poweroff requested"
-GUEST_REASON=$(reason_of_last_shutdown)
+GUEST_REASON=$(shutdown_reason "$GUEST_XL" tail)
 check ticker-poweroff "domain powered off cleanly (got $GUEST_REASON)" ended poweroff
 
 # --- xl reboot: a second boot ------------------------------------------------------------------------------
@@ -115,5 +110,5 @@ check evtchn-interdomain "dom0 bound our unbound port, notified us, got a notify
     sh -c "grep -q 'event back' /tmp/labpeer-ev.out && grep -q 'xsprobe: event 1 on port $port' '$GUEST_LOG'"
 timeout 30 xl shutdown -w xsprobe >/dev/null 2>&1
 wait $XL_PID
-GUEST_REASON=$(reason_of_last_shutdown)
+GUEST_REASON=$(shutdown_reason "$GUEST_XL" tail)
 check xsprobe-shutdown "xl shutdown of a guest blocked in watches (got $GUEST_REASON)" ended poweroff

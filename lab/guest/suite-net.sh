@@ -38,7 +38,7 @@ if wait_tcp 10.0.0.3 7 60; then
     head -c 16777216 /dev/urandom >/tmp/rand
     t0=$(now)
     timeout 300 nc -N 10.0.0.3 7 </tmp/rand >/tmp/rand.back
-    took=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    took=$(since "$t0")
     sent=$(sha256sum </tmp/rand | cut -c1-16); back=$(sha256sum </tmp/rand.back | cut -c1-16)
     check echo-16mib "16 MiB through TCP echo and back in ${took} s: sha256 $sent vs $back ($(stat -c %s /tmp/rand.back) bytes)" [ "$sent" = "$back" ]
     reply=$(echo "udp-hello" | nc -u -w 2 10.0.0.3 7)

@@ -29,7 +29,7 @@ printf 'type = "pv"\nkernel = "%s"\nramdisk = "/tmp/nb.img"\nmemory = 128\nvif =
 # tput IP: MiB/s to the guest's discard port 9 and from its zero source on port 19 (stamped when head has its
 # bytes: openbsd nc keeps running after head exits, so it is ended then).
 tput() {
-    t=$(now); head -c "${MB}M" /dev/zero | timeout 300 nc -N "$1" 9; in_s=$(awk -v a="$t" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
+    t=$(now); head -c "${MB}M" /dev/zero | timeout 300 nc -N "$1" 9; in_s=$(since "$t" 3)
     t=$(now)
     timeout 300 nc "$1" 19 | { head -c "${MB}M" >/tmp/src.out; now >/tmp/t_end; pkill -f "nc $1 19"; }
     out_s=$(awk -v a="$t" -v b="$(cat /tmp/t_end)" 'BEGIN { printf "%.3f", b - a }')
@@ -43,7 +43,7 @@ bench_guest() {
     t0=$(now)
     start_bg "bench-$label" "$cfg" "$@"
     if ! wait_http "$ip" 80 300; then fail "netbench-$label" "no HTTP 200 from $ip"; show_guest; stop_net_guest; return; fi
-    first=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+    first=$(since "$t0" 2)
     rps=$(wrk -t2 -c10 -d10s "http://$ip:80/" 2>/dev/null | sed -n 's/^Requests\/sec: *//p')
     TO=0; FROM=0
     # Sirocco's httpd has no discard/source ports: its throughput is measured on echo below.
