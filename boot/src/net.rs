@@ -13,11 +13,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
-use sirocco_drivers::netfront::{Phase, TxChecksum, TxError};
 use sirocco_net::{NetConfig, Stack};
-use sirocco_net::{NetDevice, TxFull};
 
 pub use crate::netfront::Counters;
 pub use sirocco_net::{IpCidr, Ipv4Cidr, NetError, NetStats, TcpState};
@@ -30,67 +27,6 @@ pub type TcpListener = sirocco_net::TcpListener<Vif>;
 pub type TcpStream = sirocco_net::TcpStream<Vif>;
 /// A UDP socket on a vif.
 pub type UdpSocket = sirocco_net::UdpSocket<Vif>;
-
-static DROPS_LOGGED: AtomicU64 = AtomicU64::new(0);
-
-/// Logs the first few dropped responses in full, then every thousandth, so a hostile backend cannot flood the
-/// console; the counters keep every one.
-fn log_drop(vif: u32, what: &dyn fmt::Display) {
-    let n = DROPS_LOGGED.fetch_add(1, Ordering::Relaxed);
-    if n < 16 || n.is_multiple_of(1000) {
-        log::warn!("vif{vif}: dropped: {what} ({} so far)", n + 1);
-    }
-}
-
-impl NetDevice for Vif {
-    fn mac(&self) -> [u8; 6] {
-        self.mac
-    }
-    fn mtu(&self) -> usize {
-        usize::from(self.mtu)
-    }
-    fn receive(&mut self) -> Option<Vec<u8>> {
-        // TX completions are reaped by the network task before each poll (and by `transmit` on a full ring),
-        // not here: receive runs once per frame.
-        loop {
-            match self.driver.poll_rx()? {
-                Ok(mut packet) => {
-                    if packet.csum_blank {
-                        // The backend left the transport checksum blank (offload): fill it in, since the stack
-                        // verifies every checksum.
-                        if let Err(e) = packet.fill_checksum() {
-                            log_drop(
-                                self.id,
-                                &format_args!("csum_blank packet whose checksum cannot be filled: {e:?}"),
-                            );
-                            continue;
-                        }
-                    }
-                    return Some(packet.data);
-                }
-                Err(drop) => log_drop(self.id, &drop),
-            }
-        }
-    }
-    fn can_transmit(&self) -> bool {
-        self.driver.tx_free_buffers() > 0 && matches!(self.driver.phase(), Phase::Connected)
-    }
-    fn transmit(&mut self, frame: &[u8]) -> Result<(), TxFull> {
-        // smoltcp computed every checksum: tell the backend they are valid.
-        match self.driver.transmit(frame, TxChecksum::Valid) {
-            Ok(()) => Ok(()),
-            Err(TxError::RingFull { .. }) => {
-                self.driver.poll_tx();
-                self.driver.transmit(frame, TxChecksum::Valid).map_err(|_| TxFull)
-            }
-            Err(e) => {
-                // Not retryable (device broken, packet too big): the frame is dropped and counted by the driver.
-                log_drop(self.id, &format_args!("transmit: {e}"));
-                Ok(())
-            }
-        }
-    }
-}
 
 static NETS: spin::Once<Vec<Net>> = spin::Once::new();
 static CMDLINE: spin::Once<crate::Cmdline<'static>> = spin::Once::new();
@@ -170,10 +106,6 @@ pub fn default() -> Result<Net, UpError> {
 /// The network task of one vif.
 async fn drive(net: Net, mut channel: crate::evtchn::EventChannel) {
     loop {
-        // Reap TX completions first: the stack asks the device for receive tokens only while it can transmit, so
-        // with every TX buffer in flight nothing else would ever free them (found in the lab: a bulk send from
-        // the guest stalled after 128 frames).
-        net.lock().device_mut().driver.poll_tx();
         let next = net.poll(now_ms());
         let wake = runtime::select(channel.wait(), net.poll_requested());
         match next {

@@ -22,15 +22,22 @@ pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksu
 pub const BUFFERS: u16 = 128;
 const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
 
-/// A shared ring page (`io/ring.h`; header layout in `sirocco_drivers::ring::offsets`), accessed volatile because the backend writes it concurrently.
-pub struct RingPage(*mut u8);
+/// A shared ring page (`io/ring.h`; header layout in `sirocco_drivers::ring::offsets`), granted to the backend
+/// and accessed volatile because the backend writes it concurrently.
+pub struct RingPage {
+    ptr: *mut u8,
+    _grant: Grant,
+}
 
-// SAFETY: the page stays allocated (its Grant is held by the Vif) for as long as the RingPage exists; one vCPU.
+// SAFETY: the page stays allocated (its Grant is held here) for as long as the RingPage exists; one vCPU.
 unsafe impl Send for RingPage {}
 
 impl RingPage {
+    fn new(grant: Grant) -> Self {
+        RingPage { ptr: grant.as_ptr(), _grant: grant }
+    }
     fn word(&self, off: usize) -> *mut u32 {
-        self.0.wrapping_add(off) as *mut u32
+        self.ptr.wrapping_add(off) as *mut u32
     }
 }
 
@@ -64,21 +71,21 @@ impl SharedRing for RingPage {
         }
         for off in RSP_EVENT + 4..RING {
             // SAFETY: the header's pad bytes inside the live page.
-            unsafe { self.0.add(off).write_volatile(0) };
+            unsafe { self.ptr.add(off).write_volatile(0) };
         }
     }
     fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
         assert!(offset + bytes.len() <= 4096);
         for (i, &b) in bytes.iter().enumerate() {
             // SAFETY: inside the live page (checked above).
-            unsafe { self.0.add(offset + i).write_volatile(b) };
+            unsafe { self.ptr.add(offset + i).write_volatile(b) };
         }
     }
     fn read_bytes(&self, offset: usize, out: &mut [u8]) {
         assert!(offset + out.len() <= 4096);
         for (i, b) in out.iter_mut().enumerate() {
             // SAFETY: inside the live page (checked above).
-            *b = unsafe { self.0.add(offset + i).read_volatile() };
+            *b = unsafe { self.ptr.add(offset + i).read_volatile() };
         }
     }
 }
@@ -131,21 +138,8 @@ impl Notify for Kick {
     }
 }
 
-/// The driver type.
-pub type Driver = nf::Netfront<RingPage, Buffers, Kick>;
-
-/// A connected vif.
-pub struct Vif {
-    /// Which vif (`device/vif/<id>`).
-    pub id: u32,
-    /// Our MAC.
-    pub mac: [u8; 6],
-    /// The IP MTU.
-    pub mtu: u16,
-    /// The protocol driver.
-    pub driver: Driver,
-    _rings: (Grant, Grant),
-}
+/// A connected vif: the driver over our pages, as a network device (`sirocco_net::Vif`).
+pub type Vif = sirocco_net::Vif<RingPage, Buffers, Kick>;
 
 /// Why a vif could not be brought up.
 #[derive(Debug)]
@@ -200,15 +194,19 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         tx.push(grant(backend, Page::new(), true)?);
         rx.push(grant(backend, Page::new(), false)?);
     }
-    let (tx_ring, rx_ring) = (Page::new(), Page::new());
-    let (tx_ptr, rx_ptr) = (tx_ring.as_ptr(), rx_ring.as_ptr());
+    // Granted before `Netfront::new` initialises them: the backend learns the refs only from the keys written
+    // by `connect`, after that.
+    let tx_ring = grant(backend, Page::new(), false)?;
+    let rx_ring = grant(backend, Page::new(), false)?;
     let channel = EventChannel::alloc_unbound(backend).map_err(NetError::Evtchn)?;
-    // The rings are initialised by `Netfront::new` before they are granted.
-    let mut driver =
-        nf::Netfront::new(RingPage(tx_ptr), RingPage(rx_ptr), Buffers { tx, rx }, Kick(channel.port()), features);
-    let tx_ring = grant(backend, tx_ring, false)?;
-    let rx_ring = grant(backend, rx_ring, false)?;
     let keys = ConnectKeys { tx_ring_ref: tx_ring.gref(), rx_ring_ref: rx_ring.gref(), event_channel: channel.port() };
+    let mut driver = nf::Netfront::new(
+        RingPage::new(tx_ring),
+        RingPage::new(rx_ring),
+        Buffers { tx, rx },
+        Kick(channel.port()),
+        features,
+    );
     xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     log::info!(
         "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, event channel {}",
@@ -224,5 +222,5 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         features.csum_offload,
         channel.port()
     );
-    Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver, _rings: (tx_ring, rx_ring) }, channel))
+    Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channel))
 }

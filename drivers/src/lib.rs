@@ -5,6 +5,9 @@
 #![warn(missing_docs)]
 
 extern crate alloc;
+// The fakes of the other side (feature `fake`, for other crates' tests) use std's Rc and RefCell.
+#[cfg(all(feature = "fake", not(test)))]
+extern crate std;
 
 pub mod console;
 pub mod control;

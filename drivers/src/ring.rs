@@ -279,15 +279,19 @@ impl<S: SharedRing> FrontRing<S> {
 
 /// Heap pages standing in for shared ring pages, and the backend's end of a ring, for host tests of the drivers
 /// built on [`FrontRing`].
-#[cfg(test)]
-pub(crate) mod testing {
+/// Test support: a ring page on the heap shared by a front end under test and a fake backend end.
+#[cfg(any(test, feature = "fake"))]
+#[allow(missing_docs)] // test support, documented by its names
+pub mod testing {
     use super::*;
+    #[allow(unused_imports)] // the prelude has them under cfg(test)
+    use std::{boxed::Box, vec, vec::Vec};
     use std::cell::RefCell;
     use std::rc::Rc;
 
     /// An access to the page, in the order the front end made it.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(crate) enum Op {
+    pub enum Op {
         LoadRspProd,
         LoadReqEvent,
         StoreReqProd(u32),
@@ -297,7 +301,7 @@ pub(crate) mod testing {
 
     type Hook = Box<dyn FnMut(&mut Vec<u8>)>;
 
-    pub(crate) struct PageState {
+    pub struct PageState {
         pub bytes: Vec<u8>,
         /// The front end's index accesses and barriers.
         pub ops: Vec<Op>,
@@ -306,22 +310,22 @@ pub(crate) mod testing {
     }
 
     /// A ring page shared by the front end under test ([`HeapRing`]) and a fake backend ([`BackRing`]).
-    pub(crate) type Page = Rc<RefCell<PageState>>;
+    pub type Page = Rc<RefCell<PageState>>;
 
-    pub(crate) fn page() -> Page {
+    pub fn page() -> Page {
         Rc::new(RefCell::new(PageState { bytes: vec![0; PAGE_SIZE], ops: Vec::new(), after_rsp_event: None }))
     }
 
-    pub(crate) fn get(bytes: &[u8], at: usize) -> u32 {
+    pub fn get(bytes: &[u8], at: usize) -> u32 {
         u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
     }
 
-    pub(crate) fn set(bytes: &mut [u8], at: usize, value: u32) {
+    pub fn set(bytes: &mut [u8], at: usize, value: u32) {
         bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
     }
 
     /// The front end's view of a [`Page`].
-    pub(crate) struct HeapRing(pub Page);
+    pub struct HeapRing(pub Page);
 
     impl SharedRing for HeapRing {
         fn load_rsp_prod(&self) -> u32 {
@@ -371,7 +375,7 @@ pub(crate) mod testing {
 
     /// The backend's end of a ring (`struct __name##_back_ring`), following `io/ring.h`'s back-end macros, over a
     /// [`Page`] the front end initialised.
-    pub(crate) struct BackRing {
+    pub struct BackRing {
         pub page: Page,
         pub entry_size: usize,
         pub size: u32,
@@ -381,7 +385,7 @@ pub(crate) mod testing {
 
     impl BackRing {
         /// `BACK_RING_ATTACH` at the page's current `req_prod`/`rsp_prod` (equal on a fresh ring).
-        pub(crate) fn attach(page: Page, entry_size: usize) -> BackRing {
+        pub fn attach(page: Page, entry_size: usize) -> BackRing {
             let start = get(&page.borrow().bytes, offsets::RSP_PROD);
             BackRing { page, entry_size, size: ring_size(entry_size), req_cons: start, rsp_prod_pvt: start }
         }
@@ -390,17 +394,17 @@ pub(crate) mod testing {
             offsets::RING + (index & (self.size - 1)) as usize * self.entry_size
         }
 
-        pub(crate) fn header(&self, at: usize) -> u32 {
+        pub fn header(&self, at: usize) -> u32 {
             get(&self.page.borrow().bytes, at)
         }
 
-        pub(crate) fn set_header(&self, at: usize, value: u32) {
+        pub fn set_header(&self, at: usize, value: u32) {
             set(&mut self.page.borrow_mut().bytes, at, value);
         }
 
         /// Requests published and not consumed (`RING_HAS_UNCONSUMED_REQUESTS`), asserting the front end never
         /// overran the ring (`RING_REQUEST_PROD_OVERFLOW`).
-        pub(crate) fn unconsumed_requests(&self) -> u32 {
+        pub fn unconsumed_requests(&self) -> u32 {
             let req_prod = self.header(offsets::REQ_PROD);
             assert!(req_prod.wrapping_sub(self.rsp_prod_pvt) <= self.size, "the front end overran the ring");
             let req = req_prod.wrapping_sub(self.req_cons);
@@ -409,7 +413,7 @@ pub(crate) mod testing {
         }
 
         /// Copies and consumes the next request.
-        pub(crate) fn take_request(&mut self) -> Option<Vec<u8>> {
+        pub fn take_request(&mut self) -> Option<Vec<u8>> {
             if self.unconsumed_requests() == 0 {
                 return None;
             }
@@ -420,7 +424,7 @@ pub(crate) mod testing {
         }
 
         /// Writes a response at `rsp_prod_pvt++`, unpublished.
-        pub(crate) fn put_response(&mut self, bytes: &[u8]) {
+        pub fn put_response(&mut self, bytes: &[u8]) {
             assert!(bytes.len() <= self.entry_size);
             let at = self.at(self.rsp_prod_pvt);
             self.page.borrow_mut().bytes[at..at + bytes.len()].copy_from_slice(bytes);
@@ -428,7 +432,7 @@ pub(crate) mod testing {
         }
 
         /// `RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`: true if the front end asked to be notified.
-        pub(crate) fn push_responses_and_check_notify(&mut self) -> bool {
+        pub fn push_responses_and_check_notify(&mut self) -> bool {
             let old = self.header(offsets::RSP_PROD);
             let new = self.rsp_prod_pvt;
             self.set_header(offsets::RSP_PROD, new);
@@ -437,7 +441,7 @@ pub(crate) mod testing {
         }
 
         /// `RING_FINAL_CHECK_FOR_REQUESTS`: sets `req_event = req_cons + 1` if idle; true if there is work.
-        pub(crate) fn final_check_for_requests(&mut self) -> bool {
+        pub fn final_check_for_requests(&mut self) -> bool {
             if self.unconsumed_requests() > 0 {
                 return true;
             }

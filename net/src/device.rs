@@ -24,6 +24,12 @@ pub trait NetDevice {
     fn mac(&self) -> [u8; 6];
     /// IP MTU: the largest IP packet one frame carries (1500 on a normal Ethernet; no Ethernet header).
     fn mtu(&self) -> usize;
+    /// Reclaims whatever the device finished with (netfront: TX completions), so that [`NetDevice::can_transmit`]
+    /// is up to date. [`Stack::poll`](crate::Stack::poll) calls it before anything else: the adapter hands out
+    /// receive tokens only while the device can transmit, so a device that reclaimed transmit room only on
+    /// receive would stall for good once every transmit buffer was in flight (a bulk send from the guest did,
+    /// after 128 frames).
+    fn reap(&mut self) {}
     /// The next received Ethernet frame, checksums already correct: netfront fills in the checksum of
     /// packets the backend marked `csum_blank` before handing them here, because the stack verifies
     /// every checksum in software.

@@ -39,6 +39,7 @@ mod slaac;
 mod stack;
 mod tcp;
 mod udp;
+mod vif;
 
 use core::fmt;
 
@@ -50,6 +51,7 @@ pub use slaac::{MAX_SOLICITATIONS, SOLICITATION_INTERVAL_MS};
 pub use stack::{NetStats, SocketOptions, Stack, TcpStateCounts, EPHEMERAL_PORTS, MAX_FRAMES_PER_POLL};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
+pub use vif::Vif;
 
 /// smoltcp itself, for what this crate does not wrap (wire formats in tests, DNS...).
 pub use smoltcp;

@@ -326,6 +326,7 @@ impl<D: NetDevice> Stack<D> {
         let now = Instant::from_millis(now_ms as i64);
         self.repoll = false;
 
+        self.device.dev.reap();
         self.iface.poll_maintenance(now);
         let mut budget = MAX_FRAMES_PER_POLL;
         while self.iface.poll_ingress_single(now, &mut self.device, &mut self.sockets) != PollIngressSingleResult::None

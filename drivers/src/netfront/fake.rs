@@ -6,6 +6,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+#[allow(unused_imports)] // the prelude has them under cfg(test)
+use std::{vec, vec::Vec};
 
 use super::device::{Features, NetBuffers, Netfront};
 use super::wire::{
@@ -17,21 +19,21 @@ use crate::ring::testing::{page, BackRing, HeapRing};
 use crate::ring::Notify;
 
 /// TX buffer `i` is granted as ref `TX_GREF_BASE + i`.
-pub(crate) const TX_GREF_BASE: u32 = 100;
+pub const TX_GREF_BASE: u32 = 100;
 /// RX buffer `i` is granted as ref `RX_GREF_BASE + i`.
-pub(crate) const RX_GREF_BASE: u32 = 1000;
+pub const RX_GREF_BASE: u32 = 1000;
 
 /// The granted buffer pages, by grant ref.
-pub(crate) struct Store {
+pub struct Store {
     pub pages: BTreeMap<u32, Vec<u8>>,
     tx: Vec<u32>,
     rx: Vec<u32>,
 }
 
-pub(crate) type SharedStore = Rc<RefCell<Store>>;
+pub type SharedStore = Rc<RefCell<Store>>;
 
 /// The driver's view of the buffers: by index.
-pub(crate) struct FakeBuffers(pub SharedStore);
+pub struct FakeBuffers(pub SharedStore);
 
 impl NetBuffers for FakeBuffers {
     fn tx_count(&self) -> u16 {
@@ -61,7 +63,7 @@ impl NetBuffers for FakeBuffers {
 }
 
 /// The event channel: counts kicks.
-pub(crate) struct FakeEvtchn(pub Rc<Cell<u32>>);
+pub struct FakeEvtchn(pub Rc<Cell<u32>>);
 
 impl Notify for FakeEvtchn {
     fn notify(&mut self) {
@@ -71,14 +73,14 @@ impl Notify for FakeEvtchn {
 
 /// A packet as the backend took it off the TX ring.
 #[derive(Clone, Debug)]
-pub(crate) struct Sent {
+pub struct Sent {
     pub data: Vec<u8>,
     /// The first slot's flags.
     pub flags: u16,
     pub requests: Vec<NetifTxRequest>,
 }
 
-pub(crate) struct FakeNetback {
+pub struct FakeNetback {
     pub tx: BackRing,
     pub rx: BackRing,
     pub store: SharedStore,
@@ -97,14 +99,14 @@ pub(crate) struct FakeNetback {
 }
 
 /// The driver under test, the fake backend, and the kick counter.
-pub(crate) struct Harness {
+pub struct Harness {
     pub nf: Netfront<HeapRing, FakeBuffers, FakeEvtchn>,
     pub nb: FakeNetback,
     pub kicks: Rc<Cell<u32>>,
 }
 
 /// A driver with `tx` and `rx` buffers, both rings' indices starting at `start`; not yet posted or connected.
-pub(crate) fn harness_at(features: Features, tx: u16, rx: u16, start: u32) -> Harness {
+pub fn harness_at(features: Features, tx: u16, rx: u16, start: u32) -> Harness {
     let mut pages = BTreeMap::new();
     let tx_refs: Vec<u32> = (0..u32::from(tx)).map(|i| TX_GREF_BASE + i).collect();
     let rx_refs: Vec<u32> = (0..u32::from(rx)).map(|i| RX_GREF_BASE + i).collect();
@@ -138,7 +140,7 @@ pub(crate) fn harness_at(features: Features, tx: u16, rx: u16, start: u32) -> Ha
 }
 
 /// [`harness_at`] from index 0, RX buffers posted and the backend Connected.
-pub(crate) fn connected(features: Features, tx: u16, rx: u16) -> Harness {
+pub fn connected(features: Features, tx: u16, rx: u16) -> Harness {
     let mut h = harness_at(features, tx, rx, 0);
     h.nf.post_rx_buffers();
     h.nf.backend_connected();
@@ -161,7 +163,7 @@ impl FakeNetback {
     /// Takes every published TX request, reassembling packets (checking each slot stays in its page and the
     /// sizes add up) and answering each slot with its id and [`FakeNetback::tx_status`]. Then re-arms
     /// `req_event` as netback does. Returns how many packets were completed.
-    pub(crate) fn consume_tx(&mut self) -> usize {
+    pub fn consume_tx(&mut self) -> usize {
         let mut completed = 0;
         loop {
             while let Some(bytes) = self.tx.take_request() {
@@ -203,7 +205,7 @@ impl FakeNetback {
     }
 
     /// Answers the held TX requests.
-    pub(crate) fn release_tx_responses(&mut self) {
+    pub fn release_tx_responses(&mut self) {
         for response in std::mem::take(&mut self.held) {
             self.tx.put_response(&response.emit());
         }
@@ -211,13 +213,13 @@ impl FakeNetback {
     }
 
     /// Answers one consumed-but-unanswered TX slot with whatever response the test likes.
-    pub(crate) fn respond_tx_raw(&mut self, response: NetifTxResponse) {
+    pub fn respond_tx_raw(&mut self, response: NetifTxResponse) {
         self.tx.put_response(&response.emit());
         self.push_tx();
     }
 
     /// RX requests available to fill.
-    pub(crate) fn rx_requests(&self) -> u32 {
+    pub fn rx_requests(&self) -> u32 {
         self.rx.unconsumed_requests()
     }
 
@@ -227,20 +229,20 @@ impl FakeNetback {
     }
 
     /// Writes into the page granted as `gref`, as the backend's grant copy would.
-    pub(crate) fn write_page(&self, gref: u32, offset: usize, data: &[u8]) {
+    pub fn write_page(&self, gref: u32, offset: usize, data: &[u8]) {
         let mut store = self.store.borrow_mut();
         assert!(store.rx.contains(&gref), "gref {gref} is not an RX buffer");
         store.pages.get_mut(&gref).unwrap()[offset..offset + data.len()].copy_from_slice(data);
     }
 
     /// Delivers `frame` in one slot (it must fit from [`FakeNetback::rx_offset`]).
-    pub(crate) fn deliver(&mut self, frame: &[u8], flags: u16) {
+    pub fn deliver(&mut self, frame: &[u8], flags: u16) {
         assert!(self.deliver_slots(frame, flags, PAGE_SIZE - usize::from(self.rx_offset), &[]));
     }
 
     /// Delivers `frame` in slots of at most `slot_len` bytes chained with `NETRXF_more_data` (`flags` on the
     /// first), with `extras` after the first slot. False (nothing consumed) if not enough requests are posted.
-    pub(crate) fn deliver_slots(
+    pub fn deliver_slots(
         &mut self,
         frame: &[u8],
         flags: u16,
@@ -275,7 +277,7 @@ impl FakeNetback {
     }
 
     /// Consumes one RX request and answers it with the bytes `make` returns (given the request).
-    pub(crate) fn respond_rx_raw(&mut self, make: impl FnOnce(NetifRxRequest) -> [u8; RX_ENTRY_SIZE]) {
+    pub fn respond_rx_raw(&mut self, make: impl FnOnce(NetifRxRequest) -> [u8; RX_ENTRY_SIZE]) {
         let req = self.take_rx_request();
         self.rx.put_response(&make(req));
         self.push_rx();

@@ -25,8 +25,10 @@ mod device;
 mod error;
 pub mod wire;
 
-#[cfg(test)]
-mod fake;
+/// Test support: a fake netback over heap pages (feature `fake`).
+#[cfg(any(test, feature = "fake"))]
+#[allow(missing_docs)] // test support, documented by its names
+pub mod fake;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,86 @@
+//! [`Vif`]: netfront (`sirocco_drivers::netfront`) as a [`NetDevice`], so the stack's integration with the real
+//! driver is plain logic that host tests run against the fake netback (`tests/vif.rs`), and the platform crate
+//! only supplies the ring pages, buffer pages and event channel.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use sirocco_drivers::netfront::{NetBuffers, Netfront, Phase, TxChecksum, TxError};
+use sirocco_drivers::ring::{Notify, SharedRing};
+
+use crate::device::{NetDevice, TxFull};
+
+/// A connected netfront with the identity the stack needs.
+pub struct Vif<S: SharedRing, B: NetBuffers, E: Notify> {
+    /// Which vif (`device/vif/<id>`).
+    pub id: u32,
+    /// Our MAC (from xenstore's `mac`).
+    pub mac: [u8; 6],
+    /// The IP MTU (from xenstore's `mtu`, 1500 by default).
+    pub mtu: u16,
+    /// The protocol driver.
+    pub driver: Netfront<S, B, E>,
+}
+
+static DROPS_LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs the first few dropped packets in full, then every thousandth, so a hostile backend cannot flood the
+/// console; the driver's counters keep every one.
+fn log_drop(vif: u32, what: &dyn fmt::Display) {
+    let n = DROPS_LOGGED.fetch_add(1, Ordering::Relaxed);
+    if n < 16 || n.is_multiple_of(1000) {
+        log::warn!("vif{vif}: dropped: {what} ({} so far)", n + 1);
+    }
+}
+
+impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+    fn mtu(&self) -> usize {
+        usize::from(self.mtu)
+    }
+    fn reap(&mut self) {
+        self.driver.poll_tx();
+    }
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        loop {
+            match self.driver.poll_rx()? {
+                Ok(mut packet) => {
+                    if packet.csum_blank {
+                        // The backend left the transport checksum blank (offload): fill it in, since the stack
+                        // verifies every checksum.
+                        if let Err(e) = packet.fill_checksum() {
+                            log_drop(
+                                self.id,
+                                &format_args!("csum_blank packet whose checksum cannot be filled: {e:?}"),
+                            );
+                            continue;
+                        }
+                    }
+                    return Some(packet.data);
+                }
+                Err(drop) => log_drop(self.id, &drop),
+            }
+        }
+    }
+    fn can_transmit(&self) -> bool {
+        self.driver.tx_free_buffers() > 0 && matches!(self.driver.phase(), Phase::Connected)
+    }
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), TxFull> {
+        // smoltcp computed every checksum: tell the backend they are valid.
+        match self.driver.transmit(frame, TxChecksum::Valid) {
+            Ok(()) => Ok(()),
+            Err(TxError::RingFull { .. }) => {
+                self.driver.poll_tx();
+                self.driver.transmit(frame, TxChecksum::Valid).map_err(|_| TxFull)
+            }
+            Err(e) => {
+                // Not retryable (device broken, packet too big): the frame is dropped and counted by the driver.
+                log_drop(self.id, &format_args!("transmit: {e}"));
+                Ok(())
+            }
+        }
+    }
+}
