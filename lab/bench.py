@@ -56,8 +56,8 @@ def net_table(lines):
     s, l = net["sirocco"], net["linux"]
     st = tput.get("sirocco", {})
     out = [
-        "Network benchmark: Sirocco (httpd; echo's discard/source ports for TCP) vs a Linux PV guest (busybox httpd",
-        "and nc), each on xenbr0 through Linux netback, same lab run, Xen 4.17 under QEMU/TCG. One run each.",
+        "Network benchmark: Sirocco (httpd; echo's discard/source ports for TCP) vs a Linux PV guest (lighttpd",
+        "and nc), both serving HTTP with keep-alive, each on xenbr0 through Linux netback, same lab run, Xen 4.17 under QEMU/TCG. One run each.",
         "",
         "| metric | Sirocco | Linux PV guest | ratio Sirocco/Linux |",
         "|---|---|---|---|",
@@ -75,13 +75,51 @@ def net_table(lines):
     return "\n".join(out)
 
 
+def prof_table(lines):
+    """Where the time went in each network job: CPU Xen charged to dom0 and the guest, per unit of work, and
+    Sirocco's own split of its vCPU (from its profile counters)."""
+    rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=prof ")]
+    if not rows:
+        return None
+    unit = {"http": "request", "to_guest": "MiB", "from_guest": "MiB"}
+    out = [
+        "Where the time goes (same run): CPU seconds Xen charged during each job (xl list), per unit of work, and",
+        "Sirocco's own profile of its vCPU (idle = blocked in SCHEDOP_poll; stack = netfront + smoltcp polls;",
+        "other = apps, executor, event dispatch). dom0 runs netback, the bridge and the client (wrk/nc).",
+        "",
+        "| guest | job | wall s | dom0 CPU % | guest CPU % | dom0 CPU per unit | guest CPU per unit | stack % | other % "
+        "| idle % | wakeups/unit | kicks/unit | packets/unit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        f = {k: float(v) for k, v in r.items() if k not in ("kind", "guest", "job")}
+        wall, units = f.get("wall_s", 0), f.get("units", 0)
+        if wall <= 0 or units <= 0:
+            continue
+        u = unit.get(r["job"], "unit")
+        per = (lambda s: f"{s / units * 1e6:.0f} us/{u}") if u == "request" else (lambda s: f"{s / units * 1e3:.1f} ms/{u}")
+        up = f.get("uptime_ns", 0)
+        pct = (lambda k: f"{f.get(k, 0) / up * 100:.1f}") if up > 0 else (lambda k: "-")
+        perunit = (lambda k: f"{f.get(k, 0) / units:.2f}") if up > 0 else (lambda k: "-")
+        packets = f"{(f.get('rx_packets', 0) + f.get('tx_packets', 0)) / units:.2f}" if up > 0 else "-"
+        out.append(
+            f"| {r['guest']} | {r['job']} | {wall:.1f} | {f.get('dom0_cpu_s', 0) / wall * 100:.0f} "
+            f"| {f.get('guest_cpu_s', 0) / wall * 100:.0f} | {per(f.get('dom0_cpu_s', 0))} | {per(f.get('guest_cpu_s', 0))} "
+            f"| {pct('net_poll_ns')} | {pct('other_ns')} | {pct('idle_ns')} | {perunit('wakeups')} | {perunit('kicks')} "
+            f"| {packets} |")
+    return "\n".join(out)
+
+
 def main(dom0_image, job_disk, boot):
     os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
     dom0 = dom0_image()
     lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh\n. /job/lab/suite-netbench.sh", {}), 2400,
-                 lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=net", "SIROCCO-BENCH kind=tput")))
+                 lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=")))
     t = table(lines)
     nt = net_table(lines)
+    pt = prof_table(lines)
+    if nt and pt:
+        nt = nt + "\n\n" + pt
     if nt:
         with open(os.path.join(ROOT, "build", "bench", "net.md"), "w") as f:
             f.write(nt + "\n")

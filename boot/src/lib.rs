@@ -30,6 +30,7 @@ mod mm;
 pub mod net;
 pub mod netfront;
 mod panic;
+pub mod profile;
 pub mod runtime;
 pub mod shutdown;
 pub mod xenstore;

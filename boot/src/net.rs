@@ -17,7 +17,7 @@ use core::time::Duration;
 use sirocco_net::{NetConfig, Stack};
 
 pub use crate::netfront::Counters;
-pub use sirocco_net::{IpCidr, Ipv4Cidr, NetError, NetStats, TcpState};
+pub use sirocco_net::{IpCidr, Ipv4Cidr, NetError, NetStats, SocketOptions, TcpState};
 
 /// A vif's network stack, shared by its sockets.
 pub type Net = sirocco_net::NetHandle<Vif>;
@@ -106,7 +106,9 @@ pub fn default() -> Result<Net, UpError> {
 /// The network task of one vif.
 async fn drive(net: Net, mut channel: crate::evtchn::EventChannel) {
     loop {
-        let next = net.poll(now_ms());
+        let started = runtime::now_ns();
+        let next = net.poll(started / 1_000_000);
+        crate::profile::add_net_poll(runtime::now_ns().saturating_sub(started));
         let wake = runtime::select(channel.wait(), net.poll_requested());
         match next {
             Some(ms) => {
@@ -127,6 +129,36 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel) {
 /// Counters of a vif's driver.
 pub fn counters(net: &Net) -> Counters {
     net.lock().device().driver.counters()
+}
+
+/// Every vif's counters and TCP connection counts as a JSON member `"vifs":[...]`, for apps' status reports.
+pub fn vifs_json() -> String {
+    use core::fmt::Write;
+    let mut s = String::from("\"vifs\":[");
+    for (i, n) in interfaces().unwrap_or(&[]).iter().enumerate() {
+        let c = counters(n);
+        let (stats, addr) = {
+            let stack = n.lock();
+            (stack.stats(), stack.ipv4_address().map(|a| format!("{a}")).unwrap_or_default())
+        };
+        let _ = write!(
+            s,
+            "{}{{\"vif\":{i},\"ipv4\":\"{addr}\",\"rx_packets\":{},\"rx_bytes\":{},\"tx_packets\":{},\"tx_bytes\":{},\"rx_dropped\":{},\"tx_dropped\":{},\"tx_ring_full\":{},\"tcp\":{{\"established\":{},\"total\":{}}},\"counters\":\"{}\"}}",
+            if i == 0 { "" } else { "," },
+            c.rx_packets,
+            c.rx_bytes,
+            c.tx_packets,
+            c.tx_bytes,
+            c.rx_dropped,
+            c.tx_dropped,
+            c.tx_ring_full,
+            stats.tcp.get(TcpState::Established),
+            stats.tcp.total(),
+            format!("{c}").replace('"', "'")
+        );
+    }
+    s.push(']');
+    s
 }
 
 /// A short pause, for apps that poll (e.g. waiting for a DHCP lease with a timeout).

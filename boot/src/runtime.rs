@@ -142,7 +142,9 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             panic!("block_on: nothing can ever wake this domain (no timers, no event channels)");
         }
         // The poll timeout is a backstop for the timer VIRQ: a deadline missed by both would be a Xen bug.
+        let slept = now_ns();
         hypercall::sched_poll(&ports[..n], deadline.map_or(0, |d| d + 1_000_000));
+        crate::profile::add_idle(now_ns().saturating_sub(slept));
     }
 }
 

@@ -51,6 +51,16 @@ peer_initrd() {
     (cd "$d" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$d.img"
 }
 
+# add_binary DIR PROGRAM...: dom0's PROGRAMs and every shared library they load, at the same paths under DIR
+# (for Linux peers running real servers and tools from dom0's Debian packages).
+add_binary() {
+    d=$1; shift
+    for p in "$@"; do
+        p=$(command -v "$p"); mkdir -p "$d$(dirname "$p")"; cp "$p" "$d$p"
+        for lib in $(ldd "$p" | grep -oE '/[^ ]+'); do mkdir -p "$d$(dirname "$lib")"; cp -L "$lib" "$d$lib"; done
+    done
+}
+
 linux_peer_fetch() { # HOST: a Linux PV guest on xenbr0 fetches / with busybox wget
     mkdir -p /tmp/lpeer
     cat >/tmp/lpeer/init.sh <<INIT

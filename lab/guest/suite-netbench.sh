@@ -1,14 +1,28 @@
-# Network benchmark (issue 4): Sirocco (httpd, echo) and a Linux PV guest (busybox httpd + nc) doing the same
-# jobs on xenbr0 in the same lab run: xl create -> first HTTP 200, HTTP requests/s (wrk), TCP MB/s each way.
+# Network benchmark (issue 4): Sirocco (httpd, echo) and a Linux PV guest (lighttpd + nc) doing the same jobs on
+# xenbr0 in the same lab run: xl create -> first HTTP 200, HTTP requests/s (wrk, keep-alive on both sides), TCP
+# MB/s each way. Around each job it records where the time went: CPU seconds xl charged to dom0 and to the guest,
+# and for Sirocco its own profile (idle / network stack / other, wakeups, kicks: httpd's /stats, echo's port 11).
 cd /job
 . /job/lab/net-lib.sh
 MB=${BENCH_MB:-32}
 
-# The Linux peer's initrd: busybox httpd on 80, a discard sink on 9, a zero source on 19.
-mkdir -p /tmp/nb/www
-# The same page size as Sirocco's index, so both answer the same job.
+# The Linux peer's initrd: lighttpd (keep-alive, as Sirocco's httpd) on 80, a discard sink on 9, a zero source
+# on 19.
+mkdir -p /tmp/nb/www /tmp/nb/tmp /tmp/nb/etc
+# The same page as Sirocco's index, so both answer the same job.
 curl -s -o /tmp/nb/www/index.html http://10.0.0.2/ 2>/dev/null
 [ -s /tmp/nb/www/index.html ] || head -c 300 /dev/zero | tr '\0' x >/tmp/nb/www/index.html
+add_binary /tmp/nb lighttpd
+cp -r /usr/lib/lighttpd /tmp/nb/usr/lib/ 2>/dev/null
+cat >/tmp/nb/etc/lighttpd.conf <<'CONF'
+server.document-root = "/www"
+server.port = 80
+server.errorlog = "/tmp/lighttpd.err"
+index-file.names = ( "index.html" )
+mimetype.assign = ( ".html" => "text/html; charset=utf-8" )
+server.max-keep-alive-requests = 100000
+server.max-keep-alive-idle = 30
+CONF
 cat >/tmp/nb/init.sh <<'INIT'
 #!/bin/busybox sh
 b=/bin/busybox
@@ -18,7 +32,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; $b sleep 
 $b ip link set lo up; $b ip link set eth0 up; $b ip addr add 10.0.0.20/24 dev eth0
 ( while true; do $b nc -l -p 9 >/dev/null; done ) &
 ( while true; do $b nc -l -p 19 </dev/zero; done ) &
-$b httpd -f -p 80 -h /www &
+/usr/sbin/lighttpd -f /etc/lighttpd.conf || { echo "linux-peer: lighttpd failed"; $b cat /tmp/lighttpd.err; }
 echo "linux-peer: serving"
 while true; do $b sleep 3600; done
 INIT
@@ -26,41 +40,78 @@ peer_initrd /tmp/nb
 kernel=$(ls /boot/vmlinuz-* | sort -V | tail -n1)
 printf 'type = "pv"\nkernel = "%s"\nramdisk = "/tmp/nb.img"\nmemory = 128\nvif = [ "bridge=xenbr0" ]\nextra = "console=hvc0 quiet"\non_poweroff = "destroy"\n' "$kernel" >/tmp/nb.cfg
 
-# tput IP: MiB/s to the guest's discard port 9 and from its zero source on port 19 (stamped when head has its
-# bytes: openbsd nc keeps running after head exits, so it is ended then).
+# cpu_s DOMAIN: CPU seconds Xen has charged to DOMAIN (all its vCPUs).
+cpu_s() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
+PROFILE_KEYS="uptime_ns idle_ns net_poll_ns other_ns wakeups kicks rx_packets tx_packets"
+# snap GUEST IP STATS: CPU counters, and Sirocco's profile via STATS ("http", "systat" or "none"), into /tmp/snap.
+snap() {
+    { echo "dom0_cpu_s=$(cpu_s Domain-0)"; echo "guest_cpu_s=$(cpu_s "$1")"; echo "wall_s=$(now)"; } >/tmp/snap
+    case $3 in
+        http) curl -s --max-time 5 "http://$2/stats" ;;
+        systat) nc -w 5 "$2" 11 ;;
+        *) : ;;
+    esac >/tmp/snap.json
+    for k in $PROFILE_KEYS; do
+        echo "$k=$(grep -o "\"$k\":[0-9]*" /tmp/snap.json | head -n1 | cut -d: -f2)"
+    done >>/tmp/snap
+}
+# report LABEL JOB UNITS ...: the same as snap, then one SIROCCO-BENCH kind=prof line of the differences.
+report() {
+    label=$1; job=$2; units=$3; shift 3
+    snap "$@"
+    deltas=$(paste -d' ' /tmp/snap.prev /tmp/snap | awk '{
+        split($1, a, "="); split($2, b, "=")
+        if (a[2] != "" && b[2] != "") printf "%s=%.6g ", a[1], b[2] - a[2] }')
+    echo "SIROCCO-BENCH kind=prof guest=$label job=$job units=$units $deltas"
+}
+begin() { snap "$@"; cp /tmp/snap /tmp/snap.prev; }
+
+# tput LABEL NAME IP STATS: MiB/s to the guest's discard port 9 and from its zero source on port 19 (stamped when
+# head has its bytes: openbsd nc keeps running after head exits, so it is ended then), profiled.
 tput() {
-    t=$(now); head -c "${MB}M" /dev/zero | timeout 300 nc -N "$1" 9; in_s=$(since "$t" 3)
+    begin "$2" "$3" "$4"
+    t=$(now); head -c "${MB}M" /dev/zero | timeout 300 nc -N "$3" 9; in_s=$(since "$t" 3)
+    report "$1" to_guest "$MB" "$2" "$3" "$4"
+    begin "$2" "$3" "$4"
     t=$(now)
-    timeout 300 nc "$1" 19 | { head -c "${MB}M" >/tmp/src.out; now >/tmp/t_end; pkill -f "nc $1 19"; }
+    timeout 300 nc "$3" 19 | { head -c "${MB}M" >/tmp/src.out; now >/tmp/t_end; pkill -f "nc $3 19"; }
     out_s=$(awk -v a="$t" -v b="$(cat /tmp/t_end)" 'BEGIN { printf "%.3f", b - a }')
     got=$(stat -c %s /tmp/src.out)
+    report "$1" from_guest "$(awk -v g="$got" 'BEGIN { printf "%.2f", g / 1048576 }')" "$2" "$3" "$4"
     TO=$(awk -v s="$in_s" -v m="$MB" 'BEGIN{printf "%.2f", m/s}'); FROM=$(awk -v s="$out_s" -v g="$got" 'BEGIN{printf "%.2f", g/1048576/s}')
 }
 
-# bench_guest LABEL IP CFG [overrides]: start, time to first 200, wrk, throughput both ways, stop.
+# bench_guest LABEL IP STATS CFG [overrides]: start, time to first 200, wrk, throughput both ways, stop.
 bench_guest() {
-    label=$1; ip=$2; cfg=$3; shift 3
+    label=$1; ip=$2; stats=$3; cfg=$4; shift 4
     t0=$(now)
     start_bg "bench-$label" "$cfg" "$@"
     if ! wait_http "$ip" 80 300; then fail "netbench-$label" "no HTTP 200 from $ip"; show_guest; stop_net_guest; return; fi
     first=$(since "$t0" 2)
-    rps=$(wrk -t2 -c10 -d10s "http://$ip:80/" 2>/dev/null | sed -n 's/^Requests\/sec: *//p')
+    # Both servers must keep connections alive, or the figure measures connection setup.
+    conns=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' "http://$ip/" "http://$ip/" | awk '{ s += $1 } END { print s }')
+    check "netbench-$label-keepalive" "$label's HTTP server keeps the connection alive (2 requests, $conns connection)" [ "$conns" = 1 ]
+    begin "$GUEST_NAME" "$ip" "$stats"
+    wrk -t2 -c10 -d10s "http://$ip:80/" >/tmp/wrk.out 2>&1
+    rps=$(sed -n 's/^Requests\/sec: *//p' /tmp/wrk.out)
+    reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' /tmp/wrk.out)
+    report "$label" http "${reqs:-0}" "$GUEST_NAME" "$ip" "$stats"
     TO=0; FROM=0
     # Sirocco's httpd has no discard/source ports: its throughput is measured on echo below.
-    [ "$label" = linux ] && wait_tcp "$ip" 9 30 && tput "$ip"
+    [ "$label" = linux ] && wait_tcp "$ip" 9 30 && tput linux "$GUEST_NAME" "$ip" none
     echo "SIROCCO-BENCH kind=net guest=$label first_200_s=$first rps=${rps:-0} to_guest_mbps=$TO from_guest_mbps=$FROM"
     stop_net_guest
 }
 
-bench_guest sirocco 10.0.0.2 xl-configs/httpd.cfg 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
+bench_guest sirocco 10.0.0.2 http xl-configs/httpd.cfg 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
 # httpd has no discard/source ports: measure throughput against echo, the same image family.
 start_bg bench-echo xl-configs/echo.cfg 'extra="log=warn ip=10.0.0.3/24 gw=10.0.0.1"'
 if wait_tcp 10.0.0.3 9 120; then
-    tput 10.0.0.3
+    tput sirocco "$GUEST_NAME" 10.0.0.3 systat
     echo "SIROCCO-BENCH kind=tput guest=sirocco to_guest_mbps=$TO from_guest_mbps=$FROM"
 else
     fail netbench-echo "echo did not come up"; show_guest
 fi
 stop_net_guest
-bench_guest linux 10.0.0.20 /tmp/nb.cfg
+bench_guest linux 10.0.0.20 none /tmp/nb.cfg
 pass netbench-complete "network benchmark ran"

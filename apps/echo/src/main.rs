@@ -1,6 +1,7 @@
 //! `echo`: TCP echo and UDP echo on port 7 (RFC 862), on the first vif. Each TCP connection echoes until the peer
 //! closes its side, then closes gracefully; many connections at once. For throughput measurements also TCP
-//! discard on port 9 (reads and drops) and a zero source on port 19 (writes zeros until the peer closes).
+//! discard on port 9 (reads and drops) and a zero source on port 19 (writes zeros until the peer closes), and
+//! on port 11 ("systat") one JSON line of the runtime's profile and the vif counters, for `make bench`.
 #![no_std]
 #![no_main]
 
@@ -49,6 +50,13 @@ async fn source(mut s: TcpStream) {
     while s.write_all(&zeros).await.is_ok() {}
 }
 
+async fn systat(mut s: TcpStream) {
+    let line = alloc::format!("{{\"profile\":{{{}}},{}}}\n", sirocco::profile::Profile::now(), net::vifs_json());
+    if s.write_all(line.as_bytes()).await.is_ok() {
+        let _ = s.close().await;
+    }
+}
+
 async fn serve_port(net: net::Net, port: u16, kind: u8) {
     let mut listener = match TcpListener::bind(&net, port, 4) {
         Ok(l) => l,
@@ -56,7 +64,11 @@ async fn serve_port(net: net::Net, port: u16, kind: u8) {
     };
     loop {
         let s = listener.accept().await;
-        let spawned = if kind == 0 { sirocco::spawn(discard(s)) } else { sirocco::spawn(source(s)) };
+        let spawned = match kind {
+            0 => sirocco::spawn(discard(s)),
+            1 => sirocco::spawn(source(s)),
+            _ => sirocco::spawn(systat(s)),
+        };
         if let Err(e) = spawned {
             sirocco::log::warn!("echo: refusing a connection on port {port}: {e}");
         }
@@ -77,14 +89,21 @@ async fn echo_udp(mut s: UdpSocket) {
     }
 }
 
-fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, net::UpError> {
+fn main(env: &sirocco::Env) -> Result<sirocco::Exit, net::UpError> {
     let net = net::default()?;
+    // `tcpbuf=BYTES`: TCP buffers (and so the window) per connection, for throughput experiments.
+    if let Some(bytes) = env.cmdline.get("tcpbuf").and_then(|v| v.parse::<usize>().ok()) {
+        let mut stack = net.lock();
+        let options = stack.socket_options();
+        stack.set_socket_options(net::SocketOptions { tcp_rx_buffer: bytes, tcp_tx_buffer: bytes, ..options });
+    }
     sirocco::block_on(async move {
         let addr = net.wait_ipv4().await;
         let udp = UdpSocket::bind(&net, 7).unwrap_or_else(|e| panic!("udp port 7: {e}"));
         sirocco::spawn(echo_udp(udp)).unwrap_or_else(|e| panic!("{e}"));
         sirocco::spawn(serve_port(net.clone(), 9, 0)).unwrap_or_else(|e| panic!("{e}"));
         sirocco::spawn(serve_port(net.clone(), 19, 1)).unwrap_or_else(|e| panic!("{e}"));
+        sirocco::spawn(serve_port(net.clone(), 11, 2)).unwrap_or_else(|e| panic!("{e}"));
         let mut listener = TcpListener::bind(&net, 7, 8).unwrap_or_else(|e| panic!("tcp port 7: {e}"));
         sirocco::println!("echo: listening on {addr} port 7 (TCP and UDP), discard on 9, zero source on 19");
         loop {

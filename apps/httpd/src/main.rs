@@ -30,7 +30,7 @@ fn stats_json() -> String {
     let heap = sirocco::heap_stats();
     let _ = write!(
         s,
-        "{{\"uptime_ms\":{},\"requests\":{},\"bad_requests\":{},\"connections_accepted\":{},\"heap\":{{\"size\":{},\"used\":{},\"free\":{}}},\"vifs\":[",
+        "{{\"uptime_ms\":{},\"requests\":{},\"bad_requests\":{},\"connections_accepted\":{},\"heap\":{{\"size\":{},\"used\":{},\"free\":{}}},",
         sirocco::uptime().as_millis(),
         REQUESTS.load(Ordering::Relaxed),
         BAD_REQUESTS.load(Ordering::Relaxed),
@@ -39,27 +39,7 @@ fn stats_json() -> String {
         heap.used,
         heap.free
     );
-    for (i, n) in net::interfaces().unwrap_or(&[]).iter().enumerate() {
-        let c = net::counters(n);
-        let stats = n.lock().stats();
-        let addr = n.lock().ipv4_address().map(|a| format!("{a}")).unwrap_or_default();
-        let _ = write!(
-            s,
-            "{}{{\"vif\":{i},\"ipv4\":\"{addr}\",\"rx_packets\":{},\"rx_bytes\":{},\"tx_packets\":{},\"tx_bytes\":{},\"rx_dropped\":{},\"tx_dropped\":{},\"tx_ring_full\":{},\"tcp\":{{\"established\":{},\"total\":{}}},\"counters\":\"{}\"}}",
-            if i == 0 { "" } else { "," },
-            c.rx_packets,
-            c.rx_bytes,
-            c.tx_packets,
-            c.tx_bytes,
-            c.rx_dropped,
-            c.tx_dropped,
-            c.tx_ring_full,
-            stats.tcp.get(net::TcpState::Established),
-            stats.tcp.total(),
-            format!("{c}").replace('"', "'")
-        );
-    }
-    s.push_str("]}\n");
+    let _ = write!(s, "\"profile\":{{{}}},{}}}\n", sirocco::profile::Profile::now(), net::vifs_json());
     s
 }
 
