@@ -164,6 +164,63 @@ pub fn response(status: u16, reason: &str, content_type: &str, body: &[u8], keep
     out
 }
 
+/// How a connection served by [`serve`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// Requests answered by the handler.
+    pub requests: u64,
+    /// The malformed request that ended the connection, if one did (it was answered with its status).
+    pub bad: Option<BadRequest>,
+}
+
+/// Serves one HTTP/1.1 connection: requests are parsed as they arrive (pipelined ones answered strictly in
+/// order, each before the next is read), each handed to `handler`, whose whole response (see [`response`]) is
+/// written back; `HEAD` gets the head of the `GET` answer. A malformed request is answered with its 4xx/5xx and
+/// the connection closed. Returns when the peer closes or asks to, or with the socket's error.
+pub async fn serve<D: crate::NetDevice>(
+    s: &mut crate::TcpStream<D>,
+    mut handler: impl AsyncFnMut(&Request<'_>) -> Vec<u8>,
+) -> Result<Served, crate::NetError> {
+    let mut served = Served { requests: 0, bad: None };
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = alloc::vec![0u8; 16384];
+    loop {
+        // Answer every complete request already buffered, in order, before reading more.
+        loop {
+            let (reply, used, keep_alive) = match parse(&buf) {
+                Parsed::Incomplete => break,
+                Parsed::Request(req, used) => {
+                    served.requests += 1;
+                    let mut reply = handler(&req).await;
+                    if req.method == "HEAD" {
+                        let head_len = reply.windows(4).position(|w| w == b"\r\n\r\n").map_or(reply.len(), |p| p + 4);
+                        reply.truncate(head_len);
+                    }
+                    (reply, used, req.keep_alive)
+                }
+                Parsed::Bad(why) => {
+                    served.bad = Some(why);
+                    let (code, reason) = why.status();
+                    let body = alloc::format!("{reason}: {why:?}\n");
+                    (response(code, reason, "text/plain", body.as_bytes(), false), buf.len(), false)
+                }
+            };
+            s.write_all(&reply).await?;
+            buf.drain(..used);
+            if !keep_alive {
+                s.close().await?;
+                return Ok(served);
+            }
+        }
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            s.close().await?;
+            return Ok(served);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -691,3 +691,39 @@ fn socket_futures_are_send() {
     }
     let _ = stream_ops;
 }
+
+#[test]
+fn http_serve_answers_pipelined_requests_in_order_then_refuses_a_bad_one() {
+    let mut sim = Sim::new(STATIC_V4.0, STATIC_V4.1);
+    let (a, b) = (sim.a(), sim.b());
+    let mut listener = TcpListener::bind(&b, 80, 4).unwrap();
+    let server = sim.spawn(async move {
+        let mut s = listener.accept().await;
+        http::serve(&mut s, async |req: &http::Request<'_>| {
+            let body = format!("{} {} {}", req.method, req.target, req.body.len());
+            http::response(200, "OK", "text/plain", body.as_bytes(), req.keep_alive)
+        })
+        .await
+    });
+    let got = sim.run(async move {
+        let mut s = TcpStream::connect(&a, ip(B4), 80).await.unwrap();
+        // Two pipelined requests and a HEAD in one write, then a malformed one.
+        s.write_all(b"GET /a HTTP/1.1\r\n\r\nPUT /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzHEAD /c HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        s.write_all(b"BROKEN\r\n\r\n").await.unwrap();
+        read_to_end(&mut s).await.unwrap()
+    });
+    let text = String::from_utf8(got).unwrap();
+    let statuses: Vec<&str> = text.matches("HTTP/1.1 ").map(|_| "").collect();
+    assert_eq!(statuses.len(), 4, "{text}");
+    let a = text.find("GET /a 0").expect("first answer");
+    let b = text.find("PUT /b 3").expect("second answer");
+    assert!(a < b, "answered out of order: {text}");
+    assert!(!text.contains("HEAD /c"), "HEAD got a body: {text}");
+    assert!(text.ends_with("Bad Request: Malformed(\"request line is not METHOD TARGET VERSION\")\n"), "{text}");
+    sim.run_until(|| server.done(), None);
+    let served = server.take().unwrap();
+    assert_eq!(served.requests, 3);
+    assert_eq!(served.bad, Some(http::BadRequest::Malformed("request line is not METHOD TARGET VERSION")));
+}

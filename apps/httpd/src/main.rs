@@ -7,13 +7,12 @@
 
 extern crate alloc;
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 use sirocco::net::{self, Net, TcpListener, TcpStream};
-use sirocco_net::http::{self, Parsed};
+use sirocco_net::http;
 
 sirocco::main!(main);
 
@@ -52,54 +51,23 @@ fn answer(target: &str, keep_alive: bool) -> Vec<u8> {
     }
 }
 
+async fn handle(req: &http::Request<'_>) -> Vec<u8> {
+    REQUESTS.fetch_add(1, Ordering::Relaxed);
+    if req.method == "GET" || req.method == "HEAD" {
+        answer(req.target, req.keep_alive)
+    } else {
+        http::response(405, "Method Not Allowed", "text/plain", b"method not allowed\n", req.keep_alive)
+    }
+}
+
 async fn serve(mut s: TcpStream) {
     CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
-    let result: Result<(), net::NetError> = async {
-        loop {
-            // Answer every complete request already buffered, in order, before reading more.
-            loop {
-                let (reply, used, keep_alive) = match http::parse(&buf) {
-                    Parsed::Incomplete => break,
-                    Parsed::Request(req, used) => {
-                        REQUESTS.fetch_add(1, Ordering::Relaxed);
-                        let keep = req.keep_alive;
-                        let reply = if req.method == "GET" || req.method == "HEAD" {
-                            let mut r = answer(req.target, keep);
-                            if req.method == "HEAD" {
-                                let head_len = r.windows(4).position(|w| w == b"\r\n\r\n").map_or(r.len(), |p| p + 4);
-                                r.truncate(head_len);
-                            }
-                            r
-                        } else {
-                            http::response(405, "Method Not Allowed", "text/plain", b"method not allowed\n", keep)
-                        };
-                        (reply, used, keep)
-                    }
-                    Parsed::Bad(why) => {
-                        BAD_REQUESTS.fetch_add(1, Ordering::Relaxed);
-                        let (code, reason) = why.status();
-                        let body = format!("{reason}: {why:?}\n");
-                        (http::response(code, reason, "text/plain", body.as_bytes(), false), buf.len(), false)
-                    }
-                };
-                s.write_all(&reply).await?;
-                buf.drain(..used);
-                if !keep_alive {
-                    return s.close().await;
-                }
-            }
-            let n = s.read(&mut chunk).await?;
-            if n == 0 {
-                return s.close().await;
-            }
-            buf.extend_from_slice(&chunk[..n]);
+    match http::serve(&mut s, handle).await {
+        Ok(served) if served.bad.is_some() => {
+            BAD_REQUESTS.fetch_add(1, Ordering::Relaxed);
         }
-    }
-    .await;
-    if let Err(e) = result {
-        sirocco::log::debug!("httpd: connection ended: {e}");
+        Ok(_) => {}
+        Err(e) => sirocco::log::debug!("httpd: connection ended: {e}"),
     }
 }
 
