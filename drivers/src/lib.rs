@@ -9,6 +9,7 @@ extern crate alloc;
 #[cfg(all(feature = "fake", not(test)))]
 extern crate std;
 
+pub mod blkfront;
 pub mod console;
 pub mod control;
 pub mod frontend;

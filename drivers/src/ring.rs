@@ -1,6 +1,7 @@
-//! The front end of a Xen shared ring (`io/ring.h`): one page holding a 64-byte header `{req_prod, req_event,
-//! rsp_prod, rsp_event}` and then a power-of-two number of fixed-size entries, each a request or, once the backend
-//! has answered it, a response. netfront (two rings) and blkfront (one) are built on [`FrontRing`].
+//! The front end of a Xen shared ring (`io/ring.h`): one page (or, for blkfront's multi-page rings, 2^order
+//! contiguous pages) holding a 64-byte header `{req_prod, req_event, rsp_prod, rsp_event}` and then a power-of-two
+//! number of fixed-size entries, each a request or, once the backend has answered it, a response. netfront (two
+//! one-page rings) and blkfront (one ring of 1 to 16 pages) are built on [`FrontRing`].
 //!
 //! The platform maps the page and implements [`SharedRing`] over it with volatile accesses and the orderings each
 //! method names; everything else (the free-running `u32` indices, the notification decisions of
@@ -32,15 +33,34 @@ pub mod offsets {
 /// The number of entries of `entry_size` bytes in a one-page ring (`__CONST_RING_SIZE`): `(4096 - 64) /
 /// entry_size`, rounded down to a power of two (`__RD32`). 0 if not even one entry fits.
 pub const fn ring_size(entry_size: usize) -> u32 {
-    if entry_size == 0 || entry_size > PAGE_SIZE - offsets::RING {
-        return 0;
-    }
-    let fit = ((PAGE_SIZE - offsets::RING) / entry_size) as u32;
-    1 << (31 - fit.leading_zeros())
+    ring_size_for_pages(1, entry_size)
 }
 
-/// One shared ring page. The platform implements it over the mapped page with volatile accesses; [`FrontRing`]
-/// only passes offsets of whole entries inside the page (`offsets::RING <= offset`, `offset + len <= PAGE_SIZE`).
+/// The number of entries of `entry_size` bytes in a ring of `pages` contiguous pages (`__CONST_RING_SIZE(name,
+/// pages * XEN_PAGE_SIZE)`, as Linux sizes a multi-page blkif ring): `(pages * 4096 - 64) / entry_size`, rounded
+/// down to a power of two, at most 2^31. 0 if not even one entry fits (or `pages` is 0).
+pub const fn ring_size_for_pages(pages: usize, entry_size: usize) -> u32 {
+    let bytes = match pages.checked_mul(PAGE_SIZE) {
+        Some(bytes) => bytes,
+        None => return 0,
+    };
+    if pages == 0 || entry_size == 0 || entry_size > bytes - offsets::RING {
+        return 0;
+    }
+    let fit = (bytes - offsets::RING) / entry_size;
+    let pow2 = 1usize << (usize::BITS - 1 - fit.leading_zeros());
+    if pow2 > 1 << 31 {
+        1 << 31
+    } else {
+        pow2 as u32
+    }
+}
+
+/// One shared ring: a page, or `pages` contiguous pages for a multi-page ring. The platform implements it over the
+/// mapped page(s) with volatile accesses; [`FrontRing`] only passes offsets of whole entries inside the ring
+/// (`offsets::RING <= offset`, `offset + len <= pages * PAGE_SIZE`). In a multi-page ring an entry may straddle a
+/// page boundary (112-byte blkif entries do), so the platform maps the pages virtually contiguous, in grant order
+/// (`ring-ref0` first), or splits such a copy.
 pub trait SharedRing {
     /// Loads `rsp_prod` with acquire ordering: the response entries before it are readable afterwards.
     fn load_rsp_prod(&self) -> u32;
@@ -108,6 +128,7 @@ impl fmt::Display for RingError {
 pub struct FrontRing<S: SharedRing> {
     sring: S,
     entry_size: usize,
+    pages: usize,
     size: u32,
     req_prod_pvt: u32,
     req_prod: u32,
@@ -131,11 +152,36 @@ impl<S: SharedRing> FrontRing<S> {
     ///
     /// # Panics
     /// If not even one entry fits in the page.
-    pub fn init_at(mut sring: S, entry_size: usize, start: u32) -> Self {
-        let size = ring_size(entry_size);
-        assert!(size > 0, "a {entry_size}-byte ring entry does not fit in a ring page");
+    pub fn init_at(sring: S, entry_size: usize, start: u32) -> Self {
+        Self::init_pages_at(sring, entry_size, 1, start)
+    }
+
+    /// As [`FrontRing::init`] for a ring of `pages` contiguous pages ([`ring_size_for_pages`] entries).
+    ///
+    /// # Panics
+    /// If not even one entry fits in the ring (or `pages` is 0).
+    pub fn init_pages(sring: S, entry_size: usize, pages: usize) -> Self {
+        Self::init_pages_at(sring, entry_size, pages, 0)
+    }
+
+    /// As [`FrontRing::init_pages`] with every index starting at `start` (tests of the wrap-around).
+    ///
+    /// # Panics
+    /// If not even one entry fits in the ring (or `pages` is 0).
+    pub fn init_pages_at(mut sring: S, entry_size: usize, pages: usize, start: u32) -> Self {
+        let size = ring_size_for_pages(pages, entry_size);
+        assert!(size > 0, "a {entry_size}-byte ring entry does not fit in a {pages}-page ring");
         sring.init_header(start, start.wrapping_add(1), start, start.wrapping_add(1));
-        FrontRing { sring, entry_size, size, req_prod_pvt: start, req_prod: start, rsp_cons: start, rsp_prod: start }
+        FrontRing {
+            sring,
+            entry_size,
+            pages,
+            size,
+            req_prod_pvt: start,
+            req_prod: start,
+            rsp_cons: start,
+            rsp_prod: start,
+        }
     }
 
     /// Slots in the ring (`RING_SIZE`), a power of two.
@@ -146,6 +192,11 @@ impl<S: SharedRing> FrontRing<S> {
     /// Bytes per entry.
     pub fn entry_size(&self) -> usize {
         self.entry_size
+    }
+
+    /// Pages the ring spans.
+    pub fn pages(&self) -> usize {
+        self.pages
     }
 
     /// The index the next request will get (`req_prod_pvt`).
@@ -313,7 +364,12 @@ pub mod testing {
     pub type Page = Rc<RefCell<PageState>>;
 
     pub fn page() -> Page {
-        Rc::new(RefCell::new(PageState { bytes: vec![0; PAGE_SIZE], ops: Vec::new(), after_rsp_event: None }))
+        pages(1)
+    }
+
+    /// `n` contiguous ring pages (a multi-page ring), zeroed.
+    pub fn pages(n: usize) -> Page {
+        Rc::new(RefCell::new(PageState { bytes: vec![0; n * PAGE_SIZE], ops: Vec::new(), after_rsp_event: None }))
     }
 
     pub fn get(bytes: &[u8], at: usize) -> u32 {
@@ -364,12 +420,14 @@ pub mod testing {
             set(&mut p.bytes, offsets::RSP_EVENT, rsp_event);
         }
         fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
-            assert!(offset >= offsets::RING && offset + bytes.len() <= PAGE_SIZE, "write outside the entries");
-            self.0.borrow_mut().bytes[offset..offset + bytes.len()].copy_from_slice(bytes);
+            let mut p = self.0.borrow_mut();
+            assert!(offset >= offsets::RING && offset + bytes.len() <= p.bytes.len(), "write outside the entries");
+            p.bytes[offset..offset + bytes.len()].copy_from_slice(bytes);
         }
         fn read_bytes(&self, offset: usize, out: &mut [u8]) {
-            assert!(offset >= offsets::RING && offset + out.len() <= PAGE_SIZE, "read outside the entries");
-            out.copy_from_slice(&self.0.borrow().bytes[offset..offset + out.len()]);
+            let p = self.0.borrow();
+            assert!(offset >= offsets::RING && offset + out.len() <= p.bytes.len(), "read outside the entries");
+            out.copy_from_slice(&p.bytes[offset..offset + out.len()]);
         }
     }
 
@@ -384,10 +442,15 @@ pub mod testing {
     }
 
     impl BackRing {
-        /// `BACK_RING_ATTACH` at the page's current `req_prod`/`rsp_prod` (equal on a fresh ring).
+        /// `BACK_RING_ATTACH` at the page's current `req_prod`/`rsp_prod` (equal on a fresh ring), sized for the
+        /// page's length (one page or several).
         pub fn attach(page: Page, entry_size: usize) -> BackRing {
-            let start = get(&page.borrow().bytes, offsets::RSP_PROD);
-            BackRing { page, entry_size, size: ring_size(entry_size), req_cons: start, rsp_prod_pvt: start }
+            let (start, pages) = {
+                let p = page.borrow();
+                (get(&p.bytes, offsets::RSP_PROD), p.bytes.len() / PAGE_SIZE)
+            };
+            let size = ring_size_for_pages(pages, entry_size);
+            BackRing { page, entry_size, size, req_cons: start, rsp_prod_pvt: start }
         }
 
         fn at(&self, index: u32) -> usize {
@@ -706,5 +769,48 @@ mod tests {
     #[should_panic(expected = "does not fit")]
     fn an_entry_larger_than_the_page_is_a_programming_error() {
         let _ = FrontRing::init(HeapRing(page()), 4033);
+    }
+
+    #[test]
+    fn multi_page_ring_sizes_follow_linux() {
+        // __CONST_RING_SIZE(blkif, XEN_PAGE_SIZE << order) with sizeof(union blkif_sring_entry) = 112.
+        let blkif: Vec<u32> = (0..=5).map(|order| ring_size_for_pages(1 << order, 112)).collect();
+        assert_eq!(blkif, [32, 64, 128, 256, 512, 1024]);
+        assert_eq!(ring_size_for_pages(1, 12), ring_size(12));
+        assert_eq!(ring_size_for_pages(3, 112), 64, "(3 * 4096 - 64) / 112 = 109 fit");
+        assert_eq!(
+            (ring_size_for_pages(0, 112), ring_size_for_pages(2, 8129), ring_size_for_pages(2, 8128)),
+            (0, 0, 1)
+        );
+        assert_eq!(ring_size_for_pages(usize::MAX, 8), 0, "no overflow");
+        assert_eq!(ring_size_for_pages(1 << 20, 1), 1 << 31, "capped at 2^31");
+    }
+
+    #[test]
+    fn a_multi_page_ring_carries_entries_across_page_boundaries() {
+        let p = pages(4);
+        let mut front = FrontRing::init_pages_at(HeapRing(p.clone()), 112, 4, u32::MAX - 20);
+        let mut back = BackRing::attach(p, 112);
+        assert_eq!((front.size(), back.size, front.pages()), (128, 128, 4));
+        for round in 0..3u8 {
+            for i in 0..128u8 {
+                front.push_request(&[i ^ round; 112]).unwrap();
+            }
+            assert!(front.is_full());
+            front.push_and_check_notify();
+            for i in 0..128u8 {
+                let req = back.take_request().unwrap();
+                assert_eq!(req, [i ^ round; 112], "entry {i}: slot 36 straddles the first page boundary");
+                back.put_response(&[i; 16]);
+            }
+            back.push_responses_and_check_notify();
+            assert_eq!(front.unconsumed_responses().unwrap(), 128);
+            let mut out = [0; 16];
+            for i in 0..128u8 {
+                front.take_response(&mut out).unwrap();
+                assert_eq!(out, [i; 16]);
+            }
+        }
+        assert_eq!(front.free_requests(), 128);
     }
 }
