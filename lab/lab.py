@@ -23,7 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "lab")
-SUITES = ["boot", "core", "net"]
+SUITES = ["boot", "core", "net", "blk"]
 
 
 def say(msg):

@@ -245,3 +245,100 @@ pub fn poll_deferred() -> usize {
 pub fn stats() -> (u32, u32, u32) {
     with_table(|t| (t.granted(), t.deferred(), t.free()))
 }
+
+/// `count` virtually contiguous, page-aligned, zeroed pages, each granted to `domid` once for as long as this
+/// value lives: multi-page rings (which must be contiguous to us, in `ring-ref0..N` order) and pools of data
+/// pages reused for every request. Accessed only through raw pointers and volatile or `copy` operations, since
+/// the peer may write them at any time.
+pub struct SharedPages {
+    ptr: core::ptr::NonNull<u8>,
+    count: usize,
+    grefs: Vec<GrantRef>,
+}
+
+// SAFETY: the allocation is owned by this value alone (like a Box); it moves between tasks, never aliased by us.
+unsafe impl Send for SharedPages {}
+
+impl SharedPages {
+    fn layout(count: usize) -> core::alloc::Layout {
+        core::alloc::Layout::from_size_align(count * 4096, 4096).expect("page layout")
+    }
+
+    /// Allocates and grants `count` pages (writable by the peer unless `readonly`).
+    pub fn new(domid: u16, count: usize, readonly: bool) -> Result<SharedPages, GrantError> {
+        assert!(count > 0, "no pages");
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc::alloc::alloc_zeroed(Self::layout(count)) };
+        let ptr = core::ptr::NonNull::new(raw).unwrap_or_else(|| alloc::alloc::handle_alloc_error(Self::layout(count)));
+        let mut pages = SharedPages { ptr, count, grefs: Vec::with_capacity(count) };
+        for i in 0..count {
+            let mfn = mm::virt_to_mfn(pages.page_ptr(i) as u64);
+            // On failure, `pages` is dropped here and ends the grants made so far.
+            pages.grefs.push(with_table(|t| t.grant_access(domid, mfn, readonly))?);
+        }
+        Ok(pages)
+    }
+
+    /// How many pages.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The grant reference of page `i`.
+    pub fn gref(&self, i: usize) -> GrantRef {
+        self.grefs[i]
+    }
+
+    /// Every page's grant reference, in order.
+    pub fn grefs(&self) -> &[GrantRef] {
+        &self.grefs
+    }
+
+    /// The address of page `i`.
+    pub(crate) fn page_ptr(&self, i: usize) -> *mut u8 {
+        assert!(i < self.count, "page {i} of {}", self.count);
+        self.ptr.as_ptr().wrapping_add(i * 4096)
+    }
+
+    /// The whole area's address.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Copies `data` into page `page` at `offset`. Only for pages the peer is not using (no request names them).
+    pub fn write(&mut self, page: usize, offset: usize, data: &[u8]) {
+        assert!(offset + data.len() <= 4096, "write past the page");
+        // SAFETY: the destination lies inside page `page` of the live allocation (checked); the peer does not
+        // access a data page that no published request names, so nothing races this copy.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.page_ptr(page).add(offset), data.len()) };
+    }
+
+    /// Copies bytes of page `page` at `offset` out. Only for pages the peer has finished with (its response is in).
+    pub fn read(&self, page: usize, offset: usize, out: &mut [u8]) {
+        assert!(offset + out.len() <= 4096, "read past the page");
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+        // SAFETY: inside the live allocation (checked); the peer's writes to this page completed before the
+        // response we acted on (acquire fence above), so nothing races this copy.
+        unsafe { core::ptr::copy_nonoverlapping(self.page_ptr(page).add(offset), out.as_mut_ptr(), out.len()) };
+    }
+}
+
+impl Drop for SharedPages {
+    fn drop(&mut self) {
+        let mut still_mapped = 0;
+        for &gref in &self.grefs {
+            match with_table(|t| t.end_access_deferred(gref)) {
+                Ok(EndAccess::Freed) => {}
+                Ok(EndAccess::Deferred { .. }) | Err(_) => still_mapped += 1,
+            }
+        }
+        if still_mapped > 0 {
+            // The peer still maps some: the memory must never be reused. Leak it all (rare: a backend that
+            // did not let go on disconnect).
+            log::warn!("grant: {still_mapped} of {} shared pages still mapped by the peer; leaking them", self.count);
+            return;
+        }
+        // SAFETY: allocated in `new` with this layout, every grant ended, freed only here.
+        unsafe { alloc::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.count)) };
+    }
+}

@@ -20,6 +20,8 @@
 extern crate alloc;
 
 mod abi;
+pub mod blkfront;
+pub mod block;
 pub mod console;
 mod entry;
 pub mod evtchn;
@@ -31,6 +33,7 @@ pub mod net;
 pub mod netfront;
 mod panic;
 pub mod profile;
+pub mod ring;
 pub mod runtime;
 pub mod shutdown;
 pub mod xenstore;

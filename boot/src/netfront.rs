@@ -5,15 +5,14 @@
 
 use crate::evtchn::{EventChannel, EvtchnError};
 use crate::grant::{Grant, Page};
-use crate::{hypercall, xenstore};
+use crate::ring::{Kick, RingPages};
+use crate::xenstore;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{fence, Ordering};
 use sirocco_drivers::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
 use sirocco_drivers::grant::{GrantError, GrantRef};
 use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys, Features, NetBuffers};
-use sirocco_drivers::ring::offsets::{REQ_EVENT, REQ_PROD, RING, RSP_EVENT, RSP_PROD};
-use sirocco_drivers::ring::{Notify, SharedRing};
 use sirocco_drivers::xenstore::Tx;
 
 pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksum, TxError};
@@ -21,74 +20,6 @@ pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksu
 /// Buffer pages per direction: 128 RX buffers in flight, 128 TX slots (512 KiB each way).
 pub const BUFFERS: u16 = 128;
 const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
-
-/// A shared ring page (`io/ring.h`; header layout in `sirocco_drivers::ring::offsets`), granted to the backend
-/// and accessed volatile because the backend writes it concurrently.
-pub struct RingPage {
-    ptr: *mut u8,
-    _grant: Grant,
-}
-
-// SAFETY: the page stays allocated (its Grant is held here) for as long as the RingPage exists; one vCPU.
-unsafe impl Send for RingPage {}
-
-impl RingPage {
-    fn new(grant: Grant) -> Self {
-        RingPage { ptr: grant.as_ptr(), _grant: grant }
-    }
-    fn word(&self, off: usize) -> *mut u32 {
-        self.ptr.wrapping_add(off) as *mut u32
-    }
-}
-
-impl SharedRing for RingPage {
-    fn load_rsp_prod(&self) -> u32 {
-        // SAFETY: aligned u32 of the ring header inside the live page.
-        let v = unsafe { self.word(RSP_PROD).read_volatile() };
-        fence(Ordering::Acquire);
-        v
-    }
-    fn load_req_event(&self) -> u32 {
-        // SAFETY: as above.
-        unsafe { self.word(REQ_EVENT).read_volatile() }
-    }
-    fn store_req_prod(&mut self, value: u32) {
-        fence(Ordering::Release);
-        // SAFETY: as above.
-        unsafe { self.word(REQ_PROD).write_volatile(value) };
-    }
-    fn store_rsp_event(&mut self, value: u32) {
-        // SAFETY: as above.
-        unsafe { self.word(RSP_EVENT).write_volatile(value) };
-    }
-    fn full_barrier(&mut self) {
-        fence(Ordering::SeqCst);
-    }
-    fn init_header(&mut self, req_prod: u32, req_event: u32, rsp_prod: u32, rsp_event: u32) {
-        for (off, v) in [(REQ_PROD, req_prod), (REQ_EVENT, req_event), (RSP_PROD, rsp_prod), (RSP_EVENT, rsp_event)] {
-            // SAFETY: as above.
-            unsafe { self.word(off).write_volatile(v) };
-        }
-        for off in RSP_EVENT + 4..RING {
-            // SAFETY: the header's pad bytes inside the live page.
-            unsafe { self.ptr.add(off).write_volatile(0) };
-        }
-    }
-    fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= 4096);
-        for (i, &b) in bytes.iter().enumerate() {
-            // SAFETY: inside the live page (checked above).
-            unsafe { self.ptr.add(offset + i).write_volatile(b) };
-        }
-    }
-    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
-        assert!(offset + out.len() <= 4096);
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: inside the live page (checked above).
-            *b = unsafe { self.ptr.add(offset + i).read_volatile() };
-        }
-    }
-}
 
 /// The buffer pages, each granted once (TX read-only, RX writable).
 pub struct Buffers {
@@ -129,17 +60,8 @@ impl NetBuffers for Buffers {
     }
 }
 
-/// Notifies the backend on our event channel.
-pub struct Kick(u32);
-
-impl Notify for Kick {
-    fn notify(&mut self) {
-        hypercall::evtchn_send(self.0);
-    }
-}
-
 /// A connected vif: the driver over our pages, as a network device (`sirocco_net::Vif`).
-pub type Vif = sirocco_net::Vif<RingPage, Buffers, Kick>;
+pub type Vif = sirocco_net::Vif<RingPages, Buffers, Kick>;
 
 /// Why a vif could not be brought up.
 #[derive(Debug)]
@@ -196,17 +118,12 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     }
     // Granted before `Netfront::new` initialises them: the backend learns the refs only from the keys written
     // by `connect`, after that.
-    let tx_ring = grant(backend, Page::new(), false)?;
-    let rx_ring = grant(backend, Page::new(), false)?;
+    let tx_ring = RingPages::new(backend, 1).map_err(NetError::Grant)?;
+    let rx_ring = RingPages::new(backend, 1).map_err(NetError::Grant)?;
     let channel = EventChannel::alloc_unbound(backend).map_err(NetError::Evtchn)?;
-    let keys = ConnectKeys { tx_ring_ref: tx_ring.gref(), rx_ring_ref: rx_ring.gref(), event_channel: channel.port() };
-    let mut driver = nf::Netfront::new(
-        RingPage::new(tx_ring),
-        RingPage::new(rx_ring),
-        Buffers { tx, rx },
-        Kick(channel.port()),
-        features,
-    );
+    let keys =
+        ConnectKeys { tx_ring_ref: tx_ring.grefs()[0], rx_ring_ref: rx_ring.grefs()[0], event_channel: channel.port() };
+    let mut driver = nf::Netfront::new(tx_ring, rx_ring, Buffers { tx, rx }, Kick(channel.port()), features);
     xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     log::info!(
         "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, event channel {}",

@@ -1,0 +1,130 @@
+//! blkfront, the platform half: the (possibly multi-page) ring, the pool of data pages and the indirect-descriptor
+//! pages, each granted to the backend once for the device's life, the event channel, and the connect sequence.
+//! The protocol (request building and splitting, response validation, sector arithmetic, xenstore keys) is
+//! `sirocco_drivers::blkfront`, tested on the host against a fake blkback.
+
+use crate::evtchn::{EventChannel, EvtchnError};
+use crate::grant::SharedPages;
+use crate::ring::{Kick, RingPages};
+use crate::xenstore;
+use alloc::vec::Vec;
+use core::fmt;
+use sirocco_drivers::blkfront::{self as bf, BlockBuffers, ConfigError, DiskInfo, Limits, Transport};
+use sirocco_drivers::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
+use sirocco_drivers::grant::{GrantError, GrantRef};
+use sirocco_drivers::xenstore::Tx;
+
+/// Data pages per disk: the largest operation in flight at once is this many pages (2 MiB).
+pub const DATA_PAGES: usize = 512;
+/// Indirect requests in flight at once (each needs its descriptor pages).
+const INDIRECT_REQUESTS: usize = 16;
+const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
+
+/// The data and indirect-descriptor pages, granted writable once (the backend writes reads' data into them).
+pub struct Buffers {
+    data: SharedPages,
+    indirect: Option<SharedPages>,
+}
+
+impl BlockBuffers for Buffers {
+    fn data_pages(&self) -> u32 {
+        self.data.count() as u32
+    }
+    fn data_gref(&self, page: u32) -> GrantRef {
+        self.data.gref(page as usize)
+    }
+    fn write_data(&mut self, page: u32, offset: usize, data: &[u8]) {
+        self.data.write(page as usize, offset, data);
+    }
+    fn read_data(&self, page: u32, offset: usize, out: &mut [u8]) {
+        self.data.read(page as usize, offset, out);
+    }
+    fn indirect_pages(&self) -> u32 {
+        self.indirect.as_ref().map_or(0, |p| p.count() as u32)
+    }
+    fn indirect_gref(&self, page: u32) -> GrantRef {
+        self.indirect.as_ref().expect("indirect pages allocated").gref(page as usize)
+    }
+    fn write_indirect(&mut self, page: u32, offset: usize, bytes: &[u8]) {
+        self.indirect.as_mut().expect("indirect pages allocated").write(page as usize, offset, bytes);
+    }
+}
+
+/// The driver over our pages.
+pub type Driver = bf::Blkfront<RingPages, Buffers, Kick>;
+
+/// Why a vbd could not be brought up.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Xenstore or the xenbus handshake failed.
+    Frontend(FrontendError),
+    /// The vbd's keys or the connect step failed.
+    Config(ConfigError),
+    /// Xenstore refused an operation.
+    Xenstore(sirocco_drivers::xenstore::XsError),
+    /// Granting pages failed.
+    Grant(GrantError),
+    /// Allocating the event channel failed.
+    Evtchn(EvtchnError),
+    /// The domain has no vbd.
+    NoDisk,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Frontend(e) => write!(f, "{e}"),
+            ConnectError::Config(e) => write!(f, "{e}"),
+            ConnectError::Xenstore(e) => write!(f, "{e}"),
+            ConnectError::Grant(e) => write!(f, "{e}"),
+            ConnectError::Evtchn(e) => write!(f, "{e}"),
+            ConnectError::NoDisk => write!(f, "this domain has no vbd (add disk = [ '...' ] to its xl config)"),
+        }
+    }
+}
+
+/// Lists the vbds the toolstack gave us.
+pub fn enumerate() -> Result<Vec<DeviceInfo>, ConnectError> {
+    xenstore::with(|xs| frontend::enumerate(xs, DeviceKind::Vbd)).map_err(ConnectError::Frontend)
+}
+
+/// Connects one vbd: the xenbus handshake, ring and pages granted, keys written in one transaction, the backend's
+/// Connected awaited and the geometry read. Returns the driver, its event channel and the disk.
+pub(crate) fn connect(dev: &DeviceInfo) -> Result<(Driver, EventChannel, DiskInfo), ConnectError> {
+    let backend = dev.backend_id;
+    let params = xenstore::with(|xs| -> Result<_, ConnectError> {
+        frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(ConnectError::Xenstore)?;
+        frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait], CONNECT_TIMEOUT_NS)
+            .map_err(ConnectError::Frontend)?;
+        bf::read_backend_params(xs, dev).map_err(ConnectError::Config)
+    })?;
+    let transport = Transport::negotiate(&params, Limits::default());
+    let ring = RingPages::new(backend, transport.ring_pages()).map_err(ConnectError::Grant)?;
+    let ring_refs: Vec<GrantRef> = ring.grefs().to_vec();
+    let data = SharedPages::new(backend, DATA_PAGES, false).map_err(ConnectError::Grant)?;
+    let indirect_pages = transport.indirect_pages_per_request() as usize * INDIRECT_REQUESTS;
+    let indirect = if indirect_pages > 0 {
+        Some(SharedPages::new(backend, indirect_pages, false).map_err(ConnectError::Grant)?)
+    } else {
+        None
+    };
+    let channel = EventChannel::alloc_unbound(backend).map_err(ConnectError::Evtchn)?;
+    let mut driver = bf::Blkfront::new(dev.device(), ring, transport, Buffers { data, indirect }, Kick(channel.port()));
+    let disk = xenstore::with(|xs| bf::connect(xs, dev, &mut driver, &ring_refs, channel.port(), CONNECT_TIMEOUT_NS))
+        .map_err(ConnectError::Config)?;
+    log::info!(
+        "vbd{}: connected, {} sectors of 512 B ({} MiB), sector size {}, {}, ring {} page(s) ({} slots), {} segments per request, flush {:?}, discard {}, event channel {}",
+        dev.id,
+        disk.sectors,
+        disk.capacity() >> 20,
+        disk.sector_size,
+        if disk.read_only { "read-only" } else { "read-write" },
+        transport.ring_pages(),
+        driver.ring_size(),
+        driver.segments_per_request(),
+        disk.flush_method(),
+        disk.features.discard,
+        channel.port()
+    );
+    Ok((driver, channel, disk))
+}
