@@ -1,0 +1,131 @@
+//! Reading records back: what is at a log position ([`probe`]), and which records lie anywhere in a range
+//! ([`sweep`], the forensic scan that recovery uses past the end of the log).
+
+use crate::disk::{Disk, DiskError};
+use crate::error::DamageKind;
+use crate::log::{Geometry, Reader};
+use crate::record::{has_magic, Header, HeaderError, HEADER_LEN, MAGIC};
+
+/// Bytes the sweep examines per read.
+const SWEEP_CHUNK: u64 = 64 * 1024;
+
+/// The log being read: the disk, where the log is, and what a record of this log looks like.
+pub(crate) struct View<'a, D> {
+    pub disk: &'a D,
+    pub geo: Geometry,
+    /// Volume id of the current format.
+    pub volume: u64,
+    /// Largest value a record may carry.
+    pub max_value_len: u32,
+    /// Log position no record reaches past: the head plus the log length.
+    pub limit: u64,
+}
+
+/// What a log position holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// A complete record of this log, written for this position, with a sequence number at least the minimum,
+    /// whose checksums hold.
+    Record(Header),
+    /// Nothing that claims to be a record of this log here: padding, zeros, a record of an earlier format or lap,
+    /// or a leftover older than the minimum sequence number.
+    NotRecord,
+    /// Something that claims to be a record here but is damaged; `end` is how far it claims to reach.
+    Damaged { kind: DamageKind, end: u64 },
+}
+
+/// Examines log position `pos`, expecting a record with a sequence number of at least `min_seq`.
+pub(crate) async fn probe<D: Disk>(
+    reader: &mut Reader,
+    view: &View<'_, D>,
+    pos: u64,
+    min_seq: u64,
+) -> Result<Probe, DiskError> {
+    if pos + HEADER_LEN as u64 > view.limit {
+        return Ok(Probe::NotRecord);
+    }
+    let header = match Header::parse(reader.bytes(view.disk, &view.geo, pos, HEADER_LEN).await?) {
+        Ok(h) => h,
+        Err(HeaderError::NoMagic) => return Ok(Probe::NotRecord),
+        Err(HeaderError::BadChecksum | HeaderError::BadField) => {
+            return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64 })
+        }
+    };
+    if header.volume != view.volume || header.pos != pos || header.seq < min_seq {
+        return Ok(Probe::NotRecord);
+    }
+    // Every record this store writes ends at or before the limit; one that claims to run past it is not one.
+    if header.value_len > view.max_value_len || header.end() > view.limit {
+        return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64 });
+    }
+    let record = reader.bytes(view.disk, &view.geo, pos, header.len() as usize).await?;
+    if !header.verify(record) {
+        return Ok(Probe::Damaged { kind: DamageKind::BadChecksum { seq: header.seq }, end: header.end() });
+    }
+    Ok(Probe::Record(header))
+}
+
+/// Records a [`sweep`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Swept {
+    /// How many.
+    pub records: u64,
+    /// The largest sequence number among them.
+    pub max_seq: u64,
+    /// Log position just past the furthest of them (the sweep's start if none).
+    pub end: u64,
+    /// The first whose batch started after the sweep's start (position, sequence number): it was written when
+    /// everything before its batch, including the sweep's start, was durable and acknowledged.
+    pub evidence: Option<(u64, u64)>,
+}
+
+/// Finds every record of this log that starts in `[from, to)` with a sequence number of at least `min_seq`,
+/// at any byte offset: records of a torn batch are packed, so they need not start on a sector.
+pub(crate) async fn sweep<D: Disk>(
+    reader: &mut Reader,
+    view: &View<'_, D>,
+    from: u64,
+    to: u64,
+    min_seq: u64,
+) -> Result<Swept, DiskError> {
+    let mut swept = Swept { end: from, ..Swept::default() };
+    let mut pos = from;
+    while let Some(at) = find_magic(reader, view, pos, to).await? {
+        match probe(reader, view, at, min_seq).await? {
+            Probe::Record(h) => {
+                swept.records += 1;
+                swept.max_seq = swept.max_seq.max(h.seq);
+                swept.end = swept.end.max(h.end());
+                if h.batch > from && swept.evidence.is_none() {
+                    swept.evidence = Some((at, h.seq));
+                }
+                pos = h.end();
+            }
+            _ => pos = at + 1,
+        }
+    }
+    Ok(swept)
+}
+
+/// The first position in `[pos, to)` where the record magic starts.
+async fn find_magic<D: Disk>(
+    reader: &mut Reader,
+    view: &View<'_, D>,
+    mut pos: u64,
+    to: u64,
+) -> Result<Option<u64>, DiskError> {
+    let overlap = MAGIC.len() - 1;
+    while pos < to {
+        // Search what is buffered first: after a candidate that was no record, the search goes on from the next
+        // byte, and must not read the chunk again for it.
+        let buffered = reader.buffered(pos);
+        let n = if buffered > overlap { (buffered - overlap) as u64 } else { SWEEP_CHUNK }.min(to - pos);
+        // The extra bytes let a magic that straddles two chunks be seen in the first.
+        let bytes = reader.bytes(view.disk, &view.geo, pos, n as usize + overlap).await?;
+        if let Some(i) = (0..n as usize).find(|&i| has_magic(&bytes[i..])) {
+            return Ok(Some(pos + i as u64));
+        }
+        pos += n;
+    }
+    Ok(None)
+}

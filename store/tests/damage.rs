@@ -1,0 +1,189 @@
+//! Damage on the disk: a corrupted tail is dropped and reported, damage in the middle of the log is detected and
+//! refused (or salvaged on request), a damaged superblock copy is survived, and a read finds a rotten record.
+
+mod support;
+
+use sirocco_store::{
+    Damage, DamageKind, Dropped, Error, FormatOptions, OnCorruption, OpenOptions, Store, Tail, HEADER_LEN,
+};
+use support::{block_on, contents, MemDisk};
+
+const SECTOR: u64 = 512;
+
+/// Disk offset of the `n`th single-put batch of a fresh store (each starts on its own sector, after the two
+/// superblock sectors).
+fn record_at(n: u64) -> u64 {
+    2 * SECTOR + n * SECTOR
+}
+
+/// A store with three puts, a, b and c, each in its own batch (records at `record_at(0..3)`).
+fn three_puts() -> MemDisk {
+    let disk = MemDisk::new(SECTOR as u32, 64 * 1024);
+    let mut store = block_on(Store::format(&disk, FormatOptions { volume_nonce: 3, max_value_len: 1024 })).unwrap();
+    for (k, v) in [("a", "apple"), ("b", "berry"), ("c", "cherry")] {
+        block_on(store.put(k.as_bytes(), v.as_bytes())).unwrap();
+    }
+    disk
+}
+
+fn keys<D: sirocco_store::Disk>(store: &Store<D>) -> Vec<Vec<u8>> {
+    store.keys().map(<[u8]>::to_vec).collect()
+}
+
+#[test]
+fn a_corrupted_tail_is_dropped_reported_and_not_reported_again() {
+    let disk = three_puts();
+    disk.corrupt(record_at(2) + HEADER_LEN as u64 + 3, 0x10); // a byte of c's value
+    let store = block_on(Store::open(&disk)).unwrap();
+    let expected = Dropped {
+        at: record_at(2),
+        bytes: HEADER_LEN as u64 + 1 + 6,
+        records: 1,
+        damage: Damage { at: record_at(2), kind: DamageKind::BadChecksum { seq: 3 } },
+    };
+    assert_eq!(store.recovery().tail, Tail::Torn(expected));
+    assert_eq!(store.recovery().records_replayed, 2);
+    assert_eq!(keys(&store), [b"a".to_vec(), b"b".to_vec()]);
+    assert_eq!(
+        store.recovery().to_string(),
+        "replayed 2 records (superblock generation 1); torn tail: dropped 59 bytes (1 records) from byte 2048: \
+         bad checksum in record 3 at byte 2048 (header intact, body torn or corrupted)"
+    );
+    drop(store);
+    let mut store = block_on(Store::open(&disk)).unwrap();
+    assert_eq!(store.recovery().tail, Tail::Clean, "the dropped tail was cleaned up");
+    assert_eq!(store.len(), 2);
+    block_on(store.put(b"d", b"date")).unwrap();
+    drop(store);
+    let store = block_on(Store::open(&disk)).unwrap();
+    assert_eq!(store.recovery().tail, Tail::Clean);
+    assert_eq!(keys(&store), [b"a".to_vec(), b"b".to_vec(), b"d".to_vec()]);
+}
+
+#[test]
+fn a_torn_header_at_the_tail_is_reported() {
+    let disk = three_puts();
+    disk.corrupt(record_at(2) + 30, 0x01); // inside the sequence number
+    let store = block_on(Store::open(&disk)).unwrap();
+    match store.recovery().tail {
+        Tail::Torn(d) => {
+            assert_eq!(d.damage, Damage { at: record_at(2), kind: DamageKind::BadHeader });
+            assert_eq!(d.records, 0, "a record whose header is torn is not recognisable");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.len(), 2);
+}
+
+#[test]
+fn damage_in_the_middle_is_refused_without_touching_the_disk() {
+    let disk = three_puts();
+    disk.corrupt(record_at(1) + HEADER_LEN as u64 + 2, 0x80); // b's value; c was written after b was durable
+    let image = disk.peek(0, 64 * 1024);
+    let error = block_on(Store::open(&disk)).err().unwrap();
+    let Error::CorruptLog(corruption) = error else { panic!("{error:?}") };
+    assert_eq!(corruption.damage, Damage { at: record_at(1), kind: DamageKind::BadChecksum { seq: 2 } });
+    assert_eq!((corruption.from, corruption.evidence_at, corruption.evidence_seq), (record_at(1), record_at(2), 3));
+    assert_eq!(
+        error.to_string(),
+        "log corrupted, refusing to open: bad checksum in record 2 at byte 1536 (header intact, body torn or \
+         corrupted); record 3 at byte 2048 was written after this data was acknowledged"
+    );
+    assert_eq!(disk.peek(0, 64 * 1024), image, "a refused open writes nothing");
+    assert_eq!(block_on(Store::open_or_format(&disk, FormatOptions::default())).err(), Some(error));
+}
+
+#[test]
+fn salvage_cuts_the_log_at_the_damage_and_says_what_it_lost() {
+    let disk = three_puts();
+    disk.corrupt(record_at(1) + HEADER_LEN as u64 + 2, 0x80);
+    let salvage = OpenOptions { on_corruption: OnCorruption::Salvage };
+    let mut store = block_on(Store::open_with(&disk, salvage)).unwrap();
+    match store.recovery().tail {
+        Tail::Salvaged { dropped, evidence_at } => {
+            assert_eq!((dropped.at, dropped.records, evidence_at), (record_at(1), 2, record_at(2)));
+            assert_eq!(dropped.bytes, SECTOR + HEADER_LEN as u64 + 1 + 6, "b's sector and all of c");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(store.recovery().to_string().contains("SALVAGED"));
+    assert_eq!(keys(&store), [b"a".to_vec()]);
+    block_on(store.put(b"e", b"elder")).unwrap();
+    drop(store);
+    // Settled: a plain open is clean, and nothing dropped comes back.
+    let store = block_on(Store::open(&disk)).unwrap();
+    assert_eq!(store.recovery().tail, Tail::Clean);
+    assert_eq!(keys(&store), [b"a".to_vec(), b"e".to_vec()]);
+}
+
+#[test]
+fn damage_inside_an_acknowledged_batch_in_the_middle_is_refused() {
+    let disk = MemDisk::new(SECTOR as u32, 64 * 1024);
+    let mut store = block_on(Store::format(&disk, FormatOptions { volume_nonce: 3, max_value_len: 1024 })).unwrap();
+    let mut batch = sirocco_store::Batch::new();
+    batch.put(b"x", &[1; 200]).put(b"y", &[2; 200]).put(b"z", &[3; 200]);
+    block_on(store.write_batch(&batch)).unwrap();
+    block_on(store.put(b"w", b"later")).unwrap();
+    drop(store);
+    let y = record_at(0) + (HEADER_LEN as u64 + 201); // the second record of the batch
+    disk.corrupt(y + HEADER_LEN as u64 + 100, 0x04);
+    match block_on(Store::open(&disk)) {
+        Err(Error::CorruptLog(c)) => {
+            assert_eq!(c.damage, Damage { at: y, kind: DamageKind::BadChecksum { seq: 2 } });
+            assert_eq!(c.from, record_at(0), "the batch goes as a whole");
+            assert_eq!(c.evidence_seq, 4);
+        }
+        other => panic!("{:?}", other.map(|s| *s.recovery())),
+    }
+}
+
+#[test]
+fn a_damaged_superblock_copy_is_survived_and_replaced() {
+    for slot in [0, 1] {
+        let disk = three_puts();
+        disk.corrupt(slot * SECTOR + 40, 0xFF);
+        let mut store = block_on(Store::open(&disk)).unwrap();
+        assert_eq!(store.recovery().damaged_superblock, Some(slot as u8));
+        assert_eq!(store.len(), 3);
+        block_on(store.compact()).unwrap(); // writes a superblock: into the damaged slot
+        drop(store);
+        let store = block_on(Store::open(&disk)).unwrap();
+        assert_eq!(store.recovery().damaged_superblock, None);
+        assert_eq!(store.len(), 3);
+    }
+}
+
+#[test]
+fn both_superblocks_damaged_is_an_error_not_a_reformat() {
+    let disk = three_puts();
+    disk.corrupt(40, 0xFF);
+    disk.corrupt(SECTOR + 40, 0xFF);
+    assert_eq!(block_on(Store::open(&disk)).err(), Some(Error::SuperblockDamaged));
+    assert_eq!(block_on(Store::open_or_format(&disk, FormatOptions::default())).err(), Some(Error::SuperblockDamaged));
+}
+
+#[test]
+fn a_read_finds_a_record_that_rotted_after_open() {
+    let disk = three_puts();
+    let store = block_on(Store::open(&disk)).unwrap();
+    disk.corrupt(record_at(1) + HEADER_LEN as u64 + 1, 0x02);
+    assert_eq!(
+        block_on(store.get(b"b")),
+        Err(Error::DamagedRecord(Damage { at: record_at(1), kind: DamageKind::BadChecksum { seq: 2 } }))
+    );
+    assert_eq!(block_on(store.get(b"a")).unwrap().as_deref(), Some(&b"apple"[..]));
+}
+
+#[test]
+fn garbage_is_not_a_store() {
+    let mut rng = support::Rng::new(5);
+    let disk = MemDisk::from_image(512, rng.bytes(64 * 1024));
+    assert_eq!(block_on(Store::open(&disk)).err(), Some(Error::NotFormatted));
+    let mut store =
+        block_on(Store::open_or_format(&disk, FormatOptions { volume_nonce: 1, max_value_len: 1024 })).unwrap();
+    block_on(store.put(b"k", b"v")).unwrap();
+    drop(store);
+    let store = block_on(Store::open(&disk)).unwrap();
+    assert_eq!(contents(&store).len(), 1);
+    assert_eq!(store.recovery().tail, Tail::Clean);
+}
