@@ -417,17 +417,38 @@ pub fn wait_for_backend<R: XsRing, P: XsPlatform>(
     let path = dev.backend_key("state");
     let token = xs.unique_token(&format!("sirocco-{}-{}-backend-state", dev.kind, dev.id));
     xs.watch(&path, &token)?;
-    let result = watch_backend_state(xs, dev, StateSet::of(wanted), &token, timeout_ns);
+    let result = watch_backend_state(xs, dev, StateSet::of(wanted), true, &token, timeout_ns);
     let unwatched = xs.unwatch(&path, &token);
     let state = result?;
     unwatched?;
     Ok(state)
 }
 
+/// Waits (as [`wait_for_backend`]) for the backend to finish closing: Closed, or gone (a missing `state` reads
+/// as Unknown). Closing on the way is expected, not an error. netback takes a frontend back to InitWait (for a
+/// reconnect) only from Closed.
+pub fn wait_for_backend_closed<R: XsRing, P: XsPlatform>(
+    xs: &mut Xenstore<R, P>,
+    dev: &DeviceInfo,
+    timeout_ns: u64,
+) -> Result<XenbusState, FrontendError> {
+    let path = dev.backend_key("state");
+    let token = xs.unique_token(&format!("sirocco-{}-{}-backend-closed", dev.kind, dev.id));
+    xs.watch(&path, &token)?;
+    let wanted = StateSet::of(&[XenbusState::Closed, XenbusState::Unknown]);
+    let result = watch_backend_state(xs, dev, wanted, false, &token, timeout_ns);
+    let unwatched = xs.unwatch(&path, &token);
+    let state = result?;
+    unwatched?;
+    Ok(state)
+}
+
+/// The watch loop of [`wait_for_backend`]; `closing_fails`: a closing state that is not wanted ends the wait.
 fn watch_backend_state<R: XsRing, P: XsPlatform>(
     xs: &mut Xenstore<R, P>,
     dev: &DeviceInfo,
     wanted: StateSet,
+    closing_fails: bool,
     token: &str,
     timeout_ns: u64,
 ) -> Result<XenbusState, FrontendError> {
@@ -442,7 +463,7 @@ fn watch_backend_state<R: XsRing, P: XsPlatform>(
             if wanted.contains(state) {
                 return Ok(state);
             }
-            if state.is_closing() {
+            if closing_fails && state.is_closing() {
                 return Err(FrontendError::BackendClosed { device: dev.device(), wanted, state });
             }
         }

@@ -335,10 +335,10 @@ impl<S: SharedRing> FrontRing<S> {
 #[allow(missing_docs)] // test support, documented by its names
 pub mod testing {
     use super::*;
-    #[allow(unused_imports)] // the prelude has them under cfg(test)
-    use std::{boxed::Box, vec, vec::Vec};
     use std::cell::RefCell;
     use std::rc::Rc;
+    #[allow(unused_imports)] // the prelude has them under cfg(test)
+    use std::{boxed::Box, vec, vec::Vec};
 
     /// An access to the page, in the order the front end made it.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,7 +34,9 @@ pub trait NetDevice {
     /// packets the backend marked `csum_blank` before handing them here, because the stack verifies
     /// every checksum in software.
     fn receive(&mut self) -> Option<Vec<u8>>;
-    /// Whether the device has room for one more frame right now.
+    /// Whether the device has room for one more frame of the largest size (MTU plus Ethernet header) right now.
+    /// When it has not, it must raise an event once room comes back (netfront: the backend's TX completion):
+    /// [`Stack::poll`](crate::Stack::poll) then waits for that event instead of asking to be polled at once.
     fn can_transmit(&self) -> bool;
     /// Queues one complete Ethernet frame (without FCS) for transmission.
     fn transmit(&mut self, frame: &[u8]) -> Result<(), TxFull>;
@@ -75,6 +77,8 @@ pub(crate) struct Adapter<D> {
     /// Router advertisements seen on the way in, for [`crate::slaac`]; smoltcp drops them itself.
     pub(crate) router_adverts: Vec<RouterAdvert>,
     pub(crate) watch_router_adverts: bool,
+    /// A frame taken from the driver for the stack to look at ([`Adapter::next_frame`]) before smoltcp gets it.
+    held: Option<Vec<u8>>,
 }
 
 impl<D: NetDevice> Adapter<D> {
@@ -85,7 +89,22 @@ impl<D: NetDevice> Adapter<D> {
             scratch: Vec::new(),
             router_adverts: Vec::new(),
             watch_router_adverts,
+            held: None,
         }
+    }
+
+    /// The next received frame, taken from the driver while it can transmit (as [`phy::Device::receive`] would);
+    /// give it back with [`Adapter::hold`] for smoltcp, or drop it.
+    pub(crate) fn next_frame(&mut self) -> Option<Vec<u8>> {
+        if !self.dev.can_transmit() {
+            return None;
+        }
+        self.held.take().or_else(|| self.dev.receive())
+    }
+
+    /// Makes `frame` the next one smoltcp receives.
+    pub(crate) fn hold(&mut self, frame: Vec<u8>) {
+        self.held = Some(frame);
     }
 
     /// Sends a frame built outside smoltcp (router solicitations); false when there is no room.
@@ -126,7 +145,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
         if !self.dev.can_transmit() {
             return None;
         }
-        let frame = self.dev.receive()?;
+        let frame = self.held.take().or_else(|| self.dev.receive())?;
         self.counters.rx_frames += 1;
         self.counters.rx_bytes += frame.len() as u64;
         if self.watch_router_adverts {

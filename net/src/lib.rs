@@ -48,7 +48,7 @@ pub use device::{DeviceCounters, NetDevice, TxFull, ETHERNET_HEADER_LEN};
 pub use handle::NetHandle;
 pub use icmp::{EchoReply, Pinger};
 pub use slaac::{MAX_SOLICITATIONS, SOLICITATION_INTERVAL_MS};
-pub use stack::{NetStats, SocketOptions, Stack, TcpStateCounts, EPHEMERAL_PORTS, MAX_FRAMES_PER_POLL};
+pub use stack::{NetStats, SocketOptions, Stack, TcpErrorCounts, TcpStateCounts, EPHEMERAL_PORTS, MAX_FRAMES_PER_POLL};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use vif::Vif;

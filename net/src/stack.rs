@@ -8,7 +8,10 @@ use core::task::Waker;
 use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr, Ipv6Cidr};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol,
+    Ipv4Cidr, Ipv4Packet, Ipv6Cidr, Ipv6Packet, TcpPacket,
+};
 
 use crate::config::{is_link_local, link_local_address, Ipv4Config, NetConfig};
 use crate::device::{Adapter, DeviceCounters, NetDevice};
@@ -34,8 +37,8 @@ pub struct SocketOptions {
     pub tcp_timeout_ms: Option<u64>,
     /// Send a keep-alive after this much idle time, so a vanished peer is noticed through `tcp_timeout_ms`.
     pub tcp_keep_alive_ms: Option<u64>,
-    /// How long `TcpStream::close` (and a dropped stream's orderly shutdown) may take before the connection is
-    /// reset instead.
+    /// How long `TcpStream::close` (and a dropped stream's orderly shutdown) may go without progress (queued
+    /// data acknowledged, a FIN exchanged) before the connection is reset instead.
     pub tcp_close_timeout_ms: u64,
     /// Send small segments at once instead of waiting for outstanding data to be acknowledged (Nagle off).
     pub tcp_nodelay: bool,
@@ -75,6 +78,44 @@ pub struct NetStats {
     pub dhcp_leases: u64,
     /// DHCPv4 leases lost (expired, or the server said no).
     pub dhcp_losses: u64,
+    /// TCP connections that ended in an error, by cause: the only trace of the errors of streams nobody reads
+    /// any more (dropped, closing in the background).
+    pub tcp_errors: TcpErrorCounts,
+    /// Duplicate ACKs absorbed while only a FIN of ours was unacknowledged: passed on, they would make smoltcp
+    /// 0.14 stop retransmitting that FIN (a workaround, see `Stack::poll`'s ingress).
+    pub fin_dup_acks_absorbed: u64,
+}
+
+/// TCP connections that ended in an error, each counted once, by the error it ended with. Connections we
+/// aborted ourselves are not counted; a close that had to be turned into a reset after
+/// [`SocketOptions::tcp_close_timeout_ms`] is, as `timed_out`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpErrorCounts {
+    /// [`NetError::Reset`]: the peer sent a RST.
+    pub reset: u64,
+    /// [`NetError::Refused`]: our SYN was answered with a RST.
+    pub refused: u64,
+    /// [`NetError::TimedOut`]: the peer stopped answering, or a close did not finish in time.
+    pub timed_out: u64,
+    /// [`NetError::AddressLost`]: the local address went away.
+    pub address_lost: u64,
+}
+
+impl TcpErrorCounts {
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.reset + self.refused + self.timed_out + self.address_lost
+    }
+
+    fn count(&mut self, e: NetError) {
+        match e {
+            NetError::Reset => self.reset += 1,
+            NetError::Refused => self.refused += 1,
+            NetError::TimedOut => self.timed_out += 1,
+            NetError::AddressLost => self.address_lost += 1,
+            _ => {}
+        }
+    }
 }
 
 /// Number of TCP sockets in each state.
@@ -178,11 +219,20 @@ pub(crate) struct TcpRecord {
     pub(crate) deadline_ms: Option<u64>,
     /// An orphan in CLOSED already waited one poll for its RST to go out.
     pub(crate) rst_grace_used: bool,
+    /// The last pure ACK (number, window) from the peer while only our FIN was outstanding (see
+    /// `Stack::is_dup_ack_for_a_lone_fin`).
+    pub(crate) fin_peer_ack: Option<(u32, u16)>,
+    /// While closing: the send queue and state at the last progress (see `Stack::expire_close_deadlines`).
+    pub(crate) close_progress: Option<(usize, TcpState)>,
+    /// [`SocketOptions::tcp_timeout_ms`] when the socket was made; armed only while we wait for the peer (see
+    /// `Stack::arm_timeouts`).
+    pub(crate) timeout: Option<smoltcp::time::Duration>,
 }
 
 impl TcpRecord {
-    pub(crate) fn new(owner: Owner, state: TcpState) -> Self {
+    pub(crate) fn new(owner: Owner, state: TcpState, options: &SocketOptions) -> Self {
         TcpRecord {
+            timeout: options.tcp_timeout_ms.map(smoltcp::time::Duration::from_millis),
             owner,
             last_state: state,
             local: None,
@@ -191,6 +241,8 @@ impl TcpRecord {
             closing: false,
             deadline_ms: None,
             rst_grace_used: false,
+            fin_peer_ack: None,
+            close_progress: None,
         }
     }
 }
@@ -242,6 +294,8 @@ pub struct Stack<D: NetDevice> {
     address_waiters: Vec<Waker>,
     dhcp_leases: u64,
     dhcp_losses: u64,
+    tcp_errors: TcpErrorCounts,
+    fin_dup_acks_absorbed: u64,
 }
 
 impl<D: NetDevice> Stack<D> {
@@ -311,6 +365,8 @@ impl<D: NetDevice> Stack<D> {
             address_waiters: Vec::new(),
             dhcp_leases: 0,
             dhcp_losses: 0,
+            tcp_errors: TcpErrorCounts::default(),
+            fin_dup_acks_absorbed: 0,
         })
     }
 
@@ -329,8 +385,25 @@ impl<D: NetDevice> Stack<D> {
         self.device.dev.reap();
         self.iface.poll_maintenance(now);
         let mut budget = MAX_FRAMES_PER_POLL;
-        while self.iface.poll_ingress_single(now, &mut self.device, &mut self.sockets) != PollIngressSingleResult::None
-        {
+        loop {
+            if let Some(frame) = self.device.next_frame() {
+                if self.is_dup_ack_for_a_lone_fin(&frame) {
+                    self.fin_dup_acks_absorbed += 1;
+                    self.device.counters.rx_frames += 1;
+                    self.device.counters.rx_bytes += frame.len() as u64;
+                    budget -= 1;
+                    if budget == 0 {
+                        self.repoll = true;
+                        break;
+                    }
+                    continue;
+                }
+                self.device.hold(frame);
+            }
+            if self.iface.poll_ingress_single(now, &mut self.device, &mut self.sockets) == PollIngressSingleResult::None
+            {
+                break;
+            }
             self.after_frame();
             budget -= 1;
             if budget == 0 {
@@ -342,6 +415,7 @@ impl<D: NetDevice> Stack<D> {
         self.poll_dhcp();
         self.poll_slaac(now_ms);
         self.expire_close_deadlines(now_ms);
+        self.arm_timeouts();
         while self.iface.poll_egress(now, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged {}
         self.observe_tcp(Phase::Egress);
         let ids: Vec<u64> = self.listeners.keys().copied().collect();
@@ -358,6 +432,10 @@ impl<D: NetDevice> Stack<D> {
         }
         let now = Instant::from_millis(now_ms as i64);
         let iface = self.iface.poll_at(now, &self.sockets).map(|t| t.total_millis().max(0) as u64);
+        // "At once" means frames to send; with the device full they cannot go until it reclaims room, and the
+        // device's event (netfront: a TX completion) will bring the next poll. Asking for one now would spin.
+        let blocked = !self.device.dev.can_transmit();
+        let iface = iface.filter(|&t| !(blocked && t <= now_ms));
         let closing = self.tcp.values().filter_map(|r| r.deadline_ms).min();
         let slaac = self.slaac.as_ref().and_then(|s| s.poll_at());
         [iface, closing, slaac].into_iter().flatten().min().map(|t| t.max(now_ms))
@@ -387,6 +465,35 @@ impl<D: NetDevice> Stack<D> {
         for id in busy {
             self.maintain_listener(id);
         }
+    }
+
+    /// Works around a smoltcp 0.14 bug that leaves a connection unable to finish closing. When only our FIN is
+    /// unacknowledged (FIN-WAIT-1, CLOSING or LAST-ACK with an empty send buffer), smoltcp still counts duplicate
+    /// ACKs; at the third it starts a "fast retransmit" that has no data to send and, on the way, turns the
+    /// retransmission timer off, so the FIN is never sent again and the close times out and resets the connection
+    /// (found by vnetif: without congestion control, one 1 MiB transfer in eight at 1% loss ended so, the FIN
+    /// ignored because it came before a retransmission filled a hole, then late duplicates of the re-sent window;
+    /// rarer with Reno, but any late duplicates do it). A pure ACK repeating, for such a connection, the
+    /// ACK number and window of the one before carries nothing smoltcp needs (no data, no window change, no ACK
+    /// progress, and there is nothing to fast-retransmit), so it is absorbed here; the FIN's own retransmission
+    /// timer then does its job. Remove once smoltcp keeps the timer (or ignores duplicate ACKs with an empty send
+    /// buffer).
+    fn is_dup_ack_for_a_lone_fin(&mut self, frame: &[u8]) -> bool {
+        let Some((from, dst_port, ack, window)) = pure_tcp_ack(frame) else { return false };
+        for (&h, rec) in self.tcp.iter_mut() {
+            let s = self.sockets.get::<tcp::Socket>(h);
+            if !matches!(s.state(), TcpState::FinWait1 | TcpState::Closing | TcpState::LastAck)
+                || s.send_queue() != 0
+                || s.local_endpoint().is_none_or(|e| e.port != dst_port)
+                || s.remote_endpoint() != Some(from)
+            {
+                continue;
+            }
+            let repeat = rec.fin_peer_ack == Some((ack, window));
+            rec.fin_peer_ack = Some((ack, window));
+            return repeat;
+        }
+        false
     }
 
     /// Records state transitions of TCP sockets: why connections ended (a RST arrives on ingress; timeouts and
@@ -423,31 +530,64 @@ impl<D: NetDevice> Stack<D> {
                 (Phase::Egress, _) => Some(NetError::TimedOut),
             };
             if let Some(e) = rec.error {
+                self.tcp_errors.count(e);
                 let peer = s.remote_endpoint();
                 log::debug!("net: tcp {:?} {prev} -> CLOSED: {e} (peer {peer:?})", h);
             }
         }
     }
 
-    /// Starts the close deadline of sockets being closed, and resets those past it.
+    /// Arms each connection's timeout only while we wait for the peer: a handshake, data unacknowledged, or
+    /// keep-alives running. smoltcp 0.14 aborts a connection once its timeout passes without a segment from the
+    /// peer even when nothing is outstanding (contrary to its documentation), so with keep-alive off an idle
+    /// connection was reset after `tcp_timeout_ms` (found by vnetif). smoltcp restarts the count when data is
+    /// queued on an empty send buffer, so arming it then is safe; it does not when a FIN is queued, so a FIN after
+    /// an idle spell is left to the close deadline ([`SocketOptions::tcp_close_timeout_ms`]), which every close
+    /// starts anyway.
+    fn arm_timeouts(&mut self) {
+        for (&h, rec) in self.tcp.iter() {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            let waiting = s.keep_alive().is_some()
+                || s.send_queue() > 0
+                || matches!(s.state(), TcpState::SynSent | TcpState::SynReceived);
+            let timeout = if waiting { rec.timeout } else { None };
+            if s.timeout() != timeout {
+                s.set_timeout(timeout);
+            }
+        }
+    }
+
+    /// Starts (and restarts, on progress) the close deadline of sockets being closed, and resets those past it.
     fn expire_close_deadlines(&mut self, now_ms: u64) {
         let timeout = self.options.tcp_close_timeout_ms;
         for (&h, rec) in self.tcp.iter_mut() {
             if !rec.closing {
                 continue;
             }
-            let deadline = *rec.deadline_ms.get_or_insert(now_ms + timeout);
             let s = self.sockets.get_mut::<tcp::Socket>(h);
+            // The deadline runs from the last progress: data queued before the close still draining to a peer
+            // that acknowledges it (slowly, over a slow or lossy link) is not cut off with a reset, only a close
+            // that stalls is (found by vnetif: the 30 s ran out while data was still flowing).
+            let progress = (s.send_queue(), s.state());
+            if rec.close_progress != Some(progress) {
+                rec.close_progress = Some(progress);
+                rec.deadline_ms = Some(now_ms + timeout);
+            }
+            let deadline = *rec.deadline_ms.get_or_insert(now_ms + timeout);
             // TIME-WAIT ends by itself (smoltcp's timer); resetting it would only confuse the peer.
             if now_ms >= deadline && !matches!(s.state(), TcpState::Closed | TcpState::TimeWait) {
                 log::debug!("net: tcp {:?} close did not finish in {timeout} ms (state {}); resetting", h, s.state());
                 s.abort();
                 rec.aborted = true;
-                rec.error.get_or_insert(NetError::TimedOut);
+                if rec.error.is_none() {
+                    rec.error = Some(NetError::TimedOut);
+                    self.tcp_errors.count(NetError::TimedOut);
+                }
             }
             if matches!(s.state(), TcpState::Closed | TcpState::TimeWait) {
                 rec.closing = false;
                 rec.deadline_ms = None;
+                rec.close_progress = None;
             }
         }
     }
@@ -631,7 +771,7 @@ impl<D: NetDevice> Stack<D> {
             // Cannot fail: the socket is new and the port non-zero.
             let _ = s.listen(l.port);
             let h = self.sockets.add(s);
-            self.tcp.insert(h, TcpRecord::new(Owner::Listener(id), TcpState::Listen));
+            self.tcp.insert(h, TcpRecord::new(Owner::Listener(id), TcpState::Listen, &self.options));
             l.spare = Some(h);
         }
     }
@@ -667,7 +807,10 @@ impl<D: NetDevice> Stack<D> {
         self.listeners.values().any(|l| l.port == port)
             || self.tcp.keys().any(|&h| {
                 let s = self.sockets.get::<tcp::Socket>(h);
-                s.local_endpoint().is_some_and(|e| e.port == port) || s.listen_endpoint().port == port
+                // A closed socket with no peer (a dropped listener's spare, waiting to be freed by the next poll)
+                // holds no port any more.
+                let gone = s.state() == TcpState::Closed && s.remote_endpoint().is_none();
+                !gone && (s.local_endpoint().is_some_and(|e| e.port == port) || s.listen_endpoint().port == port)
             })
     }
 
@@ -758,6 +901,8 @@ impl<D: NetDevice> Stack<D> {
             device: self.device.counters,
             dhcp_leases: self.dhcp_leases,
             dhcp_losses: self.dhcp_losses,
+            tcp_errors: self.tcp_errors,
+            fin_dup_acks_absorbed: self.fin_dup_acks_absorbed,
         }
     }
 
@@ -785,6 +930,33 @@ impl<D: NetDevice> Stack<D> {
     pub fn config(&self) -> &NetConfig {
         &self.config
     }
+}
+
+/// The sender, destination port, ACK number and window of a TCP segment that is a pure ACK (no data, no SYN, FIN
+/// or RST), over IPv4 or IPv6 (no extension headers).
+fn pure_tcp_ack(frame: &[u8]) -> Option<(IpEndpoint, u16, u32, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let (src, tcp) = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+                return None;
+            }
+            (IpAddress::Ipv4(ip.src_addr()), TcpPacket::new_checked(ip.payload()).ok()?)
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            (IpAddress::Ipv6(ip.src_addr()), TcpPacket::new_checked(ip.payload()).ok()?)
+        }
+        _ => return None,
+    };
+    if !tcp.ack() || tcp.syn() || tcp.fin() || tcp.rst() || !tcp.payload().is_empty() {
+        return None;
+    }
+    Some((IpEndpoint::new(src, tcp.src_port()), tcp.dst_port(), tcp.ack_number().0 as u32, tcp.window_len()))
 }
 
 pub(crate) fn new_tcp_socket(o: &SocketOptions) -> tcp::Socket<'static> {

@@ -78,7 +78,14 @@ impl<D: NetDevice> TcpStream<D> {
     /// Errors: [`NetError::Refused`] (RST), [`NetError::TimedOut`] (no answer within
     /// [`crate::SocketOptions::tcp_timeout_ms`]), [`NetError::NoRoute`] (checked before sending anything).
     pub async fn connect(net: &NetHandle<D>, addr: IpAddr, port: u16) -> Result<Self, NetError> {
-        let handle = net.lock().tcp_connect(addr, port)?;
+        Self::connect_from(net, 0, addr, port).await
+    }
+
+    /// As [`TcpStream::connect`], from `local_port` (0: an ephemeral port). A fixed port lets two peers that
+    /// know each other's open at the same time (TCP simultaneous open, RFC 9293 3.5): each SYN answers the
+    /// other. [`NetError::AddressInUse`] if a listener or another connection has the port.
+    pub async fn connect_from(net: &NetHandle<D>, local_port: u16, addr: IpAddr, port: u16) -> Result<Self, NetError> {
+        let handle = net.lock().tcp_connect(local_port, addr, port)?;
         net.request_poll();
         // Built now, so that a cancelled connect frees the socket.
         let stream = TcpStream { net: net.clone(), handle };
@@ -141,7 +148,7 @@ impl<D: NetDevice> TcpStream<D> {
 
     /// Closes our side (FIN after the queued data) and waits until the connection is closed both ways
     /// (TIME-WAIT or CLOSED). The peer may still send until it closes; read that first if it matters.
-    /// [`NetError::TimedOut`] if this takes longer than [`crate::SocketOptions::tcp_close_timeout_ms`] (the
+    /// [`NetError::TimedOut`] if it makes no progress for [`crate::SocketOptions::tcp_close_timeout_ms`] (the
     /// connection is then reset).
     pub async fn close(&mut self) -> Result<(), NetError> {
         self.net.lock().tcp_close(self.handle);
@@ -202,14 +209,18 @@ impl<D: NetDevice> Stack<D> {
         }
     }
 
-    pub(crate) fn tcp_connect(&mut self, addr: IpAddr, port: u16) -> Result<SocketHandle, NetError> {
+    pub(crate) fn tcp_connect(&mut self, local_port: u16, addr: IpAddr, port: u16) -> Result<SocketHandle, NetError> {
         if port == 0 || addr.is_unspecified() || addr.is_multicast() {
             return Err(NetError::InvalidAddress);
         }
         if !self.has_route(addr) {
             return Err(NetError::NoRoute);
         }
-        let local_port = self.ephemeral_port(true)?;
+        let local_port = match local_port {
+            0 => self.ephemeral_port(true)?,
+            p if self.tcp_port_in_use(p) => return Err(NetError::AddressInUse),
+            p => p,
+        };
         let mut s = new_tcp_socket(&self.options);
         s.connect(self.iface.context(), IpEndpoint::from(SocketAddr::new(addr, port)), local_port).map_err(
             |e| match e {
@@ -218,7 +229,7 @@ impl<D: NetDevice> Stack<D> {
             },
         )?;
         let h = self.sockets.add(s);
-        self.tcp.insert(h, TcpRecord::new(Owner::Stream, TcpState::SynSent));
+        self.tcp.insert(h, TcpRecord::new(Owner::Stream, TcpState::SynSent, &self.options));
         Ok(h)
     }
 

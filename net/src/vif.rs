@@ -6,10 +6,11 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use sirocco_drivers::netfront::wire::PAGE_SIZE;
 use sirocco_drivers::netfront::{NetBuffers, Netfront, Phase, TxChecksum, TxError};
 use sirocco_drivers::ring::{Notify, SharedRing};
 
-use crate::device::{NetDevice, TxFull};
+use crate::device::{NetDevice, TxFull, ETHERNET_HEADER_LEN};
 
 /// A connected netfront with the identity the stack needs.
 pub struct Vif<S: SharedRing, B: NetBuffers, E: Notify> {
@@ -39,7 +40,8 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
         self.mac
     }
     fn mtu(&self) -> usize {
-        usize::from(self.mtu)
+        // Without scatter-gather a frame must fit one page, whatever the toolstack's `mtu` says.
+        usize::from(self.mtu).min(self.driver.max_packet() - ETHERNET_HEADER_LEN)
     }
     fn reap(&mut self) {
         self.driver.poll_tx();
@@ -66,7 +68,12 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
         }
     }
     fn can_transmit(&self) -> bool {
-        self.driver.tx_free_buffers() > 0 && matches!(self.driver.phase(), Phase::Connected)
+        // Room for the largest frame the stack may hand over: a frame of several pages (MTU 9000) takes as many
+        // buffers and ring slots, and a frame refused after we reported room is lost.
+        let slots = (self.mtu() + ETHERNET_HEADER_LEN).div_ceil(PAGE_SIZE);
+        matches!(self.driver.phase(), Phase::Connected)
+            && self.driver.tx_free_buffers() >= slots
+            && self.driver.tx_free_slots() as usize >= slots
     }
     fn transmit(&mut self, frame: &[u8]) -> Result<(), TxFull> {
         // smoltcp computed every checksum: tell the backend they are valid.

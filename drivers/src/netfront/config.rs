@@ -1,13 +1,13 @@
 //! Connecting a vif through xenstore: reading what the toolstack and the backend wrote ([`read_config`]), writing
 //! our ring refs, event channel, requests and state in one transaction ([`write_connect_keys`]), and the whole
 //! connect step ([`connect`]) that ends only once the backend is Connected (packets sent earlier are lost: an
-//! anchor bug).
+//! anchor bug), and connecting again after the backend went away ([`reconnect`]).
 
 use core::fmt;
 
 use alloc::format;
 
-use super::device::{Features, NetBuffers, Netfront};
+use super::device::{Features, NetBuffers, Netfront, ResetReport};
 use crate::frontend::{self, DeviceId, DeviceInfo, FrontendError, XenbusState};
 use crate::grant::GrantRef;
 use crate::ring::{Notify, SharedRing};
@@ -86,6 +86,14 @@ pub enum ConfigError {
         /// The device.
         device: DeviceId,
     },
+    /// On [`reconnect`], the backend no longer offers a feature the device was set up with (`feature-sg`); a
+    /// different backend needs a new [`Netfront`].
+    FeatureWithdrawn {
+        /// The device.
+        device: DeviceId,
+        /// The backend's key.
+        key: &'static str,
+    },
 }
 
 impl From<FrontendError> for ConfigError {
@@ -107,6 +115,10 @@ impl fmt::Display for ConfigError {
             ConfigError::BadBackendValue { device, key, value } => {
                 write!(f, "{device}: the backend's {key} holds {value:?}, not a number")
             }
+            ConfigError::FeatureWithdrawn { device, key } => write!(
+                f,
+                "{device}: the backend came back without {key}, which the device was set up with; not reconnected"
+            ),
             ConfigError::NoRxCopy { device } => write!(
                 f,
                 "{device}: the backend does not offer feature-rx-copy (page flipping is not supported); use a newer \
@@ -218,4 +230,45 @@ pub fn connect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify
     frontend::wait_for_backend(xs, dev, &[XenbusState::Connected], timeout_ns)?;
     netfront.backend_connected();
     Ok(())
+}
+
+/// Connects the device again after its backend went away (its `state` went to Closing or Closed: netback
+/// restarted, the driver domain rebooted) and is coming back. Call it as soon as the backend's state is seen
+/// closing; in order:
+/// 1. [`Netfront::reset`] onto `tx_page` and `rx_page`, new zeroed ring pages the platform granted to the
+///    backend (their refs in `keys`): the device stops using the old rings at once, drops the TX requests in
+///    flight and takes its RX buffers back;
+/// 2. [`frontend::close`]: our state Closing, the backend's Closing or Closed, ours Closed;
+/// 3. [`frontend::wait_for_backend_closed`]: netback answers a reconnect only from Closed;
+/// 4. our state Initialising, and wait for the backend's InitWait (netback's "prepare for reconnect");
+/// 5. [`read_config`]: the backend must still offer `feature-rx-copy`, and `feature-sg` if the device uses it
+///    ([`ConfigError::FeatureWithdrawn`]);
+/// 6. [`connect`] with `keys`: RX buffers posted on the new ring, keys and Connected written in one transaction,
+///    the backend's Connected awaited, transmitting allowed again.
+///
+/// The event channel in `keys` may be the old one: when the backend closes its end, Xen puts ours back to
+/// unbound to the same domain, and the new backend binds to it again. The buffers keep their grants. Returns what
+/// the reset dropped. On error the device stays in [`super::Phase::Initialising`] (nothing is sent); call again,
+/// with fresh pages, to retry.
+#[allow(clippy::too_many_arguments)] // the connect inputs plus the two new pages, each needed
+pub fn reconnect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify>(
+    xs: &mut Xenstore<R, P>,
+    dev: &DeviceInfo,
+    netfront: &mut Netfront<S, B, E>,
+    tx_page: S,
+    rx_page: S,
+    keys: ConnectKeys,
+    timeout_ns: u64,
+) -> Result<ResetReport, ConfigError> {
+    let report = netfront.reset(tx_page, rx_page);
+    frontend::close(xs, dev, timeout_ns)?;
+    frontend::wait_for_backend_closed(xs, dev, timeout_ns)?;
+    frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising)?;
+    frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait], timeout_ns)?;
+    let config = read_config(xs, dev)?;
+    if netfront.features().sg && !config.backend.sg {
+        return Err(ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" });
+    }
+    connect(xs, dev, netfront, keys, timeout_ns)?;
+    Ok(report)
 }

@@ -89,7 +89,8 @@ pub enum Phase {
     Initialising,
     /// The backend is Connected ([`Netfront::backend_connected`]): packets flow.
     Connected,
-    /// The backend broke a ring's index protocol; nothing more is read from or written to the rings.
+    /// The backend broke a ring's index protocol; nothing more is read from or written to the rings (until a
+    /// [`Netfront::reset`] for a new backend).
     Broken(Fault),
 }
 
@@ -102,6 +103,18 @@ pub struct TxPoll {
     pub faults: u32,
     /// The first of them, to log.
     pub first_fault: Option<Fault>,
+}
+
+/// What [`Netfront::reset`] dropped and took back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResetReport {
+    /// TX slots that were in flight (requests the old backend never answered), now free again; their packets are
+    /// lost.
+    pub tx_dropped: u32,
+    /// RX buffers that were posted to the old backend, now free again (posted anew by the next connect).
+    pub rx_reclaimed: u32,
+    /// A packet whose first slots had arrived was dropped.
+    pub rx_partial_dropped: bool,
 }
 
 /// What the next RX response is expected to be.
@@ -129,7 +142,8 @@ struct RxChain {
 /// The platform calls [`Netfront::post_rx_buffers`] before connecting (or lets [`super::connect`] do it),
 /// [`Netfront::backend_connected`] once the backend is Connected, then, on each event and whenever it wants to
 /// send: [`Netfront::poll_tx`], [`Netfront::poll_rx`] until `None`, [`Netfront::transmit`]. The driver sends the
-/// event itself (through `E`) whenever the ring protocol says the backend must be woken.
+/// event itself (through `E`) whenever the ring protocol says the backend must be woken. If the backend goes away,
+/// [`Netfront::reset`] (or [`super::reconnect`], which calls it) starts over on new ring pages.
 pub struct Netfront<S: SharedRing, B: NetBuffers, E: Notify> {
     tx: FrontRing<S>,
     rx: FrontRing<S>,
@@ -219,6 +233,12 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         self.tx_free.len()
     }
 
+    /// TX ring slots free now (a packet takes one per page; see [`Netfront::tx_free_buffers`] for the other
+    /// limit).
+    pub fn tx_free_slots(&self) -> u32 {
+        self.tx.free_requests()
+    }
+
     /// RX buffers not posted now.
     pub fn rx_free_buffers(&self) -> usize {
         self.rx_free.len()
@@ -241,6 +261,42 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         if self.phase == Phase::Initialising {
             self.phase = Phase::Connected;
         }
+    }
+
+    /// Starts over on fresh ring pages after the backend went away (its xenbus state went to Closing or Closed:
+    /// netback restarted, the driver domain rebooted), so that [`super::connect`] can connect the device again (see
+    /// [`super::reconnect`] for the whole xenbus sequence). Works from any phase, [`Phase::Broken`] included: a
+    /// new backend gets a new chance.
+    ///
+    /// Every TX request in flight is dropped (its buffer freed; the stack's retransmissions recover the data),
+    /// every posted RX buffer is taken back (a packet half received is dropped), and the rings are initialised on
+    /// `tx_page` and `rx_page` (`SHARED_RING_INIT`, `FRONT_RING_INIT`): new pages, as Linux's netfront allocates on
+    /// reconnect, so that a backend still holding the old ones cannot write into the new rings. The old pages are
+    /// dropped here (the platform's grant ends access, deferred while the backend still maps them). The buffers,
+    /// their grants, the event channel and the negotiated features are kept. The device is back in
+    /// [`Phase::Initialising`]: transmitting is refused until [`Netfront::backend_connected`].
+    pub fn reset(&mut self, tx_page: S, rx_page: S) -> ResetReport {
+        let mut report = ResetReport::default();
+        for (id, outstanding) in self.tx_outstanding.iter_mut().enumerate() {
+            if core::mem::take(outstanding) {
+                // Buffer indices fit in u16: there are `tx_count()` of them.
+                self.tx_free.push(id as u16);
+                report.tx_dropped += 1;
+            }
+        }
+        for posted in self.rx_posted.iter_mut() {
+            if let Some(buf) = posted.take() {
+                self.rx_free.push(buf);
+                report.rx_reclaimed += 1;
+            }
+        }
+        report.rx_partial_dropped = self.rx_chain.take().is_some();
+        self.tx = FrontRing::init(tx_page, TX_ENTRY_SIZE);
+        self.rx = FrontRing::init(rx_page, RX_ENTRY_SIZE);
+        self.phase = Phase::Initialising;
+        self.counters.resets += 1;
+        self.counters.tx_dropped_in_reset += u64::from(report.tx_dropped);
+        report
     }
 
     fn notify(&mut self) {

@@ -230,6 +230,11 @@ pub struct Counters {
 
     /// Times the backend's `rsp_prod` ran ahead of our requests (the device stops at the first).
     pub ring_overruns: u64,
+
+    /// Times the device started over after its backend went away ([`Netfront::reset`](super::Netfront::reset)).
+    pub resets: u64,
+    /// TX slots in flight that those resets dropped.
+    pub tx_dropped_in_reset: u64,
 }
 
 impl fmt::Display for Counters {
@@ -240,7 +245,7 @@ impl fmt::Display for Counters {
             "tx {} pkts {} B (refused: ring full {}, no buffer {}, too big {}, needs sg {}, csum {}, not connected \
              {}; responses: bad id {}, error {}, dropped {}, bad status {}); rx {} pkts {} B (dropped {}: bad id {}, \
              bad status {}, bad offset {}, bad flags {}, bad extra {}, too big {}; extras skipped {}); ring overruns \
-             {}; notifies {}",
+             {}; resets {} (tx slots dropped {}); notifies {}",
             c.tx_packets,
             c.tx_bytes,
             c.tx_ring_full,
@@ -264,6 +269,8 @@ impl fmt::Display for Counters {
             c.rx_too_big,
             c.rx_extra_skipped,
             c.ring_overruns,
+            c.resets,
+            c.tx_dropped_in_reset,
             c.notifies
         )
     }

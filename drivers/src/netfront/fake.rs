@@ -15,7 +15,7 @@ use super::wire::{
     NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, PAGE_SIZE, RX_ENTRY_SIZE, TX_ENTRY_SIZE,
 };
 use crate::grant::GrantRef;
-use crate::ring::testing::{page, BackRing, HeapRing};
+use crate::ring::testing::{page, BackRing, HeapRing, Page};
 use crate::ring::Notify;
 
 /// TX buffer `i` is granted as ref `TX_GREF_BASE + i`.
@@ -139,6 +139,17 @@ pub fn harness_at(features: Features, tx: u16, rx: u16, start: u32) -> Harness {
     Harness { nf, nb, kicks }
 }
 
+impl Harness {
+    /// The backend went away and a new one attaches: the driver resets onto two new ring pages
+    /// ([`Netfront::reset`]) and the fake backend attaches to them, forgetting what it held.
+    pub fn reset(&mut self) -> super::ResetReport {
+        let (tx_page, rx_page) = (page(), page());
+        let report = self.nf.reset(HeapRing(tx_page.clone()), HeapRing(rx_page.clone()));
+        self.nb.reattach(tx_page, rx_page);
+        report
+    }
+}
+
 /// [`harness_at`] from index 0, RX buffers posted and the backend Connected.
 pub fn connected(features: Features, tx: u16, rx: u16) -> Harness {
     let mut h = harness_at(features, tx, rx, 0);
@@ -148,6 +159,15 @@ pub fn connected(features: Features, tx: u16, rx: u16) -> Harness {
 }
 
 impl FakeNetback {
+    /// Attaches to new ring pages (a new backend after [`Netfront::reset`]): held responses and a half-taken
+    /// packet are forgotten.
+    pub fn reattach(&mut self, tx_page: Page, rx_page: Page) {
+        self.tx = BackRing::attach(tx_page, TX_ENTRY_SIZE);
+        self.rx = BackRing::attach(rx_page, RX_ENTRY_SIZE);
+        self.held.clear();
+        self.partial.clear();
+    }
+
     fn push_tx(&mut self) {
         if self.tx.push_responses_and_check_notify() {
             self.notified_front += 1;
@@ -242,13 +262,7 @@ impl FakeNetback {
 
     /// Delivers `frame` in slots of at most `slot_len` bytes chained with `NETRXF_more_data` (`flags` on the
     /// first), with `extras` after the first slot. False (nothing consumed) if not enough requests are posted.
-    pub fn deliver_slots(
-        &mut self,
-        frame: &[u8],
-        flags: u16,
-        slot_len: usize,
-        extras: &[NetifExtraInfo],
-    ) -> bool {
+    pub fn deliver_slots(&mut self, frame: &[u8], flags: u16, slot_len: usize, extras: &[NetifExtraInfo]) -> bool {
         let chunks: Vec<&[u8]> = frame.chunks(slot_len).collect();
         if (self.rx_requests() as usize) < chunks.len() + extras.len() {
             return false;

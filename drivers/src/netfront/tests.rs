@@ -602,7 +602,83 @@ fn counters_display_every_field() {
     let text = h.nf.counters().to_string();
     assert!(text.starts_with("tx 1 pkts 100 B (refused: ring full 0"), "{text}");
     assert!(text.contains("rx 1 pkts 60 B (dropped 0: bad id 0"), "{text}");
-    assert!(text.ends_with("ring overruns 0; notifies 2"), "{text}");
+    assert!(text.ends_with("ring overruns 0; resets 0 (tx slots dropped 0); notifies 2"), "{text}");
+}
+
+// ----- the backend goes away and comes back -----
+
+#[test]
+fn reset_drops_tx_in_flight_takes_rx_buffers_back_and_starts_over() {
+    let mut h = connected(SG, 8, 8);
+    for i in 0..3 {
+        h.nf.transmit(&frame(100, i), TxChecksum::Valid).unwrap();
+    }
+    // The old backend takes the three packets but dies before answering; it had also begun a chained packet.
+    h.nb.hold_tx_responses = true;
+    assert_eq!(h.nb.consume_tx(), 3);
+    h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id, offset: 0, flags: NETRXF_MORE_DATA, status: 100 }.emit());
+    assert_eq!(h.nf.poll_rx(), None, "half a packet");
+    assert_eq!((h.nf.tx_free_buffers(), h.nf.rx_free_buffers()), (5, 0), "the first slot's buffer was reposted");
+    let old_tx = h.nb.tx.page.clone();
+    let mut old = std::mem::replace(&mut h.nb.tx, crate::ring::testing::BackRing::attach(old_tx, TX_ENTRY_SIZE));
+
+    let report = h.reset();
+    assert_eq!(report, ResetReport { tx_dropped: 3, rx_reclaimed: 8, rx_partial_dropped: true });
+    assert_eq!(h.nf.phase(), Phase::Initialising);
+    assert_eq!((h.nf.tx_free_buffers(), h.nf.rx_free_buffers()), (8, 8), "every buffer is ours again");
+    assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
+    // The new rings start at 0, as SHARED_RING_INIT leaves them.
+    assert_eq!([0, 4, 8, 12].map(|at| h.nb.tx.header(at)), [0, 1, 0, 1]);
+    assert_eq!([0, 4, 8, 12].map(|at| h.nb.rx.header(at)), [0, 1, 0, 1]);
+    // A late answer on the old ring reaches nobody.
+    for r in std::mem::take(&mut h.nb.held) {
+        old.put_response(&r.emit());
+    }
+    old.push_responses_and_check_notify();
+    assert_eq!(h.nf.poll_tx().freed, 0);
+
+    // The new backend connects: everything works on the new rings.
+    assert_eq!(h.nf.post_rx_buffers(), 8);
+    assert_eq!(h.nb.rx_requests(), 8);
+    h.nf.backend_connected();
+    let out = frame(1500, 9);
+    h.nf.transmit(&out, TxChecksum::Valid).unwrap();
+    h.nb.hold_tx_responses = false;
+    assert_eq!(h.nb.consume_tx(), 1);
+    assert_eq!(h.nb.sent.last().unwrap().data, out);
+    assert_eq!(h.nf.poll_tx(), TxPoll { freed: 1, faults: 0, first_fault: None });
+    h.nb.deliver(&frame(70, 3), 0);
+    assert_eq!(rx_ok(&mut h).data, frame(70, 3));
+    let c = h.nf.counters();
+    assert_eq!((c.resets, c.tx_dropped_in_reset, c.rx_dropped), (1, 3, 0));
+}
+
+#[test]
+fn reset_gives_a_broken_device_a_new_backend() {
+    let mut h = connected(SG, 4, 4);
+    h.nb.rx.set_header(offsets::RSP_PROD, 9);
+    assert!(matches!(rx_drop(&mut h).kind, FaultKind::Ring(_)));
+    assert!(matches!(h.nf.phase(), Phase::Broken(_)));
+    let report = h.reset();
+    assert_eq!(report, ResetReport { tx_dropped: 0, rx_reclaimed: 4, rx_partial_dropped: false });
+    assert_eq!(h.nf.phase(), Phase::Initialising);
+    h.nf.post_rx_buffers();
+    h.nf.backend_connected();
+    assert_eq!(h.nf.phase(), Phase::Connected);
+    h.nf.transmit(&frame(60, 1), TxChecksum::Valid).unwrap();
+    assert_eq!(h.nb.consume_tx(), 1);
+    h.nb.deliver(&frame(60, 2), 0);
+    assert_eq!(rx_ok(&mut h).data, frame(60, 2));
+}
+
+#[test]
+fn reset_twice_in_a_row_loses_nothing() {
+    let mut h = connected(SG, 4, 4);
+    h.nf.transmit(&frame(60, 1), TxChecksum::Valid).unwrap();
+    assert_eq!(h.reset().tx_dropped, 1);
+    assert_eq!(h.reset(), ResetReport::default(), "nothing was posted or sent in between");
+    assert_eq!((h.nf.tx_free_buffers(), h.nf.rx_free_buffers()), (4, 4));
+    assert_eq!(h.nf.counters().resets, 2);
 }
 
 // ----- checksums -----
@@ -891,6 +967,112 @@ mod xenbus {
         assert_eq!(frontend::backend_state(&mut xs, &dev).unwrap(), XenbusState::Connected);
         h.nf.transmit(&frame(60, 0), TxChecksum::Valid).unwrap();
         assert_eq!(h.nb.consume_tx(), 1);
+    }
+
+    /// A backend that follows netback's xenbus moves: Closing -> Closed when we close, InitWait when we are
+    /// Initialising again ("prepare for reconnect"), Connected when we are.
+    fn restartable_backend(fake: &Shared) {
+        let backend_state = format!("{BACKEND}/state");
+        let mut f = fake.borrow_mut();
+        f.on_write("device/vif/0/state", b"4", &[(&backend_state, Some(b"4"))], 3);
+        f.on_write("device/vif/0/state", b"6", &[(&backend_state, Some(b"6"))], 2);
+        f.on_write("device/vif/0/state", b"1", &[(&backend_state, Some(b"2"))], 2);
+    }
+
+    fn our_states(fake: &Shared) -> Vec<String> {
+        connect_writes(fake)
+            .into_iter()
+            .filter_map(|(_, w)| w.strip_prefix("device/vif/0/state=").map(Into::into))
+            .collect()
+    }
+
+    #[test]
+    fn reconnect_runs_the_xenbus_handshake_again_on_new_rings() {
+        let (mut xs, fake, dev) = with_vif();
+        restartable_backend(&fake);
+        let mut h = harness_at(SG, 8, 8, 0);
+        connect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap();
+        h.nf.transmit(&frame(60, 0), TxChecksum::Valid).unwrap();
+        // The backend goes away with our packet unanswered.
+        fake.borrow_mut().set(&format!("{BACKEND}/state"), b"5");
+        let (tx_page, rx_page) = (crate::ring::testing::page(), crate::ring::testing::page());
+        let keys = ConnectKeys { tx_ring_ref: GrantRef(18), rx_ring_ref: GrantRef(19), ..KEYS };
+        let report = reconnect(
+            &mut xs,
+            &dev,
+            &mut h.nf,
+            crate::ring::testing::HeapRing(tx_page.clone()),
+            crate::ring::testing::HeapRing(rx_page.clone()),
+            keys,
+            SECOND,
+        )
+        .unwrap();
+        assert_eq!(report, ResetReport { tx_dropped: 1, rx_reclaimed: 8, rx_partial_dropped: false });
+        assert_eq!(our_states(&fake), ["4", "5", "6", "1", "4"], "Connected, Closing, Closed, Initialising, Connected");
+        let f = fake.borrow();
+        assert_eq!(f.get("device/vif/0/tx-ring-ref").unwrap(), b"18");
+        assert_eq!(f.get("device/vif/0/rx-ring-ref").unwrap(), b"19");
+        assert_eq!(f.get(&format!("{BACKEND}/state")).unwrap(), b"4");
+        drop(f);
+        assert_eq!(h.nf.phase(), Phase::Connected);
+        h.nb.reattach(tx_page, rx_page);
+        assert_eq!(h.nb.rx_requests(), 8, "RX buffers posted on the new ring");
+        h.nf.transmit(&frame(60, 1), TxChecksum::Valid).unwrap();
+        assert_eq!(h.nb.consume_tx(), 1);
+        assert_eq!(h.nf.poll_tx().freed, 1);
+    }
+
+    #[test]
+    fn reconnect_waits_for_closed_through_closing() {
+        let (mut xs, fake, dev) = with_vif();
+        restartable_backend(&fake);
+        let mut h = harness_at(SG, 4, 4, 0);
+        connect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap();
+        // The backend answers our Closing with Closing, and reaches Closed only later: a reconnect started
+        // before Closed would never see InitWait.
+        let backend_state = format!("{BACKEND}/state");
+        fake.borrow_mut().on_write("device/vif/0/state", b"5", &[(&backend_state, Some(b"5"))], 1);
+        fake.borrow_mut().set(&backend_state, b"5");
+        let pages = (crate::ring::testing::page(), crate::ring::testing::page());
+        reconnect(
+            &mut xs,
+            &dev,
+            &mut h.nf,
+            crate::ring::testing::HeapRing(pages.0),
+            crate::ring::testing::HeapRing(pages.1),
+            KEYS,
+            SECOND,
+        )
+        .unwrap();
+        assert_eq!(h.nf.phase(), Phase::Connected);
+    }
+
+    #[test]
+    fn reconnect_to_a_backend_that_lost_scatter_gather_is_refused() {
+        let (mut xs, fake, dev) = with_vif();
+        restartable_backend(&fake);
+        let mut h = harness_at(SG, 4, 4, 0);
+        connect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap();
+        fake.borrow_mut().set(&format!("{BACKEND}/feature-sg"), b"0");
+        fake.borrow_mut().set(&format!("{BACKEND}/state"), b"6");
+        let pages = (crate::ring::testing::page(), crate::ring::testing::page());
+        let e = reconnect(
+            &mut xs,
+            &dev,
+            &mut h.nf,
+            crate::ring::testing::HeapRing(pages.0),
+            crate::ring::testing::HeapRing(pages.1),
+            KEYS,
+            SECOND,
+        )
+        .unwrap_err();
+        assert_eq!(e, ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" });
+        assert_eq!(
+            e.to_string(),
+            "vif/0: the backend came back without feature-sg, which the device was set up with; not reconnected"
+        );
+        assert_eq!(h.nf.phase(), Phase::Initialising, "nothing is sent");
+        assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
     }
 
     #[test]
