@@ -47,6 +47,9 @@ run: setup
 	python3 lab/lab.py serve $(DEFAULT_APP)
 
 bench: build-all
+	@mkdir -p build/bench
+	@echo "vnetif: 1 MiB transfers through the fault profiles (host, simulated clock)"
+	cargo run --release -q -p sirocco-vnetif --example bench | tee build/bench/vnetif.md
 	python3 lab/lab.py bench
 
 clean:

@@ -110,16 +110,55 @@ def prof_table(lines):
     return "\n".join(out)
 
 
+def blk_table(lines):
+    rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=blk ")]
+    blk = {r["guest"]: r for r in rows}
+    kv = next((fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=kv ")), None)
+    out = []
+    if "sirocco" in blk and "linux" in blk:
+        s, l = blk["sirocco"], blk["linux"]
+        out += [
+            f"Block benchmark: Sirocco blktest vs a Linux PV guest (blkbench, O_DIRECT), each through blkfront to Linux",
+            f"blkback on the same {s['mb']} MiB of the same backing file, same lab run, Xen 4.17 under QEMU/TCG. One run each.",
+            "",
+            "| metric | Sirocco | Linux PV guest | ratio Sirocco/Linux |",
+            "|---|---|---|---|",
+        ]
+        for key, name, unit in (("seq_write_mbps", "sequential write (1 MiB ops, 2 in flight, then flush)", "MiB/s"),
+                                ("seq_read_mbps", "sequential read (1 MiB ops, 2 in flight)", "MiB/s"),
+                                ("randread_iops", f"4 KiB random read, queue depth {s['qd']}", "IOPS")):
+            a, b = float(s[key]), float(l[key])
+            out.append(f"| {name} | {a:.2f} {unit} | {b:.2f} {unit} | {a / b:.2f} |" if b else f"| {name} | {a:.2f} | {b} | n/a |")
+    if kv:
+        out += [
+            "",
+            "kv (Sirocco only): wrk -t2 -c16 for 10 s each; a PUT is answered only once its batch is flushed.",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            f"| PUT/s (100-byte values, unique keys) | {float(kv['puts_per_s']):.1f} |",
+            f"| GET/s (100 hot keys) | {float(kv['gets_per_s']):.1f} |",
+            f"| PUTs per flushed batch (group commit) | {int(kv['puts']) / max(1, int(kv['batches'])):.1f} |",
+        ]
+    return "\n".join(out) if out else None
+
+
 def main(dom0_image, job_disk, boot):
     os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
     dom0 = dom0_image()
-    lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh\n. /job/lab/suite-netbench.sh", {}), 2400,
+    lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh\n. /job/lab/suite-netbench.sh\n. /job/lab/suite-blkbench.sh", {}), 2400,
                  lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=")))
     t = table(lines)
     nt = net_table(lines)
     pt = prof_table(lines)
     if nt and pt:
         nt = nt + "\n\n" + pt
+    bt = blk_table(lines)
+    if bt:
+        with open(os.path.join(ROOT, "build", "bench", "blk.md"), "w") as f:
+            f.write(bt + "\n")
+        print()
+        print(bt)
     if nt:
         with open(os.path.join(ROOT, "build", "bench", "net.md"), "w") as f:
             f.write(nt + "\n")

@@ -23,7 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "lab")
-SUITES = ["boot", "core", "net", "blk"]
+SUITES = ["boot", "core", "net", "blk", "kv"]
 
 
 def say(msg):
@@ -53,6 +53,9 @@ def job_disk(run_script, env):
     # The dom0-side peer for grant/event-channel checks, built statically against libxen-dev's headers.
     subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", os.path.join(job, "lab", "labpeer"),
                     os.path.join(ROOT, "lab", "peer", "labpeer.c")], check=True)
+    # The Linux PV guest's block benchmark (the same jobs as blktest's bench mode).
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", os.path.join(job, "lab", "blkbench"),
+                    os.path.join(ROOT, "lab", "peer", "blkbench.c")], check=True)
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
     with open(os.path.join(job, "run.sh"), "w") as f:
         f.write(f"{exports}. /job/lab/lib.sh\nlab_start\n{run_script}\nlab_summary\n")

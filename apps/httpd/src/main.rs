@@ -38,7 +38,7 @@ fn stats_json() -> String {
         heap.used,
         heap.free
     );
-    let _ = write!(s, "\"profile\":{{{}}},{}}}\n", sirocco::profile::Profile::now(), net::vifs_json());
+    let _ = writeln!(s, "\"profile\":{{{}}},{}}}", sirocco::profile::Profile::now(), net::vifs_json());
     s
 }
 

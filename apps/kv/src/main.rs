@@ -1,0 +1,307 @@
+//! `kv`: a crash-safe key-value store on the first vbd (`sirocco-store`, log-structured, every record
+//! checksummed), served over HTTP on port 80 of the first vif:
+//!
+//! - `PUT /kv/<key>` (body = value): `204` once the value is **durable** (written and flushed); `GET /kv/<key>`:
+//!   the value or `404`; `DELETE /kv/<key>`: `204` (durable) or `404`; `GET /kv`: the keys, one per line;
+//!   `GET /stats`: JSON (store, recovery, runtime profile, vif counters).
+//!
+//! One task owns the store; connections queue their requests to it. It answers reads at once and writes every
+//! queued PUT and DELETE as one batch with one flush (group commit), then acknowledges them all: many clients
+//! share each flush.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::future::poll_fn;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::task::{Poll, Waker};
+use sirocco::block::{self, ErrorKind};
+use sirocco::net::{self, TcpListener, TcpStream};
+use sirocco_net::http;
+use sirocco_store::{Batch, DiskError, DiskErrorKind, DiskOp, Error, FormatOptions, Store};
+
+sirocco::main!(main);
+
+/// The vbd as the store's disk.
+struct XenDisk(block::Disk);
+
+fn disk_error(op: DiskOp, offset: u64, e: block::BlkError) -> DiskError {
+    let kind = match e.kind {
+        ErrorKind::Unaligned { .. } => DiskErrorKind::Misaligned,
+        ErrorKind::OutOfRange { .. } => DiskErrorKind::OutOfRange,
+        ErrorKind::NoFlush | ErrorKind::NotSupported { .. } => DiskErrorKind::Unsupported,
+        ErrorKind::NotConnected | ErrorKind::Broken(_) => DiskErrorKind::Disconnected,
+        _ => DiskErrorKind::Io,
+    };
+    sirocco::log::warn!("kv: {op:?} at {offset}: {e}");
+    DiskError { op, offset, kind }
+}
+
+impl sirocco_store::Disk for XenDisk {
+    fn sector_size(&self) -> u32 {
+        self.0.sector_size()
+    }
+    fn capacity(&self) -> u64 {
+        self.0.capacity()
+    }
+    async fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.0.read(offset, buf).await.map_err(|e| disk_error(DiskOp::Read, offset, e))
+    }
+    async fn write(&self, offset: u64, buf: &[u8]) -> Result<(), DiskError> {
+        self.0.write(offset, buf).await.map_err(|e| disk_error(DiskOp::Write, offset, e))
+    }
+    async fn flush(&self) -> Result<(), DiskError> {
+        self.0.flush().await.map_err(|e| disk_error(DiskOp::Flush, 0, e))
+    }
+}
+
+enum Op {
+    Get(Vec<u8>),
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    List,
+    Stats,
+}
+
+/// A request's answer slot: filled by the store task, awaited by the connection.
+struct Reply {
+    answer: spin::Mutex<Option<Vec<u8>>>,
+    waker: spin::Mutex<Option<Waker>>,
+}
+
+struct Job {
+    op: Op,
+    keep_alive: bool,
+    reply: Arc<Reply>,
+}
+
+struct Queue {
+    jobs: spin::Mutex<VecDeque<Job>>,
+    waker: spin::Mutex<Option<Waker>>,
+}
+
+static QUEUE: Queue = Queue { jobs: spin::Mutex::new(VecDeque::new()), waker: spin::Mutex::new(None) };
+static PUTS: AtomicU64 = AtomicU64::new(0);
+static GETS: AtomicU64 = AtomicU64::new(0);
+static BATCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Hands `op` to the store task and waits for its whole HTTP response.
+async fn ask(op: Op, keep_alive: bool) -> Vec<u8> {
+    let reply = Arc::new(Reply { answer: spin::Mutex::new(None), waker: spin::Mutex::new(None) });
+    QUEUE.jobs.lock().push_back(Job { op, keep_alive, reply: reply.clone() });
+    if let Some(w) = QUEUE.waker.lock().take() {
+        w.wake();
+    }
+    poll_fn(|cx| match reply.answer.lock().take() {
+        Some(a) => Poll::Ready(a),
+        None => {
+            *reply.waker.lock() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+fn answer(job: Job, response: Vec<u8>) {
+    *job.reply.answer.lock() = Some(response);
+    if let Some(w) = job.reply.waker.lock().take() {
+        w.wake();
+    }
+}
+
+fn text(code: u16, reason: &str, body: &str, keep_alive: bool) -> Vec<u8> {
+    http::response(code, reason, "text/plain", body.as_bytes(), keep_alive)
+}
+
+fn error_response(e: &Error, keep_alive: bool) -> Vec<u8> {
+    let (code, reason) = match e {
+        Error::EmptyKey | Error::KeyTooLong { .. } => (400, "Bad Request"),
+        Error::ValueTooLarge { .. } | Error::BatchTooLarge { .. } => (413, "Content Too Large"),
+        Error::Full { .. } => (507, "Insufficient Storage"),
+        _ => (500, "Internal Server Error"),
+    };
+    text(code, reason, &format!("{e}\n"), keep_alive)
+}
+
+fn stats_json(store: &Store<XenDisk>, disk: &block::Disk) -> String {
+    let s = store.stats();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{{\"uptime_ms\":{},\"store\":{{\"live_keys\":{},\"live_bytes\":{},\"log_capacity\":{},\"used_bytes\":{},\"free_bytes\":{},\"records\":{},\"compactions\":{},\"puts\":{},\"gets\":{},\"batches\":{},\"recovery\":\"{}\"}},\"disk\":\"{}\",\"profile\":{{{}}},{}}}",
+        sirocco::uptime().as_millis(),
+        s.live_keys,
+        s.live_bytes,
+        s.log_capacity,
+        s.used_bytes,
+        s.free_bytes,
+        s.records,
+        s.compactions,
+        PUTS.load(Ordering::Relaxed),
+        GETS.load(Ordering::Relaxed),
+        BATCHES.load(Ordering::Relaxed),
+        format!("{}", s.recovery).replace('"', "'"),
+        disk.counters(),
+        sirocco::profile::Profile::now(),
+        net::vifs_json()
+    );
+    out
+}
+
+/// The store task: reads answered in order; every queued write goes into one batch, one flush, then all acked.
+async fn serve_store(mut store: Store<XenDisk>, disk: block::Disk) {
+    loop {
+        let jobs: Vec<Job> = poll_fn(|cx| {
+            let mut q = QUEUE.jobs.lock();
+            if q.is_empty() {
+                *QUEUE.waker.lock() = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(q.drain(..).collect())
+            }
+        })
+        .await;
+        let mut batch = Batch::new();
+        let mut writers = Vec::new();
+        for job in jobs {
+            let k = job.keep_alive;
+            match &job.op {
+                Op::Get(key) => {
+                    GETS.fetch_add(1, Ordering::Relaxed);
+                    let r = match store.get(key).await {
+                        Ok(Some(v)) => http::response(200, "OK", "application/octet-stream", &v, k),
+                        Ok(None) => text(404, "Not Found", "no such key\n", k),
+                        Err(e) => error_response(&e, k),
+                    };
+                    answer(job, r);
+                }
+                Op::List => {
+                    let mut body = Vec::new();
+                    for key in store.keys() {
+                        body.extend_from_slice(key);
+                        body.push(b'\n');
+                    }
+                    answer(job, http::response(200, "OK", "text/plain", &body, k));
+                }
+                Op::Stats => {
+                    let r = http::response(200, "OK", "application/json", stats_json(&store, &disk).as_bytes(), k);
+                    answer(job, r);
+                }
+                Op::Put(key, value) => {
+                    batch.put(key, value);
+                    writers.push(job);
+                }
+                Op::Delete(key) => {
+                    if store.contains_key(key) {
+                        batch.delete(key);
+                        writers.push(job);
+                    } else {
+                        answer(job, text(404, "Not Found", "no such key\n", k));
+                    }
+                }
+            }
+        }
+        if writers.is_empty() {
+            continue;
+        }
+        // One write and one flush for every queued PUT and DELETE; acknowledged only once durable.
+        let result = if batch.len() == 1 {
+            match &writers[0].op {
+                Op::Put(key, value) => store.put(key, value).await,
+                Op::Delete(key) => store.delete(key).await.map(|_| ()),
+                _ => unreachable!("only writes are queued here"),
+            }
+        } else {
+            store.write_batch(&batch).await
+        };
+        BATCHES.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Ok(()) => {
+                let puts = writers.iter().filter(|j| matches!(j.op, Op::Put(..))).count() as u64;
+                PUTS.fetch_add(puts, Ordering::Relaxed);
+            }
+            Err(e) => sirocco::log::warn!("kv: batch of {} writes failed: {e}", writers.len()),
+        }
+        for job in writers {
+            let k = job.keep_alive;
+            let r = match &result {
+                Ok(()) => http::response(204, "No Content", "text/plain", b"", k),
+                Err(e) => error_response(e, k),
+            };
+            answer(job, r);
+        }
+    }
+}
+
+async fn handle(req: &http::Request<'_>) -> Vec<u8> {
+    let k = req.keep_alive;
+    let path = req.target.split('?').next().unwrap_or(req.target);
+    let key = path.strip_prefix("/kv/").map(|k| k.as_bytes().to_vec());
+    let op = match (req.method, path, key) {
+        ("GET" | "HEAD", "/kv", _) => Op::List,
+        ("GET" | "HEAD", "/stats", _) => Op::Stats,
+        ("GET" | "HEAD", _, Some(key)) => Op::Get(key),
+        ("PUT", _, Some(key)) => Op::Put(key, req.body.to_vec()),
+        ("DELETE", _, Some(key)) => Op::Delete(key),
+        (_, _, Some(_)) => return text(405, "Method Not Allowed", "GET, PUT or DELETE\n", k),
+        _ => return text(404, "Not Found", "try /kv/<key>, /kv or /stats\n", k),
+    };
+    ask(op, k).await
+}
+
+async fn serve(mut s: TcpStream) {
+    if let Err(e) = http::serve(&mut s, handle).await {
+        sirocco::log::debug!("kv: connection ended: {e}");
+    }
+}
+
+#[derive(Debug)]
+enum StartError {
+    Net(net::UpError),
+    Disk(block::ConnectError),
+    Store(Error),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::Net(e) => write!(f, "network: {e}"),
+            StartError::Disk(e) => write!(f, "disk: {e}"),
+            StartError::Store(e) => write!(f, "store: {e}"),
+        }
+    }
+}
+
+fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
+    let disk = block::default().map_err(StartError::Disk)?;
+    let net = net::default().map_err(StartError::Net)?;
+    sirocco::block_on(async move {
+        let options = FormatOptions { volume_nonce: sirocco::wall_clock().as_nanos() as u64, ..Default::default() };
+        let store = Store::open_or_format(XenDisk(disk.clone()), options).await.map_err(StartError::Store)?;
+        let s = store.stats();
+        sirocco::println!(
+            "kv: store open: {} keys, {} of {} log bytes used; recovery: {}",
+            s.live_keys,
+            s.used_bytes,
+            s.log_capacity,
+            s.recovery
+        );
+        sirocco::spawn(serve_store(store, disk)).map_err(|_| StartError::Net(net::UpError::NoVif))?;
+        let addr = net.wait_ipv4().await;
+        let mut listener = TcpListener::bind(&net, 80, 16).map_err(|e| StartError::Net(net::UpError::Stack(e)))?;
+        sirocco::println!("kv: serving http://{}/kv/<key>", addr.address());
+        loop {
+            let stream = listener.accept().await;
+            if let Err(e) = sirocco::spawn(serve(stream)) {
+                sirocco::log::warn!("kv: refusing a connection: {e}");
+            }
+        }
+    })
+}
