@@ -46,7 +46,7 @@ pub fn disks() -> Result<&'static [Disk], ConnectError> {
             progress: AtomicU64::new(0),
             waiters: spin::Mutex::new(Vec::new()),
         });
-        if runtime::spawn(drive(shared.clone(), channel)).is_err() {
+        if runtime::spawn(drive(shared.clone(), channel, dev.clone())).is_err() {
             log::error!("vbd{}: no task slot to drive it; skipped", dev.id);
             continue;
         }
@@ -55,25 +55,73 @@ pub fn disks() -> Result<&'static [Disk], ConnectError> {
     Ok(DISKS.call_once(|| disks))
 }
 
-/// The task of one vbd: poll the driver on each event, then let waiting operations look.
-async fn drive(shared: Arc<Shared>, mut channel: EventChannel) {
+/// The task of one vbd: poll the driver on each event, then let waiting operations look; if the backend closes
+/// the device, fail what is pending (nothing would ever answer it) instead of leaving callers waiting.
+async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_drivers::frontend::DeviceInfo) {
+    let backend_state = dev.backend_key("state");
     let mut faults_logged = 0u64;
+    let mut watch = match crate::xenstore::Watch::new(&backend_state) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            log::warn!("vbd{}: cannot watch {backend_state} ({e}); a vanished backend will not be noticed", shared.id);
+            None
+        }
+    };
     loop {
-        let open = channel.wait().await;
-        let summary = shared.driver.lock().poll();
-        if let Some(fault) = summary.first_fault {
-            faults_logged += 1;
-            if faults_logged <= 16 || faults_logged.is_multiple_of(1000) {
-                log::warn!("vbd{}: backend fault: {fault} ({faults_logged} polls with faults so far)", shared.id);
+        let backend = async {
+            match watch.as_mut() {
+                Some(w) => {
+                    w.next().await;
+                }
+                None => core::future::pending::<()>().await,
+            }
+        };
+        match runtime::select(channel.wait(), backend).await {
+            crate::Either::Left(open) => {
+                let summary = shared.driver.lock().poll();
+                if let Some(fault) = summary.first_fault {
+                    faults_logged += 1;
+                    if faults_logged <= 16 || faults_logged.is_multiple_of(1000) {
+                        log::warn!(
+                            "vbd{}: backend fault: {fault} ({faults_logged} polls with faults so far)",
+                            shared.id
+                        );
+                    }
+                }
+                if !open {
+                    shared.driver.lock().backend_closed();
+                    wake_waiters(&shared);
+                    return;
+                }
+            }
+            crate::Either::Right(()) => {
+                let state = crate::xenstore::read(&backend_state);
+                let closed = match &state {
+                    Ok(s) => matches!(s.trim(), "5" | "6"),
+                    Err(_) => true,
+                };
+                if closed && !matches!(shared.driver.lock().phase(), sirocco_drivers::blkfront::Phase::Closed) {
+                    let failed = shared.driver.lock().backend_closed();
+                    log::error!(
+                        "vbd{}: the backend closed the device (state {state:?}); {failed} pending operation(s) failed",
+                        shared.id
+                    );
+                    // Finish the handshake on our side too, so the toolstack's detach completes.
+                    let closed = crate::xenstore::with(|xs| sirocco_drivers::frontend::close(xs, &dev, 5_000_000_000));
+                    if let Err(e) = closed {
+                        log::warn!("vbd{}: closing our end: {e}", shared.id);
+                    }
+                }
             }
         }
-        shared.progress.fetch_add(1, Ordering::Release);
-        for w in core::mem::take(&mut *shared.waiters.lock()) {
-            w.wake();
-        }
-        if !open {
-            return;
-        }
+        wake_waiters(&shared);
+    }
+}
+
+fn wake_waiters(shared: &Shared) {
+    shared.progress.fetch_add(1, Ordering::Release);
+    for w in core::mem::take(&mut *shared.waiters.lock()) {
+        w.wake();
     }
 }
 

@@ -14,6 +14,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
+use sirocco_drivers::frontend;
 use sirocco_net::{NetConfig, Stack};
 
 pub use crate::netfront::Counters;
@@ -92,7 +93,8 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
         let stack = Stack::new(vif, &config, seed, now_ms()).map_err(UpError::Stack)?;
         let net = Net::new(stack);
         let driver = net.clone();
-        runtime::spawn(drive(driver, channel)).map_err(|_| UpError::Config("no task slot for the network".into()))?;
+        runtime::spawn(drive(driver, channel, dev.clone()))
+            .map_err(|_| UpError::Config("no task slot for the network".into()))?;
         nets.push(net);
     }
     Ok(NETS.call_once(|| nets))
@@ -103,25 +105,74 @@ pub fn default() -> Result<Net, UpError> {
     interfaces()?.first().cloned().ok_or(UpError::NoVif)
 }
 
-/// The network task of one vif.
-async fn drive(net: Net, mut channel: crate::evtchn::EventChannel) {
+/// What woke the network task.
+enum Wake {
+    /// The event channel fired (false: it was closed).
+    Event(bool),
+    /// A socket asked for a poll, or the stack's deadline came.
+    Poll,
+    /// The backend's `state` changed.
+    Backend,
+}
+
+fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
+    match e {
+        Either::Left(Either::Left(w)) | Either::Left(Either::Right(w)) | Either::Right(w) => w,
+    }
+}
+
+/// The network task of one vif: polls the stack on each event, socket request or deadline, and reconnects the
+/// vif when its backend goes away and comes back.
+async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend::DeviceInfo) {
+    let mut watch = match crate::xenstore::Watch::new(&dev.backend_key("state")) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            log::warn!("vif{}: cannot watch the backend's state ({e}); a vanished backend will not be noticed", dev.id);
+            None
+        }
+    };
     loop {
         let started = runtime::now_ns();
         let next = net.poll(started / 1_000_000);
         crate::profile::add_net_poll(runtime::now_ns().saturating_sub(started));
-        let wake = runtime::select(channel.wait(), net.poll_requested());
-        match next {
-            Some(ms) => {
-                let at = Instant::from_nanos(ms.saturating_mul(1_000_000));
-                if let Either::Left(Either::Left(false)) = runtime::select(wake, runtime::sleep_until(at)).await {
-                    return; // the event channel was closed
+        let wake = {
+            let event = async { Wake::Event(channel.wait().await) };
+            let requested = async {
+                match next {
+                    Some(ms) => {
+                        let at = Instant::from_nanos(ms.saturating_mul(1_000_000));
+                        runtime::select(net.poll_requested(), runtime::sleep_until(at)).await;
+                    }
+                    None => net.poll_requested().await,
+                }
+                Wake::Poll
+            };
+            let backend = async {
+                match watch.as_mut() {
+                    Some(w) => {
+                        w.next().await;
+                    }
+                    None => core::future::pending::<()>().await,
+                }
+                Wake::Backend
+            };
+            flatten(runtime::select(runtime::select(event, requested), backend).await)
+        };
+        match wake {
+            Wake::Event(false) => return, // the event channel was closed
+            Wake::Backend => {
+                if let Some(why) = netfront::backend_gone(&dev) {
+                    log::warn!("vif{}: backend {why}: reconnecting", dev.id);
+                    let result = netfront::reconnect(net.lock().device_mut(), &dev, channel.port());
+                    match result {
+                        Ok(report) => log::info!("vif{}: reconnected ({report:?})", dev.id),
+                        Err(e) => {
+                            log::error!("vif{}: reconnect failed: {e}; retrying on the next backend change", dev.id)
+                        }
+                    }
                 }
             }
-            None => {
-                if let Either::Left(false) = wake.await {
-                    return;
-                }
-            }
+            Wake::Event(true) | Wake::Poll => {}
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::evtchn::{EventChannel, EvtchnError};
 use crate::grant::{Grant, Page};
 use crate::ring::{Kick, RingPages};
 use crate::xenstore;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{fence, Ordering};
@@ -140,4 +141,26 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         channel.port()
     );
     Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channel))
+}
+
+/// Whether the backend's `state` says it is going or gone (Closing, Closed, or no state node at all): the vif
+/// must be reconnected before anything more can be sent.
+pub(crate) fn backend_gone(dev: &DeviceInfo) -> Option<String> {
+    match xenstore::read(&dev.backend_key("state")) {
+        Ok(s) if s.trim() == "5" || s.trim() == "6" => Some(alloc::format!("state {}", s.trim())),
+        Ok(_) => None,
+        Err(e) => Some(alloc::format!("state unreadable ({e})")),
+    }
+}
+
+/// Reconnects a vif whose backend went away and came back (netback unbound and bound again, a driver domain
+/// restarted): the driver drops what was in flight and takes back its RX buffers, fresh ring pages are granted,
+/// the xenbus handshake is redone, and the same buffers and event channel (Xen returns our end to unbound when
+/// the backend closes its own) are offered again. Blocks the vCPU for the handshake (up to the connect timeout).
+pub(crate) fn reconnect(vif: &mut Vif, dev: &DeviceInfo, port: u32) -> Result<nf::ResetReport, NetError> {
+    let tx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
+    let rx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
+    let keys = ConnectKeys { tx_ring_ref: tx_ring.grefs()[0], rx_ring_ref: rx_ring.grefs()[0], event_channel: port };
+    xenstore::with(|xs| nf::reconnect(xs, dev, &mut vif.driver, tx_ring, rx_ring, keys, CONNECT_TIMEOUT_NS))
+        .map_err(NetError::Config)
 }

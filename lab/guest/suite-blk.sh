@@ -35,3 +35,18 @@ ro_sha=$(head -c 4096 "$DRO" | sha256sum | cut -d' ' -f1)
 check blk-ro-content "the read-only disk's first 4 KiB as the guest read them ($ro_sha)" \
     console_has "first 4 KiB sha256 $ro_sha"
 losetup -d "$LOOP4K"
+
+# --- the backend closes the disk under I/O (xl block-detach): pending operations fail with a clear error -------
+start_bg blkdetach xl-configs/blktest.cfg "disk=[ 'format=raw, vdev=xvda, access=rw, target=$D512' ]" \
+    'extra="log=info test=bench mb=16 qd=16 secs=40"'
+for _ in $(seq 300); do grep -q 'blktest: vbd51712' "$GUEST_LOG" 2>/dev/null && break; sleep 0.2; done
+sleep 8 # past the sequential part, into the random reads
+t0=$(now)
+timeout 60 xl block-detach blkdetach xvda >/tmp/detach.out 2>&1; rc=$?
+took=$(since "$t0")
+sleep 2
+grep -E 'backend closed|random read failed' "$GUEST_LOG" | head -n 3 | sed 's/^/lab: /'
+check blk-backend-closed "xl block-detach under I/O (rc $rc in ${took} s): the guest failed its pending operations with the reason" \
+    console_has "vbd51712: the backend closed the device"
+check blk-backend-closed-caller "the error reached the caller" console_has "random read failed: .*backend closed the device"
+xl destroy blkdetach 2>/dev/null; wait $XL_PID 2>/dev/null

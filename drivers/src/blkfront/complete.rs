@@ -26,7 +26,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     pub fn poll(&mut self) -> PollSummary {
         let mut summary = PollSummary::default();
         let mut raw = [0u8; RESPONSE_SIZE];
-        while !matches!(self.phase, Phase::Broken(_)) {
+        while !matches!(self.phase, Phase::Broken(_) | Phase::Closed) {
             let available = match self.ring.unconsumed_responses() {
                 Ok(0) => self.ring.final_check_for_responses().map(u32::from),
                 other => other,
@@ -102,6 +102,27 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     }
 
     /// Every published request has had its response, yet some are pending: bad responses took their places.
+    /// The platform saw the backend close the device (its `state` Closing or Closed, or gone) while we were
+    /// connected: whatever it had not answered will never be answered. Fails every pending operation with
+    /// [`ErrorKind::BackendClosed`] so no caller waits forever, refuses new ones the same way, and stops using the
+    /// ring. The pages of the lost requests are never reused (the backend may still write them while it shuts
+    /// down). Returns how many operations failed.
+    pub fn backend_closed(&mut self) -> usize {
+        if matches!(self.phase, Phase::Broken(_) | Phase::Closed) {
+            return 0;
+        }
+        self.phase = Phase::Closed;
+        let mut failed = 0;
+        for id in self.ops.pending() {
+            let (_, op) = self.ops.at(id.index);
+            op.state = OpState::Done(Err(ErrorKind::BackendClosed));
+            self.counters.ops_failed += 1;
+            self.completed.push_back(id);
+            failed += 1;
+        }
+        failed
+    }
+
     fn fail_lost(&mut self, summary: &mut PollSummary) {
         for request in self.shadow.drain() {
             self.counters.lost_requests += 1;

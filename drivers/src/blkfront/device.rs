@@ -78,6 +78,9 @@ pub enum Phase {
     /// The backend broke the ring's index protocol; nothing more is read from or written to the ring, and every
     /// operation pending then failed.
     Broken(Fault),
+    /// The backend closed the device (its state went Closing or Closed, or its directory vanished): every
+    /// operation pending then failed with [`ErrorKind::BackendClosed`]; new ones are refused the same way.
+    Closed,
 }
 
 /// A blkfront device: the ring over pages `S`, the data and indirect pages `B`, the event channel `E`.
@@ -246,7 +249,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     /// of `min(negotiated, the backend's feature-max-indirect-segments now, what the indirect pages hold)`
     /// segments. Ignored once the device is broken.
     pub fn backend_connected(&mut self, disk: DiskInfo) {
-        if matches!(self.phase, Phase::Broken(_)) {
+        if matches!(self.phase, Phase::Broken(_) | Phase::Closed) {
             return;
         }
         let pages_hold = self.buffers.indirect_pages().saturating_mul(SEGMENTS_PER_INDIRECT_PAGE as u32);
@@ -280,6 +283,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         match (self.phase, self.disk) {
             (Phase::Connected, Some(disk)) => Ok(disk),
             (Phase::Broken(fault), _) => self.refuse(ErrorKind::Broken(fault)),
+            (Phase::Closed, _) => self.refuse(ErrorKind::BackendClosed),
             _ => self.refuse(ErrorKind::NotConnected),
         }
     }

@@ -76,6 +76,8 @@ impl fmt::Display for Resources {
 pub enum ErrorKind {
     /// Refused: the backend is not Connected yet (or we were not told so).
     NotConnected,
+    /// Failed or refused: the backend closed the device (state Closing/Closed, or gone) before answering.
+    BackendClosed,
     /// Refused, or failed while pending: the device stopped after the backend broke the ring protocol.
     Broken(Fault),
     /// Refused: a zero-length transfer or discard.
@@ -175,6 +177,9 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ErrorKind::NotConnected => f.write_str("refused: the backend is not connected yet"),
+            ErrorKind::BackendClosed => f.write_str(
+                "the backend closed the device before answering; what it had not answered may not be on disk",
+            ),
             ErrorKind::Broken(fault) => write!(f, "the device stopped after {fault}"),
             ErrorKind::Empty => f.write_str("refused: zero length"),
             ErrorKind::Unaligned { offset, len, sector_size } => write!(

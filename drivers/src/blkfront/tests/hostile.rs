@@ -243,3 +243,25 @@ fn hostile_responses_mixed_with_good_ones_leave_the_good_ones_intact() {
     }
     assert_eq!(h.blk.free().data_pages, 512 - 3);
 }
+
+#[test]
+fn a_backend_that_closes_fails_everything_pending_and_refuses_more() {
+    let mut h = up(linux512());
+    h.back.hold = true;
+    let a = h.blk.submit_write(0, &[1; 512]).unwrap();
+    let b = h.blk.submit_read(0, MIB as u64).unwrap();
+    h.back.process();
+    assert_eq!(h.blk.backend_closed(), 2);
+    assert_eq!(h.blk.phase(), Phase::Closed);
+    for op in [a, b] {
+        let e = h.blk.take_completion(op).unwrap().unwrap().result.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BackendClosed);
+        assert!(e.to_string().contains("the backend closed the device before answering"), "{e}");
+    }
+    assert_eq!(h.blk.submit_flush().unwrap_err().kind, ErrorKind::BackendClosed);
+    // Late answers from the closing backend are not read: the ring is no longer ours to trust.
+    h.back.release_held();
+    assert_eq!(h.blk.poll(), PollSummary::default());
+    assert_eq!(h.blk.backend_closed(), 0, "once");
+    assert_eq!(h.blk.counters().ops_failed, 2);
+}
