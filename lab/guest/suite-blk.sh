@@ -18,8 +18,8 @@ grep -E 'blktest:|: connected, ' "$GUEST_LOG" | sed 's/^/lab: /' | head -n 24
 check blk-ended "blktest powered off (got $GUEST_REASON)" ended poweroff
 check blk-three-disks "three vbds connected (512 rw, 4096 rw, read-only)" \
     sh -c "[ \$(grep -c 'blktest: vbd[0-9]* ' '$GUEST_LOG') = 3 ] && grep -q 'sector size 4096, read-write' '$GUEST_LOG' && grep -q 'read-only' '$GUEST_LOG'"
-for c in pattern-readback unaligned-offset-refused unaligned-length-refused past-end-refused \
-         4k-512-write-refused 4k-512-read-refused 4k-pattern-readback ro-write-refused ro-read; do
+for c in pattern-readback unaligned-offset-refused unaligned-length-refused past-end-refused discard \
+         4k-512-write-refused 4k-512-read-refused 4k-pattern-readback ro-write-refused ro-discard-refused ro-read; do
     check "blk-$c" "$(grep -o "blktest: check $c .*" "$GUEST_LOG" | head -c 300)" console_has "blktest: check $c ok"
 done
 # dom0 reads the backing files: what the guest says it wrote is there.

@@ -102,6 +102,11 @@ async fn test_rw512(disk: &Disk, mb: usize, seed: u64) -> bool {
     let mut b = [0u8; 512];
     let r = disk.read(disk.capacity(), &mut b).await;
     ok &= check("past-end-refused", matches!(kind(&r), Some(ErrorKind::OutOfRange { .. })), &format!("{r:?}"));
+    // Discard past the pattern, where offered; a clear refusal where not.
+    let at = (mb * MIB) as u64;
+    let r = disk.discard(at, MIB as u64).await;
+    let want = if disk.info().features.discard { r.is_ok() } else { matches!(kind(&r), Some(ErrorKind::NoDiscard)) };
+    ok &= check("discard", want, &format!("offered {}: {r:?}", disk.info().features.discard));
     ok
 }
 
@@ -126,6 +131,8 @@ async fn test_ro(disk: &Disk) -> bool {
     let mut ok = true;
     let r = disk.write(0, &vec![0u8; disk.sector_size() as usize]).await;
     ok &= check("ro-write-refused", matches!(kind(&r), Some(ErrorKind::ReadOnly)), &format!("{r:?}"));
+    let r = disk.discard(0, 4096).await;
+    ok &= check("ro-discard-refused", kind(&r).is_some(), &format!("{r:?}"));
     let mut b = vec![0u8; 4096];
     let r = disk.read(0, &mut b).await;
     let h = hex(&Sha256::digest(&b));
