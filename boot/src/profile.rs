@@ -31,7 +31,7 @@ pub(crate) fn add_kick() {
 /// A snapshot of the counters since boot.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Profile {
-    /// Time since boot (Xen system time).
+    /// Time since Sirocco started (Xen system time).
     pub uptime_ns: u64,
     /// Time blocked in `SCHEDOP_poll`, waiting for an event or a timer: the vCPU was given back to Xen.
     pub idle_ns: u64,
@@ -49,7 +49,7 @@ impl Profile {
     /// The counters now.
     pub fn now() -> Profile {
         Profile {
-            uptime_ns: crate::runtime::now_ns(),
+            uptime_ns: crate::uptime().as_nanos() as u64,
             idle_ns: IDLE_NS.load(Ordering::Relaxed),
             wakeups: WAKEUPS.load(Ordering::Relaxed),
             net_poll_ns: NET_POLL_NS.load(Ordering::Relaxed),
