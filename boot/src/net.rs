@@ -160,20 +160,36 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
         };
         match wake {
             Wake::Event(false) => return, // the event channel was closed
-            Wake::Backend => {
-                if let Some(why) = netfront::backend_gone(&dev) {
-                    log::warn!("vif{}: backend {why}: reconnecting", dev.id);
-                    let result = netfront::reconnect(net.lock().device_mut(), &dev, channel.port());
-                    match result {
-                        Ok(report) => log::info!("vif{}: reconnected ({report:?})", dev.id),
-                        Err(e) => {
-                            log::error!("vif{}: reconnect failed: {e}; retrying on the next backend change", dev.id)
-                        }
-                    }
-                }
-            }
+            Wake::Backend => follow_backend(&net, &dev, channel.port()),
             Wake::Event(true) | Wake::Poll => {}
         }
+    }
+}
+
+/// Follows the backend's xenbus state: when it goes away (Closing, Closed, gone) while we are connected, close
+/// our end and reset the driver; when it is at InitWait while we are not connected (it came back, or a new one
+/// was attached with the same device id), connect again. Meanwhile nothing is sent: TCP retransmits across
+/// the gap.
+fn follow_backend(net: &Net, dev: &frontend::DeviceInfo, port: u32) {
+    let state = netfront::backend_state(dev);
+    let connected = matches!(net.lock().device().driver.phase(), sirocco_drivers::netfront::Phase::Connected);
+    match state {
+        Some(5) | Some(6) | None if connected => {
+            log::warn!("vif{}: backend state {state:?}: disconnecting", dev.id);
+            match netfront::disconnect(net.lock().device_mut(), dev) {
+                Ok(report) => log::info!("vif{}: disconnected ({report:?}); waiting for the backend", dev.id),
+                Err(e) => log::error!("vif{}: reset after the backend left: {e}", dev.id),
+            }
+        }
+        Some(2) if !connected => {
+            log::info!("vif{}: backend at InitWait: reconnecting", dev.id);
+            match netfront::reconnect(net.lock().device_mut(), dev, port) {
+                Ok(()) => log::info!("vif{}: reconnected", dev.id),
+                Err(e) => log::error!("vif{}: reconnect failed: {e}; retrying on the next backend change", dev.id),
+            }
+            net.request_poll();
+        }
+        _ => {}
     }
 }
 

@@ -7,7 +7,6 @@ use crate::evtchn::{EventChannel, EvtchnError};
 use crate::grant::{Grant, Page};
 use crate::ring::{Kick, RingPages};
 use crate::xenstore;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{fence, Ordering};
@@ -21,6 +20,7 @@ pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksu
 /// Buffer pages per direction: 128 RX buffers in flight, 128 TX slots (512 KiB each way).
 pub const BUFFERS: u16 = 128;
 const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
+const CLOSE_TIMEOUT_NS: u64 = 5_000_000_000;
 
 /// The buffer pages, each granted once (TX read-only, RX writable).
 pub struct Buffers {
@@ -143,24 +143,40 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channel))
 }
 
-/// Whether the backend's `state` says it is going or gone (Closing, Closed, or no state node at all): the vif
-/// must be reconnected before anything more can be sent.
-pub(crate) fn backend_gone(dev: &DeviceInfo) -> Option<String> {
-    match xenstore::read(&dev.backend_key("state")) {
-        Ok(s) if s.trim() == "5" || s.trim() == "6" => Some(alloc::format!("state {}", s.trim())),
-        Ok(_) => None,
-        Err(e) => Some(alloc::format!("state unreadable ({e})")),
-    }
+/// The backend's `state`: `None` when it cannot be read (the backend's directory is gone).
+pub(crate) fn backend_state(dev: &DeviceInfo) -> Option<u32> {
+    xenstore::read(&dev.backend_key("state")).ok().and_then(|s| s.trim().parse().ok())
 }
 
-/// Reconnects a vif whose backend went away and came back (netback unbound and bound again, a driver domain
-/// restarted): the driver drops what was in flight and takes back its RX buffers, fresh ring pages are granted,
-/// the xenbus handshake is redone, and the same buffers and event channel (Xen returns our end to unbound when
-/// the backend closes its own) are offered again. Blocks the vCPU for the handshake (up to the connect timeout).
-pub(crate) fn reconnect(vif: &mut Vif, dev: &DeviceInfo, port: u32) -> Result<nf::ResetReport, NetError> {
+/// The backend is going away (Closing or Closed, or its directory removed: a driver domain stopping, netback
+/// unbound, `xl network-detach`): close our end in step with it (so the toolstack's teardown completes), then
+/// reset the driver - in-flight TX dropped, RX buffers taken back, fresh ring pages for the next connection.
+/// Waiting for the backend to close first means it has unmapped the old rings by the time they are freed.
+pub(crate) fn disconnect(vif: &mut Vif, dev: &DeviceInfo) -> Result<nf::ResetReport, NetError> {
+    let closed = xenstore::with(|xs| {
+        frontend::close(xs, dev, CLOSE_TIMEOUT_NS)?;
+        frontend::wait_for_backend_closed(xs, dev, CLOSE_TIMEOUT_NS)
+    });
+    if let Err(e) = closed {
+        log::warn!("vif{}: closing our end: {e}", dev.id);
+    }
     let tx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
     let rx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
-    let keys = ConnectKeys { tx_ring_ref: tx_ring.grefs()[0], rx_ring_ref: rx_ring.grefs()[0], event_channel: port };
-    xenstore::with(|xs| nf::reconnect(xs, dev, &mut vif.driver, tx_ring, rx_ring, keys, CONNECT_TIMEOUT_NS))
-        .map_err(NetError::Config)
+    Ok(vif.driver.reset(tx_ring, rx_ring))
+}
+
+/// The backend is (back) at InitWait while our driver is not connected: redo the handshake with the rings
+/// `disconnect` prepared, the same buffers and the same event channel (Xen returns our end to unbound when the
+/// backend closes its own). Blocks the vCPU for the handshake, up to the connect timeout.
+pub(crate) fn reconnect(vif: &mut Vif, dev: &DeviceInfo, port: u32) -> Result<(), NetError> {
+    let (tx, rx) = vif.driver.rings();
+    let keys = ConnectKeys { tx_ring_ref: tx.grefs()[0], rx_ring_ref: rx.grefs()[0], event_channel: port };
+    xenstore::with(|xs| -> Result<(), NetError> {
+        frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(NetError::Xenstore)?;
+        let config = nf::read_config(xs, dev).map_err(NetError::Config)?;
+        if config.mac != vif.mac {
+            log::warn!("vif{}: the backend came back with another MAC; keeping ours", dev.id);
+        }
+        nf::connect(xs, dev, &mut vif.driver, keys, CONNECT_TIMEOUT_NS).map_err(NetError::Config)
+    })
 }

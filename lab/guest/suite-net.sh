@@ -62,6 +62,24 @@ if wait_tcp 10.0.0.3 7 60; then
     back=$(sha256sum </tmp/rand.back2 | cut -c1-16)
     log "after the rebind: backend state $(xenstore-read "/local/domain/0/backend/vif/$domid/0/state"), guest: $(grep -cE 'vif0: (backend|reconnect)' "$GUEST_LOG") reconnect line(s)"
     check echo-16mib-across-netback-rebind "16 MiB echoed across netback unbound and rebound mid-transfer in ${took} s: sha256 $sent vs $back ($(stat -c %s /tmp/rand.back2) bytes)" [ "$sent" = "$back" ]
+    # The network pulled mid-transfer and given back: `xl network-detach` (the backend closes and its directory
+    # goes), then `xl network-attach` with the same MAC and device id (a new backend at InitWait). The guest
+    # closes its end in step, resets netfront, and reconnects; TCP carries the 64 MiB transfer across the gap.
+    head -c 67108864 /dev/urandom >/tmp/rand64; sent64=$(sha256sum </tmp/rand64 | cut -c1-16)
+    mac=$(xenstore-read "/local/domain/$domid/device/vif/0/mac")
+    t0=$(now)
+    timeout 300 nc -N 10.0.0.3 7 </tmp/rand64 >/tmp/rand64.back &
+    nc_pid=$!
+    sleep 0.3
+    timeout 60 xl network-detach echo 0; det=$?
+    timeout 60 xl network-attach echo bridge=xenbr0 "mac=$mac" devid=0; att=$?
+    wait $nc_pid # only the transfer
+    took=$(since "$t0")
+    back64=$(sha256sum </tmp/rand64.back | cut -c1-16)
+    grep -E 'vif0: (backend|disconnect|reconnect)' "$GUEST_LOG" | tail -n 4 | sed 's/^/lab: /'
+    check netfront-reconnect "xl network-detach (rc $det) then network-attach (rc $att) mid-transfer: the guest disconnected and reconnected" \
+        sh -c "grep -q 'vif0: disconnected' '$GUEST_LOG' && grep -q 'vif0: reconnected' '$GUEST_LOG'"
+    check echo-64mib-across-detach-attach "64 MiB echoed across the detach and attach in ${took} s: sha256 $sent64 vs $back64 ($(stat -c %s /tmp/rand64.back) bytes)" [ "$sent64" = "$back64" ]
 else
     fail echo-up "echo did not listen on 10.0.0.3:7 within 60 s"; show_guest
 fi

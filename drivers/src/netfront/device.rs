@@ -223,6 +223,11 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         &self.buffers
     }
 
+    /// The TX and RX ring pages (for their grant references after a [`Netfront::reset`]).
+    pub fn rings(&self) -> (&S, &S) {
+        (self.tx.shared(), self.rx.shared())
+    }
+
     /// The event channel.
     pub fn evtchn(&self) -> &E {
         &self.evtchn
