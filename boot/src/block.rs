@@ -6,6 +6,7 @@
 use crate::blkfront::{self, Driver};
 use crate::evtchn::EventChannel;
 use crate::runtime;
+use crate::xenstore::BackendWatch;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::poll_fn;
@@ -58,25 +59,10 @@ pub fn disks() -> Result<&'static [Disk], ConnectError> {
 /// The task of one vbd: poll the driver on each event, then let waiting operations look; if the backend closes
 /// the device, fail what is pending (nothing would ever answer it) instead of leaving callers waiting.
 async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_drivers::frontend::DeviceInfo) {
-    let backend_state = dev.backend_key("state");
     let mut faults_logged = 0u64;
-    let mut watch = match crate::xenstore::Watch::new(&backend_state) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            log::warn!("vbd{}: cannot watch {backend_state} ({e}); a vanished backend will not be noticed", shared.id);
-            None
-        }
-    };
+    let mut backend = BackendWatch::new(&dev);
     loop {
-        let backend = async {
-            match watch.as_mut() {
-                Some(w) => {
-                    w.next().await;
-                }
-                None => core::future::pending::<()>().await,
-            }
-        };
-        match runtime::select(channel.wait(), backend).await {
+        match runtime::select(channel.wait(), backend.changed()).await {
             crate::Either::Left(open) => {
                 let summary = shared.driver.lock().poll();
                 if let Some(fault) = summary.first_fault {
@@ -95,12 +81,10 @@ async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_driv
                 }
             }
             crate::Either::Right(()) => {
-                let state = crate::xenstore::read(&backend_state);
-                let closed = match &state {
-                    Ok(s) => matches!(s.trim(), "5" | "6"),
-                    Err(_) => true,
-                };
-                if closed && !matches!(shared.driver.lock().phase(), sirocco_drivers::blkfront::Phase::Closed) {
+                let state = backend.state();
+                if BackendWatch::gone(&state)
+                    && !matches!(shared.driver.lock().phase(), sirocco_drivers::blkfront::Phase::Closed)
+                {
                     let failed = shared.driver.lock().backend_closed();
                     log::error!(
                         "vbd{}: the backend closed the device (state {state:?}); {failed} pending operation(s) failed",
@@ -192,74 +176,70 @@ impl Disk {
 
     /// Reads `buf.len()` bytes at `offset` (both multiples of the sector size).
     pub async fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), BlkError> {
+        self.transfer(
+            buf.len(),
+            |d, at, len| d.submit_read(offset + at as u64, len as u64),
+            |d, op, at, len| d.read_into(op, &mut buf[at..at + len]).map(|_| ()),
+        )
+        .await
+    }
+
+    /// Writes `data` at `offset` (both multiples of the sector size). Not durable until [`Disk::flush`].
+    pub async fn write(&self, offset: u64, data: &[u8]) -> Result<(), BlkError> {
+        self.transfer(
+            data.len(),
+            |d, at, len| d.submit_write(offset + at as u64, &data[at..at + len]),
+            |_, _, _, _| Ok(()),
+        )
+        .await
+    }
+
+    /// Moves `len` bytes as operations of [`Disk::chunk`] bytes, two in flight: `submit(driver, at, len)` starts
+    /// the piece at byte `at` of the transfer, `finish(driver, op, at, len)` takes a completed one (a read copies
+    /// its data out). Waits for room while the driver is busy. On an error, the pieces still in flight are waited
+    /// for (their pages must come back) before it is returned.
+    async fn transfer(
+        &self,
+        len: usize,
+        mut submit: impl FnMut(&mut Driver, usize, usize) -> Result<OpId, BlkError>,
+        mut finish: impl FnMut(&mut Driver, OpId, usize, usize) -> Result<(), BlkError>,
+    ) -> Result<(), BlkError> {
         let chunk = self.chunk() as usize;
-        let mut queued: alloc::collections::VecDeque<(OpId, usize)> = alloc::collections::VecDeque::new();
+        let mut queued: alloc::collections::VecDeque<(OpId, usize, usize)> = alloc::collections::VecDeque::new();
         let mut next = 0usize;
-        while next < buf.len() || !queued.is_empty() {
+        while next < len || !queued.is_empty() {
             // Keep submitting while the driver has room, then collect the oldest.
-            while next < buf.len() && queued.len() < 2 {
-                let len = chunk.min(buf.len() - next);
-                let at = offset + next as u64;
+            while next < len && queued.len() < 2 {
+                let piece = chunk.min(len - next);
                 let seen = self.0.progress.load(Ordering::Acquire);
-                let submitted = self.0.driver.lock().submit_read(at, len as u64);
+                let submitted = submit(&mut self.0.driver.lock(), next, piece);
                 match submitted {
                     Ok(op) => {
-                        queued.push_back((op, next));
-                        next += len;
+                        queued.push_back((op, next, piece));
+                        next += piece;
                     }
                     Err(e) if e.is_busy() && !queued.is_empty() => break,
                     Err(e) if e.is_busy() => self.progress_since(seen).await,
                     Err(e) => return self.abandon(queued, e).await,
                 }
             }
-            if let Some((op, start)) = queued.pop_front() {
-                let done = self.complete(op).await?;
-                if let Err(e) = done.result {
+            if let Some((op, at, piece)) = queued.pop_front() {
+                if let Err(e) = self.complete(op).await?.result {
                     return self.abandon(queued, e).await;
                 }
-                let end = (start + chunk).min(buf.len());
-                self.0.driver.lock().read_into(op, &mut buf[start..end])?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes `data` at `offset` (both multiples of the sector size). Not durable until [`Disk::flush`].
-    pub async fn write(&self, offset: u64, data: &[u8]) -> Result<(), BlkError> {
-        let chunk = self.chunk() as usize;
-        let mut queued: alloc::collections::VecDeque<OpId> = alloc::collections::VecDeque::new();
-        let mut pieces = data.chunks(chunk).enumerate();
-        let mut pending_piece = pieces.next();
-        while pending_piece.is_some() || !queued.is_empty() {
-            while let Some((i, piece)) = pending_piece {
-                if queued.len() >= 2 {
-                    break;
-                }
-                let at = offset + (i * chunk) as u64;
-                let seen = self.0.progress.load(Ordering::Acquire);
-                let submitted = self.0.driver.lock().submit_write(at, piece);
-                match submitted {
-                    Ok(op) => {
-                        queued.push_back(op);
-                        pending_piece = pieces.next();
-                    }
-                    Err(e) if e.is_busy() && !queued.is_empty() => break,
-                    Err(e) if e.is_busy() => self.progress_since(seen).await,
-                    Err(e) => return self.abandon(queued.into_iter().map(|op| (op, 0)).collect(), e).await,
-                }
-            }
-            if let Some(op) = queued.pop_front() {
-                if let Err(e) = self.complete(op).await?.result {
-                    return self.abandon(queued.into_iter().map(|op| (op, 0)).collect(), e).await;
-                }
+                finish(&mut self.0.driver.lock(), op, at, piece)?;
             }
         }
         Ok(())
     }
 
     /// After a failure: waits for the operations still in flight (their pages must come back), then returns `e`.
-    async fn abandon(&self, queued: alloc::collections::VecDeque<(OpId, usize)>, e: BlkError) -> Result<(), BlkError> {
-        for (op, _) in queued {
+    async fn abandon(
+        &self,
+        queued: alloc::collections::VecDeque<(OpId, usize, usize)>,
+        e: BlkError,
+    ) -> Result<(), BlkError> {
+        for (op, _, _) in queued {
             if let Ok(c) = self.complete(op).await {
                 if c.result.is_ok() && matches!(c.kind, sirocco_drivers::blkfront::OpKind::Read) {
                     let _ = self.0.driver.lock().release(op);

@@ -8,6 +8,7 @@
 
 use crate::netfront::{self, NetError as VifError, Vif};
 use crate::runtime::{self, Instant};
+use crate::xenstore::BackendWatch;
 use crate::Either;
 use alloc::format;
 use alloc::string::String;
@@ -124,13 +125,7 @@ fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
 /// The network task of one vif: polls the stack on each event, socket request or deadline, and reconnects the
 /// vif when its backend goes away and comes back.
 async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend::DeviceInfo) {
-    let mut watch = match crate::xenstore::Watch::new(&dev.backend_key("state")) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            log::warn!("vif{}: cannot watch the backend's state ({e}); a vanished backend will not be noticed", dev.id);
-            None
-        }
-    };
+    let mut backend = BackendWatch::new(&dev);
     loop {
         let started = runtime::now_ns();
         let next = net.poll(started / 1_000_000);
@@ -147,20 +142,15 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
                 }
                 Wake::Poll
             };
-            let backend = async {
-                match watch.as_mut() {
-                    Some(w) => {
-                        w.next().await;
-                    }
-                    None => core::future::pending::<()>().await,
-                }
+            let changed = async {
+                backend.changed().await;
                 Wake::Backend
             };
-            flatten(runtime::select(runtime::select(event, requested), backend).await)
+            flatten(runtime::select(runtime::select(event, requested), changed).await)
         };
         match wake {
             Wake::Event(false) => return, // the event channel was closed
-            Wake::Backend => follow_backend(&net, &dev, channel.port()),
+            Wake::Backend => follow_backend(&net, &dev, &backend, channel.port()),
             Wake::Event(true) | Wake::Poll => {}
         }
     }
@@ -170,18 +160,18 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
 /// our end and reset the driver; when it is at InitWait while we are not connected (it came back, or a new one
 /// was attached with the same device id), connect again. Meanwhile nothing is sent: TCP retransmits across
 /// the gap.
-fn follow_backend(net: &Net, dev: &frontend::DeviceInfo, port: u32) {
-    let state = netfront::backend_state(dev);
+fn follow_backend(net: &Net, dev: &frontend::DeviceInfo, backend: &BackendWatch, port: u32) {
+    let state = backend.state();
     let connected = matches!(net.lock().device().driver.phase(), sirocco_drivers::netfront::Phase::Connected);
     match state {
-        Some(5) | Some(6) | None if connected => {
+        _ if connected && BackendWatch::gone(&state) => {
             log::warn!("vif{}: backend state {state:?}: disconnecting", dev.id);
             match netfront::disconnect(net.lock().device_mut(), dev) {
                 Ok(report) => log::info!("vif{}: disconnected ({report:?}); waiting for the backend", dev.id),
                 Err(e) => log::error!("vif{}: reset after the backend left: {e}", dev.id),
             }
         }
-        Some(2) if !connected => {
+        Ok(frontend::XenbusState::InitWait) if !connected => {
             log::info!("vif{}: backend at InitWait: reconnecting", dev.id);
             match netfront::reconnect(net.lock().device_mut(), dev, port) {
                 Ok(()) => log::info!("vif{}: reconnected", dev.id),

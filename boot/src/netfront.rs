@@ -143,40 +143,29 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channel))
 }
 
-/// The backend's `state`: `None` when it cannot be read (the backend's directory is gone).
-pub(crate) fn backend_state(dev: &DeviceInfo) -> Option<u32> {
-    xenstore::read(&dev.backend_key("state")).ok().and_then(|s| s.trim().parse().ok())
-}
-
-/// The backend is going away (Closing or Closed, or its directory removed: a driver domain stopping, netback
-/// unbound, `xl network-detach`): close our end in step with it (so the toolstack's teardown completes), then
-/// reset the driver - in-flight TX dropped, RX buffers taken back, fresh ring pages for the next connection.
-/// Waiting for the backend to close first means it has unmapped the old rings by the time they are freed.
+/// The backend is going away: close our end in step, then reset the driver onto fresh ring pages
+/// (`nf::disconnect`). The reset happens even if the handshake fails (logged): a vanished backend cannot answer.
 pub(crate) fn disconnect(vif: &mut Vif, dev: &DeviceInfo) -> Result<nf::ResetReport, NetError> {
-    let closed = xenstore::with(|xs| {
-        frontend::close(xs, dev, CLOSE_TIMEOUT_NS)?;
-        frontend::wait_for_backend_closed(xs, dev, CLOSE_TIMEOUT_NS)
-    });
+    let tx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
+    let rx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
+    let (report, closed) =
+        xenstore::with(|xs| nf::disconnect(xs, dev, &mut vif.driver, tx_ring, rx_ring, CLOSE_TIMEOUT_NS));
     if let Err(e) = closed {
         log::warn!("vif{}: closing our end: {e}", dev.id);
     }
-    let tx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
-    let rx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
-    Ok(vif.driver.reset(tx_ring, rx_ring))
+    Ok(report)
 }
 
-/// The backend is (back) at InitWait while our driver is not connected: redo the handshake with the rings
-/// `disconnect` prepared, the same buffers and the same event channel (Xen returns our end to unbound when the
-/// backend closes its own). Blocks the vCPU for the handshake, up to the connect timeout.
+/// A backend is at InitWait while our driver is not connected: redo the handshake (`nf::reconnect`) on the rings
+/// `disconnect` prepared, with the same buffers and event channel. Blocks the vCPU for the handshake, up to the
+/// connect timeout.
 pub(crate) fn reconnect(vif: &mut Vif, dev: &DeviceInfo, port: u32) -> Result<(), NetError> {
     let (tx, rx) = vif.driver.rings();
     let keys = ConnectKeys { tx_ring_ref: tx.grefs()[0], rx_ring_ref: rx.grefs()[0], event_channel: port };
-    xenstore::with(|xs| -> Result<(), NetError> {
-        frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(NetError::Xenstore)?;
-        let config = nf::read_config(xs, dev).map_err(NetError::Config)?;
-        if config.mac != vif.mac {
-            log::warn!("vif{}: the backend came back with another MAC; keeping ours", dev.id);
-        }
-        nf::connect(xs, dev, &mut vif.driver, keys, CONNECT_TIMEOUT_NS).map_err(NetError::Config)
-    })
+    let config = xenstore::with(|xs| nf::reconnect(xs, dev, &mut vif.driver, keys, CONNECT_TIMEOUT_NS))
+        .map_err(NetError::Config)?;
+    if config.mac != vif.mac {
+        log::warn!("vif{}: the backend came back with another MAC; keeping ours", dev.id);
+    }
+    Ok(())
 }

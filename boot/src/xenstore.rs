@@ -14,6 +14,7 @@ use core::future::poll_fn;
 use core::sync::atomic::{fence, Ordering};
 use core::task::{Poll, Waker};
 use sirocco_drivers::control::{self, ShutdownRequest};
+use sirocco_drivers::frontend::{self, DeviceInfo, FrontendError, XenbusState};
 use sirocco_drivers::xenstore::{self as xs, Tx, XsPlatform, XsRing};
 use sirocco_kernel::Mfn;
 
@@ -194,6 +195,50 @@ impl Drop for Watch {
         if let Err(e) = with(|c| c.unwatch(&self.path, &self.token)) {
             log::warn!("xenstore: unwatch {}: {e}", self.path);
         }
+    }
+}
+
+/// A device task's view of its backend: a watch on `<backend>/state` and the state read after each change.
+/// Without a watch (xenstore refused it: logged) [`BackendWatch::changed`] never fires, and a vanished backend
+/// goes unnoticed.
+pub(crate) struct BackendWatch {
+    dev: DeviceInfo,
+    watch: Option<Watch>,
+}
+
+impl BackendWatch {
+    /// Watches `dev`'s backend (the first change fires at once, as for every new watch).
+    pub(crate) fn new(dev: &DeviceInfo) -> BackendWatch {
+        let watch = Watch::new(&dev.backend_key("state"))
+            .inspect_err(|e| {
+                log::warn!(
+                    "{}: cannot watch the backend's state ({e}); a vanished backend will not be noticed",
+                    dev.device()
+                )
+            })
+            .ok();
+        BackendWatch { dev: dev.clone(), watch }
+    }
+
+    /// Waits for the next change of the backend's state node.
+    pub(crate) async fn changed(&mut self) {
+        match self.watch.as_mut() {
+            Some(w) => {
+                w.next().await;
+            }
+            None => core::future::pending::<()>().await,
+        }
+    }
+
+    /// The backend's state now (Unknown when the node is missing), or why it cannot be read (its directory
+    /// removed along with its permissions).
+    pub(crate) fn state(&self) -> Result<XenbusState, FrontendError> {
+        with(|xs| frontend::backend_state(xs, &self.dev))
+    }
+
+    /// Whether `state` says the backend is leaving or gone: Closing, Closed, no state at all, or unreadable.
+    pub(crate) fn gone(state: &Result<XenbusState, FrontendError>) -> bool {
+        matches!(state, Ok(XenbusState::Closing | XenbusState::Closed | XenbusState::Unknown) | Err(_))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Connecting a vif through xenstore: reading what the toolstack and the backend wrote ([`read_config`]), writing
 //! our ring refs, event channel, requests and state in one transaction ([`write_connect_keys`]), and the whole
 //! connect step ([`connect`]) that ends only once the backend is Connected (packets sent earlier are lost: an
-//! anchor bug), and connecting again after the backend went away ([`reconnect`]).
+//! anchor bug), and disconnecting from a backend that goes away and connecting again when one is back ([`disconnect`],
+//! [`reconnect`]).
 
 use core::fmt;
 
@@ -232,37 +233,47 @@ pub fn connect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify
     Ok(())
 }
 
-/// Connects the device again after its backend went away (its `state` went to Closing or Closed: netback
-/// restarted, the driver domain rebooted) and is coming back. Call it as soon as the backend's state is seen
-/// closing; in order:
-/// 1. [`Netfront::reset`] onto `tx_page` and `rx_page`, new zeroed ring pages the platform granted to the
-///    backend (their refs in `keys`): the device stops using the old rings at once, drops the TX requests in
-///    flight and takes its RX buffers back;
-/// 2. [`frontend::close`]: our state Closing, the backend's Closing or Closed, ours Closed;
-/// 3. [`frontend::wait_for_backend_closed`]: netback answers a reconnect only from Closed;
-/// 4. our state Initialising, and wait for the backend's InitWait (netback's "prepare for reconnect");
-/// 5. [`read_config`]: the backend must still offer `feature-rx-copy`, and `feature-sg` if the device uses it
-///    ([`ConfigError::FeatureWithdrawn`]);
-/// 6. [`connect`] with `keys`: RX buffers posted on the new ring, keys and Connected written in one transaction,
-///    the backend's Connected awaited, transmitting allowed again.
+/// The backend is going away (its `state` went to Closing or Closed, or vanished: netback unbound, the driver
+/// domain stopping, `xl network-detach`). In order:
+/// 1. [`frontend::close`]: our state Closing, the backend's Closing or Closed (or gone), ours Closed, so the
+///    toolstack's teardown completes;
+/// 2. [`frontend::wait_for_backend_closed`]: by Closed the backend has unmapped the old rings;
+/// 3. [`Netfront::reset`] onto `tx_page` and `rx_page`, new zeroed ring pages the platform granted to the backend:
+///    the TX requests in flight are dropped and the RX buffers taken back.
 ///
-/// The event channel in `keys` may be the old one: when the backend closes its end, Xen puts ours back to
-/// unbound to the same domain, and the new backend binds to it again. The buffers keep their grants. Returns what
-/// the reset dropped. On error the device stays in [`super::Phase::Initialising`] (nothing is sent); call again,
-/// with fresh pages, to retry.
-#[allow(clippy::too_many_arguments)] // the connect inputs plus the two new pages, each needed
-pub fn reconnect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify>(
+/// The reset happens whatever the handshake gave (the second value: a backend that vanished without a word
+/// cannot answer it); the device stays in [`super::Phase::Initialising`], sending nothing, until [`reconnect`].
+pub fn disconnect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify>(
     xs: &mut Xenstore<R, P>,
     dev: &DeviceInfo,
     netfront: &mut Netfront<S, B, E>,
     tx_page: S,
     rx_page: S,
+    timeout_ns: u64,
+) -> (ResetReport, Result<(), ConfigError>) {
+    let closed = frontend::close(xs, dev, timeout_ns)
+        .and_then(|_| frontend::wait_for_backend_closed(xs, dev, timeout_ns))
+        .map(|_| ())
+        .map_err(ConfigError::from);
+    (netfront.reset(tx_page, rx_page), closed)
+}
+
+/// Connects a device that [`disconnect`] reset, once a backend is there again (the same one restarted, or a new
+/// one attached with the same device id): our state Initialising, the backend's InitWait awaited (netback's
+/// "prepare for reconnect"), [`read_config`] (the backend must still offer `feature-rx-copy`, and `feature-sg`
+/// if the device uses it: [`ConfigError::FeatureWithdrawn`]), then [`connect`] with `keys` (the new rings' refs).
+///
+/// The event channel in `keys` may be the old one: when the backend closes its end, Xen puts ours back to
+/// unbound to the same domain, and the new backend binds to it again. The buffers keep their grants. Returns the
+/// configuration read (the toolstack may have changed the MAC). On error the device stays in
+/// [`super::Phase::Initialising`] (nothing is sent); call again on the backend's next change.
+pub fn reconnect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify>(
+    xs: &mut Xenstore<R, P>,
+    dev: &DeviceInfo,
+    netfront: &mut Netfront<S, B, E>,
     keys: ConnectKeys,
     timeout_ns: u64,
-) -> Result<ResetReport, ConfigError> {
-    let report = netfront.reset(tx_page, rx_page);
-    frontend::close(xs, dev, timeout_ns)?;
-    frontend::wait_for_backend_closed(xs, dev, timeout_ns)?;
+) -> Result<NetConfig, ConfigError> {
     frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising)?;
     frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait], timeout_ns)?;
     let config = read_config(xs, dev)?;
@@ -270,5 +281,5 @@ pub fn reconnect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Noti
         return Err(ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" });
     }
     connect(xs, dev, netfront, keys, timeout_ns)?;
-    Ok(report)
+    Ok(config)
 }

@@ -15,9 +15,10 @@
 //! 5. On each event: [`Netfront::poll_tx`], [`Netfront::poll_rx`] until `None` (log each [`RxDrop`]); transmit
 //!    when the stack has packets, retrying a [`TxError::RingFull`] after the next `poll_tx`.
 //!
-//! 6. If the backend's state goes to Closing or Closed (netback restarted, driver domain rebooted):
-//!    [`reconnect`], which resets the device onto new ring pages ([`Netfront::reset`]) and runs the xenbus
-//!    handshake again; connections survive a short outage through their retransmissions.
+//! 6. If the backend's state goes to Closing or Closed, or its directory goes (netback restarted, driver domain
+//!    rebooted, the vif detached): [`disconnect`], which closes our end in step and resets the device onto new
+//!    ring pages ([`Netfront::reset`]); when a backend is at InitWait again, [`reconnect`] runs the xenbus
+//!    handshake again. Connections survive a short outage through their retransmissions.
 //!
 //! The backend is not trusted: every response is validated before its id, length or offset is used; a bad one is
 //! counted ([`Counters`]) and reported, its buffer recycled and its packet dropped; an `rsp_prod` that runs ahead
@@ -37,8 +38,8 @@ pub mod fake;
 mod tests;
 
 pub use config::{
-    connect, parse_mac, read_config, reconnect, write_connect_keys, BackendFeatures, ConfigError, ConnectKeys,
-    NetConfig, DEFAULT_MTU,
+    connect, disconnect, parse_mac, read_config, reconnect, write_connect_keys, BackendFeatures, ConfigError,
+    ConnectKeys, NetConfig, DEFAULT_MTU,
 };
 pub use device::{Features, NetBuffers, Netfront, Phase, ResetReport, RxPacket, TxChecksum, TxPoll};
 pub use error::{Counters, Direction, Fault, FaultKind, RxDrop, TxError};

@@ -997,16 +997,16 @@ mod xenbus {
         fake.borrow_mut().set(&format!("{BACKEND}/state"), b"5");
         let (tx_page, rx_page) = (crate::ring::testing::page(), crate::ring::testing::page());
         let keys = ConnectKeys { tx_ring_ref: GrantRef(18), rx_ring_ref: GrantRef(19), ..KEYS };
-        let report = reconnect(
+        let (report, closed) = disconnect(
             &mut xs,
             &dev,
             &mut h.nf,
             crate::ring::testing::HeapRing(tx_page.clone()),
             crate::ring::testing::HeapRing(rx_page.clone()),
-            keys,
             SECOND,
-        )
-        .unwrap();
+        );
+        closed.unwrap();
+        reconnect(&mut xs, &dev, &mut h.nf, keys, SECOND).unwrap();
         assert_eq!(report, ResetReport { tx_dropped: 1, rx_reclaimed: 8, rx_partial_dropped: false });
         assert_eq!(our_states(&fake), ["4", "5", "6", "1", "4"], "Connected, Closing, Closed, Initialising, Connected");
         let f = fake.borrow();
@@ -1034,16 +1034,16 @@ mod xenbus {
         fake.borrow_mut().on_write("device/vif/0/state", b"5", &[(&backend_state, Some(b"5"))], 1);
         fake.borrow_mut().set(&backend_state, b"5");
         let pages = (crate::ring::testing::page(), crate::ring::testing::page());
-        reconnect(
+        let (_, closed) = disconnect(
             &mut xs,
             &dev,
             &mut h.nf,
             crate::ring::testing::HeapRing(pages.0),
             crate::ring::testing::HeapRing(pages.1),
-            KEYS,
             SECOND,
-        )
-        .unwrap();
+        );
+        closed.unwrap();
+        reconnect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap();
         assert_eq!(h.nf.phase(), Phase::Connected);
     }
 
@@ -1056,16 +1056,16 @@ mod xenbus {
         fake.borrow_mut().set(&format!("{BACKEND}/feature-sg"), b"0");
         fake.borrow_mut().set(&format!("{BACKEND}/state"), b"6");
         let pages = (crate::ring::testing::page(), crate::ring::testing::page());
-        let e = reconnect(
+        let (_, closed) = disconnect(
             &mut xs,
             &dev,
             &mut h.nf,
             crate::ring::testing::HeapRing(pages.0),
             crate::ring::testing::HeapRing(pages.1),
-            KEYS,
             SECOND,
-        )
-        .unwrap_err();
+        );
+        closed.unwrap();
+        let e = reconnect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap_err();
         assert_eq!(e, ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" });
         assert_eq!(
             e.to_string(),
