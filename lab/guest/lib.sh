@@ -12,6 +12,8 @@ log() { echo "lab: $*"; }
 pass() { LAB_PASSES=$((LAB_PASSES + 1)); echo "SIROCCO-RESULT PASS $1 ${2:-}"; }
 fail() { LAB_FAILS=$((LAB_FAILS + 1)); echo "SIROCCO-RESULT FAIL $1 ${2:-}"; }
 now() { date +%s.%N; }
+# cpu_s DOMAIN: CPU seconds Xen has charged to DOMAIN (all its vCPUs), from `xl list`.
+cpu_s() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
 # since T0 [DECIMALS]: seconds from T0 (a `now`) until now.
 since() { awk -v a="$1" -v b="$(now)" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, b - a }'; }
 # shutdown_reason FILE [head|tail]: the first (or last) shutdown `xl create -F` reported in FILE, by name.

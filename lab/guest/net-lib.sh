@@ -35,18 +35,23 @@ concurrent_check() { # HOST N: N clients at once
     ok=$(grep -c '^200$' /tmp/par)
     check http-concurrent "$ok of $2 concurrent clients answered 200" [ "$ok" -eq "$2" ]
 }
+# module_to MODULE FILE: dom0's kernel module MODULE, uncompressed, as FILE (for Linux peers' initrds).
+module_to() {
+    ko=$(modinfo -n "$1")
+    case "$ko" in
+        *.xz) xz -dc "$ko" >"$2" ;;
+        *.zst) zstd -qdc "$ko" >"$2" ;;
+        *) cp "$ko" "$2" ;;
+    esac
+}
+
 # peer_initrd DIR: busybox and xen-netfront.ko (a module in Debian's kernel: no eth0 without it) into DIR,
 # with /init taken from DIR/init.sh (which may call `$b insmod /netfront.ko`); writes DIR.img.
 peer_initrd() {
     d=$1
     mkdir -p "$d/bin" "$d/proc" "$d/sys" "$d/dev"
     cp "$(command -v busybox)" "$d/bin/busybox"
-    ko=$(modinfo -n xen-netfront)
-    case "$ko" in
-        *.xz) xz -dc "$ko" >"$d/netfront.ko" ;;
-        *.zst) zstd -qdc "$ko" >"$d/netfront.ko" ;;
-        *) cp "$ko" "$d/netfront.ko" ;;
-    esac
+    module_to xen-netfront "$d/netfront.ko"
     cp "$d/init.sh" "$d/init" && chmod +x "$d/init"
     (cd "$d" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$d.img"
 }

@@ -15,8 +15,7 @@ grep -o 'blktest: counters.*' "$GUEST_LOG" | sed 's/^/lab: /'
 
 mkdir -p /tmp/lb/dev
 cp /job/lab/blkbench /tmp/lb/blkbench
-ko=$(modinfo -n xen-blkfront)
-case "$ko" in *.xz) xz -dc "$ko" >/tmp/lb/blkfront.ko ;; *.zst) zstd -qdc "$ko" >/tmp/lb/blkfront.ko ;; *) cp "$ko" /tmp/lb/blkfront.ko ;; esac
+module_to xen-blkfront /tmp/lb/blkfront.ko
 cat >/tmp/lb/init.sh <<INIT
 #!/bin/busybox sh
 b=/bin/busybox

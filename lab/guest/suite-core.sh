@@ -8,7 +8,6 @@ wait_for() {
     for _ in $(seq $(($2 * 10))); do grep -q -- "$1" "$f" 2>/dev/null && return 0; sleep 0.1; done
     return 1
 }
-cpu_s() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
 last_tick() { sed -n 's/.*tick \([0-9]*\) mono.*/\1/p' "$GUEST_LOG" | tail -n1; }
 
 # --- ticker: ticks, idle CPU, drift, clean shutdown -------------------------------------------------------

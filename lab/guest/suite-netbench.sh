@@ -40,8 +40,6 @@ peer_initrd /tmp/nb
 kernel=$(ls /boot/vmlinuz-* | sort -V | tail -n1)
 printf 'type = "pv"\nkernel = "%s"\nramdisk = "/tmp/nb.img"\nmemory = 128\nvif = [ "bridge=xenbr0" ]\nextra = "console=hvc0 quiet"\non_poweroff = "destroy"\n' "$kernel" >/tmp/nb.cfg
 
-# cpu_s DOMAIN: CPU seconds Xen has charged to DOMAIN (all its vCPUs).
-cpu_s() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
 PROFILE_KEYS="uptime_ns idle_ns net_poll_ns other_ns wakeups kicks rx_packets tx_packets"
 # snap GUEST IP STATS: CPU counters, and Sirocco's profile via STATS ("http", "systat" or "none"), into /tmp/snap.
 snap() {
