@@ -5,13 +5,15 @@
 #   make run              boot httpd under real Xen in the lab, reachable at http://localhost:8080/ (Ctrl-C stops)
 #   make lab-run APP=x [XL_ARGS='memory=64 extra="log=debug"']
 #   make bench            boot-time and size benchmarks against a Linux PV guest, as a table
+#   make fuzz             every fuzz target for FUZZ_SECONDS (default 300) each; make test replays their corpora
 DEFAULT_APP := httpd
 APP ?= $(DEFAULT_APP)
 APPS := $(notdir $(patsubst %/Cargo.toml,%,$(wildcard apps/*/Cargo.toml)))
 XL_ARGS ?=
 IMGCHECK = cargo run -q --release -p sirocco-imgcheck --
 
-.PHONY: all setup build build-all host-test lab-test test lab-run run bench clean
+.PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test test lab-run run bench clean
+FUZZ_SECONDS ?= 300
 
 all: build
 
@@ -32,11 +34,19 @@ host-test:
 	# The platform crate and apps are linted on the host too (checked, not linked; panic=abort as on the target).
 	cargo clippy -p sirocco $(addprefix -p ,$(APPS)) --config 'profile.dev.panic="abort"' -- -D warnings
 	cargo test
+	python3 -m unittest discover -s lab -p 'test_*.py'
+
+# Each fuzz target over its committed corpus plus a few seconds of new inputs (regressions surface in make test).
+fuzz-brief:
+	tools/fuzz.sh brief 10
+
+fuzz:
+	tools/fuzz.sh long $(FUZZ_SECONDS)
 
 lab-test: build-all
 	python3 lab/lab.py test
 
-test: setup host-test lab-test
+test: setup host-test fuzz-brief lab-test
 
 lab-run: build
 	python3 lab/lab.py run $(APP) $(XL_ARGS)

@@ -53,6 +53,9 @@ def job_disk(run_script, env):
     # The dom0-side peer for grant/event-channel checks, built statically against libxen-dev's headers.
     subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", os.path.join(job, "lab", "labpeer"),
                     os.path.join(ROOT, "lab", "peer", "labpeer.c")], check=True)
+    # HTTP load and the kv writers/verifier (keep-alive; curl forks per request).
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", os.path.join(job, "lab", "httpload"),
+                    os.path.join(ROOT, "lab", "peer", "httpload.c")], check=True)
     # The Linux PV guest's block benchmark (the same jobs as blktest's bench mode).
     subprocess.run(["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", os.path.join(job, "lab", "blkbench"),
                     os.path.join(ROOT, "lab", "peer", "blkbench.c")], check=True)
@@ -111,13 +114,38 @@ def boot(mode, dom0, job_img, timeout_s, show, extra_args=(), on_line=None):
     return lines
 
 
-def results(lines):
+def results(lines, suites=None):
+    """Counts the checks; with `suites`, also holds each suite to the checks it declared (SIROCCO-EXPECT)."""
     res = [l.split(" ", 3)[1:] for l in lines if l.startswith("SIROCCO-RESULT ")]
     failed = [r for r in res if r[0] != "PASS"]
-    say(f"{len(res) - len(failed)} of {len(res)} lab checks passed")
+    problems = []
+    if suites is not None:
+        declared, seen, suite = {}, {}, None
+        for l in lines:
+            if l.startswith("SIROCCO-SUITE "):
+                suite = l.split()[1]
+                declared.setdefault(suite, set())
+                seen.setdefault(suite, set())
+            elif l.startswith("SIROCCO-EXPECT ") and suite:
+                declared[suite].update(l.split()[1:])
+            elif l.startswith("SIROCCO-RESULT ") and suite:
+                seen[suite].add(l.split()[2])
+        for s in suites:
+            if not declared.get(s):
+                problems.append(f"suite {s} declared no checks (it did not start, or has no `expect` line)")
+                continue
+            for name in sorted(declared[s] - seen[s]):
+                problems.append(f"{s}: declared check {name} never reported (it did not run)")
+            for name in sorted(seen[s] - declared[s]):
+                if any(r[1] == name and r[0] == "PASS" for r in res):
+                    problems.append(f"{s}: check {name} passed but was never declared")
+    total = len(res) + len(problems)
+    say(f"{len(res) - len(failed)} of {total} lab checks passed")
     for r in failed:
         say(f"FAILED: {' '.join(r[1:])}")
-    return 1 if failed or not res else 0
+    for p in problems:
+        say(f"FAILED: {p}")
+    return 1 if failed or problems or not res else 0
 
 
 def interesting(line):
@@ -130,9 +158,9 @@ def cmd_test(suites):
         if s not in SUITES:
             sys.exit(f"lab: no suite {s!r} (have: {', '.join(SUITES)})")
     dom0 = dom0_image()
-    script = "\n".join(f". /job/lab/suite-{s}.sh" for s in suites)
-    lines = boot("test", dom0, job_disk(script, {}), 1800, interesting)
-    return results(lines)
+    script = "\n".join(f"echo SIROCCO-SUITE {s}\n. /job/lab/suite-{s}.sh" for s in suites)
+    lines = boot("test", dom0, job_disk(script, {}), 2700, interesting)
+    return results(lines, suites)
 
 
 def cmd_run(app, xl_args, timeout_s):

@@ -1,4 +1,6 @@
 # Helpers for lab jobs, sourced inside the lab's dom0 (busybox/Debian shell). Results go to the serial console as
+#   SIROCCO-SUITE <suite>                         a suite starts (written by the job script)
+#   SIROCCO-EXPECT <name>...                      the checks the suite will report, declared before any runs
 #   SIROCCO-RESULT PASS|FAIL <name> <detail>      one per check
 #   SIROCCO-BENCH <key>=<value> ...               raw figures for the host to tabulate
 #   console|<line>  xl|<line>  xen|<line>         evidence shown when a check fails (or on request)
@@ -11,6 +13,10 @@ export PATH=/usr/lib/xen-4.17/bin:$PATH
 log() { echo "lab: $*"; }
 pass() { LAB_PASSES=$((LAB_PASSES + 1)); echo "SIROCCO-RESULT PASS $1 ${2:-}"; }
 fail() { LAB_FAILS=$((LAB_FAILS + 1)); echo "SIROCCO-RESULT FAIL $1 ${2:-}"; }
+# expect NAME...: declares checks the current suite will report. lab.py fails a declared check that never
+# reported (a suite that died or skipped it) and a passing check that was never declared, so no check can pass
+# by not running.
+expect() { echo "SIROCCO-EXPECT $*"; }
 now() { date +%s.%N; }
 # cpu_s DOMAIN: CPU seconds Xen has charged to DOMAIN (all its vCPUs), from `xl list`.
 cpu_s() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }

@@ -1,5 +1,9 @@
 # The block suite (issue 5): blkfront against Linux's blkback, checked from dom0 against the backing files.
 cd /job
+BLK_GUEST_CHECKS="pattern-readback unaligned-offset-refused unaligned-length-refused past-end-refused discard \
+    4k-512-write-refused 4k-512-read-refused 4k-pattern-readback ro-write-refused ro-discard-refused ro-read"
+expect blk-loop4k blk-ended blk-three-disks $(for c in $BLK_GUEST_CHECKS; do echo "blk-$c"; done) \
+    blk-dom0-sees-pattern blk-dom0-sees-4k-pattern blk-ro-content blk-backend-closed blk-backend-closed-caller
 mkdir -p /var/lib/sirocco
 D512=/var/lib/sirocco/d512.img; D4K=/var/lib/sirocco/d4k.img; DRO=/var/lib/sirocco/ro.img
 truncate -s 128M "$D512"
@@ -18,8 +22,7 @@ grep -E 'blktest:|: connected, ' "$GUEST_LOG" | sed 's/^/lab: /' | head -n 24
 check blk-ended "blktest powered off (got $GUEST_REASON)" ended poweroff
 check blk-three-disks "three vbds connected (512 rw, 4096 rw, read-only)" \
     sh -c "[ \$(grep -c 'blktest: vbd[0-9]* ' '$GUEST_LOG') = 3 ] && grep -q 'sector size 4096, read-write' '$GUEST_LOG' && grep -q 'read-only' '$GUEST_LOG'"
-for c in pattern-readback unaligned-offset-refused unaligned-length-refused past-end-refused discard \
-         4k-512-write-refused 4k-512-read-refused 4k-pattern-readback ro-write-refused ro-discard-refused ro-read; do
+for c in $BLK_GUEST_CHECKS; do
     check "blk-$c" "$(grep -o "blktest: check $c .*" "$GUEST_LOG" | head -c 300)" console_has "blktest: check $c ok"
 done
 # dom0 reads the backing files: what the guest says it wrote is there.

@@ -1,5 +1,8 @@
 # The boot suite (issue 2): each image under real Xen, its console and how it ended as dom0 sees it.
 cd /job
+expect hello-greeting hello-cmdline hello-debug-log hello-poweroff memtest-32 memtest-32-poweroff \
+    memtest-256 memtest-256-poweroff memtest-detects-corruption crash-message crash-location crash-reason \
+    hello-8m hello-8m-poweroff
 
 boot_guest hello 120 xl-configs/hello.cfg 'extra="log=debug greet=lab"'
 check hello-greeting "greeting with Xen version and memory sizes" \

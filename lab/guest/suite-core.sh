@@ -1,6 +1,10 @@
 # The core suite (issue 3): run loop and idle CPU, clocks, timers, control/shutdown and reboot, xenstore and
 # watches, device enumeration and backend state, grants mapped by dom0 and event channels to dom0.
 cd /job
+expect ticker-ticks ticker-cpu ticker-drift ticker-shutdown ticker-final-line ticker-poweroff \
+    reboot-second-boot reboot-reasons xsprobe-probe xsprobe-identity xsprobe-vif xsprobe-backend-state \
+    xsprobe-watch grant-mapped-by-dom0 grant-revoke-refused-in-use grant-revoked-after-unmap evtchn-interdomain \
+    xsprobe-shutdown
 
 # wait_for PATTERN TIMEOUT_S [FILE]: until FILE (default the console log) matches.
 wait_for() {

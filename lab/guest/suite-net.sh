@@ -8,6 +8,12 @@ dnsmasq --interface=xenbr0 --bind-interfaces --except-interface=lo --port=0 \
     --dhcp-leasefile=/tmp/dnsmasq.leases --pid-file=/tmp/dnsmasq.pid --log-dhcp --log-facility=/tmp/dnsmasq.log
 
 . /job/lab/net-lib.sh
+expect net-ping4 net-ping6 http-index http-stats http-ipv6 http-keepalive http-concurrent http-malformed \
+    http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap linux-peer-fetch \
+    echo-16mib echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
+    echo-64mib-across-detach-attach dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second
+# heap_used HOST: the guest's heap bytes in use, from its /stats.
+heap_used() { curl -s --max-time 10 "http://$1/stats" | sed -n 's/.*"heap":{[^}]*"used":\([0-9]*\).*/\1/p'; }
 
 # --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests ------------------
 start_bg httpd xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 ip6=fd00::2/64"'
@@ -26,6 +32,16 @@ if wait_http 10.0.0.2 80 60; then
     check http-malformed "malformed request answered: $bad" sh -c "echo '$bad' | grep -q '400'"
     code=$(curl -s -o /dev/null -w '%{http_code}' http://10.0.0.2/)
     check http-after-malformed "still serving after a malformed request ($code)" [ "$code" = 200 ]
+    # Soak: 100,000 keep-alive requests and 10,000 fresh connections; the heap must come back to where it was.
+    h0=$(heap_used 10.0.0.2)
+    out=$(timeout 900 ./lab/httpload ka 10.0.0.2 80 100000 2); rc=$?
+    check http-soak-keepalive "100,000 requests on 2 keep-alive connections: $out" [ "$rc" = 0 ]
+    out=$(timeout 900 ./lab/httpload fresh 10.0.0.2 80 10000 4); rc=$?
+    check http-soak-fresh "10,000 fresh connections, 4 at a time: $out" [ "$rc" = 0 ]
+    # Closed connections linger in TIME-WAIT for a while: wait (bounded) for the heap to settle.
+    for _ in $(seq 60); do h1=$(heap_used 10.0.0.2); [ -n "$h1" ] && [ -n "$h0" ] && [ "$h1" -le $((h0 + 32768)) ] && break; sleep 1; done
+    check http-soak-heap "heap in use before the soak ${h0:-?} B, after ${h1:-?} B (want within 32 KiB)" \
+        sh -c "[ -n '$h0' ] && [ -n '$h1' ] && [ '$h1' -le $((${h0:-0} + 32768)) ]"
     linux_peer_fetch 10.0.0.2
 else
     fail http-up "httpd did not answer on 10.0.0.2:80 within 60 s"; show_guest
@@ -48,14 +64,21 @@ if wait_tcp 10.0.0.3 7 60; then
     # Linux 6.1's netback re-attaches to the rings the guest still has Connected (it never reports Closed), so the
     # guest sees a gap, not a close: TCP must carry the transfer across it.
     domid=$(xl domid echo); bvif="vif-$domid-0"
+    idx0=$(cat "/sys/class/net/vif$domid.0/ifindex" 2>/dev/null)
     t0=$(now)
     timeout 300 nc -N 10.0.0.3 7 </tmp/rand >/tmp/rand.back2 &
     nc_pid=$!
     sleep 1
     echo "$bvif" >/sys/bus/xen-backend/drivers/vif/unbind
     sleep 1
+    gone=yes; [ -e "/sys/class/net/vif$domid.0" ] && gone=no
     echo "$bvif" >/sys/bus/xen-backend/drivers/vif/bind
     for _ in $(seq 50); do ip link show "vif$domid.0" >/dev/null 2>&1 && break; sleep 0.2; done
+    idx1=$(cat "/sys/class/net/vif$domid.0/ifindex" 2>/dev/null)
+    # Proof that netback really let go and came back: its interface vanished while unbound, and the one after the
+    # bind is a new device (a new ifindex), not the old one left in place.
+    check netback-rebind-happened "vif$domid.0 gone while unbound: $gone; ifindex before $idx0, after $idx1" \
+        sh -c "[ '$gone' = yes ] && [ -n '$idx0' ] && [ -n '$idx1' ] && [ '$idx0' != '$idx1' ]"
     ip link set "vif$domid.0" master xenbr0 up
     wait $nc_pid # only the transfer: a bare `wait` would also wait for the guest's `xl create -F`
     took=$(since "$t0")
@@ -91,8 +114,13 @@ lease=""
 for _ in $(seq 600); do lease=$(sed -n 's/.*DHCP lease \([0-9.]*\).*/\1/p' "$GUEST_LOG" | head -n1); [ -n "$lease" ] && break; sleep 0.1; done
 check dhcp-lease "lease from dnsmasq in dom0: ${lease:-none}" [ -n "$lease" ]
 [ -n "$lease" ] && check dhcp-reachable "httpd reachable at its leased address" wait_http "$lease" 80 30
-slaac=$(grep -o 'SLAAC address.*' "$GUEST_LOG" | grep -o 'fd00:[0-9a-f:]*' | head -n1)
-[ -n "$slaac" ] && check slaac "SLAAC address $slaac answers ping" ping -6 -c 2 -W 5 "$slaac"
+# SLAAC from dnsmasq's router advertisements: always checked (an address that never came is a failure).
+slaac=""
+for _ in $(seq 300); do
+    slaac=$(grep -o 'SLAAC address.*' "$GUEST_LOG" | grep -o 'fd00:[0-9a-f:]*' | head -n1)
+    [ -n "$slaac" ] && break; sleep 0.1
+done
+check slaac "SLAAC address ${slaac:-none} answers ping" sh -c "[ -n '$slaac' ] && ping -6 -c 2 -W 5 '$slaac'"
 stop_net_guest
 
 # --- two vifs on two bridges ---------------------------------------------------------------------------------

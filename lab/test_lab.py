@@ -1,0 +1,58 @@
+"""Host tests of lab.py's verdict: a check that never ran, or a suite that declared nothing, is a failure.
+
+    python3 -m unittest discover -s lab -p 'test_*.py'
+"""
+import io
+import contextlib
+import unittest
+
+import lab
+
+
+def verdict(lines, suites):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        rc = lab.results(lines, suites)
+    return rc, out.getvalue()
+
+
+OK = ["SIROCCO-SUITE net", "SIROCCO-EXPECT a b", "SIROCCO-RESULT PASS a fine", "SIROCCO-RESULT PASS b fine"]
+
+
+class Results(unittest.TestCase):
+    def test_all_declared_checks_passed(self):
+        rc, out = verdict(OK, ["net"])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("2 of 2 lab checks passed", out)
+
+    def test_declared_check_that_never_ran_fails(self):
+        rc, out = verdict(OK[:3], ["net"])
+        self.assertEqual(rc, 1)
+        self.assertIn("declared check b never reported", out)
+
+    def test_suite_that_declared_nothing_fails(self):
+        rc, out = verdict(OK + ["SIROCCO-SUITE kv", "SIROCCO-RESULT PASS c x"], ["net", "kv"])
+        self.assertEqual(rc, 1)
+        self.assertIn("suite kv declared no checks", out)
+
+    def test_suite_that_never_started_fails(self):
+        rc, out = verdict(OK, ["net", "blk"])
+        self.assertEqual(rc, 1)
+        self.assertIn("suite blk declared no checks", out)
+
+    def test_undeclared_pass_fails(self):
+        rc, out = verdict(OK + ["SIROCCO-RESULT PASS extra x"], ["net"])
+        self.assertEqual(rc, 1)
+        self.assertIn("check extra passed but was never declared", out)
+
+    def test_failed_check_fails(self):
+        rc, out = verdict(OK + ["SIROCCO-RESULT FAIL b broken"], ["net"])
+        self.assertEqual(rc, 1)
+        self.assertIn("FAILED: b broken", out)
+
+    def test_no_results_at_all_fails(self):
+        rc, _ = verdict(["SIROCCO-SUITE net", "SIROCCO-EXPECT a"], ["net"])
+        self.assertEqual(rc, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
