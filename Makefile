@@ -5,6 +5,7 @@
 #   make run              boot httpd under real Xen in the lab, reachable at http://localhost:8080/ (Ctrl-C stops)
 #   make lab-run APP=x [XL_ARGS='memory=64 extra="log=debug"']
 #   make bench            boot-time and size benchmarks against a Linux PV guest, as a table
+#   make soak             the long lab soak (100,000 keep-alive requests, 10,000 connections, heap checked)
 #   make fuzz             every fuzz target for FUZZ_SECONDS (default 300) each; make test replays their corpora
 DEFAULT_APP := httpd
 APP ?= $(DEFAULT_APP)
@@ -12,7 +13,7 @@ APPS := $(notdir $(patsubst %/Cargo.toml,%,$(wildcard apps/*/Cargo.toml)))
 XL_ARGS ?=
 IMGCHECK = cargo run -q --release -p sirocco-imgcheck --
 
-.PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test test lab-run run bench clean
+.PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test soak test lab-run run bench clean
 FUZZ_SECONDS ?= 300
 
 all: build
@@ -47,6 +48,9 @@ lab-test: build-all
 	python3 lab/lab.py test
 
 test: setup host-test fuzz-brief lab-test
+
+soak: build-all
+	python3 lab/lab.py test soak
 
 lab-run: build
 	python3 lab/lab.py run $(APP) $(XL_ARGS)

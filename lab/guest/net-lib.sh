@@ -24,6 +24,25 @@ keepalive_check() { # HOST N: N requests on one connection
     check http-keepalive "$ok of $2 sequential requests answered 200 over $conns connection(s) in ${took} s" \
         sh -c "[ $ok -eq $2 ] && [ $conns -eq 1 ]"
 }
+# heap_used HOST: the guest's heap bytes in use, from its /stats.
+heap_used() { curl -s --max-time 10 "http://$1/stats" | sed -n 's/.*"heap":{[^}]*"used":\([0-9]*\).*/\1/p'; }
+# http_soak PREFIX HOST REQUESTS FRESH: REQUESTS on 8 keep-alive connections, then FRESH connections (4 at a time)
+# of one request each; every one must be answered 200, and afterwards the guest's heap in use must come back to
+# its level before the soak (within 32 KiB, once TIME-WAIT has let the closed connections go).
+http_soak() {
+    h0=$(heap_used "$2")
+    out=$(timeout 3000 ./lab/httpload ka "$2" 80 "$3" 8); rc=$?
+    check "$1-keepalive" "$3 requests on 8 keep-alive connections: $out" [ "$rc" = 0 ]
+    out=$(timeout 3000 ./lab/httpload fresh "$2" 80 "$4" 4); rc=$?
+    check "$1-fresh" "$4 fresh connections, 4 at a time: $out" [ "$rc" = 0 ]
+    for _ in $(seq 90); do
+        h1=$(heap_used "$2")
+        [ -n "$h1" ] && [ -n "$h0" ] && [ "$h1" -le $((h0 + 32768)) ] && break
+        sleep 1
+    done
+    check "$1-heap" "heap in use before ${h0:-?} B, after ${h1:-?} B (want within 32 KiB)" \
+        sh -c "[ -n '$h0' ] && [ -n '$h1' ] && [ '$h1' -le $((${h0:-0} + 32768)) ]"
+}
 concurrent_check() { # HOST N: N clients at once
     : >/tmp/par
     pids=""

@@ -116,12 +116,14 @@ static double now_s(void) {
 }
 
 static long per_thread, total_ok, total_bad, total_conns;
+/* Why requests failed: no connection, the connection dropped or timed out before a whole response, another status. */
+static long why_dial, why_conn, why_status;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int fresh_mode;
 
 static void *load(void *arg) {
     (void)arg;
-    long ok = 0, bad = 0, conns = 0;
+    long ok = 0, bad = 0, conns = 0, dialf = 0, connf = 0, statusf = 0;
     struct conn *c = calloc(1, sizeof *c);
     c->fd = -1;
     char req[256];
@@ -131,6 +133,7 @@ static void *load(void *arg) {
         if (c->fd < 0) {
             if ((c->fd = dial()) < 0) {
                 bad++;
+                dialf++;
                 continue;
             }
             c->have = 0;
@@ -138,7 +141,12 @@ static void *load(void *arg) {
         }
         int closing = 0;
         int st = send_all(c->fd, req, (size_t)n) ? -1 : response(c, NULL, 0, &closing);
-        if (st == 200) ok++; else bad++;
+        if (st == 200) {
+            ok++;
+        } else {
+            bad++;
+            if (st < 0) connf++; else statusf++;
+        }
         if (st < 0 || closing || fresh_mode) {
             close(c->fd);
             c->fd = -1;
@@ -150,6 +158,9 @@ static void *load(void *arg) {
     total_ok += ok;
     total_bad += bad;
     total_conns += conns;
+    why_dial += dialf;
+    why_conn += connf;
+    why_status += statusf;
     pthread_mutex_unlock(&mu);
     return NULL;
 }
@@ -162,8 +173,9 @@ static int run_load(long n, int threads) {
     for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, load, NULL);
     for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
     double took = now_s() - t0;
-    printf("httpload: ok=%ld bad=%ld connections=%ld seconds=%.1f rate=%.0f/s\n", total_ok, total_bad, total_conns,
-           took, (double)total_ok / took);
+    printf("httpload: ok=%ld bad=%ld (no connection %ld, dropped %ld, other status %ld) connections=%ld seconds=%.1f "
+           "rate=%.0f/s\n", total_ok, total_bad, why_dial, why_conn, why_status, total_conns, took,
+           (double)total_ok / took);
     return total_bad == 0 && total_ok == per_thread * threads ? 0 : 1;
 }
 
