@@ -91,7 +91,11 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
         let (vif, channel) =
             netfront::connect(dev).map_err(|error| UpError::Vif { id: dev.id, error: error.into() })?;
         let seed = runtime::now_ns() ^ u64::from(dev.id) << 48;
-        let stack = Stack::new(vif, &config, seed, now_ms()).map_err(UpError::Stack)?;
+        let mut stack = Stack::new(vif, &config, seed, now_ms()).map_err(UpError::Stack)?;
+        // TCP buffers may take 3/8 of the heap free now, shared by the vifs: a flood of connections is refused
+        // (and TIME-WAIT recycled) rather than ending in an allocation failure (issue 10's soak found that).
+        let tcp_memory = crate::heap_stats().free * 3 / 8 / devices.len().max(1);
+        stack.set_socket_options(SocketOptions { tcp_memory_limit: Some(tcp_memory), ..stack.socket_options() });
         let net = Net::new(stack);
         let driver = net.clone();
         runtime::spawn(drive(driver, channel, dev.clone()))
@@ -194,13 +198,14 @@ pub fn vifs_json() -> String {
     let mut s = String::from("\"vifs\":[");
     for (i, n) in interfaces().unwrap_or(&[]).iter().enumerate() {
         let c = counters(n);
-        let (stats, addr) = {
+        let (stats, addr, limit) = {
             let stack = n.lock();
-            (stack.stats(), stack.ipv4_address().map(|a| format!("{a}")).unwrap_or_default())
+            let limit = stack.socket_options().tcp_memory_limit.unwrap_or(0);
+            (stack.stats(), stack.ipv4_address().map(|a| format!("{a}")).unwrap_or_default(), limit)
         };
         let _ = write!(
             s,
-            "{}{{\"vif\":{i},\"ipv4\":\"{addr}\",\"rx_packets\":{},\"rx_bytes\":{},\"tx_packets\":{},\"tx_bytes\":{},\"rx_dropped\":{},\"tx_dropped\":{},\"tx_ring_full\":{},\"tcp\":{{\"established\":{},\"total\":{}}},\"counters\":\"{}\"}}",
+            "{}{{\"vif\":{i},\"ipv4\":\"{addr}\",\"rx_packets\":{},\"rx_bytes\":{},\"tx_packets\":{},\"tx_bytes\":{},\"rx_dropped\":{},\"tx_dropped\":{},\"tx_ring_full\":{},\"tcp\":{{\"established\":{},\"time_wait\":{},\"total\":{},\"buffer_bytes\":{},\"memory_limit\":{},\"time_wait_evicted\":{},\"refused_no_memory\":{}}},\"counters\":\"{}\"}}",
             if i == 0 { "" } else { "," },
             c.rx_packets,
             c.rx_bytes,
@@ -210,7 +215,12 @@ pub fn vifs_json() -> String {
             c.tx_dropped,
             c.tx_ring_full,
             stats.tcp.get(TcpState::Established),
+            stats.tcp.get(TcpState::TimeWait),
             stats.tcp.total(),
+            stats.tcp_buffer_bytes,
+            limit,
+            stats.tcp_time_wait_evicted,
+            stats.tcp_refused_no_memory,
             format!("{c}").replace('"', "'")
         );
     }

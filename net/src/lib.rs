@@ -86,6 +86,8 @@ pub enum NetError {
     TooLarge,
     /// The device reported a MAC address that is not unicast.
     InvalidMac,
+    /// No room for another connection's buffers under [`SocketOptions::tcp_memory_limit`].
+    NoMemory,
 }
 
 impl fmt::Display for NetError {
@@ -102,6 +104,7 @@ impl fmt::Display for NetError {
             NetError::InvalidState => "operation not valid in the socket's state",
             NetError::TooLarge => "datagram larger than the socket buffer",
             NetError::InvalidMac => "device MAC address is not unicast",
+            NetError::NoMemory => "no memory for another connection (TCP memory limit reached)",
         })
     }
 }

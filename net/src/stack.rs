@@ -42,6 +42,14 @@ pub struct SocketOptions {
     pub tcp_close_timeout_ms: u64,
     /// Send small segments at once instead of waiting for outstanding data to be acknowledged (Nagle off).
     pub tcp_nodelay: bool,
+    /// Most bytes of TCP socket buffers (receive + send, every connection and listener spare together) the
+    /// stack holds at once. A new socket that would go past it first evicts connections nobody holds any more
+    /// that wait in TIME-WAIT (as lwIP does under memory pressure; a FIN retransmitted to one of them is then
+    /// answered with a RST instead of an ACK, which ends the peer's side just the same), and is refused if that
+    /// is not enough: a listener keeps no spare socket, so SYNs are answered with a RST until memory frees up,
+    /// and `TcpStream::connect` fails with [`NetError::NoMemory`]. Either way a flood of connections is turned
+    /// away instead of exhausting the heap. `None`: no limit (the platform sets one from the heap's size).
+    pub tcp_memory_limit: Option<usize>,
     /// UDP receive and send buffer per socket, bytes of payload.
     pub udp_buffer: usize,
     /// UDP datagrams per buffer.
@@ -57,6 +65,7 @@ impl Default for SocketOptions {
             tcp_keep_alive_ms: Some(30_000),
             tcp_close_timeout_ms: 30_000,
             tcp_nodelay: true,
+            tcp_memory_limit: None,
             udp_buffer: 64 * 1024,
             udp_datagrams: 64,
         }
@@ -84,6 +93,13 @@ pub struct NetStats {
     /// Duplicate ACKs absorbed while only a FIN of ours was unacknowledged: passed on, they would make smoltcp
     /// 0.14 stop retransmitting that FIN (a workaround, see `Stack::poll`'s ingress).
     pub fin_dup_acks_absorbed: u64,
+    /// Bytes of TCP socket buffers held now (see [`SocketOptions::tcp_memory_limit`]).
+    pub tcp_buffer_bytes: u64,
+    /// Connections in TIME-WAIT freed early to make room under [`SocketOptions::tcp_memory_limit`].
+    pub tcp_time_wait_evicted: u64,
+    /// Sockets not created because of [`SocketOptions::tcp_memory_limit`]: listener spares not kept (each
+    /// time a listener had to go without one) and connects refused.
+    pub tcp_refused_no_memory: u64,
 }
 
 /// TCP connections that ended in an error, each counted once, by the error it ended with. Connections we
@@ -296,6 +312,8 @@ pub struct Stack<D: NetDevice> {
     dhcp_losses: u64,
     tcp_errors: TcpErrorCounts,
     fin_dup_acks_absorbed: u64,
+    tcp_time_wait_evicted: u64,
+    tcp_refused_no_memory: u64,
 }
 
 impl<D: NetDevice> Stack<D> {
@@ -367,6 +385,8 @@ impl<D: NetDevice> Stack<D> {
             dhcp_losses: 0,
             tcp_errors: TcpErrorCounts::default(),
             fin_dup_acks_absorbed: 0,
+            tcp_time_wait_evicted: 0,
+            tcp_refused_no_memory: 0,
         })
     }
 
@@ -626,6 +646,49 @@ impl<D: NetDevice> Stack<D> {
         }
     }
 
+    /// Bytes of buffers held by every TCP socket.
+    fn tcp_buffer_bytes(&self) -> usize {
+        self.tcp
+            .keys()
+            .map(|&h| {
+                let s = self.sockets.get::<tcp::Socket>(h);
+                s.recv_capacity() + s.send_capacity()
+            })
+            .sum()
+    }
+
+    /// Whether one more TCP socket with the current options fits under [`SocketOptions::tcp_memory_limit`],
+    /// after evicting orphaned TIME-WAIT connections if that is what it takes. Counts a refusal.
+    pub(crate) fn room_for_tcp_socket(&mut self) -> bool {
+        let Some(limit) = self.options.tcp_memory_limit else { return true };
+        let need = self.options.tcp_rx_buffer + self.options.tcp_tx_buffer;
+        let mut held = self.tcp_buffer_bytes();
+        if held + need > limit {
+            let evictable: Vec<SocketHandle> = self
+                .tcp
+                .iter()
+                .filter(|(&h, r)| {
+                    r.owner == Owner::Orphan && self.sockets.get::<tcp::Socket>(h).state() == TcpState::TimeWait
+                })
+                .map(|(&h, _)| h)
+                .collect();
+            for h in evictable {
+                if held + need <= limit {
+                    break;
+                }
+                let s = self.sockets.get::<tcp::Socket>(h);
+                held -= s.recv_capacity() + s.send_capacity();
+                self.free_tcp(h);
+                self.tcp_time_wait_evicted += 1;
+            }
+        }
+        let room = held + need <= limit;
+        if !room {
+            self.tcp_refused_no_memory += 1;
+        }
+        room
+    }
+
     pub(crate) fn free_tcp(&mut self, h: SocketHandle) {
         self.tcp.remove(&h);
         self.sockets.remove(h);
@@ -767,6 +830,11 @@ impl<D: NetDevice> Stack<D> {
             }
         }
         if l.spare.is_none() && l.pending.len() < l.backlog {
+            // Without room, no spare: SYNs are refused (RST) until connections end. Checked on every poll.
+            if !self.room_for_tcp_socket() {
+                return;
+            }
+            let Some(l) = self.listeners.get_mut(&id) else { return };
             let mut s = new_tcp_socket(&self.options);
             // Cannot fail: the socket is new and the port non-zero.
             let _ = s.listen(l.port);
@@ -903,6 +971,9 @@ impl<D: NetDevice> Stack<D> {
             dhcp_losses: self.dhcp_losses,
             tcp_errors: self.tcp_errors,
             fin_dup_acks_absorbed: self.fin_dup_acks_absorbed,
+            tcp_buffer_bytes: self.tcp_buffer_bytes() as u64,
+            tcp_time_wait_evicted: self.tcp_time_wait_evicted,
+            tcp_refused_no_memory: self.tcp_refused_no_memory,
         }
     }
 

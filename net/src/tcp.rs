@@ -221,6 +221,9 @@ impl<D: NetDevice> Stack<D> {
             p if self.tcp_port_in_use(p) => return Err(NetError::AddressInUse),
             p => p,
         };
+        if !self.room_for_tcp_socket() {
+            return Err(NetError::NoMemory);
+        }
         let mut s = new_tcp_socket(&self.options);
         s.connect(self.iface.context(), IpEndpoint::from(SocketAddr::new(addr, port)), local_port).map_err(
             |e| match e {

@@ -727,3 +727,97 @@ fn http_serve_answers_pipelined_requests_in_order_then_refuses_a_bad_one() {
     assert_eq!(served.requests, 3);
     assert_eq!(served.bad, Some(http::BadRequest::Malformed("request line is not METHOD TARGET VERSION")));
 }
+
+/// The lab's soak found it: every connection the server closes first waits in TIME-WAIT with its buffers
+/// (128 KiB by default) for smoltcp's TIME-WAIT period, so a few hundred short connections a second exhausted
+/// httpd's heap and the allocation failure crashed the domain. Under `tcp_memory_limit` the stack evicts
+/// orphaned TIME-WAIT connections to make room, and never holds more than the limit.
+#[test]
+fn short_connections_recycle_time_wait_under_the_memory_limit() {
+    let per_socket = 2 * 4096;
+    let options = SocketOptions {
+        tcp_rx_buffer: 4096,
+        tcp_tx_buffer: 4096,
+        tcp_memory_limit: Some(4 * per_socket),
+        ..SocketOptions::default()
+    };
+    let mut sim = Sim::with_options(STATIC_V4.0, STATIC_V4.1, options);
+    let (a, b) = (sim.a(), sim.b());
+    let mut listener = TcpListener::bind(&b, 80, 2).unwrap();
+    // The server answers each connection and closes first (HTTP's Connection: close): it ends in TIME-WAIT.
+    sim.spawn(async move {
+        loop {
+            let mut s = listener.accept().await;
+            s.write_all(b"bye").await.unwrap();
+            let _ = s.close().await;
+        }
+    });
+    let got = sim.run(async move {
+        let mut answered = 0;
+        for _ in 0..40 {
+            let mut s = TcpStream::connect(&a, ip(B4), 80).await.unwrap();
+            if read_to_end(&mut s).await.unwrap() == b"bye" {
+                answered += 1;
+            }
+            s.close().await.unwrap();
+        }
+        answered
+    });
+    assert_eq!(got, 40, "every short connection answered");
+    let stats = sim.b().lock().stats();
+    assert!(stats.tcp_buffer_bytes <= 4 * per_socket as u64, "held {} bytes", stats.tcp_buffer_bytes);
+    assert!(stats.tcp_time_wait_evicted >= 30, "evicted {} TIME-WAIT connections", stats.tcp_time_wait_evicted);
+}
+
+/// Connections that stay open fill the limit: further SYNs are refused (the listener keeps no spare), a
+/// `connect` from the full stack fails with `NoMemory`, and once a connection ends a new one gets in.
+#[test]
+fn connections_beyond_the_memory_limit_are_refused_then_admitted_when_room_frees() {
+    let per_socket = 2 * 4096;
+    let tight = SocketOptions {
+        tcp_rx_buffer: 4096,
+        tcp_tx_buffer: 4096,
+        tcp_memory_limit: Some(3 * per_socket),
+        ..SocketOptions::default()
+    };
+    let mut sim = Sim::new(STATIC_V4.0, STATIC_V4.1);
+    sim.b().lock().set_socket_options(tight);
+    let (a, b) = (sim.a(), sim.b());
+    let mut listener = TcpListener::bind(&b, 80, 8).unwrap();
+    let (held, listener) = sim.run(async move {
+        let mut held = Vec::new();
+        // The spare and two accepted connections fill three sockets' worth.
+        for _ in 0..2 {
+            let c = TcpStream::connect(&a, ip(B4), 80).await.unwrap();
+            let s = listener.accept().await;
+            held.push((c, s));
+        }
+        (held, listener)
+    });
+    // The spare takes a third connection (it waits in the backlog); no new spare fits, so a fourth is refused.
+    let a = sim.a();
+    let (third, refused) = sim.run(async move {
+        let third = TcpStream::connect(&a, ip(B4), 80).await;
+        let fourth = TcpStream::connect(&a, ip(B4), 80).await.map(|_| ());
+        (third, fourth)
+    });
+    assert!(third.is_ok());
+    assert_eq!(refused, Err(NetError::Refused), "a SYN beyond the limit is refused");
+    assert!(sim.b().lock().stats().tcp_refused_no_memory > 0);
+    assert!(sim.b().lock().stats().tcp_buffer_bytes <= 3 * per_socket as u64);
+    // The full stack cannot open a connection either.
+    let b = sim.b();
+    let outgoing = sim.run(async move { TcpStream::connect(&b, ip(A4), 7).await.map(|_| ()) });
+    assert_eq!(outgoing, Err(NetError::NoMemory));
+    // The connections end (dropped streams close in the background) and room frees up.
+    drop((held, third));
+    sim.advance(20_000);
+    let a = sim.a();
+    let again = sim.run(async move {
+        let mut listener = listener;
+        let c = TcpStream::connect(&a, ip(B4), 80).await.map(|s| s.state());
+        let _s = listener.accept().await;
+        c
+    });
+    assert_eq!(again, Ok(TcpState::Established));
+}
