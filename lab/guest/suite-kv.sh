@@ -75,6 +75,8 @@ if wait_http "$KVIP" 80 120; then
     wait_http "$KVIP" 80 120
     after=$(curl -s -o /dev/null -w '%{http_code}' "http://$KVIP/kv/to-delete")
     check kv-delete-durable "a deleted key stays deleted after a restart (GET answered $after)" [ "$after" = 404 ]
+    # 24 concurrent 1 MiB PUTs: kv buffers values, so its memory budget must turn some away (503), not crash.
+    upload_flood_check kv-upload-flood "$KVIP" 24 /kv/flood- /stats
     stop_net_guest
 else
     fail kv-final-up "kv did not answer on the final restart"; show_guest
