@@ -126,14 +126,20 @@ fuzz_target!(|data: &[u8]| {
     }
     let (sizes, input) = rest.split_at(n);
     let limit = match budget_choice % 4 {
-        0 => 100,                             // not even a connection
-        1 => http::CONNECTION_BYTES,          // a connection, no buffered body
-        2 => http::CONNECTION_BYTES + 300,    // small bodies
+        0 => 100,                                // not even a connection
+        1 => http::CONNECTION_BYTES,             // a connection, no buffered body
+        2 => http::CONNECTION_BYTES + 300,       // small bodies
         _ => http::CONNECTION_BYTES + (1 << 20), // every body
     };
     let budget = MemoryBudget::new(limit);
-    let mut s =
-        Stream { input, pos: 0, sizes: sizes.iter().map(|&s| s as usize + 1).collect(), reads: 0, output: Vec::new(), closed: false };
+    let mut s = Stream {
+        input,
+        pos: 0,
+        sizes: sizes.iter().map(|&s| s as usize + 1).collect(),
+        reads: 0,
+        output: Vec::new(),
+        closed: false,
+    };
     let fake = Fake { modes: *modes, seen: 0, streamed: 0, budget: &budget };
     let served = {
         let mut fut = pin!(http::serve(&mut s, &budget, fake));

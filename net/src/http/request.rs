@@ -229,8 +229,8 @@ fn is_origin_form(t: &str) -> bool {
     true
 }
 
-/// `http://host[:port]/path?query` (RFC 9112 3.2.2): a scheme, an authority of plain characters, then an
-/// origin-form path (or nothing).
+/// `http://host[:port]/path?query` (RFC 9112 3.2.2): a scheme, an authority of plain characters (no userinfo: RFC
+/// 9110 4.2.4 asks recipients to treat it as an error), then an origin-form path (or nothing).
 fn is_absolute_form(t: &str) -> bool {
     let Some((scheme, rest)) = t.split_once("://") else { return false };
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
@@ -238,7 +238,7 @@ fn is_absolute_form(t: &str) -> bool {
     }
     let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
     !authority.is_empty()
-        && authority.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@[]".contains(&c))
+        && authority.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]".contains(&c))
         && (path.is_empty() || is_origin_form(path))
 }
 
@@ -555,7 +555,7 @@ mod tests {
     /// RFC 9112 3.2, RFC 3986: origin-form (or `*` for OPTIONS, or absolute-form); no fragment, no bad escapes.
     #[test]
     fn request_targets_are_checked() {
-        for t in ["a", "/a#b", "/%zz", "/%4", "/a\"b", "/<x>", "*", "/a{b}", "/a|b", "/^"] {
+        for t in ["a", "/a#b", "http://user@host/", "/%zz", "/%4", "/a\"b", "/<x>", "*", "/a{b}", "/a|b", "/^"] {
             let r = format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n");
             assert_eq!(status_of(r.as_bytes()), 400, "target {t:?}");
         }
@@ -565,6 +565,28 @@ mod tests {
         }
         assert!(matches!(parse(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), Parsed::Request(..)));
         assert_eq!(status_of(b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    }
+
+    /// Issue 10, defect 7: the head is looked at once however it arrives (it was re-parsed on every read).
+    #[test]
+    fn the_head_parser_looks_at_each_byte_once_however_the_bytes_arrive() {
+        let req = b"PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+        let head_len = req.len() - 3;
+        let mut p = HeadParser::new();
+        for end in 0..head_len {
+            assert_eq!(p.find_head(&req[..end]), Ok(None));
+        }
+        assert_eq!(p.find_head(&req[..head_len]), Ok(Some(head_len)));
+        assert_eq!(p.work(), 2 * head_len as u64, "found once, parsed once");
+    }
+
+    #[test]
+    fn a_request_re_serializes_to_itself() {
+        let buf =
+            b"PUT /k?a=b HTTP/1.0\r\nHost:  x \r\nX-Empty:\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc";
+        let (r, _) = req(buf);
+        let again = r.to_bytes();
+        assert_eq!(parse(&again), Parsed::Request(req(buf).0, again.len()));
     }
 
     /// RFC 9110 10.1.1: an expectation other than 100-continue gets 417.
