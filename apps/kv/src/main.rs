@@ -284,7 +284,7 @@ impl http::Handler for Kv {
             ("GET" | "HEAD", _, Some(key)) => Op::Get(key),
             ("PUT", _, Some(key)) => match try_copy(req.body) {
                 Some(value) => Op::Put(key, value),
-                None => return text(503, "Service Unavailable", "no memory for this value now; retry it\n", false),
+                None => return text(503, "Service Unavailable", "no memory for this value now; retry it\n", k),
             },
             ("DELETE", _, Some(key)) => Op::Delete(key),
             (_, _, Some(_)) => return text(405, "Method Not Allowed", "GET, PUT or DELETE\n", k),
