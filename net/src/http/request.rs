@@ -247,6 +247,24 @@ fn is_field_byte(b: u8) -> bool {
     b == b' ' || b == b'\t' || (0x21..0x7f).contains(&b) || b >= 0x80
 }
 
+/// The lines of a head (without its final empty line), each of which but the last must end with CRLF. A stray CR
+/// inside a line is left for the callers' character checks to refuse.
+struct CrlfLines<'a>(Option<&'a [u8]>);
+
+impl<'a> Iterator for CrlfLines<'a> {
+    type Item = Result<&'a [u8], BadRequest>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.0?;
+        let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+            self.0 = None;
+            return Some(Ok(rest));
+        };
+        self.0 = Some(&rest[lf + 1..]);
+        Some(rest[..lf].strip_suffix(b"\r").ok_or(BadRequest::Malformed("bare LF (line ends must be CRLF)")))
+    }
+}
+
 /// Parses a request head: `head` is exactly what [`HeadParser::find_head`] found (ending with the empty line).
 /// The body is not looked at; [`Request::body`] is empty and [`Request::content_length`] says how much follows.
 pub fn parse_head(head: &[u8]) -> Result<Request<'_>, BadRequest> {
@@ -254,8 +272,8 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, BadRequest> {
     let Some(head) = head.strip_suffix(b"\r\n\r\n".as_slice()) else {
         return Err(Malformed("head does not end with an empty line"));
     };
-    let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let request_line = lines.next().unwrap_or(b"");
+    let mut lines = CrlfLines(Some(head));
+    let request_line = lines.next().unwrap_or(Ok(b""))?;
     if request_line.iter().any(|&b| !(0x20..0x7f).contains(&b)) {
         return Err(Malformed("request line has a byte other than visible ASCII and space"));
     }
@@ -283,6 +301,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, BadRequest> {
     };
     let mut headers = Headers::EMPTY;
     for line in lines {
+        let line = line?;
         if headers.len == MAX_HEADERS {
             return Err(BadRequest::HeadTooLarge);
         }
@@ -502,6 +521,10 @@ mod tests {
         assert_eq!(status_of(b"PUT / HTTP/1.1\r\nHost: x\r\nX: a\rContent-Length: 5\r\n\r\nhello"), 400);
         assert_eq!(status_of(b"GET / HTTP/1.1\nHost: x\n\n"), 400);
         assert_eq!(status_of(b"GET / HTTP/1.1\r\nHost: x\n\r\n"), 400);
+        // parse_head alone (without HeadParser in front) refuses them too.
+        for head in [&b"GET / HTTP/1.1\nHost: x\r\n\r\n"[..], b"GET / HTTP/1.1\r\nHost: x\rY: z\r\n\r\n"] {
+            assert!(matches!(parse_head(head), Err(BadRequest::Malformed(_))), "{head:?}");
+        }
     }
 
     /// Issue 10, defect 7: NUL and other control characters were accepted in header values.
