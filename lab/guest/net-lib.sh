@@ -55,6 +55,31 @@ concurrent_check() { # HOST N: N clients at once
     ok=$(grep -c '^200$' /tmp/par)
     check http-concurrent "$ok of $2 concurrent clients answered 200" [ "$ok" -eq "$2" ]
 }
+# upload_flood_check NAME HOST N UPLOAD_PATH GET_PATH (issue 10, defect 4): N clients PUT 1 MiB each at once.
+# Every upload must be answered with an HTTP status (200/204/405, or 503/413 where the guest's memory budget
+# refuses it), never a reset (curl's 000); then GET_PATH must answer 200 and the guest must still be running.
+# Checks NAME and NAME-after.
+upload_flood_check() {
+    head -c 1048576 /dev/urandom >/tmp/upload-1m
+    : >/tmp/upflood
+    pids=""
+    for i in $(seq "$3"); do
+        (curl -s -o /dev/null --max-time 120 -X PUT --data-binary @/tmp/upload-1m -w '%{http_code}\n' \
+            "http://$2$4$i" >>/tmp/upflood) &
+        pids="$pids $!"
+    done
+    wait $pids # only the clients
+    answered=$(grep -cE '^[1-5][0-9][0-9]$' /tmp/upflood)
+    codes=$(sort /tmp/upflood | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')
+    check "$1" "$answered of $3 concurrent 1 MiB uploads answered with a status, none reset (codes: $codes)" \
+        [ "$answered" -eq "$3" ]
+    code=$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' "http://$2$5")
+    state=running
+    xl list "$GUEST_NAME" >/dev/null 2>&1 || state=gone
+    [ "$(shutdown_reason "$GUEST_XL")" = none ] || state="$state (it shut down: $(shutdown_reason "$GUEST_XL"))"
+    check "$1-after" "GET $5 after the uploads answered $code; guest $state" \
+        sh -c "[ '$code' = 200 ] && [ '$state' = running ]"
+}
 # module_to MODULE FILE: dom0's kernel module MODULE, uncompressed, as FILE (for Linux peers' initrds).
 module_to() {
     ko=$(modinfo -n "$1")

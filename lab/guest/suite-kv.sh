@@ -9,7 +9,8 @@ KVIP=10.0.0.5
 CYCLES=${KV_CYCLES:-20}
 SOAK_PUTS=20000
 expect $(for c in $(seq "$CYCLES"); do echo "kv-after-restart-$c kv-acked-$c"; done) \
-    kv-final kv-delete kv-list kv-stats kv-soak-puts kv-delete-durable kv-soak-replayed kv-soak-all-present
+    kv-final kv-delete kv-list kv-stats kv-soak-puts kv-delete-durable kv-soak-replayed kv-soak-all-present \
+    kv-upload-flood kv-upload-flood-after
 : >/tmp/kv.acked
 # Writers and the verifier are lab/peer/httpload.c: one keep-alive connection each, every key recorded (write(2))
 # only once its 204 arrived, values derived from the key (so a value under the wrong key is caught).
@@ -86,6 +87,8 @@ if wait_http "$KVIP" 80 120; then
     echo "lab: soak restart: $opened"
     check kv-soak-replayed "the restart replayed ${replayed:-no} records (want >= $SOAK_PUTS)" [ "${replayed:-0}" -ge "$SOAK_PUTS" ]
     verify soak-all-present /tmp/kv.soak
+    # 24 concurrent 1 MiB PUTs: kv buffers values, so its memory budget must turn some away (503), not crash.
+    upload_flood_check kv-upload-flood "$KVIP" 24 /kv/flood- /stats
     stop_net_guest
 else
     fail kv-final-up "kv did not answer on the final restart"; show_guest

@@ -9,11 +9,12 @@ dnsmasq --interface=xenbr0 --bind-interfaces --except-interface=lo --port=0 \
 
 . /job/lab/net-lib.sh
 expect net-ping4 net-ping6 http-index http-stats http-ipv6 http-keepalive http-concurrent http-malformed \
-    http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap linux-peer-fetch \
+    http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap http-upload-flood \
+    http-upload-flood-after linux-peer-fetch \
     echo-16mib echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
     echo-64mib-across-detach-attach dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second
 
-# --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests ------------------
+# --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests, upload flood ---------
 start_bg httpd xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 ip6=fd00::2/64"'
 if wait_http 10.0.0.2 80 60; then
     check net-ping4 "ping 10.0.0.2 from dom0" ping -c 3 -W 5 10.0.0.2
@@ -32,6 +33,8 @@ if wait_http 10.0.0.2 80 60; then
     check http-after-malformed "still serving after a malformed request ($code)" [ "$code" = 200 ]
     # A short soak per commit (the full one is `make soak`): 4000 requests, 400 fresh connections, heap back.
     http_soak http-soak 10.0.0.2 4000 400
+    # 24 concurrent 1 MiB uploads (15 crashed the 32 MiB guest before issue 10): httpd streams bodies past.
+    upload_flood_check http-upload-flood 10.0.0.2 24 /upload/ /
     linux_peer_fetch 10.0.0.2
 else
     fail http-up "httpd did not answer on 10.0.0.2:80 within 60 s"; show_guest

@@ -1,7 +1,9 @@
 //! `httpd`: HTTP/1.1 on port 80 of the first vif (and of every other vif): keep-alive, pipelining-safe parsing
 //! (requests answered strictly in order), a small built-in page at `/`, and `/stats` as JSON (uptime, per-vif
-//! counters, TCP connections by state, heap). A malformed request gets its 4xx/5xx answer and that connection is
-//! closed; other connections are not disturbed.
+//! counters, TCP connections by state, heap, the connections' memory budget). A malformed request gets its 4xx/5xx
+//! answer and that connection is closed; other connections are not disturbed. No resource takes a body: bodies are
+//! streamed past (counted, never buffered), so a connection costs the same whatever a client uploads; connections
+//! together hold at most half of the heap (`http::MemoryBudget`), beyond which they are answered 503.
 #![no_std]
 #![no_main]
 
@@ -19,6 +21,8 @@ sirocco::main!(main);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static BAD_REQUESTS: AtomicU64 = AtomicU64::new(0);
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+/// What all connections may hold at once; set at start to half the free heap.
+static BUDGET: http::MemoryBudget = http::MemoryBudget::new(0);
 
 const INDEX: &str = "<!doctype html>\n<html><head><title>Sirocco</title></head><body>\n<h1>Hello from Sirocco</h1>\n\
 <p>A Rust unikernel on Xen: this page came from netfront, smoltcp and a single application image.</p>\n\
@@ -29,14 +33,18 @@ fn stats_json() -> String {
     let heap = sirocco::heap_stats();
     let _ = write!(
         s,
-        "{{\"uptime_ms\":{},\"requests\":{},\"bad_requests\":{},\"connections_accepted\":{},\"heap\":{{\"size\":{},\"used\":{},\"free\":{}}},",
+        "{{\"uptime_ms\":{},\"requests\":{},\"bad_requests\":{},\"connections_accepted\":{},\"heap\":{{\"size\":{},\"used\":{},\"free\":{}}},\"http_budget\":{{\"limit\":{},\"used\":{},\"peak\":{},\"refusals\":{}}},",
         sirocco::uptime().as_millis(),
         REQUESTS.load(Ordering::Relaxed),
         BAD_REQUESTS.load(Ordering::Relaxed),
         CONNECTIONS.load(Ordering::Relaxed),
         heap.size,
         heap.used,
-        heap.free
+        heap.free,
+        BUDGET.limit(),
+        BUDGET.used(),
+        BUDGET.peak(),
+        BUDGET.refusals()
     );
     let _ = writeln!(s, "\"profile\":{{{}}},{}}}", sirocco::profile::Profile::now(), net::vifs_json());
     s
@@ -51,18 +59,27 @@ fn answer(target: &str, keep_alive: bool) -> Vec<u8> {
     }
 }
 
-async fn handle(req: &http::Request<'_>) -> Vec<u8> {
-    REQUESTS.fetch_add(1, Ordering::Relaxed);
-    if req.method == "GET" || req.method == "HEAD" {
-        answer(req.target, req.keep_alive)
-    } else {
-        http::response(405, "Method Not Allowed", "text/plain", b"method not allowed\n", req.keep_alive)
+struct Httpd;
+
+impl http::Handler for Httpd {
+    fn body_mode(&mut self, _req: &http::Request<'_>) -> http::BodyMode {
+        // Nothing here takes a body: let it stream past (the default `body_chunk` drops the pieces).
+        http::BodyMode::Stream
+    }
+
+    async fn respond(&mut self, req: &http::Request<'_>) -> Vec<u8> {
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
+        if req.method == "GET" || req.method == "HEAD" {
+            answer(req.target, req.keep_alive)
+        } else {
+            http::response(405, "Method Not Allowed", "text/plain", b"method not allowed\n", req.keep_alive)
+        }
     }
 }
 
 async fn serve(mut s: TcpStream) {
     CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-    match http::serve(&mut s, handle).await {
+    match http::serve(&mut s, &BUDGET, Httpd).await {
         Ok(served) if served.bad.is_some() => {
             BAD_REQUESTS.fetch_add(1, Ordering::Relaxed);
         }
@@ -86,6 +103,7 @@ async fn listen(net: Net, port: u16) {
 
 fn main(env: &sirocco::Env) -> Result<sirocco::Exit, net::UpError> {
     let port: u16 = env.cmdline.get("port").and_then(|p| p.parse().ok()).unwrap_or(80);
+    BUDGET.set_limit(sirocco::heap_stats().free / 2);
     let nets = net::interfaces()?;
     if nets.is_empty() {
         return Err(net::UpError::NoVif);

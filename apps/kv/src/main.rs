@@ -5,6 +5,10 @@
 //!   the value or `404`; `DELETE /kv/<key>`: `204` (durable) or `404`; `GET /kv`: the keys, one per line;
 //!   `GET /stats`: JSON (store, recovery, runtime profile, vif counters).
 //!
+//! A PUT's body is buffered whole (the store takes whole values), charged to a memory budget all connections share
+//! (a quarter of the heap at start): an upload that does not fit now is answered 503, never allowed to exhaust the
+//! heap. Other requests' bodies are streamed past.
+//!
 //! One task owns the store; connections queue their requests to it. It answers reads at once and writes every
 //! queued PUT and DELETE as one batch with one flush (group commit), then acknowledges them all: many clients
 //! share each flush.
@@ -91,6 +95,9 @@ static QUEUE: Queue = Queue { jobs: spin::Mutex::new(VecDeque::new()), waker: sp
 static PUTS: AtomicU64 = AtomicU64::new(0);
 static GETS: AtomicU64 = AtomicU64::new(0);
 static BATCHES: AtomicU64 = AtomicU64::new(0);
+/// What all connections may hold at once (buffers and PUT bodies); set at start to a quarter of the free heap: a
+/// PUT's value is copied once more for the store task, and the store needs room for its batch.
+static BUDGET: http::MemoryBudget = http::MemoryBudget::new(0);
 
 /// Hands `op` to the store task and waits for its whole HTTP response.
 async fn ask(op: Op, keep_alive: bool) -> Vec<u8> {
@@ -135,8 +142,12 @@ fn stats_json(store: &Store<XenDisk>, disk: &block::Disk) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{{\"uptime_ms\":{},\"store\":{{\"live_keys\":{},\"live_bytes\":{},\"log_capacity\":{},\"used_bytes\":{},\"free_bytes\":{},\"records\":{},\"compactions\":{},\"puts\":{},\"gets\":{},\"batches\":{},\"recovery\":\"{}\"}},\"disk\":\"{}\",\"profile\":{{{}}},{}}}",
+        "{{\"uptime_ms\":{},\"http_budget\":{{\"limit\":{},\"used\":{},\"peak\":{},\"refusals\":{}}},\"store\":{{\"live_keys\":{},\"live_bytes\":{},\"log_capacity\":{},\"used_bytes\":{},\"free_bytes\":{},\"records\":{},\"compactions\":{},\"puts\":{},\"gets\":{},\"batches\":{},\"recovery\":\"{}\"}},\"disk\":\"{}\",\"profile\":{{{}}},{}}}",
         sirocco::uptime().as_millis(),
+        BUDGET.limit(),
+        BUDGET.used(),
+        BUDGET.peak(),
+        BUDGET.refusals(),
         s.live_keys,
         s.live_bytes,
         s.log_capacity,
@@ -240,24 +251,51 @@ async fn serve_store(mut store: Store<XenDisk>, disk: block::Disk) {
     }
 }
 
-async fn handle(req: &http::Request<'_>) -> Vec<u8> {
-    let k = req.keep_alive;
-    let path = req.target.split('?').next().unwrap_or(req.target);
-    let key = path.strip_prefix("/kv/").map(|k| k.as_bytes().to_vec());
-    let op = match (req.method, path, key) {
-        ("GET" | "HEAD", "/kv", _) => Op::List,
-        ("GET" | "HEAD", "/stats", _) => Op::Stats,
-        ("GET" | "HEAD", _, Some(key)) => Op::Get(key),
-        ("PUT", _, Some(key)) => Op::Put(key, req.body.to_vec()),
-        ("DELETE", _, Some(key)) => Op::Delete(key),
-        (_, _, Some(_)) => return text(405, "Method Not Allowed", "GET, PUT or DELETE\n", k),
-        _ => return text(404, "Not Found", "try /kv/<key>, /kv or /stats\n", k),
-    };
-    ask(op, k).await
+fn path<'a>(req: &http::Request<'a>) -> &'a str {
+    req.target.split('?').next().unwrap_or(req.target)
+}
+
+/// A copy of `bytes`, or `None` when the heap cannot hold it now.
+fn try_copy(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(bytes.len()).ok()?;
+    v.extend_from_slice(bytes);
+    Some(v)
+}
+
+struct Kv;
+
+impl http::Handler for Kv {
+    fn body_mode(&mut self, req: &http::Request<'_>) -> http::BodyMode {
+        if req.method == "PUT" && path(req).starts_with("/kv/") {
+            http::BodyMode::Buffer
+        } else {
+            http::BodyMode::Stream
+        }
+    }
+
+    async fn respond(&mut self, req: &http::Request<'_>) -> Vec<u8> {
+        let k = req.keep_alive;
+        let path = path(req);
+        let key = path.strip_prefix("/kv/").map(|k| k.as_bytes().to_vec());
+        let op = match (req.method, path, key) {
+            ("GET" | "HEAD", "/kv", _) => Op::List,
+            ("GET" | "HEAD", "/stats", _) => Op::Stats,
+            ("GET" | "HEAD", _, Some(key)) => Op::Get(key),
+            ("PUT", _, Some(key)) => match try_copy(req.body) {
+                Some(value) => Op::Put(key, value),
+                None => return text(503, "Service Unavailable", "no memory for this value now; retry it\n", k),
+            },
+            ("DELETE", _, Some(key)) => Op::Delete(key),
+            (_, _, Some(_)) => return text(405, "Method Not Allowed", "GET, PUT or DELETE\n", k),
+            _ => return text(404, "Not Found", "try /kv/<key>, /kv or /stats\n", k),
+        };
+        ask(op, k).await
+    }
 }
 
 async fn serve(mut s: TcpStream) {
-    if let Err(e) = http::serve(&mut s, handle).await {
+    if let Err(e) = http::serve(&mut s, &BUDGET, Kv).await {
         sirocco::log::debug!("kv: connection ended: {e}");
     }
 }
@@ -280,6 +318,7 @@ impl core::fmt::Display for StartError {
 }
 
 fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
+    BUDGET.set_limit(sirocco::heap_stats().free / 4);
     let disk = block::default().map_err(StartError::Disk)?;
     let net = net::default().map_err(StartError::Net)?;
     sirocco::block_on(async move {

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod dhcp;
+pub mod memstream;
 
 use std::collections::VecDeque;
 use std::future::Future;
