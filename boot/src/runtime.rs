@@ -198,6 +198,21 @@ pub async fn sleep_until(deadline: Instant) {
     .await
 }
 
+/// Lets every other ready task, the pending events and the expired timers have their turn, then continues: for
+/// a task that has more work right now (a network poll that used up its budget) but must not starve the rest.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
 /// Completes after `d`.
 pub async fn sleep(d: Duration) {
     sleep_until(Instant::now().after(d)).await

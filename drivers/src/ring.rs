@@ -358,6 +358,9 @@ pub mod testing {
         pub ops: Vec<Op>,
         /// Runs (as the backend, on the page) right after the front end stores `rsp_event`, before its barrier.
         pub after_rsp_event: Option<Hook>,
+        /// Runs (as the backend, on the page) each time the front end is about to load `rsp_prod`: a backend on
+        /// another CPU that answers as fast as requests appear.
+        pub before_load_rsp_prod: Option<Hook>,
     }
 
     /// A ring page shared by the front end under test ([`HeapRing`]) and a fake backend ([`BackRing`]).
@@ -369,7 +372,12 @@ pub mod testing {
 
     /// `n` contiguous ring pages (a multi-page ring), zeroed.
     pub fn pages(n: usize) -> Page {
-        Rc::new(RefCell::new(PageState { bytes: vec![0; n * PAGE_SIZE], ops: Vec::new(), after_rsp_event: None }))
+        Rc::new(RefCell::new(PageState {
+            bytes: vec![0; n * PAGE_SIZE],
+            ops: Vec::new(),
+            after_rsp_event: None,
+            before_load_rsp_prod: None,
+        }))
     }
 
     pub fn get(bytes: &[u8], at: usize) -> u32 {
@@ -387,6 +395,10 @@ pub mod testing {
         fn load_rsp_prod(&self) -> u32 {
             let mut p = self.0.borrow_mut();
             p.ops.push(Op::LoadRspProd);
+            if let Some(mut hook) = p.before_load_rsp_prod.take() {
+                hook(&mut p.bytes);
+                p.before_load_rsp_prod = Some(hook);
+            }
             get(&p.bytes, offsets::RSP_PROD)
         }
         fn load_req_event(&self) -> u32 {

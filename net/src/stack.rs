@@ -383,6 +383,7 @@ impl<D: NetDevice> Stack<D> {
         self.repoll = false;
 
         self.device.dev.reap();
+        self.device.start_poll();
         self.iface.poll_maintenance(now);
         let mut budget = MAX_FRAMES_PER_POLL;
         loop {
@@ -427,7 +428,10 @@ impl<D: NetDevice> Stack<D> {
     }
 
     fn next_deadline(&mut self, now_ms: u64) -> Option<u64> {
-        if self.repoll {
+        // The device stopped on its receive budget: more may be waiting, with no event to say so. (While it cannot
+        // transmit, received frames wait for its TX completion event anyway.)
+        let rx_pending = self.device.dev.rx_pending() && self.device.dev.can_transmit();
+        if self.repoll || rx_pending {
             return Some(now_ms);
         }
         let now = Instant::from_millis(now_ms as i64);

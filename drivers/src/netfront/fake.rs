@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 #[allow(unused_imports)] // the prelude has them under cfg(test)
-use std::{vec, vec::Vec};
+use std::{boxed::Box, vec, vec::Vec};
 
 use super::device::{Features, NetBuffers, Netfront};
 use super::wire::{
@@ -15,8 +15,8 @@ use super::wire::{
     NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, PAGE_SIZE, RX_ENTRY_SIZE, TX_ENTRY_SIZE,
 };
 use crate::grant::GrantRef;
-use crate::ring::testing::{page, BackRing, HeapRing, Page};
-use crate::ring::Notify;
+use crate::ring::testing::{get, page, set, BackRing, HeapRing, Page};
+use crate::ring::{offsets, Notify};
 
 /// TX buffer `i` is granted as ref `TX_GREF_BASE + i`.
 pub const TX_GREF_BASE: u32 = 100;
@@ -296,4 +296,42 @@ impl FakeNetback {
         self.rx.put_response(&make(req));
         self.push_rx();
     }
+
+    /// Hostile mode: from now on the backend answers every RX request the moment it is published (it runs each
+    /// time the driver loads `rsp_prod`, as a backend on another CPU would), with the response `make` returns for
+    /// it, until it has made `limit` responses; then it goes silent, so that a test of code without a budget ends
+    /// and can report how much work it did. Returns the count of responses made so far. The fake's own RX ring
+    /// state is not used in this mode.
+    pub fn answer_rx_forever(
+        &mut self,
+        limit: u64,
+        mut make: impl FnMut(NetifRxRequest) -> [u8; RX_ENTRY_SIZE] + 'static,
+    ) -> Rc<Cell<u64>> {
+        let made = Rc::new(Cell::new(0u64));
+        let count = made.clone();
+        let size = self.rx.size;
+        self.rx.page.borrow_mut().before_load_rsp_prod = Some(Box::new(move |bytes: &mut Vec<u8>| {
+            let req_prod = get(bytes, offsets::REQ_PROD);
+            let mut rsp_prod = get(bytes, offsets::RSP_PROD);
+            while rsp_prod != req_prod && count.get() < limit {
+                let at = offsets::RING + (rsp_prod & (size - 1)) as usize * RX_ENTRY_SIZE;
+                let req = NetifRxRequest::parse(bytes[at..at + RX_ENTRY_SIZE].try_into().unwrap());
+                bytes[at..at + RX_ENTRY_SIZE].copy_from_slice(&make(req));
+                rsp_prod = rsp_prod.wrapping_add(1);
+                count.set(count.get() + 1);
+            }
+            set(bytes, offsets::RSP_PROD, rsp_prod);
+        }));
+        made
+    }
+}
+
+/// For [`FakeNetback::answer_rx_forever`]: a plausible response (60 bytes at offset 0) carrying the wrong id.
+pub fn bad_id(req: NetifRxRequest) -> [u8; RX_ENTRY_SIZE] {
+    NetifRxResponse { id: !req.id, offset: 0, flags: 0, status: 60 }.emit()
+}
+
+/// For [`FakeNetback::answer_rx_forever`]: a correct 60-byte slot that says more of its packet follows, forever.
+pub fn endless_chain(req: NetifRxRequest) -> [u8; RX_ENTRY_SIZE] {
+    NetifRxResponse { id: req.id, offset: 0, flags: NETRXF_MORE_DATA, status: 60 }.emit()
 }
