@@ -58,25 +58,31 @@ impl fmt::Display for RingCorrupt {
 
 /// Free bytes in the output ring.
 pub fn free_space(ring: &impl ConsoleRing) -> Result<usize, RingCorrupt> {
+    snapshot(ring).map(|(_, free)| free)
+}
+
+/// One read of each index (the page is writable by the peer: a second read may differ from the first), checked:
+/// `(out_prod, free bytes)`.
+fn snapshot(ring: &impl ConsoleRing) -> Result<(u32, usize), RingCorrupt> {
     let (prod, cons) = (ring.out_prod(), ring.out_cons());
     let used = prod.wrapping_sub(cons) as usize;
     if used > offsets::OUT_SIZE {
         return Err(RingCorrupt { prod, cons });
     }
-    Ok(offsets::OUT_SIZE - used)
+    Ok((prod, offsets::OUT_SIZE - used))
 }
 
 /// True when the backend has consumed everything we wrote.
 pub fn drained(ring: &impl ConsoleRing) -> bool {
-    ring.out_prod() == ring.out_cons()
+    matches!(snapshot(ring), Ok((_, offsets::OUT_SIZE)))
 }
 
 /// Writes as much of `bytes` as fits, turning each `\n` into `\r\n` (a terminal on `xl console` needs both), and
 /// publishes it. A `\n` is written only when both its bytes fit. Returns how many input bytes were consumed: the
 /// caller notifies the backend and retries the rest once it has made room.
 pub fn write(ring: &mut impl ConsoleRing, bytes: &[u8]) -> Result<usize, RingCorrupt> {
-    let mut free = free_space(ring)?;
-    let mut prod = ring.out_prod();
+    // One snapshot: the free space and where the bytes go come from the same read of `out_prod` (issue 10.8).
+    let (mut prod, mut free) = snapshot(ring)?;
     let mut consumed = 0;
     for &b in bytes {
         let need = if b == b'\n' { 2 } else { 1 };
@@ -202,6 +208,47 @@ mod tests {
         p.consume();
         assert_eq!(write(&mut p, b"\n").unwrap(), 1);
         assert_eq!(p.consume(), b"\r\n");
+    }
+
+    /// A peer that rewrites `out_prod` under us (it is on a page the backend can write): each read of `out_prod`
+    /// returns the next scripted value; writes go to a heap page.
+    struct ScriptedPeer {
+        page: FakePage,
+        out_prod_reads: Vec<u32>,
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl ConsoleRing for ScriptedPeer {
+        fn out_cons(&self) -> u32 {
+            self.page.out_cons()
+        }
+        fn out_prod(&self) -> u32 {
+            let i = self.reads.get();
+            self.reads.set(i + 1);
+            self.out_prod_reads[i.min(self.out_prod_reads.len() - 1)]
+        }
+        fn write_out(&mut self, index: usize, byte: u8) {
+            self.page.write_out(index, byte);
+        }
+        fn publish_out_prod(&mut self, prod: u32) {
+            self.page.publish_out_prod(prod);
+        }
+    }
+
+    #[test]
+    fn out_prod_is_read_once_per_write() {
+        // Issue 10.8: free space was computed from one read of out_prod and the bytes placed from another. A peer
+        // that moves out_prod between the two reads made us publish an index more than a ring ahead of out_cons.
+        let mut p = ScriptedPeer { page: FakePage::new(0), out_prod_reads: vec![0, 2000], reads: 0.into() };
+        let n = write(&mut p, &[b'x'; 2048]).unwrap();
+        let published = *p.page.published.last().unwrap();
+        let cons = p.page.out_cons();
+        assert!(
+            published.wrapping_sub(cons) as usize <= offsets::OUT_SIZE,
+            "published out_prod {published} with out_cons {cons}: {n} bytes written over unread ones"
+        );
+        assert_eq!(p.reads.get(), 1, "out_prod read {} times in one write", p.reads.get());
+        assert_eq!((n, published), (2048, 2048), "the whole ring, from the one out_prod read");
     }
 
     #[test]
