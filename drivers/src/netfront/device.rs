@@ -268,6 +268,55 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         self.tx_outstanding.iter().filter(|&&o| o).count()
     }
 
+    /// The TX ring's consumer index (`rsp_cons`): how many TX responses were ever taken (wrapping).
+    pub fn tx_rsp_cons(&self) -> u32 {
+        self.tx.rsp_cons()
+    }
+
+    /// The RX ring's consumer index (`rsp_cons`): how many RX responses were ever taken (wrapping).
+    pub fn rx_rsp_cons(&self) -> u32 {
+        self.rx.rsp_cons()
+    }
+
+    /// Checks the driver's buffer bookkeeping, for tests and fuzzing (linear in buffers and ring slots): every TX
+    /// buffer is free or in flight, exactly once; every RX buffer is free or posted, exactly once; the posted ones
+    /// occupy exactly the RX ring slots whose responses are still to come. A description of the first breach.
+    pub fn audit(&self) -> Result<(), alloc::string::String> {
+        use alloc::format;
+        let mut tx_seen = vec![0u32; usize::from(self.buffers.tx_count())];
+        for &b in &self.tx_free {
+            *tx_seen.get_mut(usize::from(b)).ok_or(format!("free TX buffer {b} does not exist"))? += 1;
+        }
+        for (b, _) in self.tx_outstanding.iter().enumerate().filter(|(_, &o)| o) {
+            *tx_seen.get_mut(b).ok_or(format!("in-flight TX buffer {b} does not exist"))? += 1;
+        }
+        if let Some((b, n)) = tx_seen.iter().enumerate().find(|(_, &n)| n != 1) {
+            return Err(format!("TX buffer {b} is free or in flight {n} times, not once"));
+        }
+        let mut rx_seen = vec![0u32; usize::from(self.buffers.rx_count())];
+        for &b in self.rx_free.iter().chain(self.rx_posted.iter().flatten()) {
+            *rx_seen.get_mut(usize::from(b)).ok_or(format!("RX buffer {b} does not exist"))? += 1;
+        }
+        if let Some((b, n)) = rx_seen.iter().enumerate().find(|(_, &n)| n != 1) {
+            return Err(format!("RX buffer {b} is free or posted {n} times, not once"));
+        }
+        let outstanding = self.rx.outstanding();
+        for (k, posted) in self.rx_posted.iter().enumerate() {
+            // Slot k holds a request still to be answered iff its index lies in [rsp_cons, req_prod_pvt).
+            let index =
+                self.rx.rsp_cons().wrapping_add((k as u32).wrapping_sub(self.rx.rsp_cons()) & (self.rx.size() - 1));
+            let waiting = index.wrapping_sub(self.rx.rsp_cons()) < outstanding;
+            if waiting != posted.is_some() {
+                return Err(format!(
+                    "RX slot {k}: posted buffer {posted:?}, but {} requests are outstanding from rsp_cons {}",
+                    outstanding,
+                    self.rx.rsp_cons()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The last [`Netfront::poll_rx`] stopped on its budget: responses may be waiting, and since `rsp_event` was
     /// not re-armed no event will announce them. Poll again soon (after letting timers and other work run).
     pub fn rx_pending(&self) -> bool {

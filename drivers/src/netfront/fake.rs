@@ -28,6 +28,18 @@ pub struct Store {
     pub pages: BTreeMap<u32, Vec<u8>>,
     tx: Vec<u32>,
     rx: Vec<u32>,
+    /// What the driver did with the RX buffers, in order (for oracles: data is read only from buffers that were
+    /// posted, once per posting). Drained by whoever checks it.
+    pub rx_log: Vec<RxBufferOp>,
+}
+
+/// An access by the driver to an RX buffer, as [`Store::rx_log`] records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxBufferOp {
+    /// Its grant ref was taken for an RX request: it is being posted.
+    Posted(u16),
+    /// Data was copied out of it.
+    Read { buf: u16, offset: usize, len: usize },
 }
 
 pub type SharedStore = Rc<RefCell<Store>>;
@@ -46,7 +58,9 @@ impl NetBuffers for FakeBuffers {
         GrantRef(self.0.borrow().tx[usize::from(buf)])
     }
     fn rx_gref(&self, buf: u16) -> GrantRef {
-        GrantRef(self.0.borrow().rx[usize::from(buf)])
+        let mut s = self.0.borrow_mut();
+        s.rx_log.push(RxBufferOp::Posted(buf));
+        GrantRef(s.rx[usize::from(buf)])
     }
     fn tx_write(&mut self, buf: u16, offset: usize, data: &[u8]) {
         assert!(offset + data.len() <= PAGE_SIZE, "tx_write past the page");
@@ -56,7 +70,8 @@ impl NetBuffers for FakeBuffers {
     }
     fn rx_read(&self, buf: u16, offset: usize, out: &mut [u8]) {
         assert!(offset + out.len() <= PAGE_SIZE, "rx_read past the page");
-        let s = self.0.borrow();
+        let mut s = self.0.borrow_mut();
+        s.rx_log.push(RxBufferOp::Read { buf, offset, len: out.len() });
         let gref = s.rx[usize::from(buf)];
         out.copy_from_slice(&s.pages[&gref][offset..offset + out.len()]);
     }
@@ -113,7 +128,7 @@ pub fn harness_at(features: Features, tx: u16, rx: u16, start: u32) -> Harness {
     for &r in tx_refs.iter().chain(&rx_refs) {
         pages.insert(r, vec![0u8; PAGE_SIZE]);
     }
-    let store = Rc::new(RefCell::new(Store { pages, tx: tx_refs, rx: rx_refs }));
+    let store = Rc::new(RefCell::new(Store { pages, tx: tx_refs, rx: rx_refs, rx_log: Vec::new() }));
     let (tx_page, rx_page) = (page(), page());
     let kicks = Rc::new(Cell::new(0));
     let nf = Netfront::with_ring_start(
@@ -323,6 +338,17 @@ impl FakeNetback {
             set(bytes, offsets::RSP_PROD, rsp_prod);
         }));
         made
+    }
+}
+
+impl FakeNetback {
+    /// Ends [`FakeNetback::answer_rx_forever`]: the backend answers only when told again, from where the hostile
+    /// mode left the ring (every request it saw is answered).
+    pub fn stop_answering_rx(&mut self) {
+        self.rx.page.borrow_mut().before_load_rsp_prod = None;
+        let rsp_prod = self.rx.header(offsets::RSP_PROD);
+        self.rx.req_cons = rsp_prod;
+        self.rx.rsp_prod_pvt = rsp_prod;
     }
 }
 

@@ -586,6 +586,7 @@ fn a_chain_that_never_ends_is_cut_off_by_the_poll_budget() {
             made.get()
         );
         assert_eq!(h.nf.rx_free_buffers() + h.nf.rx_posted_buffers(), 32, "no RX buffer lost");
+        h.nf.audit().unwrap();
     }
     // The chain passed 65535 bytes long ago: it will be dropped if it ever ends. A backend that finally stops
     // leaves the device idle and armed.
@@ -619,6 +620,7 @@ fn bad_ids_as_fast_as_buffers_are_posted_cost_one_budget_per_poll() {
     assert!(h.nf.rx_pending());
     assert!(made.get() <= u64::from(RX_POLL_BUDGET) + 32);
     assert_eq!(h.nf.rx_free_buffers() + h.nf.rx_posted_buffers(), 32);
+    h.nf.audit().unwrap();
     let mut none_left = 0;
     assert_eq!(h.nf.poll_rx_budget(&mut none_left), None, "an empty budget takes nothing");
     assert!(h.nf.rx_pending());
@@ -1137,4 +1139,23 @@ mod xenbus {
         assert_eq!(h.nf.phase(), Phase::Initialising);
         assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
     }
+}
+
+#[test]
+fn the_audit_holds_through_traffic_faults_and_reset() {
+    let mut h = connected(SG, 4, 8);
+    h.nf.audit().unwrap();
+    h.nf.transmit(&frame(5000, 1), TxChecksum::Valid).unwrap();
+    assert_eq!((h.nf.tx_in_flight(), h.nf.tx_free_buffers()), (2, 2));
+    h.nf.audit().unwrap();
+    h.nb.deliver(&frame(60, 0), 0);
+    h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id ^ 1, offset: 0, flags: 0, status: 60 }.emit());
+    rx_ok(&mut h);
+    rx_drop(&mut h);
+    h.nf.audit().unwrap();
+    assert_eq!((h.nf.rx_posted_buffers(), h.nf.rx_free_buffers()), (8, 0), "reposted once the ring ran dry");
+    let report = h.reset();
+    assert_eq!((report.tx_dropped, report.rx_reclaimed), (2, 8));
+    h.nf.audit().unwrap();
+    assert_eq!((h.nf.tx_free_buffers(), h.nf.rx_free_buffers(), h.nf.tx_in_flight()), (4, 8, 0));
 }
