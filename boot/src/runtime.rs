@@ -28,6 +28,7 @@ struct Tasks(raw::Executor);
 // SAFETY: Sirocco runs on one vCPU with no asynchronous callbacks, so the executor is only ever touched from the
 // run loop's thread of execution; `RUNNING` below also rules out re-entrant polls.
 unsafe impl Sync for Tasks {}
+// SAFETY: as for Sync: there is one thread of execution, so the executor never actually crosses threads.
 unsafe impl Send for Tasks {}
 
 static TASKS: spin::Once<&'static Tasks> = spin::Once::new();
