@@ -478,6 +478,10 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
     /// Takes every TX response: frees the buffer of each outstanding id (whatever the status), counts errors, and
     /// counts and ignores ids that are not outstanding. Re-arms `rsp_event` before returning so the next response
     /// raises an event. A broken `rsp_prod` stops the device (reported as the first fault).
+    ///
+    /// The work is bounded without a budget: this call publishes nothing, and the ring refuses an `rsp_prod`
+    /// beyond the requests published ([`RingError::Overrun`]), so one call takes at most the ring's size (256) of
+    /// responses, however fast or hostile the backend.
     pub fn poll_tx(&mut self) -> TxPoll {
         let mut poll = TxPoll::default();
         let mut raw = [0u8; 4];
