@@ -374,8 +374,9 @@ impl<D: NetDevice> Stack<D> {
     /// DHCP and SLAAC, and sends whatever the sockets have queued while the device has room.
     ///
     /// Returns when the stack next needs a poll if nothing else happens (milliseconds on the same clock as
-    /// `now_ms`; `<= now_ms` means at once), or `None` when only a device event or a socket operation can
-    /// give it work. Wakers of sockets whose state changed are woken during the call.
+    /// `now_ms`; `<= now_ms` means at once: the frame budget or the device's receive budget
+    /// ([`NetDevice::rx_pending`]) was used up, so the caller should let timers and other tasks run and poll
+    /// again), or `None` when only a device event or a socket operation can give it work. Wakers of sockets whose state changed are woken during the call.
     pub fn poll(&mut self, now_ms: u64) -> Option<u64> {
         let now_ms = now_ms.max(self.now_ms);
         self.now_ms = now_ms;
