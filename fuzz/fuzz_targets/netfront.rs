@@ -67,6 +67,8 @@ struct Run {
     rx_sane: bool,
     last_tx_id: u16,
     last_rx_id: u16,
+    /// Bytes copied out of RX buffers since the last packet ended (delivered or dropped).
+    read_since_packet: usize,
 }
 
 impl Run {
@@ -87,6 +89,7 @@ impl Run {
                     assert_eq!(state, RxState::Posted, "after {step}: data read from RX buffer {buf} ({state:?})");
                     assert!(offset + len <= PAGE_SIZE, "after {step}: read {offset}+{len} past the page");
                     self.rx_state[usize::from(buf)] = RxState::Read;
+                    self.read_since_packet += len;
                 }
             }
         }
@@ -97,10 +100,17 @@ impl Run {
         let r = self.h.nf.poll_rx();
         let taken = self.h.nf.rx_rsp_cons().wrapping_sub(before);
         assert!(taken <= RX_POLL_BUDGET, "one poll_rx took {taken} responses");
-        if let Some(Ok(p)) = r {
-            assert!(!p.data.is_empty() && p.data.len() <= 0xFFFF, "a {}-byte packet", p.data.len());
-        }
         self.check("poll_rx");
+        match r {
+            Some(Ok(p)) => {
+                assert!(!p.data.is_empty() && p.data.len() <= 0xFFFF, "a {}-byte packet", p.data.len());
+                // The packet is exactly the validated slots' data, each copied from a posted buffer.
+                assert_eq!(p.data.len(), self.read_since_packet, "packet length vs bytes read from its buffers");
+                self.read_since_packet = 0;
+            }
+            Some(Err(_)) => self.read_since_packet = 0,
+            None => {}
+        }
     }
 
     fn poll_tx(&mut self) {
@@ -220,6 +230,7 @@ impl Run {
         let report = self.h.reset();
         assert!(report.tx_dropped <= u32::from(self.tx_count) && report.rx_reclaimed <= u32::from(self.rx_count));
         self.rx_state.fill(RxState::Free);
+        self.read_since_packet = 0;
         self.tx_sane = true;
         self.rx_sane = true;
         self.check("reset");
@@ -255,6 +266,7 @@ fuzz_target!(|data: &[u8]| {
         rx_sane: true,
         last_tx_id: 0,
         last_rx_id: 0,
+        read_since_packet: 0,
     };
     run.h.nf.post_rx_buffers();
     run.h.nf.backend_connected();
@@ -344,5 +356,6 @@ fuzz_target!(|data: &[u8]| {
         Some(Ok(p)) => assert_eq!(p.data, inbound),
         other => panic!("after reset, a good frame came back as {other:?}"),
     }
+    run.read_since_packet = 0;
     run.check("final");
 });
