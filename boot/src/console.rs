@@ -4,46 +4,50 @@
 
 use crate::{hypercall, mm, xen};
 use core::fmt;
-use sirocco_drivers::console::{self as ring, offsets, ConsoleRing};
+use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicU32, Ordering};
+use sirocco_drivers::console::{self as ring, offsets, ConsoleRing, XenconsInterface};
 use sirocco_kernel::Mfn;
 
 /// How long output waits for xenconsoled to make room before it is dropped (and counted).
 const ROOM_TIMEOUT_NS: u64 = 5_000_000_000;
 
-/// The shared console page.
-struct Page(*mut u8);
+/// The shared console page. xenconsoled may write any of it at any time: never reached through a reference to
+/// plain memory, only through atomics (the indices) and volatile stores (the bytes).
+struct Page(*mut XenconsInterface);
 
 // SAFETY: the page is mapped for the domain's whole life and Sirocco runs on one vCPU; the Mutex around the
 // console serialises all access from our side.
 unsafe impl Send for Page {}
 
 impl Page {
-    fn index_ptr(&self, offset: usize) -> *mut u32 {
-        // SAFETY (of the callers' dereferences): offsets are inside the 4 KiB page and 4-byte aligned.
-        self.0.wrapping_add(offset) as *mut u32
+    fn out_cons(&self) -> &AtomicU32 {
+        // SAFETY: `out_cons` is an aligned u32 of the console page, mapped for the domain's life; `addr_of_mut!`
+        // makes no reference. We only access it atomically, and xenconsoled's accesses to an index are aligned
+        // 32-bit loads and stores, so nothing non-atomic races ours.
+        unsafe { AtomicU32::from_ptr(addr_of_mut!((*self.0).out_cons)) }
+    }
+    fn out_prod(&self) -> &AtomicU32 {
+        // SAFETY: as for `out_cons`.
+        unsafe { AtomicU32::from_ptr(addr_of_mut!((*self.0).out_prod)) }
     }
 }
 
 impl ConsoleRing for Page {
-    fn out_cons(&self) -> u32 {
-        // SAFETY: aligned u32 inside the mapped console page; xenconsoled writes it, hence volatile + acquire.
-        let v = unsafe { self.index_ptr(offsets::OUT_CONS).read_volatile() };
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
-        v
+    fn load_out_cons_acquire(&self) -> u32 {
+        self.out_cons().load(Ordering::Acquire)
     }
-    fn out_prod(&self) -> u32 {
-        // SAFETY: as above; only we write out_prod.
-        unsafe { self.index_ptr(offsets::OUT_PROD).read_volatile() }
+    fn load_out_prod(&self) -> u32 {
+        self.out_prod().load(Ordering::Relaxed)
     }
     fn write_out(&mut self, index: usize, byte: u8) {
         assert!(index < offsets::OUT_SIZE);
-        // SAFETY: `out[index]` is inside the mapped page (checked above).
-        unsafe { self.0.add(offsets::OUT + index).write_volatile(byte) };
+        // SAFETY: `out[index]` is inside the mapped page (checked above); a volatile store through a raw pointer,
+        // since xenconsoled may read it concurrently.
+        unsafe { (addr_of_mut!((*self.0).out) as *mut u8).add(index).write_volatile(byte) };
     }
-    fn publish_out_prod(&mut self, prod: u32) {
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-        // SAFETY: aligned u32 inside the mapped page.
-        unsafe { self.index_ptr(offsets::OUT_PROD).write_volatile(prod) };
+    fn store_out_prod_release(&mut self, prod: u32) {
+        self.out_prod().store(prod, Ordering::Release);
     }
 }
 
@@ -60,7 +64,8 @@ static CONSOLE: spin::Mutex<Option<Console>> = spin::Mutex::new(None);
 /// Finds the console page (a machine frame, translated through the machine-to-phys table) and starts using it.
 pub(crate) fn init(mfn: u64, port: u32) {
     let pfn = mm::mfn_to_pfn(Mfn(mfn));
-    *CONSOLE.lock() = Some(Console { page: Page(pfn.vaddr() as *mut u8), port, broken: false, dropped: 0 });
+    *CONSOLE.lock() =
+        Some(Console { page: Page(pfn.vaddr() as *mut XenconsInterface), port, broken: false, dropped: 0 });
 }
 
 impl Console {

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{fence, AtomicU16, Ordering};
+use sirocco_drivers::grant::abi::GrantEntryV1;
 use sirocco_drivers::grant::{EndAccess, GrantEntries, GrantError, GrantRef, GrantTable};
 use sirocco_kernel::pagetable::DATA_FLAGS;
 
@@ -20,9 +21,10 @@ extern "C" {
     static mut __grant_table_area: [u8; MAX_FRAMES as usize * 4096];
 }
 
-/// The mapped table.
+/// The mapped table: `capacity` entries (`grant_entry_v1_t`, `GrantEntryV1`) that Xen reads, and updates
+/// (`GTF_reading`/`GTF_writing`) while a peer maps or copies a granted page. Never reached through a reference.
 struct XenGrantEntries {
-    base: *mut u8,
+    base: *mut GrantEntryV1,
     capacity: u32,
 }
 
@@ -31,14 +33,16 @@ struct XenGrantEntries {
 unsafe impl Send for XenGrantEntries {}
 
 impl XenGrantEntries {
-    fn entry(&self, r: GrantRef) -> *mut u8 {
+    fn entry(&self, r: GrantRef) -> *mut GrantEntryV1 {
         assert!(r.0 < self.capacity, "grant ref {} beyond the table", r.0);
-        self.base.wrapping_add(r.0 as usize * 8)
+        self.base.wrapping_add(r.0 as usize)
     }
     fn flags_atomic(&self, r: GrantRef) -> &AtomicU16 {
-        // SAFETY: `flags` is the first, 2-aligned u16 of an 8-byte entry inside the mapped table; Xen updates it
-        // concurrently, so it is only accessed atomically.
-        unsafe { AtomicU16::from_ptr(self.entry(r) as *mut u16) }
+        let e = self.entry(r);
+        // SAFETY: `e` is an entry inside the mapped table (checked in `entry`), so `flags` is a valid, 2-aligned
+        // u16 for the table's life (the domain's). Xen updates it concurrently with atomic operations of the same
+        // size, and we only ever access it atomically; `addr_of_mut!` makes no reference.
+        unsafe { AtomicU16::from_ptr(addr_of_mut!((*e).flags)) }
     }
 }
 
@@ -51,11 +55,12 @@ impl GrantEntries for XenGrantEntries {
     }
     fn set_frame_and_domid(&mut self, r: GrantRef, frame: u32, domid: u16) {
         let e = self.entry(r);
-        // SAFETY: `domid` (u16 @2) and `frame` (u32 @4) of an entry inside the mapped table; Xen does not read
-        // them until flags are published.
+        // SAFETY: `domid` and `frame` of an entry inside the mapped table (checked in `entry`), aligned; volatile
+        // stores through raw pointers. The entry is free (flags clear), so Xen does not act on these fields until
+        // `publish_flags` (release) makes them part of a grant.
         unsafe {
-            (e.add(2) as *mut u16).write_volatile(domid);
-            (e.add(4) as *mut u32).write_volatile(frame);
+            addr_of_mut!((*e).domid).write_volatile(domid);
+            addr_of_mut!((*e).frame).write_volatile(frame);
         }
     }
     fn publish_flags(&mut self, r: GrantRef, flags: u16) {
@@ -108,7 +113,8 @@ pub(crate) fn init() -> Result<u32, SetupError> {
         unsafe { hypercall::update_va_mapping(va, (mfn << 12) | DATA_FLAGS) }
             .map_err(|code| SetupError { what: "mapping a table frame", code })?;
     }
-    let entries = XenGrantEntries { base, capacity: frames * 512 };
+    let entries =
+        XenGrantEntries { base: base as *mut GrantEntryV1, capacity: sirocco_drivers::grant::abi::entries_in(frames) };
     *TABLE.lock() = Some(GrantTable::new(entries));
     Ok(frames)
 }
@@ -195,14 +201,19 @@ impl Grant {
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.page.as_ref().expect("page present until revoked").as_ptr()
     }
-    /// Copies `out.len()` bytes at `offset` out of the shared page (volatile: the peer may be writing it).
+    /// Copies `out.len()` bytes at `offset` out of the shared page. Volatile: the peer may be writing the page
+    /// even now (a writable grant stays writable until revoked); the caller gets a copy to validate.
     pub fn read(&self, offset: usize, out: &mut [u8]) {
         assert!(offset + out.len() <= 4096, "read past the page");
-        let p = self.as_ptr();
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: inside the live 4 KiB page (checked above).
-            *b = unsafe { p.add(offset + i).read_volatile() };
-        }
+        // SAFETY: `offset..offset + out.len()` lies inside the live 4 KiB page (checked above).
+        unsafe { copy_from_shared(self.as_ptr().add(offset), out) };
+    }
+    /// Copies `data` into the shared page at `offset`. Volatile: the peer may be reading (or, if it may write,
+    /// writing) the page concurrently.
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        assert!(offset + data.len() <= 4096, "write past the page");
+        // SAFETY: `offset..offset + data.len()` lies inside the live 4 KiB page (checked above).
+        unsafe { copy_to_shared(self.as_ptr().add(offset), data) };
     }
     /// Ends the peer's access and returns the page; refused (nothing changes) while the peer still maps it.
     pub fn revoke(mut self) -> Result<Page, (Grant, GrantError)> {
@@ -210,6 +221,56 @@ impl Grant {
             Ok(()) => Ok(self.page.take().expect("page present until revoked")),
             Err(e) => Err((self, e)),
         }
+    }
+}
+
+/// Copies `out.len()` bytes from shared memory at `src` with volatile loads (8 bytes at a time where aligned), each
+/// byte read once: the peer may write the memory concurrently, which can change what we copy but not make the copy
+/// unsound, since no reference to the shared bytes is made.
+///
+/// # Safety
+/// `src..src + out.len()` must be inside one live allocation (or mapping) for the whole call.
+pub(crate) unsafe fn copy_from_shared(src: *const u8, out: &mut [u8]) {
+    let mut i = 0;
+    while i < out.len() && !(src as usize + i).is_multiple_of(8) {
+        // SAFETY: `src + i` is inside the range the caller vouches for.
+        out[i] = unsafe { src.add(i).read_volatile() };
+        i += 1;
+    }
+    while i + 8 <= out.len() {
+        // SAFETY: `src + i` is 8-aligned (the loop above) and the 8 bytes from it are inside the caller's range.
+        let word = unsafe { (src.add(i) as *const u64).read_volatile() };
+        out[i..i + 8].copy_from_slice(&word.to_ne_bytes());
+        i += 8;
+    }
+    while i < out.len() {
+        // SAFETY: `src + i` is inside the caller's range.
+        out[i] = unsafe { src.add(i).read_volatile() };
+        i += 1;
+    }
+}
+
+/// Copies `data` to shared memory at `dst` with volatile stores (8 bytes at a time where aligned).
+///
+/// # Safety
+/// `dst..dst + data.len()` must be inside one live, writable allocation (or mapping) for the whole call.
+pub(crate) unsafe fn copy_to_shared(dst: *mut u8, data: &[u8]) {
+    let mut i = 0;
+    while i < data.len() && !(dst as usize + i).is_multiple_of(8) {
+        // SAFETY: `dst + i` is inside the range the caller vouches for.
+        unsafe { dst.add(i).write_volatile(data[i]) };
+        i += 1;
+    }
+    while i + 8 <= data.len() {
+        let word = u64::from_ne_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+        // SAFETY: `dst + i` is 8-aligned (the loop above) and the 8 bytes from it are inside the caller's range.
+        unsafe { (dst.add(i) as *mut u64).write_volatile(word) };
+        i += 8;
+    }
+    while i < data.len() {
+        // SAFETY: `dst + i` is inside the caller's range.
+        unsafe { dst.add(i).write_volatile(data[i]) };
+        i += 1;
     }
 }
 
@@ -305,21 +366,22 @@ impl SharedPages {
         self.ptr.as_ptr()
     }
 
-    /// Copies `data` into page `page` at `offset`. Only for pages the peer is not using (no request names them).
+    /// Copies `data` into page `page` at `offset`, volatile. Meant for pages no published request names, but the
+    /// grant stays in force, so a hostile peer may access the page at any time: the copy is sound regardless (the
+    /// peer can only see or spoil bytes of its own page).
     pub fn write(&mut self, page: usize, offset: usize, data: &[u8]) {
         assert!(offset + data.len() <= 4096, "write past the page");
-        // SAFETY: the destination lies inside page `page` of the live allocation (checked); the peer does not
-        // access a data page that no published request names, so nothing races this copy.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.page_ptr(page).add(offset), data.len()) };
+        // SAFETY: the destination lies inside page `page` of the live allocation (checked above).
+        unsafe { copy_to_shared(self.page_ptr(page).add(offset), data) };
     }
 
-    /// Copies bytes of page `page` at `offset` out. Only for pages the peer has finished with (its response is in).
+    /// Copies bytes of page `page` at `offset` out, volatile. Meant for pages the peer says it has finished with
+    /// (its response is in, and the acquire load of `rsp_prod` ordered its writes before this copy); but the
+    /// grant stays in force, so a hostile peer may still be writing: the caller gets a copy it must validate.
     pub fn read(&self, page: usize, offset: usize, out: &mut [u8]) {
         assert!(offset + out.len() <= 4096, "read past the page");
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
-        // SAFETY: inside the live allocation (checked); the peer's writes to this page completed before the
-        // response we acted on (acquire fence above), so nothing races this copy.
-        unsafe { core::ptr::copy_nonoverlapping(self.page_ptr(page).add(offset), out.as_mut_ptr(), out.len()) };
+        // SAFETY: the source lies inside page `page` of the live allocation (checked above).
+        unsafe { copy_from_shared(self.page_ptr(page).add(offset), out) };
     }
 }
 

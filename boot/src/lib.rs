@@ -16,6 +16,7 @@
 //! prints its message and location and crashes the domain.
 #![no_std]
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 

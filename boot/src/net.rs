@@ -138,6 +138,9 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
             let event = async { Wake::Event(channel.wait().await) };
             let requested = async {
                 match next {
+                    // More work at once (the stack or the driver used up its budget: a backend flooding us): let
+                    // timers, events and other tasks run first, or a hostile backend would hold the vCPU.
+                    Some(ms) if ms <= started / 1_000_000 => runtime::yield_now().await,
                     Some(ms) => {
                         let at = Instant::from_nanos(ms.saturating_mul(1_000_000));
                         runtime::select(net.poll_requested(), runtime::sleep_until(at)).await;

@@ -9,7 +9,6 @@ use crate::ring::{Kick, RingPages};
 use crate::xenstore;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{fence, Ordering};
 use sirocco_drivers::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
 use sirocco_drivers::grant::{GrantError, GrantRef};
 use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys, Features, NetBuffers};
@@ -28,13 +27,6 @@ pub struct Buffers {
     rx: Vec<Grant>,
 }
 
-fn copy_in(page: &Grant, offset: usize, data: &[u8]) {
-    assert!(offset + data.len() <= 4096);
-    // SAFETY: the destination lies inside the granted page (checked); the backend only reads TX buffers, and only
-    // after the request naming it is published, so a plain copy is fine.
-    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), page.as_ptr().add(offset), data.len()) };
-}
-
 impl NetBuffers for Buffers {
     fn tx_count(&self) -> u16 {
         self.tx.len() as u16
@@ -49,15 +41,16 @@ impl NetBuffers for Buffers {
         self.rx[usize::from(buf)].gref()
     }
     fn tx_write(&mut self, buf: u16, offset: usize, data: &[u8]) {
-        copy_in(&self.tx[usize::from(buf)], offset, data);
+        // The driver writes a TX buffer only while no request names it, but the backend holds a read-only grant
+        // of it for the device's life and may read it at any time: a volatile copy (`Grant::write`).
+        self.tx[usize::from(buf)].write(offset, data);
     }
     fn rx_read(&self, buf: u16, offset: usize, out: &mut [u8]) {
-        let page = &self.rx[usize::from(buf)];
-        assert!(offset + out.len() <= 4096);
-        fence(Ordering::Acquire);
-        // SAFETY: inside the granted page (checked); the driver reads an RX buffer only after the backend's
-        // response for it, when the backend no longer writes it.
-        unsafe { core::ptr::copy_nonoverlapping(page.as_ptr().add(offset), out.as_mut_ptr(), out.len()) };
+        // The driver reads an RX buffer after the backend's response for it (ordered by the acquire load of
+        // `rsp_prod`). That the backend has stopped writing is its word only: the page stays granted writable,
+        // and a hostile backend may write it during this copy. The copy is volatile (`Grant::read`), so that can
+        // only change the packet's bytes, which the stack treats as untrusted input anyway.
+        self.rx[usize::from(buf)].read(offset, out);
     }
 }
 

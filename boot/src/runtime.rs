@@ -28,6 +28,7 @@ struct Tasks(raw::Executor);
 // SAFETY: Sirocco runs on one vCPU with no asynchronous callbacks, so the executor is only ever touched from the
 // run loop's thread of execution; `RUNNING` below also rules out re-entrant polls.
 unsafe impl Sync for Tasks {}
+// SAFETY: as for Sync: there is one thread of execution, so the executor never actually crosses threads.
 unsafe impl Send for Tasks {}
 
 static TASKS: spin::Once<&'static Tasks> = spin::Once::new();
@@ -193,6 +194,21 @@ pub async fn sleep_until(deadline: Instant) {
             Some(i) if t.update(i, cx.waker()) => {}
             _ => *guard.0 = Some(t.insert(deadline.0, cx.waker().clone())),
         }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Lets every other ready task, the pending events and the expired timers have their turn, then continues: for
+/// a task that has more work right now (a network poll that used up its budget) but must not starve the rest.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
         Poll::Pending
     })
     .await

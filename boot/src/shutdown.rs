@@ -1,14 +1,15 @@
 //! Shutdown requests from the toolstack (`xl shutdown`, `xl reboot`, via `control/shutdown`).
 //!
 //! An app that wants to stop cleanly awaits [`requested`] (typically in a `select` with its work) and returns
-//! `request.exit()` from `main`. If no task is waiting when a request arrives, the runtime stops the domain at
-//! once with the requested reason.
+//! `request.exit()` from `main`. If no task is waiting when a request arrives (none ever asked, or every
+//! [`requested`] future was dropped), the runtime stops the domain at once with the requested reason. The
+//! bookkeeping is `sirocco_drivers::control::ShutdownWaiters`, tested on the host.
 
 use crate::xenstore::Request;
 use crate::Exit;
 use core::fmt;
-use core::future::poll_fn;
-use core::task::{Poll, Waker};
+use core::future::Future;
+use sirocco_drivers::control::{Delivery, Requested, ShutdownWaiters, WaitersCell};
 
 /// What the toolstack asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,13 +39,16 @@ impl fmt::Display for Shutdown {
     }
 }
 
-struct State {
-    request: Option<Shutdown>,
-    waker: Option<Waker>,
-    listening: bool,
-}
+static STATE: spin::Mutex<ShutdownWaiters<Shutdown>> = spin::Mutex::new(ShutdownWaiters::new());
 
-static STATE: spin::Mutex<State> = spin::Mutex::new(State { request: None, waker: None, listening: false });
+/// The one set of waiters, behind its lock.
+struct Global;
+
+impl WaitersCell<Shutdown> for Global {
+    fn with<R>(&self, f: impl FnOnce(&mut ShutdownWaiters<Shutdown>) -> R) -> R {
+        f(&mut STATE.lock())
+    }
+}
 
 /// Called by the xenstore service with an acknowledged request.
 pub(crate) fn deliver(req: Request) {
@@ -55,15 +59,14 @@ pub(crate) fn deliver(req: Request) {
             return;
         }
     };
-    let mut st = STATE.lock();
-    st.request = Some(s);
-    if !st.listening {
-        drop(st);
-        log::info!("{s} requested by the toolstack; the app does not handle it, stopping now");
-        crate::exit(s.exit());
-    }
-    if let Some(w) = st.waker.take() {
-        w.wake();
+    let delivery = STATE.lock().deliver(s);
+    match delivery {
+        Delivery::NoWaiter => {
+            log::info!("{s} requested by the toolstack; the app does not handle it, stopping now");
+            crate::exit(s.exit());
+        }
+        // Woken with the lock released: a waker may poll at once.
+        Delivery::Wake(wakers) => wakers.into_iter().for_each(|w| w.wake()),
     }
 }
 
@@ -77,25 +80,15 @@ impl Shutdown {
     }
 }
 
-/// Completes when the toolstack asks the domain to stop.
-pub async fn requested() -> Shutdown {
-    STATE.lock().listening = true;
-    poll_fn(|cx| {
-        let mut st = STATE.lock();
-        match st.request {
-            Some(r) => Poll::Ready(r),
-            None => {
-                st.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    })
-    .await
+/// Completes when the toolstack asks the domain to stop. The app handles the request while such a future is
+/// waiting (from its first poll until it is dropped); several may wait, each gets the request.
+pub fn requested() -> impl Future<Output = Shutdown> {
+    Requested::new(Global)
 }
 
 /// The request received so far, if any.
 pub fn pending() -> Option<Shutdown> {
-    STATE.lock().request
+    STATE.lock().request()
 }
 
 /// An app that returned normally after a reboot request reboots.

@@ -41,10 +41,14 @@ pub(crate) fn map_shared_info(maddr: u64) -> Result<(), i64> {
     Ok(())
 }
 
-fn rdtsc() -> u64 {
+/// The time-stamp counter, read after every earlier load has completed: `rdtsc` is not ordered with loads, so
+/// without `lfence` it could be executed before the loads of `vcpu_time_info` it is paired with (Linux's
+/// `rdtsc_ordered`, Xen's own `rdtsc_ordered`), and the version check would not cover it.
+fn rdtsc_ordered() -> u64 {
     let (lo, hi): (u32, u32);
-    // SAFETY: rdtsc reads the time-stamp counter; it touches no memory and is allowed in a PV guest.
-    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    // SAFETY: lfence waits for earlier instructions to complete and rdtsc reads the time-stamp counter; neither
+    // touches memory, and both are allowed in a PV guest (lfence is SSE2, which every x86_64 CPU has).
+    unsafe { asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
@@ -64,7 +68,7 @@ pub fn system_time_ns() -> Option<u64> {
                 tsc_to_system_mul: addr_of!((*t).tsc_to_system_mul).read_volatile(),
                 tsc_shift: addr_of!((*t).tsc_shift).read_volatile(),
             };
-            let tsc = rdtsc();
+            let tsc = rdtsc_ordered();
             fence(Ordering::Acquire);
             if version & 1 == 0 && addr_of!((*t).version).read_volatile() == version {
                 return Some(to_ns(&info, tsc));
@@ -76,42 +80,33 @@ pub fn system_time_ns() -> Option<u64> {
 /// Clears the pending bit of event channel `port` (2-level ABI: bit `port % 64` of word `port / 64`).
 pub(crate) fn clear_pending(port: u32) {
     if let Some(s) = shared() {
-        // SAFETY: the word lies inside the mapped shared_info; Xen sets bits in it concurrently, so it is only
-        // touched atomically (AtomicU64 has u64's layout and alignment).
-        unsafe {
-            let word = addr_of_mut!((*s).evtchn_pending[(port / 64) as usize]);
-            AtomicU64::from_ptr(word).fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
-        }
+        bitmap_word(s, false, (port / 64) as usize).fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
     }
 }
 
-fn word_ptr(s: *mut shared_info, mask: bool, word: usize) -> *mut u64 {
-    // SAFETY (of the callers' accesses): word < 64, inside the mapped shared_info.
-    if mask {
-        unsafe { addr_of_mut!((*s).evtchn_mask[word]) }
-    } else {
-        unsafe { addr_of_mut!((*s).evtchn_pending[word]) }
+/// Word `word` of the mask or pending bitmap, as the atomic Xen shares it as.
+fn bitmap_word(s: *mut shared_info, mask: bool, word: usize) -> &'static AtomicU64 {
+    assert!(word < 64, "event channel word {word} beyond the 2-level bitmap");
+    // SAFETY: `s` is the mapped shared_info (mapped for the domain's life, never unmapped) and `word < 64` is
+    // inside the bitmap arrays; `addr_of_mut!` makes no reference. The word is 8-aligned; Xen sets and clears
+    // bits in it with atomic operations of the same size, and we only access it atomically.
+    unsafe {
+        let p = if mask { addr_of_mut!((*s).evtchn_mask[word]) } else { addr_of_mut!((*s).evtchn_pending[word]) };
+        AtomicU64::from_ptr(p)
     }
 }
 
 /// Word `word` of the pending and mask bitmaps.
 pub(crate) fn pending_word(word: usize) -> (u64, u64) {
     let Some(s) = shared() else { return (0, 0) };
-    // SAFETY: words of the mapped shared_info, read atomically because Xen writes them concurrently.
-    unsafe {
-        (
-            AtomicU64::from_ptr(word_ptr(s, false, word)).load(Ordering::SeqCst),
-            AtomicU64::from_ptr(word_ptr(s, true, word)).load(Ordering::SeqCst),
-        )
-    }
+    (bitmap_word(s, false, word).load(Ordering::SeqCst), bitmap_word(s, true, word).load(Ordering::SeqCst))
 }
 
 /// Sets or clears the mask bit of `port`.
 pub(crate) fn set_mask(port: u32, masked: bool) {
     if let Some(s) = shared() {
         let bit = 1u64 << (port % 64);
-        // SAFETY: a word of the mapped shared_info, updated atomically (Xen reads it concurrently).
-        let a = unsafe { AtomicU64::from_ptr(word_ptr(s, true, (port / 64) as usize)) };
+        let a = bitmap_word(s, true, (port / 64) as usize);
         if masked {
             a.fetch_or(bit, Ordering::SeqCst);
         } else {

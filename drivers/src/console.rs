@@ -2,37 +2,75 @@
 //! it; `xl console` and the console log show what we write.
 
 use core::fmt;
+use core::mem::{offset_of, size_of};
 
-/// Byte offsets in the console page (checked against `xen/io/console.h` by `layout_matches_the_header`).
+/// The console page (`struct xencons_interface`, `xen/io/console.h`), for the platform to address its fields by
+/// name. xenconsoled may write any of it at any time: access the indices only atomically and the buffers only
+/// volatile, never through a reference.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct XenconsInterface {
+    /// `char in[1024]`: input from xenconsoled.
+    pub input: [u8; 1024],
+    /// `char out[2048]`: our output.
+    pub out: [u8; 2048],
+    /// `XENCONS_RING_IDX in_cons`.
+    pub in_cons: u32,
+    /// `in_prod`.
+    pub in_prod: u32,
+    /// `out_cons` (advanced by xenconsoled).
+    pub out_cons: u32,
+    /// `out_prod` (advanced by us).
+    pub out_prod: u32,
+}
+
+// sizeof(struct xencons_interface) = 3088 and the offsets of xen/io/console.h (x86_64).
+const _: () = {
+    assert!(size_of::<XenconsInterface>() == 3088);
+    assert!(offset_of!(XenconsInterface, input) == 0);
+    assert!(offset_of!(XenconsInterface, out) == 1024);
+    assert!(offset_of!(XenconsInterface, in_cons) == 3072);
+    assert!(offset_of!(XenconsInterface, in_prod) == 3076);
+    assert!(offset_of!(XenconsInterface, out_cons) == 3080);
+    assert!(offset_of!(XenconsInterface, out_prod) == 3084);
+};
+
+/// Byte offsets in the console page, from [`XenconsInterface`].
 pub mod offsets {
+    use super::XenconsInterface;
+    use core::mem::offset_of;
+
     /// `char in[1024]`.
-    pub const IN: usize = 0;
+    pub const IN: usize = offset_of!(XenconsInterface, input);
     /// Size of `in`.
     pub const IN_SIZE: usize = 1024;
     /// `char out[2048]`.
-    pub const OUT: usize = 1024;
+    pub const OUT: usize = offset_of!(XenconsInterface, out);
     /// Size of `out`.
     pub const OUT_SIZE: usize = 2048;
     /// `XENCONS_RING_IDX in_cons`.
-    pub const IN_CONS: usize = 3072;
+    pub const IN_CONS: usize = offset_of!(XenconsInterface, in_cons);
     /// `in_prod`.
-    pub const IN_PROD: usize = 3076;
+    pub const IN_PROD: usize = offset_of!(XenconsInterface, in_prod);
     /// `out_cons` (advanced by xenconsoled).
-    pub const OUT_CONS: usize = 3080;
+    pub const OUT_CONS: usize = offset_of!(XenconsInterface, out_cons);
     /// `out_prod` (advanced by us).
-    pub const OUT_PROD: usize = 3084;
+    pub const OUT_PROD: usize = offset_of!(XenconsInterface, out_prod);
 }
 
-/// Access to the shared console page. The platform implements it with volatile accesses and barriers.
+/// Access to the shared console page, which xenconsoled may write at any time. The platform implements it with
+/// atomics for the indices (orderings as named) and volatile stores for the bytes, never a reference to the page.
 pub trait ConsoleRing {
-    /// `out_cons`, read with acquire ordering (the backend's progress).
-    fn out_cons(&self) -> u32;
-    /// `out_prod` (only we write it).
-    fn out_prod(&self) -> u32;
-    /// Stores `byte` at `out[index]` (`index < OUT_SIZE`).
+    /// `out_cons`, loaded atomically with acquire ordering (the backend's progress: it has read the bytes before
+    /// it).
+    fn load_out_cons_acquire(&self) -> u32;
+    /// `out_prod`, loaded atomically. Only we should write it, but the page is the backend's too: the driver reads
+    /// it once per decision and checks it against `out_cons`.
+    fn load_out_prod(&self) -> u32;
+    /// Stores `byte` at `out[index]` (`index < OUT_SIZE`), volatile.
     fn write_out(&mut self, index: usize, byte: u8);
-    /// Makes the bytes written visible, then stores `out_prod` (release ordering).
-    fn publish_out_prod(&mut self, prod: u32);
+    /// Stores `out_prod` atomically with release ordering: the bytes written before are visible first.
+    fn store_out_prod_release(&mut self, prod: u32);
 }
 
 /// The backend broke the ring's invariant.
@@ -58,25 +96,31 @@ impl fmt::Display for RingCorrupt {
 
 /// Free bytes in the output ring.
 pub fn free_space(ring: &impl ConsoleRing) -> Result<usize, RingCorrupt> {
-    let (prod, cons) = (ring.out_prod(), ring.out_cons());
+    snapshot(ring).map(|(_, free)| free)
+}
+
+/// One read of each index (the page is writable by the peer: a second read may differ from the first), checked:
+/// `(out_prod, free bytes)`.
+fn snapshot(ring: &impl ConsoleRing) -> Result<(u32, usize), RingCorrupt> {
+    let (prod, cons) = (ring.load_out_prod(), ring.load_out_cons_acquire());
     let used = prod.wrapping_sub(cons) as usize;
     if used > offsets::OUT_SIZE {
         return Err(RingCorrupt { prod, cons });
     }
-    Ok(offsets::OUT_SIZE - used)
+    Ok((prod, offsets::OUT_SIZE - used))
 }
 
 /// True when the backend has consumed everything we wrote.
 pub fn drained(ring: &impl ConsoleRing) -> bool {
-    ring.out_prod() == ring.out_cons()
+    matches!(snapshot(ring), Ok((_, offsets::OUT_SIZE)))
 }
 
 /// Writes as much of `bytes` as fits, turning each `\n` into `\r\n` (a terminal on `xl console` needs both), and
 /// publishes it. A `\n` is written only when both its bytes fit. Returns how many input bytes were consumed: the
 /// caller notifies the backend and retries the rest once it has made room.
 pub fn write(ring: &mut impl ConsoleRing, bytes: &[u8]) -> Result<usize, RingCorrupt> {
-    let mut free = free_space(ring)?;
-    let mut prod = ring.out_prod();
+    // One snapshot: the free space and where the bytes go come from the same read of `out_prod` (issue 10.8).
+    let (mut prod, mut free) = snapshot(ring)?;
     let mut consumed = 0;
     for &b in bytes {
         let need = if b == b'\n' { 2 } else { 1 };
@@ -93,7 +137,7 @@ pub fn write(ring: &mut impl ConsoleRing, bytes: &[u8]) -> Result<usize, RingCor
         consumed += 1;
     }
     if consumed > 0 {
-        ring.publish_out_prod(prod);
+        ring.store_out_prod_release(prod);
     }
     Ok(consumed)
 }
@@ -135,17 +179,17 @@ mod tests {
     }
 
     impl ConsoleRing for FakePage {
-        fn out_cons(&self) -> u32 {
+        fn load_out_cons_acquire(&self) -> u32 {
             self.get(offsets::OUT_CONS)
         }
-        fn out_prod(&self) -> u32 {
+        fn load_out_prod(&self) -> u32 {
             self.get(offsets::OUT_PROD)
         }
         fn write_out(&mut self, index: usize, byte: u8) {
             assert!(index < offsets::OUT_SIZE);
             self.page[offsets::OUT + index] = byte;
         }
-        fn publish_out_prod(&mut self, prod: u32) {
+        fn store_out_prod_release(&mut self, prod: u32) {
             self.published.push(prod);
             self.set(offsets::OUT_PROD, prod);
         }
@@ -189,7 +233,7 @@ mod tests {
     fn indices_wrap_around_u32() {
         let mut p = FakePage::new(u32::MAX - 3);
         assert_eq!(write(&mut p, b"abcdefgh").unwrap(), 8);
-        assert_eq!(p.out_prod(), 4);
+        assert_eq!(p.load_out_prod(), 4);
         assert_eq!(p.consume(), b"abcdefgh");
     }
 
@@ -202,6 +246,47 @@ mod tests {
         p.consume();
         assert_eq!(write(&mut p, b"\n").unwrap(), 1);
         assert_eq!(p.consume(), b"\r\n");
+    }
+
+    /// A peer that rewrites `out_prod` under us (it is on a page the backend can write): each read of `out_prod`
+    /// returns the next scripted value; writes go to a heap page.
+    struct ScriptedPeer {
+        page: FakePage,
+        out_prod_reads: Vec<u32>,
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl ConsoleRing for ScriptedPeer {
+        fn load_out_cons_acquire(&self) -> u32 {
+            self.page.load_out_cons_acquire()
+        }
+        fn load_out_prod(&self) -> u32 {
+            let i = self.reads.get();
+            self.reads.set(i + 1);
+            self.out_prod_reads[i.min(self.out_prod_reads.len() - 1)]
+        }
+        fn write_out(&mut self, index: usize, byte: u8) {
+            self.page.write_out(index, byte);
+        }
+        fn store_out_prod_release(&mut self, prod: u32) {
+            self.page.store_out_prod_release(prod);
+        }
+    }
+
+    #[test]
+    fn out_prod_is_read_once_per_write() {
+        // Issue 10.8: free space was computed from one read of out_prod and the bytes placed from another. A peer
+        // that moves out_prod between the two reads made us publish an index more than a ring ahead of out_cons.
+        let mut p = ScriptedPeer { page: FakePage::new(0), out_prod_reads: vec![0, 2000], reads: 0.into() };
+        let n = write(&mut p, &[b'x'; 2048]).unwrap();
+        let published = *p.page.published.last().unwrap();
+        let cons = p.page.load_out_cons_acquire();
+        assert!(
+            published.wrapping_sub(cons) as usize <= offsets::OUT_SIZE,
+            "published out_prod {published} with out_cons {cons}: {n} bytes written over unread ones"
+        );
+        assert_eq!(p.reads.get(), 1, "out_prod read {} times in one write", p.reads.get());
+        assert_eq!((n, published), (2048, 2048), "the whole ring, from the one out_prod read");
     }
 
     #[test]

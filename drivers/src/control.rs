@@ -2,9 +2,16 @@
 //! `control/shutdown`; we advertise what we honour with `control/feature-*` and acknowledge a request by clearing
 //! the key (the toolstack waits for that before it starts its own timeout).
 //!
-//! Watch [`SHUTDOWN_PATH`], and after each watch event call [`request_after_event`].
+//! Watch [`SHUTDOWN_PATH`], and after each watch event call [`request_after_event`]. Hand each request to
+//! [`ShutdownWaiters::deliver`]: the tasks waiting on [`Requested`] futures get it, or, if none is waiting, the
+//! platform stops the domain itself.
 
+use alloc::vec::Vec;
 use core::fmt;
+use core::future::Future;
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
 
 use crate::xenstore::{InlineStr, Tx, WatchEvent, Xenstore, XsError, XsPlatform, XsRing};
 
@@ -142,11 +149,208 @@ pub fn acknowledge<R: XsRing, P: XsPlatform>(xs: &mut Xenstore<R, P>) -> Result<
     xs.write(Tx::NONE, SHUTDOWN_PATH, b"")
 }
 
+/// The tasks waiting for a shutdown request, and the request once it came (the platform keeps one, behind a
+/// lock, and reaches it through a [`WaitersCell`]). A task waits with a [`Requested`] future: it counts as
+/// waiting from its first poll until it is dropped, completed or not, so a request that arrives after every
+/// waiter is gone stops the domain instead of going to nobody.
+pub struct ShutdownWaiters<T> {
+    request: Option<T>,
+    /// Waiting futures by id, with the waker of their last poll.
+    waiters: Vec<(u64, Option<Waker>)>,
+    next_id: u64,
+}
+
+/// What [`ShutdownWaiters::deliver`] decided.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Tasks are waiting: wake these (after releasing the lock around the waiters).
+    Wake(Vec<Waker>),
+    /// Nobody is waiting: the platform acts on the request itself.
+    NoWaiter,
+}
+
+impl<T: Copy> ShutdownWaiters<T> {
+    /// No request, nobody waiting.
+    pub const fn new() -> Self {
+        ShutdownWaiters { request: None, waiters: Vec::new(), next_id: 0 }
+    }
+
+    /// The request received so far, if any.
+    pub fn request(&self) -> Option<T> {
+        self.request
+    }
+
+    /// How many [`Requested`] futures are waiting (polled at least once and not dropped).
+    pub fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Records `request` and says who acts on it.
+    pub fn deliver(&mut self, request: T) -> Delivery {
+        self.request = Some(request);
+        if self.waiters.is_empty() {
+            return Delivery::NoWaiter;
+        }
+        Delivery::Wake(self.waiters.iter_mut().filter_map(|(_, w)| w.take()).collect())
+    }
+
+    fn listen(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.waiters.push((id, None));
+        id
+    }
+
+    fn poll_waiter(&mut self, id: u64, waker: &Waker) -> Poll<T> {
+        if let Some(r) = self.request {
+            return Poll::Ready(r);
+        }
+        if let Some((_, w)) = self.waiters.iter_mut().find(|(i, _)| *i == id) {
+            match w {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *w = Some(waker.clone()),
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> ShutdownWaiters<T> {
+    fn forget(&mut self, id: u64) {
+        self.waiters.retain(|(i, _)| *i != id);
+    }
+}
+
+impl<T: Copy> Default for ShutdownWaiters<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where the [`ShutdownWaiters`] live: the platform's is a static behind a spin lock, a test's a `RefCell`.
+pub trait WaitersCell<T> {
+    /// Runs `f` on the waiters (under the lock). `f` never wakes anyone.
+    fn with<R>(&self, f: impl FnOnce(&mut ShutdownWaiters<T>) -> R) -> R;
+}
+
+/// Completes with the shutdown request; waiting from its first poll until it is dropped.
+pub struct Requested<C: WaitersCell<T>, T> {
+    cell: C,
+    id: Option<u64>,
+    _request: PhantomData<fn() -> T>,
+}
+
+impl<C: WaitersCell<T>, T> Requested<C, T> {
+    /// A future waiting on the waiters in `cell`.
+    pub fn new(cell: C) -> Self {
+        Requested { cell, id: None, _request: PhantomData }
+    }
+}
+
+impl<C: WaitersCell<T> + Unpin, T: Copy> Future for Requested<C, T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        let cell = &this.cell;
+        let id = *this.id.get_or_insert_with(|| cell.with(|w| w.listen()));
+        cell.with(|w| w.poll_waiter(id, cx.waker()))
+    }
+}
+
+/// The drop guard: a future dropped before (or after) it completed stops waiting, so a later request is not
+/// handed to a task that no longer listens (issue 10.10: `listening` stayed set for good).
+impl<C: WaitersCell<T>, T> Drop for Requested<C, T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.cell.with(|w| w.forget(id));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::xenstore::fake::{self, HOME};
     use crate::xenstore::{Errno, MsgType};
+
+    use alloc::rc::Rc;
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use core::cell::RefCell;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Clone, Default)]
+    struct TestCell(Rc<RefCell<ShutdownWaiters<ShutdownRequest>>>);
+
+    impl WaitersCell<ShutdownRequest> for TestCell {
+        fn with<R>(&self, f: impl FnOnce(&mut ShutdownWaiters<ShutdownRequest>) -> R) -> R {
+            f(&mut self.0.borrow_mut())
+        }
+    }
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll_once(f: &mut Requested<TestCell, ShutdownRequest>, waker: &Arc<CountingWaker>) -> Poll<ShutdownRequest> {
+        let waker = Waker::from(waker.clone());
+        Pin::new(f).poll(&mut Context::from_waker(&waker))
+    }
+
+    fn wake_all(d: Delivery) -> usize {
+        match d {
+            Delivery::Wake(w) => {
+                let n = w.len();
+                w.into_iter().for_each(Waker::wake);
+                n
+            }
+            Delivery::NoWaiter => panic!("nobody was waiting"),
+        }
+    }
+
+    #[test]
+    fn a_dropped_waiter_no_longer_counts_as_listening() {
+        // Issue 10.10: `select(shutdown::requested(), work)` where the work wins drops the shutdown future; the
+        // request that comes later must stop the domain, not go to a task that no longer waits.
+        let cell = TestCell::default();
+        let waker = Arc::new(CountingWaker::default());
+        let mut waiter = Requested::new(cell.clone());
+        assert_eq!(poll_once(&mut waiter, &waker), Poll::Pending);
+        assert_eq!(cell.0.borrow().waiting(), 1);
+        drop(waiter);
+        assert_eq!(cell.0.borrow().waiting(), 0, "still listening after the future was dropped");
+        assert!(matches!(cell.0.borrow_mut().deliver(ShutdownRequest::Reboot), Delivery::NoWaiter));
+        assert_eq!(cell.0.borrow().request(), Some(ShutdownRequest::Reboot));
+    }
+
+    #[test]
+    fn every_waiter_is_woken_and_completes_with_the_request() {
+        let cell = TestCell::default();
+        let (w1, w2) = (Arc::new(CountingWaker::default()), Arc::new(CountingWaker::default()));
+        let (mut a, mut b) = (Requested::new(cell.clone()), Requested::new(cell.clone()));
+        let unpolled = Requested::new(cell.clone());
+        assert_eq!(poll_once(&mut a, &w1), Poll::Pending);
+        assert_eq!(poll_once(&mut b, &w2), Poll::Pending);
+        assert_eq!(poll_once(&mut a, &w1), Poll::Pending, "polled again: one waker kept, not two");
+        assert_eq!(cell.0.borrow().waiting(), 2, "a future never polled is not waiting");
+        drop(unpolled);
+        assert_eq!(wake_all(cell.0.borrow_mut().deliver(ShutdownRequest::Poweroff)), 2);
+        assert_eq!((w1.0.load(Ordering::SeqCst), w2.0.load(Ordering::SeqCst)), (1, 1));
+        assert_eq!(poll_once(&mut a, &w1), Poll::Ready(ShutdownRequest::Poweroff));
+        assert_eq!(poll_once(&mut b, &w2), Poll::Ready(ShutdownRequest::Poweroff));
+        // A waiter that starts after the request completes at once.
+        let mut late = Requested::new(cell.clone());
+        assert_eq!(poll_once(&mut late, &w1), Poll::Ready(ShutdownRequest::Poweroff));
+        drop((a, b, late));
+        assert_eq!(cell.0.borrow().waiting(), 0);
+        // Every waiter gone (the app took the request and moved on): the next request is the platform's to act on.
+        assert!(matches!(cell.0.borrow_mut().deliver(ShutdownRequest::Reboot), Delivery::NoWaiter));
+    }
 
     #[test]
     fn parses_the_toolstack_values() {

@@ -3,31 +3,93 @@
 //! number of fixed-size entries, each a request or, once the backend has answered it, a response. netfront (two
 //! one-page rings) and blkfront (one ring of 1 to 16 pages) are built on [`FrontRing`].
 //!
-//! The platform maps the page and implements [`SharedRing`] over it with volatile accesses and the orderings each
-//! method names; everything else (the free-running `u32` indices, the notification decisions of
-//! `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY` and `RING_FINAL_CHECK_FOR_RESPONSES`) is here and tested on the host.
+//! The platform maps the page and implements [`SharedRing`] over it: the indices as atomics with the explicit
+//! orderings the trait names ([`SharedRing::load_acquire`], [`SharedRing::store_release`],
+//! [`SharedRing::full_barrier`]), the entries as volatile byte copies; everything else (the free-running `u32`
+//! indices, the notification decisions of `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY` and
+//! `RING_FINAL_CHECK_FOR_RESPONSES`) is here and tested on the host.
 //!
-//! The backend is not trusted: an `rsp_prod` that claims more responses than requests we published is refused
-//! ([`RingError::Overrun`]), and each response is copied out of the shared page once, so the caller validates a
-//! copy the backend can no longer change.
+//! The backend is not trusted, and it can write the whole page at any time: an `rsp_prod` that claims more
+//! responses than requests we published is refused ([`RingError::Overrun`]), each index is loaded once per
+//! decision, and each response is copied out of the shared page once, so the caller validates a copy the backend
+//! can no longer change (it can still change the slot, which we never read again).
 
 use core::fmt;
+use core::mem::{offset_of, size_of};
 
 /// Size of a ring page (`XEN_PAGE_SIZE`).
 pub const PAGE_SIZE: usize = 4096;
 
-/// Byte offsets in the shared page (`struct __name##_sring`, `io/ring.h`).
-pub mod offsets {
+/// The header of a shared ring page (`struct __name##_sring` in `io/ring.h`, before `ring[]`), for the platform
+/// to address its fields by name. Every field may be written by the backend at any time: access them only
+/// atomically (the indices) or volatile (the rest), never through a reference.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SringHeader {
     /// `RING_IDX req_prod`: written by the front end.
-    pub const REQ_PROD: usize = 0;
+    pub req_prod: u32,
     /// `RING_IDX req_event`: written by the back end (notify it when `req_prod` passes this).
-    pub const REQ_EVENT: usize = 4;
+    pub req_event: u32,
     /// `RING_IDX rsp_prod`: written by the back end.
-    pub const RSP_PROD: usize = 8;
+    pub rsp_prod: u32,
     /// `RING_IDX rsp_event`: written by the front end (the backend notifies us when `rsp_prod` passes this).
-    pub const RSP_EVENT: usize = 12;
+    pub rsp_event: u32,
+    /// `union { uint8_t pvt_pad[4]; ... } pvt`: private to the drivers (netif's and blkif's leave it zero).
+    pub pvt: [u8; 4],
+    /// `uint8_t __pad[44]`.
+    pub pad: [u8; 44],
+}
+
+const _: () = {
+    assert!(size_of::<SringHeader>() == 64);
+    assert!(offset_of!(SringHeader, req_prod) == 0);
+    assert!(offset_of!(SringHeader, req_event) == 4);
+    assert!(offset_of!(SringHeader, rsp_prod) == 8);
+    assert!(offset_of!(SringHeader, rsp_event) == 12);
+    assert!(offset_of!(SringHeader, pvt) == 16);
+    assert!(offset_of!(SringHeader, pad) == 20);
+};
+
+/// Byte offsets in the shared page (`struct __name##_sring`, `io/ring.h`), from [`SringHeader`].
+pub mod offsets {
+    use super::SringHeader;
+    use core::mem::{offset_of, size_of};
+
+    /// `RING_IDX req_prod`: written by the front end.
+    pub const REQ_PROD: usize = offset_of!(SringHeader, req_prod);
+    /// `RING_IDX req_event`: written by the back end (notify it when `req_prod` passes this).
+    pub const REQ_EVENT: usize = offset_of!(SringHeader, req_event);
+    /// `RING_IDX rsp_prod`: written by the back end.
+    pub const RSP_PROD: usize = offset_of!(SringHeader, rsp_prod);
+    /// `RING_IDX rsp_event`: written by the front end (the backend notifies us when `rsp_prod` passes this).
+    pub const RSP_EVENT: usize = offset_of!(SringHeader, rsp_event);
     /// `ring[]`: the entries start after the 64-byte header (`pvt` 4 bytes, `__pad` 44 bytes).
-    pub const RING: usize = 64;
+    pub const RING: usize = size_of::<SringHeader>();
+}
+
+/// One of the four indices of the ring header, each a `RING_IDX` (`u32`) in shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingIndex {
+    /// `req_prod` (ours).
+    ReqProd,
+    /// `req_event` (the backend's).
+    ReqEvent,
+    /// `rsp_prod` (the backend's).
+    RspProd,
+    /// `rsp_event` (ours).
+    RspEvent,
+}
+
+impl RingIndex {
+    /// The index's byte offset in the page.
+    pub const fn offset(self) -> usize {
+        match self {
+            RingIndex::ReqProd => offsets::REQ_PROD,
+            RingIndex::ReqEvent => offsets::REQ_EVENT,
+            RingIndex::RspProd => offsets::RSP_PROD,
+            RingIndex::RspEvent => offsets::RSP_EVENT,
+        }
+    }
 }
 
 /// The number of entries of `entry_size` bytes in a one-page ring (`__CONST_RING_SIZE`): `(4096 - 64) /
@@ -56,28 +118,30 @@ pub const fn ring_size_for_pages(pages: usize, entry_size: usize) -> u32 {
     }
 }
 
-/// One shared ring: a page, or `pages` contiguous pages for a multi-page ring. The platform implements it over the
-/// mapped page(s) with volatile accesses; [`FrontRing`] only passes offsets of whole entries inside the ring
+/// One shared ring: a page, or `pages` contiguous pages for a multi-page ring, which the backend may write at any
+/// time (a hostile one included). The platform implements it over the mapped page(s) without ever making a Rust
+/// reference to them: the header indices through atomics (`AtomicU32::from_ptr`) with the orderings named here,
+/// the entries through volatile byte copies. [`FrontRing`] only passes offsets of whole entries inside the ring
 /// (`offsets::RING <= offset`, `offset + len <= pages * PAGE_SIZE`). In a multi-page ring an entry may straddle a
 /// page boundary (112-byte blkif entries do), so the platform maps the pages virtually contiguous, in grant order
 /// (`ring-ref0` first), or splits such a copy.
 pub trait SharedRing {
-    /// Loads `rsp_prod` with acquire ordering: the response entries before it are readable afterwards.
-    fn load_rsp_prod(&self) -> u32;
-    /// Loads `req_event`.
-    fn load_req_event(&self) -> u32;
-    /// A write barrier (the request entries written become visible first), then stores `req_prod` (release).
-    fn store_req_prod(&mut self, value: u32);
-    /// Stores `rsp_event`.
-    fn store_rsp_event(&mut self, value: u32);
-    /// A full memory barrier (`xen_mb()`): stores before it are visible before loads after it are performed.
+    /// Loads a header index atomically with acquire ordering: what the backend wrote before it stored the index
+    /// (for `rsp_prod`, the response entries before it) is visible to the copies made afterwards.
+    fn load_acquire(&self, index: RingIndex) -> u32;
+    /// Stores a header index atomically with release ordering: what we wrote before (for `req_prod`, the request
+    /// entries) is visible to the backend before the new index is.
+    fn store_release(&mut self, index: RingIndex, value: u32);
+    /// A full memory barrier (`xen_mb()`, a sequentially consistent fence): stores before it are visible before
+    /// loads after it are performed (the index stores and loads of the notification protocol).
     fn full_barrier(&mut self);
     /// Writes the four header indices and zeroes the rest of the 64-byte header (`SHARED_RING_INIT`). Called once,
     /// before the page is granted to the backend.
     fn init_header(&mut self, req_prod: u32, req_event: u32, rsp_prod: u32, rsp_event: u32);
-    /// Copies `bytes` into the page at `offset`.
+    /// Copies `bytes` into the page at `offset` (volatile: the backend may be reading the slot).
     fn write_bytes(&mut self, offset: usize, bytes: &[u8]);
-    /// Copies `out.len()` bytes from the page at `offset` (each byte read once).
+    /// Copies `out.len()` bytes from the page at `offset`, each byte read once (volatile: the backend may be
+    /// writing the slot even now; the caller validates the copy, never the page).
     fn read_bytes(&self, offset: usize, out: &mut [u8]);
 }
 
@@ -274,10 +338,10 @@ impl<S: SharedRing> FrontRing<S> {
     pub fn push_and_check_notify(&mut self) -> bool {
         let old = self.req_prod;
         let new = self.req_prod_pvt;
-        self.sring.store_req_prod(new);
+        self.sring.store_release(RingIndex::ReqProd, new);
         self.req_prod = new;
         self.sring.full_barrier();
-        let req_event = self.sring.load_req_event();
+        let req_event = self.sring.load_acquire(RingIndex::ReqEvent);
         new.wrapping_sub(req_event) < new.wrapping_sub(old)
     }
 
@@ -285,7 +349,7 @@ impl<S: SharedRing> FrontRing<S> {
     /// checking `rsp_prod` (acquire) against what we published: more responses than outstanding published
     /// requests is [`RingError::Overrun`], and nothing is accepted.
     pub fn unconsumed_responses(&mut self) -> Result<u32, RingError> {
-        let rsp_prod = self.sring.load_rsp_prod();
+        let rsp_prod = self.sring.load_acquire(RingIndex::RspProd);
         let available = rsp_prod.wrapping_sub(self.rsp_cons);
         if available > self.req_prod.wrapping_sub(self.rsp_cons) {
             return Err(RingError::Overrun { rsp_prod, rsp_cons: self.rsp_cons, req_prod: self.req_prod });
@@ -322,7 +386,7 @@ impl<S: SharedRing> FrontRing<S> {
         if self.unconsumed_responses()? > 0 {
             return Ok(true);
         }
-        self.sring.store_rsp_event(self.rsp_cons.wrapping_add(1));
+        self.sring.store_release(RingIndex::RspEvent, self.rsp_cons.wrapping_add(1));
         self.sring.full_barrier();
         Ok(self.unconsumed_responses()? > 0)
     }
@@ -358,6 +422,9 @@ pub mod testing {
         pub ops: Vec<Op>,
         /// Runs (as the backend, on the page) right after the front end stores `rsp_event`, before its barrier.
         pub after_rsp_event: Option<Hook>,
+        /// Runs (as the backend, on the page) each time the front end is about to load `rsp_prod`: a backend on
+        /// another CPU that answers as fast as requests appear.
+        pub before_load_rsp_prod: Option<Hook>,
     }
 
     /// A ring page shared by the front end under test ([`HeapRing`]) and a fake backend ([`BackRing`]).
@@ -369,7 +436,12 @@ pub mod testing {
 
     /// `n` contiguous ring pages (a multi-page ring), zeroed.
     pub fn pages(n: usize) -> Page {
-        Rc::new(RefCell::new(PageState { bytes: vec![0; n * PAGE_SIZE], ops: Vec::new(), after_rsp_event: None }))
+        Rc::new(RefCell::new(PageState {
+            bytes: vec![0; n * PAGE_SIZE],
+            ops: Vec::new(),
+            after_rsp_event: None,
+            before_load_rsp_prod: None,
+        }))
     }
 
     pub fn get(bytes: &[u8], at: usize) -> u32 {
@@ -384,28 +456,35 @@ pub mod testing {
     pub struct HeapRing(pub Page);
 
     impl SharedRing for HeapRing {
-        fn load_rsp_prod(&self) -> u32 {
+        fn load_acquire(&self, index: RingIndex) -> u32 {
             let mut p = self.0.borrow_mut();
-            p.ops.push(Op::LoadRspProd);
-            get(&p.bytes, offsets::RSP_PROD)
+            match index {
+                RingIndex::RspProd => {
+                    p.ops.push(Op::LoadRspProd);
+                    if let Some(mut hook) = p.before_load_rsp_prod.take() {
+                        hook(&mut p.bytes);
+                        p.before_load_rsp_prod = Some(hook);
+                    }
+                }
+                RingIndex::ReqEvent => p.ops.push(Op::LoadReqEvent),
+                // The front end has no reason to read back its own indices.
+                RingIndex::ReqProd | RingIndex::RspEvent => panic!("the front end loaded its own {index:?}"),
+            }
+            get(&p.bytes, index.offset())
         }
-        fn load_req_event(&self) -> u32 {
+        fn store_release(&mut self, index: RingIndex, value: u32) {
             let mut p = self.0.borrow_mut();
-            p.ops.push(Op::LoadReqEvent);
-            get(&p.bytes, offsets::REQ_EVENT)
-        }
-        fn store_req_prod(&mut self, value: u32) {
-            let mut p = self.0.borrow_mut();
-            p.ops.push(Op::StoreReqProd(value));
-            set(&mut p.bytes, offsets::REQ_PROD, value);
-        }
-        fn store_rsp_event(&mut self, value: u32) {
-            let mut p = self.0.borrow_mut();
-            p.ops.push(Op::StoreRspEvent(value));
-            set(&mut p.bytes, offsets::RSP_EVENT, value);
-            if let Some(mut hook) = p.after_rsp_event.take() {
-                hook(&mut p.bytes);
-                p.after_rsp_event = Some(hook);
+            match index {
+                RingIndex::ReqProd => p.ops.push(Op::StoreReqProd(value)),
+                RingIndex::RspEvent => p.ops.push(Op::StoreRspEvent(value)),
+                RingIndex::ReqEvent | RingIndex::RspProd => panic!("the front end stored the backend's {index:?}"),
+            }
+            set(&mut p.bytes, index.offset(), value);
+            if index == RingIndex::RspEvent {
+                if let Some(mut hook) = p.after_rsp_event.take() {
+                    hook(&mut p.bytes);
+                    p.after_rsp_event = Some(hook);
+                }
             }
         }
         fn full_barrier(&mut self) {

@@ -34,6 +34,13 @@ pub trait NetDevice {
     /// packets the backend marked `csum_blank` before handing them here, because the stack verifies
     /// every checksum in software.
     fn receive(&mut self) -> Option<Vec<u8>>;
+    /// The last [`NetDevice::receive`] returned `None` because it had done its share of work (its budget), not
+    /// because nothing was waiting: frames may be waiting that no event will announce, so
+    /// [`Stack::poll`](crate::Stack::poll) asks to be polled again at once (after the runtime has run timers and
+    /// other tasks), as NAPI keeps a device scheduled that used up its budget.
+    fn rx_pending(&self) -> bool {
+        false
+    }
     /// Whether the device has room for one more frame of the largest size (MTU plus Ethernet header) right now.
     /// When it has not, it must raise an event once room comes back (netfront: the backend's TX completion):
     /// [`Stack::poll`](crate::Stack::poll) then waits for that event instead of asking to be polled at once.
@@ -79,6 +86,10 @@ pub(crate) struct Adapter<D> {
     pub(crate) watch_router_adverts: bool,
     /// A frame taken from the driver for the stack to look at ([`Adapter::next_frame`]) before smoltcp gets it.
     held: Option<Vec<u8>>,
+    /// The device said it had no more frames during this poll ([`Adapter::start_poll`] clears it): it is not asked
+    /// again until the next poll, so one poll costs the device at most one receive budget
+    /// ([`NetDevice::rx_pending`]).
+    rx_done: bool,
 }
 
 impl<D: NetDevice> Adapter<D> {
@@ -90,6 +101,7 @@ impl<D: NetDevice> Adapter<D> {
             router_adverts: Vec::new(),
             watch_router_adverts,
             held: None,
+            rx_done: false,
         }
     }
 
@@ -99,7 +111,21 @@ impl<D: NetDevice> Adapter<D> {
         if !self.dev.can_transmit() {
             return None;
         }
-        self.held.take().or_else(|| self.dev.receive())
+        self.held.take().or_else(|| self.device_frame())
+    }
+
+    /// A new [`Stack::poll`](crate::Stack::poll): the device may be asked for frames again.
+    pub(crate) fn start_poll(&mut self) {
+        self.rx_done = false;
+    }
+
+    fn device_frame(&mut self) -> Option<Vec<u8>> {
+        if self.rx_done {
+            return None;
+        }
+        let frame = self.dev.receive();
+        self.rx_done = frame.is_none();
+        frame
     }
 
     /// Makes `frame` the next one smoltcp receives.
@@ -145,7 +171,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
         if !self.dev.can_transmit() {
             return None;
         }
-        let frame = self.held.take().or_else(|| self.dev.receive())?;
+        let frame = self.held.take().or_else(|| self.device_frame())?;
         self.counters.rx_frames += 1;
         self.counters.rx_bytes += frame.len() as u64;
         if self.watch_router_adverts {

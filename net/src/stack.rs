@@ -394,8 +394,9 @@ impl<D: NetDevice> Stack<D> {
     /// DHCP and SLAAC, and sends whatever the sockets have queued while the device has room.
     ///
     /// Returns when the stack next needs a poll if nothing else happens (milliseconds on the same clock as
-    /// `now_ms`; `<= now_ms` means at once), or `None` when only a device event or a socket operation can
-    /// give it work. Wakers of sockets whose state changed are woken during the call.
+    /// `now_ms`; `<= now_ms` means at once: the frame budget or the device's receive budget
+    /// ([`NetDevice::rx_pending`]) was used up, so the caller should let timers and other tasks run and poll
+    /// again), or `None` when only a device event or a socket operation can give it work. Wakers of sockets whose state changed are woken during the call.
     pub fn poll(&mut self, now_ms: u64) -> Option<u64> {
         let now_ms = now_ms.max(self.now_ms);
         self.now_ms = now_ms;
@@ -403,6 +404,7 @@ impl<D: NetDevice> Stack<D> {
         self.repoll = false;
 
         self.device.dev.reap();
+        self.device.start_poll();
         self.iface.poll_maintenance(now);
         let mut budget = MAX_FRAMES_PER_POLL;
         loop {
@@ -447,7 +449,10 @@ impl<D: NetDevice> Stack<D> {
     }
 
     fn next_deadline(&mut self, now_ms: u64) -> Option<u64> {
-        if self.repoll {
+        // The device stopped on its receive budget: more may be waiting, with no event to say so. (While it cannot
+        // transmit, received frames wait for its TX completion event anyway.)
+        let rx_pending = self.device.dev.rx_pending() && self.device.dev.can_transmit();
+        if self.repoll || rx_pending {
             return Some(now_ms);
         }
         let now = Instant::from_millis(now_ms as i64);

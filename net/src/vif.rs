@@ -7,7 +7,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use sirocco_drivers::netfront::wire::PAGE_SIZE;
-use sirocco_drivers::netfront::{NetBuffers, Netfront, Phase, TxChecksum, TxError};
+use sirocco_drivers::netfront::{NetBuffers, Netfront, Phase, TxChecksum, TxError, RX_POLL_BUDGET};
 use sirocco_drivers::ring::{Notify, SharedRing};
 
 use crate::device::{NetDevice, TxFull, ETHERNET_HEADER_LEN};
@@ -47,8 +47,11 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
         self.driver.poll_tx();
     }
     fn receive(&mut self) -> Option<Vec<u8>> {
+        // One budget for the whole call: a backend that answers every buffer with a bad id as fast as we post
+        // them must not keep us here (it froze the guest: 200,000 drops in one call, timers starved).
+        let mut budget = RX_POLL_BUDGET;
         loop {
-            match self.driver.poll_rx()? {
+            match self.driver.poll_rx_budget(&mut budget)? {
                 Ok(mut packet) => {
                     if packet.csum_blank {
                         // The backend left the transport checksum blank (offload): fill it in, since the stack
@@ -66,6 +69,9 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
                 Err(drop) => log_drop(self.id, &drop),
             }
         }
+    }
+    fn rx_pending(&self) -> bool {
+        self.driver.rx_pending()
     }
     fn can_transmit(&self) -> bool {
         // Room for the largest frame the stack may hand over: a frame of several pages (MTU 9000) takes as many

@@ -18,6 +18,12 @@ use super::wire::{
 use crate::grant::GrantRef;
 use crate::ring::{FrontRing, Notify, RingError, SharedRing};
 
+/// The most RX responses (ring slots) one [`Netfront::poll_rx`] takes, as NAPI's weight bounds one poll of a
+/// Linux driver: a backend that answers as fast as buffers are posted (with bad ids, or a chain of slots that
+/// never ends) cannot keep the guest inside the driver. A legitimate packet takes at most `NR_SLOTS_MIN` (18)
+/// slots plus its extra info slots.
+pub const RX_POLL_BUDGET: u32 = 64;
+
 /// The buffer pages, granted to the backend once by the platform. Buffer indices run from 0 to the count; the
 /// driver passes only those, and only `offset + len <= PAGE_SIZE`.
 pub trait NetBuffers {
@@ -162,6 +168,8 @@ pub struct Netfront<S: SharedRing, B: NetBuffers, E: Notify> {
     /// Post RX buffers again once this many are free (and whenever `poll_rx` runs dry).
     rx_batch: usize,
     rx_chain: Option<RxChain>,
+    /// The last `poll_rx` stopped on its budget: responses may be waiting that no event will announce.
+    rx_more: bool,
     counters: Counters,
 }
 
@@ -199,6 +207,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             rx_posted: vec![None; rx_slots],
             rx_batch,
             rx_chain: None,
+            rx_more: false,
             counters: Counters::default(),
         }
     }
@@ -249,6 +258,71 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         self.rx_free.len()
     }
 
+    /// RX buffers posted to the backend now (with [`Netfront::rx_free_buffers`], every buffer: none is lost).
+    pub fn rx_posted_buffers(&self) -> usize {
+        self.rx_posted.iter().filter(|b| b.is_some()).count()
+    }
+
+    /// TX buffers in flight now: sent and not answered (with [`Netfront::tx_free_buffers`], every buffer).
+    pub fn tx_in_flight(&self) -> usize {
+        self.tx_outstanding.iter().filter(|&&o| o).count()
+    }
+
+    /// The TX ring's consumer index (`rsp_cons`): how many TX responses were ever taken (wrapping).
+    pub fn tx_rsp_cons(&self) -> u32 {
+        self.tx.rsp_cons()
+    }
+
+    /// The RX ring's consumer index (`rsp_cons`): how many RX responses were ever taken (wrapping).
+    pub fn rx_rsp_cons(&self) -> u32 {
+        self.rx.rsp_cons()
+    }
+
+    /// Checks the driver's buffer bookkeeping, for tests and fuzzing (linear in buffers and ring slots): every TX
+    /// buffer is free or in flight, exactly once; every RX buffer is free or posted, exactly once; the posted ones
+    /// occupy exactly the RX ring slots whose responses are still to come. A description of the first breach.
+    pub fn audit(&self) -> Result<(), alloc::string::String> {
+        use alloc::format;
+        let mut tx_seen = vec![0u32; usize::from(self.buffers.tx_count())];
+        for &b in &self.tx_free {
+            *tx_seen.get_mut(usize::from(b)).ok_or(format!("free TX buffer {b} does not exist"))? += 1;
+        }
+        for (b, _) in self.tx_outstanding.iter().enumerate().filter(|(_, &o)| o) {
+            *tx_seen.get_mut(b).ok_or(format!("in-flight TX buffer {b} does not exist"))? += 1;
+        }
+        if let Some((b, n)) = tx_seen.iter().enumerate().find(|(_, &n)| n != 1) {
+            return Err(format!("TX buffer {b} is free or in flight {n} times, not once"));
+        }
+        let mut rx_seen = vec![0u32; usize::from(self.buffers.rx_count())];
+        for &b in self.rx_free.iter().chain(self.rx_posted.iter().flatten()) {
+            *rx_seen.get_mut(usize::from(b)).ok_or(format!("RX buffer {b} does not exist"))? += 1;
+        }
+        if let Some((b, n)) = rx_seen.iter().enumerate().find(|(_, &n)| n != 1) {
+            return Err(format!("RX buffer {b} is free or posted {n} times, not once"));
+        }
+        let outstanding = self.rx.outstanding();
+        for (k, posted) in self.rx_posted.iter().enumerate() {
+            // Slot k holds a request still to be answered iff its index lies in [rsp_cons, req_prod_pvt).
+            let index =
+                self.rx.rsp_cons().wrapping_add((k as u32).wrapping_sub(self.rx.rsp_cons()) & (self.rx.size() - 1));
+            let waiting = index.wrapping_sub(self.rx.rsp_cons()) < outstanding;
+            if waiting != posted.is_some() {
+                return Err(format!(
+                    "RX slot {k}: posted buffer {posted:?}, but {} requests are outstanding from rsp_cons {}",
+                    outstanding,
+                    self.rx.rsp_cons()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The last [`Netfront::poll_rx`] stopped on its budget: responses may be waiting, and since `rsp_event` was
+    /// not re-armed no event will announce them. Poll again soon (after letting timers and other work run).
+    pub fn rx_pending(&self) -> bool {
+        self.rx_more
+    }
+
     /// The largest packet [`Netfront::transmit`] accepts: one page without scatter-gather, else what the ring,
     /// the TX buffers and the protocol (65535 bytes) allow.
     pub fn max_packet(&self) -> usize {
@@ -296,6 +370,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             }
         }
         report.rx_partial_dropped = self.rx_chain.take().is_some();
+        self.rx_more = false;
         self.tx = FrontRing::init(tx_page, TX_ENTRY_SIZE);
         self.rx = FrontRing::init(rx_page, RX_ENTRY_SIZE);
         self.phase = Phase::Initialising;
@@ -403,6 +478,10 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
     /// Takes every TX response: frees the buffer of each outstanding id (whatever the status), counts errors, and
     /// counts and ignores ids that are not outstanding. Re-arms `rsp_event` before returning so the next response
     /// raises an event. A broken `rsp_prod` stops the device (reported as the first fault).
+    ///
+    /// The work is bounded without a budget: this call publishes nothing, and the ring refuses an `rsp_prod`
+    /// beyond the requests published ([`RingError::Overrun`]), so one call takes at most the ring's size (256) of
+    /// responses, however fast or hostile the backend.
     pub fn poll_tx(&mut self) -> TxPoll {
         let mut poll = TxPoll::default();
         let mut raw = [0u8; 4];
@@ -499,12 +578,23 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
     }
 
     /// The next received packet, or why it was dropped; `None` once no complete packet is waiting (the RX buffers
-    /// are then posted again and `rsp_event` re-armed, so the next packet raises an event). Every response is
+    /// are then posted again and `rsp_event` re-armed, so the next packet raises an event), or once this call has
+    /// taken [`RX_POLL_BUDGET`] responses ([`Netfront::rx_pending`] then says so). Every response is
     /// validated before its data is used: its id must be the request in its slot, its status a positive length,
     /// its data inside the page; extra info slots are skipped (their type checked); slots chained with
     /// `NETRXF_more_data` make one packet. A bad slot drops its whole packet; its buffer is recycled either way.
     pub fn poll_rx(&mut self) -> Option<Result<RxPacket, RxDrop>> {
+        let mut budget = RX_POLL_BUDGET;
+        self.poll_rx_budget(&mut budget)
+    }
+
+    /// As [`Netfront::poll_rx`], taking at most `*budget` responses (ring slots), less the ones it takes: a caller
+    /// that drops bad packets and asks again (as `sirocco_net::Vif` does) shares one budget between the calls.
+    /// When the budget runs out before a packet is complete, returns `None` with [`Netfront::rx_pending`] set and
+    /// `rsp_event` not re-armed: the caller must poll again soon, without waiting for an event.
+    pub fn poll_rx_budget(&mut self, budget: &mut u32) -> Option<Result<RxPacket, RxDrop>> {
         let mut raw = [0u8; RX_ENTRY_SIZE];
+        self.rx_more = false;
         loop {
             if self.is_broken() {
                 return None;
@@ -521,7 +611,17 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
                 Ok(_) => {}
                 Err(e) => return Some(Err(self.stop(Direction::Rx, e))),
             }
-            while let Some(index) = self.rx.take_response(&mut raw) {
+            loop {
+                if *budget == 0 {
+                    // NAPI's "budget exhausted": stay scheduled. Keep the ring supplied (bounded by its size).
+                    self.rx_more = true;
+                    if self.rx_free.len() >= self.rx_batch {
+                        self.post_rx_buffers();
+                    }
+                    return None;
+                }
+                let Some(index) = self.rx.take_response(&mut raw) else { break };
+                *budget -= 1;
                 if let Some(done) = self.rx_slot(index, &raw) {
                     if self.rx_free.len() >= self.rx_batch {
                         self.post_rx_buffers();

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 #[allow(unused_imports)] // the prelude has them under cfg(test)
-use std::{vec, vec::Vec};
+use std::{boxed::Box, vec, vec::Vec};
 
 use super::device::{Features, NetBuffers, Netfront};
 use super::wire::{
@@ -15,8 +15,8 @@ use super::wire::{
     NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, PAGE_SIZE, RX_ENTRY_SIZE, TX_ENTRY_SIZE,
 };
 use crate::grant::GrantRef;
-use crate::ring::testing::{page, BackRing, HeapRing, Page};
-use crate::ring::Notify;
+use crate::ring::testing::{get, page, set, BackRing, HeapRing, Page};
+use crate::ring::{offsets, Notify};
 
 /// TX buffer `i` is granted as ref `TX_GREF_BASE + i`.
 pub const TX_GREF_BASE: u32 = 100;
@@ -28,6 +28,18 @@ pub struct Store {
     pub pages: BTreeMap<u32, Vec<u8>>,
     tx: Vec<u32>,
     rx: Vec<u32>,
+    /// What the driver did with the RX buffers, in order (for oracles: data is read only from buffers that were
+    /// posted, once per posting). Drained by whoever checks it.
+    pub rx_log: Vec<RxBufferOp>,
+}
+
+/// An access by the driver to an RX buffer, as [`Store::rx_log`] records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxBufferOp {
+    /// Its grant ref was taken for an RX request: it is being posted.
+    Posted(u16),
+    /// Data was copied out of it.
+    Read { buf: u16, offset: usize, len: usize },
 }
 
 pub type SharedStore = Rc<RefCell<Store>>;
@@ -46,7 +58,9 @@ impl NetBuffers for FakeBuffers {
         GrantRef(self.0.borrow().tx[usize::from(buf)])
     }
     fn rx_gref(&self, buf: u16) -> GrantRef {
-        GrantRef(self.0.borrow().rx[usize::from(buf)])
+        let mut s = self.0.borrow_mut();
+        s.rx_log.push(RxBufferOp::Posted(buf));
+        GrantRef(s.rx[usize::from(buf)])
     }
     fn tx_write(&mut self, buf: u16, offset: usize, data: &[u8]) {
         assert!(offset + data.len() <= PAGE_SIZE, "tx_write past the page");
@@ -56,7 +70,8 @@ impl NetBuffers for FakeBuffers {
     }
     fn rx_read(&self, buf: u16, offset: usize, out: &mut [u8]) {
         assert!(offset + out.len() <= PAGE_SIZE, "rx_read past the page");
-        let s = self.0.borrow();
+        let mut s = self.0.borrow_mut();
+        s.rx_log.push(RxBufferOp::Read { buf, offset, len: out.len() });
         let gref = s.rx[usize::from(buf)];
         out.copy_from_slice(&s.pages[&gref][offset..offset + out.len()]);
     }
@@ -113,7 +128,7 @@ pub fn harness_at(features: Features, tx: u16, rx: u16, start: u32) -> Harness {
     for &r in tx_refs.iter().chain(&rx_refs) {
         pages.insert(r, vec![0u8; PAGE_SIZE]);
     }
-    let store = Rc::new(RefCell::new(Store { pages, tx: tx_refs, rx: rx_refs }));
+    let store = Rc::new(RefCell::new(Store { pages, tx: tx_refs, rx: rx_refs, rx_log: Vec::new() }));
     let (tx_page, rx_page) = (page(), page());
     let kicks = Rc::new(Cell::new(0));
     let nf = Netfront::with_ring_start(
@@ -296,4 +311,53 @@ impl FakeNetback {
         self.rx.put_response(&make(req));
         self.push_rx();
     }
+
+    /// Hostile mode: from now on the backend answers every RX request the moment it is published (it runs each
+    /// time the driver loads `rsp_prod`, as a backend on another CPU would), with the response `make` returns for
+    /// it, until it has made `limit` responses; then it goes silent, so that a test of code without a budget ends
+    /// and can report how much work it did. Returns the count of responses made so far. The fake's own RX ring
+    /// state is not used in this mode.
+    pub fn answer_rx_forever(
+        &mut self,
+        limit: u64,
+        mut make: impl FnMut(NetifRxRequest) -> [u8; RX_ENTRY_SIZE] + 'static,
+    ) -> Rc<Cell<u64>> {
+        let made = Rc::new(Cell::new(0u64));
+        let count = made.clone();
+        let size = self.rx.size;
+        self.rx.page.borrow_mut().before_load_rsp_prod = Some(Box::new(move |bytes: &mut Vec<u8>| {
+            let req_prod = get(bytes, offsets::REQ_PROD);
+            let mut rsp_prod = get(bytes, offsets::RSP_PROD);
+            while rsp_prod != req_prod && count.get() < limit {
+                let at = offsets::RING + (rsp_prod & (size - 1)) as usize * RX_ENTRY_SIZE;
+                let req = NetifRxRequest::parse(bytes[at..at + RX_ENTRY_SIZE].try_into().unwrap());
+                bytes[at..at + RX_ENTRY_SIZE].copy_from_slice(&make(req));
+                rsp_prod = rsp_prod.wrapping_add(1);
+                count.set(count.get() + 1);
+            }
+            set(bytes, offsets::RSP_PROD, rsp_prod);
+        }));
+        made
+    }
+}
+
+impl FakeNetback {
+    /// Ends [`FakeNetback::answer_rx_forever`]: the backend answers only when told again, from where the hostile
+    /// mode left the ring (every request it saw is answered).
+    pub fn stop_answering_rx(&mut self) {
+        self.rx.page.borrow_mut().before_load_rsp_prod = None;
+        let rsp_prod = self.rx.header(offsets::RSP_PROD);
+        self.rx.req_cons = rsp_prod;
+        self.rx.rsp_prod_pvt = rsp_prod;
+    }
+}
+
+/// For [`FakeNetback::answer_rx_forever`]: a plausible response (60 bytes at offset 0) carrying the wrong id.
+pub fn bad_id(req: NetifRxRequest) -> [u8; RX_ENTRY_SIZE] {
+    NetifRxResponse { id: !req.id, offset: 0, flags: 0, status: 60 }.emit()
+}
+
+/// For [`FakeNetback::answer_rx_forever`]: a correct 60-byte slot that says more of its packet follows, forever.
+pub fn endless_chain(req: NetifRxRequest) -> [u8; RX_ENTRY_SIZE] {
+    NetifRxResponse { id: req.id, offset: 0, flags: NETRXF_MORE_DATA, status: 60 }.emit()
 }

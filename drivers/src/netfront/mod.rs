@@ -13,7 +13,9 @@
 //! 4. [`connect`]: posts the RX buffers, writes the ring refs, event channel, requests and `state=Connected` in one
 //!    transaction, waits for the backend's Connected, and only then allows [`Netfront::transmit`].
 //! 5. On each event: [`Netfront::poll_tx`], [`Netfront::poll_rx`] until `None` (log each [`RxDrop`]); transmit
-//!    when the stack has packets, retrying a [`TxError::RingFull`] after the next `poll_tx`.
+//!    when the stack has packets, retrying a [`TxError::RingFull`] after the next `poll_tx`. Each `poll_rx` takes
+//!    at most [`RX_POLL_BUDGET`] responses: if [`Netfront::rx_pending`] says it stopped on it, poll again soon
+//!    (after timers and other tasks had their turn), without waiting for an event.
 //!
 //! 6. If the backend's state goes to Closing or Closed, or its directory goes (netback restarted, driver domain
 //!    rebooted, the vif detached): [`disconnect`], which closes our end in step and resets the device onto new
@@ -41,5 +43,5 @@ pub use config::{
     connect, disconnect, parse_mac, read_config, reconnect, write_connect_keys, BackendFeatures, ConfigError,
     ConnectKeys, NetConfig, DEFAULT_MTU,
 };
-pub use device::{Features, NetBuffers, Netfront, Phase, ResetReport, RxPacket, TxChecksum, TxPoll};
+pub use device::{Features, NetBuffers, Netfront, Phase, ResetReport, RxPacket, TxChecksum, TxPoll, RX_POLL_BUDGET};
 pub use error::{Counters, Direction, Fault, FaultKind, RxDrop, TxError};

@@ -572,6 +572,61 @@ fn rx_rsp_prod_running_ahead_stops_the_device() {
 }
 
 #[test]
+fn a_chain_that_never_ends_is_cut_off_by_the_poll_budget() {
+    // Issue 10.6: a backend on another CPU answers every posted buffer at once, each slot saying "more data
+    // follows". Without a budget, poll_rx reposts the buffers and keeps taking slots for as long as it answers.
+    let mut h = connected(SG, 4, 32);
+    let made = h.nb.answer_rx_forever(200_000, super::fake::endless_chain);
+    for round in 1..=100u64 {
+        assert_eq!(h.nf.poll_rx(), None);
+        assert!(h.nf.rx_pending(), "stopped on the budget, not because the ring is idle");
+        assert!(
+            made.get() <= round * u64::from(RX_POLL_BUDGET) + 32,
+            "{round} poll_rx calls took {} slots from a chain that never ends",
+            made.get()
+        );
+        assert_eq!(h.nf.rx_free_buffers() + h.nf.rx_posted_buffers(), 32, "no RX buffer lost");
+        h.nf.audit().unwrap();
+    }
+    // The chain passed 65535 bytes long ago: it will be dropped if it ever ends. A backend that finally stops
+    // leaves the device idle and armed.
+    h.nb.rx.page.borrow_mut().before_load_rsp_prod = None;
+    let d = rx_drop_or_none(&mut h);
+    assert!(d.is_none(), "the chain has not ended: {d:?}");
+    assert!(!h.nf.rx_pending());
+    assert_eq!((h.nf.counters().rx_packets, h.nf.counters().rx_dropped), (0, 0));
+}
+
+fn rx_drop_or_none(h: &mut Harness) -> Option<RxDrop> {
+    match h.nf.poll_rx() {
+        Some(Err(d)) => Some(d),
+        None => None,
+        other => panic!("expected a drop or nothing, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_ids_as_fast_as_buffers_are_posted_cost_one_budget_per_poll() {
+    let mut h = connected(SG, 4, 32);
+    let made = h.nb.answer_rx_forever(200_000, super::fake::bad_id);
+    let mut budget = RX_POLL_BUDGET;
+    let mut drops = 0;
+    while let Some(r) = h.nf.poll_rx_budget(&mut budget) {
+        assert!(matches!(r, Err(Fault { kind: FaultKind::BadId { .. }, .. })), "{r:?}");
+        drops += 1;
+        assert!(drops <= RX_POLL_BUDGET, "more drops than the budget allows");
+    }
+    assert_eq!((drops, budget), (RX_POLL_BUDGET, 0));
+    assert!(h.nf.rx_pending());
+    assert!(made.get() <= u64::from(RX_POLL_BUDGET) + 32);
+    assert_eq!(h.nf.rx_free_buffers() + h.nf.rx_posted_buffers(), 32);
+    h.nf.audit().unwrap();
+    let mut none_left = 0;
+    assert_eq!(h.nf.poll_rx_budget(&mut none_left), None, "an empty budget takes nothing");
+    assert!(h.nf.rx_pending());
+}
+
+#[test]
 fn after_draining_the_next_response_raises_an_event() {
     let mut h = connected(SG, 4, 8);
     h.nb.deliver(&frame(60, 0), 0);
@@ -1084,4 +1139,23 @@ mod xenbus {
         assert_eq!(h.nf.phase(), Phase::Initialising);
         assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
     }
+}
+
+#[test]
+fn the_audit_holds_through_traffic_faults_and_reset() {
+    let mut h = connected(SG, 4, 8);
+    h.nf.audit().unwrap();
+    h.nf.transmit(&frame(5000, 1), TxChecksum::Valid).unwrap();
+    assert_eq!((h.nf.tx_in_flight(), h.nf.tx_free_buffers()), (2, 2));
+    h.nf.audit().unwrap();
+    h.nb.deliver(&frame(60, 0), 0);
+    h.nb.respond_rx_raw(|req| NetifRxResponse { id: req.id ^ 1, offset: 0, flags: 0, status: 60 }.emit());
+    rx_ok(&mut h);
+    rx_drop(&mut h);
+    h.nf.audit().unwrap();
+    assert_eq!((h.nf.rx_posted_buffers(), h.nf.rx_free_buffers()), (8, 0), "reposted once the ring ran dry");
+    let report = h.reset();
+    assert_eq!((report.tx_dropped, report.rx_reclaimed), (2, 8));
+    h.nf.audit().unwrap();
+    assert_eq!((h.nf.tx_free_buffers(), h.nf.rx_free_buffers(), h.nf.tx_in_flight()), (4, 8, 0));
 }
