@@ -7,7 +7,7 @@
 
 use crate::evtchn::EventChannel;
 use crate::{hypercall, mm, runtime, xen};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::poll_fn;
@@ -15,7 +15,7 @@ use core::sync::atomic::{fence, Ordering};
 use core::task::{Poll, Waker};
 use sirocco_drivers::control::{self, ShutdownRequest};
 use sirocco_drivers::frontend::{self, DeviceInfo, FrontendError, XenbusState};
-use sirocco_drivers::xenstore::{self as xs, Tx, XsPlatform, XsRing};
+use sirocco_drivers::xenstore::{self as xs, Tx, WatchQueue, XsPlatform, XsRing};
 use sirocco_kernel::Mfn;
 
 pub use sirocco_drivers::xenstore::XsError;
@@ -100,9 +100,11 @@ impl XsPlatform for StorePlatform {
 
 static CLIENT: spin::Mutex<Option<Client>> = spin::Mutex::new(None);
 
-/// Per watch token: changed paths not yet taken, and the task waiting for them.
+/// Per watch token: changed paths not yet taken (bounded and coalesced: a backend rewriting a node in a loop
+/// leaves one pending change, see `WatchQueue`), the watched path, and the task waiting for them.
 struct WatchSlot {
-    queue: VecDeque<String>,
+    queue: WatchQueue,
+    path: String,
     waker: Option<Waker>,
 }
 static WATCHES: spin::Mutex<BTreeMap<String, WatchSlot>> = spin::Mutex::new(BTreeMap::new());
@@ -159,7 +161,8 @@ impl Watch {
     /// Watches `path` and everything below it. Xenstore fires a new watch once at once.
     pub fn new(path: &str) -> Result<Watch, XsError> {
         let token = with(|c| c.unique_token("sirocco:watch:"));
-        WATCHES.lock().insert(token.clone(), WatchSlot { queue: VecDeque::new(), waker: None });
+        let slot = WatchSlot { queue: WatchQueue::new(), path: path.into(), waker: None };
+        WATCHES.lock().insert(token.clone(), slot);
         if let Err(e) = with(|c| c.watch(path, &token)) {
             WATCHES.lock().remove(&token);
             return Err(e);
@@ -167,13 +170,15 @@ impl Watch {
         Ok(Watch { path: path.into(), token })
     }
 
-    /// The next changed path (in order; none is lost while the watch lives).
+    /// The next changed path, in order. Changes are level-triggered hints: a path changed again before it was
+    /// taken is reported once, and many changed paths under the watch may collapse into one naming the watched
+    /// path itself ("something below changed"): re-read what you watch after each.
     pub async fn next(&mut self) -> String {
         poll_fn(|cx| {
             let mut w = WATCHES.lock();
             let slot = w.get_mut(&self.token).expect("registered while the watch lives");
-            match slot.queue.pop_front() {
-                Some(p) => Poll::Ready(p),
+            match slot.queue.pop() {
+                Some(e) => Poll::Ready(e.path),
                 None => {
                     slot.waker = Some(cx.waker().clone());
                     Poll::Pending
@@ -242,14 +247,18 @@ impl BackendWatch {
     }
 }
 
-/// The run loop's hook: takes what xenstored sent and routes watch events.
-fn service() {
-    let Some(mut guard) = CLIENT.try_lock() else { return };
-    let Some(c) = guard.as_mut() else { return };
-    if let Err(e) = c.poll() {
-        log::error!("xenstore: {e}");
-        return;
-    }
+/// The run loop's hook: takes what xenstored sent (a bounded amount per round) and routes watch events. Returns
+/// true if more is waiting in the ring: the loop must come back before it sleeps.
+fn service() -> bool {
+    let Some(mut guard) = CLIENT.try_lock() else { return false };
+    let Some(c) = guard.as_mut() else { return false };
+    let more = match c.poll_more() {
+        Ok((_, more)) => more,
+        Err(e) => {
+            log::error!("xenstore: {e}");
+            return false;
+        }
+    };
     let mut shutdown_event = false;
     while let Some(ev) = c.next_watch_event() {
         if ev.token == CONTROL_TOKEN {
@@ -258,7 +267,7 @@ fn service() {
         }
         match WATCHES.lock().get_mut(&ev.token) {
             Some(slot) => {
-                slot.queue.push_back(ev.path);
+                slot.queue.push(ev, &slot.path);
                 if let Some(w) = slot.waker.take() {
                     w.wake();
                 }
@@ -279,6 +288,7 @@ fn service() {
             Err(e) => log::warn!("control/shutdown: {e}"),
         }
     }
+    more
 }
 
 /// For `shutdown`: the request type.

@@ -1,6 +1,7 @@
 //! The synchronous xenstore client: one request in flight at a time, each call blocking (through
 //! [`XsPlatform::wait`]) until its reply arrives or its deadline passes. Watch events that arrive in between are
-//! queued in arrival order.
+//! queued in arrival order, bounded and coalesced ([`WatchQueue`]): a daemon flooding events costs us at most
+//! [`WATCH_EVENTS_MAX`] pending events, and no wait runs past its deadline however fast they come.
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -8,6 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::error::{ErrorPath, Violation, XsError};
+use super::queue::{WatchQueue, WATCH_EVENTS_MAX};
 use super::text::InlineStr;
 use super::wire::{mask_idx, Errno, MsgType, XsdSockmsg, HEADER_SIZE, PAYLOAD_MAX, RING_SIZE};
 use super::{XsPlatform, XsRing};
@@ -20,6 +22,14 @@ pub const DEFAULT_TRANSACTION_ATTEMPTS: u32 = 8;
 
 /// Replies we gave up on (timeout, protocol error) that are recognised and dropped if they arrive late.
 const ABANDONED_MAX: usize = 16;
+
+/// The most watches (`(path, token)` pairs) registered at once: no more distinct tokens than the event queue
+/// holds, so its bound holds whatever the daemon sends.
+pub const WATCHES_MAX: usize = WATCH_EVENTS_MAX;
+
+/// The most response bytes one look at the ring takes in before the caller checks its deadline again: a daemon
+/// refilling the ring as fast as we drain it cannot keep us reading forever.
+const RECEIVE_BUDGET: usize = 2 * super::wire::RING_SIZE;
 
 /// A xenstore transaction id. [`Tx::NONE`] (Xen's `XBT_NIL`, 0) means "not in a transaction".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,7 +96,9 @@ pub struct Xenstore<R: XsRing, P: XsPlatform> {
     reply: Option<Reply>,
     /// Bytes of the message being received (header, then payload), across calls and waits.
     rx: Vec<u8>,
-    events: VecDeque<WatchEvent>,
+    events: WatchQueue,
+    /// Watch events received (coalesced ones included).
+    events_received: u64,
     /// Registered watches, `(path, token)`.
     watches: Vec<(String, String)>,
     abandoned: VecDeque<u32>,
@@ -108,7 +120,8 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             in_flight: None,
             reply: None,
             rx: Vec::with_capacity(HEADER_SIZE + PAYLOAD_MAX),
-            events: VecDeque::new(),
+            events: WatchQueue::new(),
+            events_received: 0,
             watches: Vec::new(),
             abandoned: VecDeque::new(),
             broken: None,
@@ -151,6 +164,11 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     /// Watch events that arrived for a token with no registered watch (typically just after an unwatch), dropped.
     pub fn stray_events_dropped(&self) -> u64 {
         self.stray_events
+    }
+
+    /// Watch events absorbed by an event already pending for the same watch (see [`WatchQueue`]).
+    pub fn watch_events_coalesced(&self) -> u64 {
+        self.events.coalesced()
     }
 
     /// The violation that made the ring unusable, if one did.
@@ -223,10 +241,16 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     }
 
     /// `XS_WATCH`: asks for an [`WatchEvent`] carrying `token` whenever `path` or a node below it changes. The
-    /// daemon fires a new watch once straight away.
+    /// daemon fires a new watch once straight away. Events are level-triggered hints: repeated ones coalesce, and
+    /// many paths under one watch may collapse into one event naming `path` itself ([`WatchQueue`]). At most
+    /// [`WATCHES_MAX`] watches at once.
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
         check_path(MsgType::Watch, path)?;
         check_token(MsgType::Watch, path, token)?;
+        if self.watches.len() >= WATCHES_MAX {
+            let what = "too many watches (WATCHES_MAX); unwatch one first";
+            return Err(XsError::BadArgument { op: MsgType::Watch, path: ErrorPath::tail(path), what });
+        }
         // Registered before sending: the first event may be queued by the daemon ahead of the reply.
         self.watches.push((String::from(path), String::from(token)));
         let result = self.call(MsgType::Watch, Tx::NONE, path, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]);
@@ -306,27 +330,33 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
 
     // ----- watch events -----
 
-    /// Takes in whatever the daemon has sent, without blocking, queueing watch events. Returns how many events
-    /// were queued.
+    /// Takes in what the daemon has sent (up to a budget of bytes, so a flooding daemon cannot keep it reading),
+    /// without blocking, queueing watch events. Returns how many watch events arrived (coalesced ones included).
     pub fn poll(&mut self) -> Result<usize, XsError> {
+        self.poll_more().map(|(arrived, _)| arrived)
+    }
+
+    /// [`Xenstore::poll`], also saying whether it stopped on its byte budget with more in the ring: then look
+    /// again soon rather than sleep until the event channel fires (the daemon already notified for those bytes).
+    pub fn poll_more(&mut self) -> Result<(usize, bool), XsError> {
         if let Some(violation) = self.broken {
             return Err(XsError::RingBroken { op: None, path: ErrorPath::empty(), violation });
         }
-        let before = self.events.len();
-        self.receive().map_err(|violation| XsError::Protocol { op: None, path: ErrorPath::empty(), violation })?;
-        Ok(self.events.len() - before)
+        let before = self.events_received;
+        let more =
+            self.receive().map_err(|violation| XsError::Protocol { op: None, path: ErrorPath::empty(), violation })?;
+        Ok(((self.events_received - before) as usize, more))
     }
 
     /// The oldest queued watch event. Does not read the ring: call [`Xenstore::poll`] first to take in what has
     /// arrived (a call stops reading at its own reply, so an event right behind it is still in the ring).
     pub fn next_watch_event(&mut self) -> Option<WatchEvent> {
-        self.events.pop_front()
+        self.events.pop()
     }
 
     /// The oldest queued watch event carrying `token`; other events stay queued, in order.
     pub fn take_watch_event(&mut self, token: &str) -> Option<WatchEvent> {
-        let at = self.events.iter().position(|e| e.token == token)?;
-        self.events.remove(at)
+        self.events.take_where(|e| e.token == token)
     }
 
     /// Queued watch events.
@@ -351,16 +381,18 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         wanted: impl Fn(&WatchEvent) -> bool,
     ) -> Result<Option<WatchEvent>, XsError> {
         loop {
-            if let Some(at) = self.events.iter().position(&wanted) {
-                return Ok(self.events.remove(at));
+            if let Some(event) = self.events.take_where(&wanted) {
+                return Ok(Some(event));
             }
-            if self.poll()? > 0 {
-                continue;
-            }
+            // Checked on every round, not only when the ring is empty: events for other tokens arriving as fast
+            // as we take them in must not keep us here past the deadline.
             if self.platform.now_ns() >= deadline_ns {
                 return Ok(None);
             }
-            self.platform.wait(deadline_ns);
+            let (arrived, more) = self.poll_more()?;
+            if arrived == 0 && !more {
+                self.platform.wait(deadline_ns);
+            }
         }
     }
 
@@ -400,10 +432,13 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
 
         self.in_flight = Some(InFlight { req_id, op });
         loop {
-            if let Err(violation) = self.receive() {
-                self.abandon(req_id);
-                return Err(protocol(violation));
-            }
+            let more = match self.receive() {
+                Ok(more) => more,
+                Err(violation) => {
+                    self.abandon(req_id);
+                    return Err(protocol(violation));
+                }
+            };
             match self.reply.take() {
                 Some(Reply::Payload(payload)) => return Ok(payload),
                 Some(Reply::Error(errno)) => return Err(XsError::Daemon { op, path: ErrorPath::tail(path), errno }),
@@ -415,7 +450,9 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
                 self.abandon(req_id);
                 return Err(timeout(now));
             }
-            self.platform.wait(deadline);
+            if !more {
+                self.platform.wait(deadline);
+            }
         }
     }
 
@@ -456,12 +493,14 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             }
             let free = RING_SIZE - used;
             if free == 0 {
-                if let Err(violation) = self.receive() {
-                    if violation.is_fatal() {
-                        return Err(SendFailure::Violation(violation));
+                let more = match self.receive() {
+                    Ok(more) => more,
+                    Err(violation) if violation.is_fatal() => return Err(SendFailure::Violation(violation)),
+                    Err(violation) => {
+                        deferred.get_or_insert(violation);
+                        true
                     }
-                    deferred.get_or_insert(violation);
-                }
+                };
                 if self.platform.now_ns() >= deadline {
                     if written == 0 {
                         return Err(SendFailure::Timeout);
@@ -469,7 +508,9 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
                     let partial = Violation::PartialRequest { written: written as u32, total: message.len() as u32 };
                     return Err(SendFailure::Violation(self.fatal(partial)));
                 }
-                self.platform.wait(deadline);
+                if !more {
+                    self.platform.wait(deadline);
+                }
                 continue;
             }
             let n = free.min(message.len() - written);
@@ -489,9 +530,11 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         violation
     }
 
-    /// Reads what the daemon has published, a message at a time, until the ring is empty or the reply to the
-    /// request in flight is complete. Partial messages are kept for the next call.
-    fn receive(&mut self) -> Result<(), Violation> {
+    /// Reads what the daemon has published, a message at a time, until the ring is empty, the reply to the
+    /// request in flight is complete, or [`RECEIVE_BUDGET`] bytes were taken in. Partial messages are kept for the
+    /// next call. Returns true if it stopped on the budget with more in the ring (the caller must look again
+    /// rather than wait: the daemon will not notify for bytes it already published).
+    fn receive(&mut self) -> Result<bool, Violation> {
         let mut consumed = false;
         let result = self.receive_inner(&mut consumed);
         if consumed {
@@ -501,7 +544,8 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         result
     }
 
-    fn receive_inner(&mut self, consumed: &mut bool) -> Result<(), Violation> {
+    fn receive_inner(&mut self, consumed: &mut bool) -> Result<bool, Violation> {
+        let mut taken = 0;
         while self.reply.is_none() {
             let (prod, cons) = (self.ring.rsp_prod(), self.ring.rsp_cons());
             let available = prod.wrapping_sub(cons) as usize;
@@ -509,7 +553,10 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
                 return Err(self.fatal(Violation::RspOverrun { rsp_prod: prod, rsp_cons: cons }));
             }
             if available == 0 {
-                return Ok(());
+                return Ok(false);
+            }
+            if taken >= RECEIVE_BUDGET {
+                return Ok(true);
             }
             let wanted = match self.header() {
                 None => HEADER_SIZE - self.rx.len(),
@@ -521,6 +568,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             }
             self.ring.publish_rsp_cons(cons.wrapping_add(n as u32));
             *consumed = true;
+            taken += n;
 
             let Some(header) = self.header() else { continue };
             if header.len as usize > PAYLOAD_MAX {
@@ -535,7 +583,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
                 self.dispatch(header, payload)?;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The header of the message being received, once all of it is in.
@@ -548,10 +596,13 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     fn dispatch(&mut self, header: XsdSockmsg, payload: Vec<u8>) -> Result<(), Violation> {
         if header.msg_type == MsgType::WatchEvent as u32 {
             let event = WatchEvent::parse(&payload).ok_or(Violation::MalformedWatchEvent { len: header.len })?;
-            if self.watches.iter().any(|(_, token)| *token == event.token) {
-                self.events.push_back(event);
-            } else {
-                self.stray_events += 1;
+            match self.watches.iter().find(|(_, token)| *token == event.token) {
+                Some((watched, _)) => {
+                    self.events_received += 1;
+                    let watched = watched.clone();
+                    self.events.push(event, &watched);
+                }
+                None => self.stray_events += 1,
             }
             return Ok(());
         }
@@ -587,7 +638,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             self.watches.remove(at);
         }
         if !self.watches.iter().any(|(_, t)| t == token) {
-            self.events.retain(|e| e.token != token);
+            self.events.forget(token);
         }
     }
 

@@ -144,6 +144,18 @@ pub(crate) struct Fake {
     pub jump_req_cons: Option<u32>,
     /// Consume requests but never answer.
     pub silent: bool,
+    /// A hostile daemon flooding `XS_WATCH_EVENT`s for `(path prefix, token)`: each step (and, with
+    /// `flood_on_notify`, each `notify`) fills whatever room the response ring has with events for
+    /// `<prefix>/<n>`, `n` counting up, until `flood_budget` events are sent. Replies still get through when due
+    /// (they go first), so a read can complete in the middle of the flood.
+    pub flood: Option<(String, String)>,
+    /// Events the flood may still send.
+    pub flood_budget: u64,
+    /// Events the flood sent.
+    pub flooded: u64,
+    /// Refill the ring on every `notify` too, as a daemon running on another CPU would: the client never finds
+    /// the ring empty while the flood lasts.
+    pub flood_on_notify: bool,
 }
 
 impl Fake {
@@ -176,6 +188,10 @@ impl Fake {
             jump_rsp_prod: None,
             jump_req_cons: None,
             silent: false,
+            flood: None,
+            flood_budget: 0,
+            flooded: 0,
+            flood_on_notify: false,
         };
         for i in [offsets::REQ_CONS, offsets::REQ_PROD] {
             fake.set_index(i, req);
@@ -319,7 +335,38 @@ impl Fake {
             self.handle(header, payload);
         }
 
-        self.flush() || progress
+        let flushed = self.flush();
+        self.flood_ring() || flushed || progress
+    }
+
+    /// Fills the response ring's free room with flood events (see [`Fake::flood`]), never in the middle of a
+    /// partly written message. Returns whether it wrote anything.
+    fn flood_ring(&mut self) -> bool {
+        let Some((prefix, token)) = self.flood.clone() else { return false };
+        if self.out.front().is_some_and(|m| m.written > 0) {
+            return false;
+        }
+        let mut wrote = false;
+        while self.flood_budget > 0 {
+            let payload = format!("{prefix}/{}\0{token}\0", self.flooded).into_bytes();
+            let mut bytes =
+                XsdSockmsg { msg_type: MsgType::WatchEvent as u32, req_id: 0, tx_id: 0, len: payload.len() as u32 }
+                    .emit()
+                    .to_vec();
+            bytes.extend_from_slice(&payload);
+            let (cons, prod) = (self.index(offsets::RSP_CONS), self.index(offsets::RSP_PROD));
+            if RING_SIZE - (prod.wrapping_sub(cons) as usize) < bytes.len() {
+                break;
+            }
+            for (i, byte) in bytes.iter().enumerate() {
+                self.page[offsets::RSP + mask_idx(prod.wrapping_add(i as u32))] = *byte;
+            }
+            self.set_index(offsets::RSP_PROD, prod.wrapping_add(bytes.len() as u32));
+            self.flood_budget -= 1;
+            self.flooded += 1;
+            wrote = true;
+        }
+        wrote
     }
 
     /// Writes queued messages into the response ring as room, holds and `rsp_chunk` allow.
@@ -693,7 +740,11 @@ pub(crate) struct FakePlatform(Shared);
 
 impl XsPlatform for FakePlatform {
     fn notify(&mut self) {
-        self.0.borrow_mut().notifies += 1;
+        let mut fake = self.0.borrow_mut();
+        fake.notifies += 1;
+        if fake.flood_on_notify && fake.flood_ring() {
+            fake.now += WAKE_NS;
+        }
     }
 
     fn wait(&mut self, deadline_ns: u64) -> bool {

@@ -10,6 +10,7 @@
 
 mod client;
 mod error;
+mod queue;
 mod text;
 mod wire;
 
@@ -18,8 +19,9 @@ pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Tx, WatchEvent, Xenstore, DEFAULT_TIMEOUT_NS, DEFAULT_TRANSACTION_ATTEMPTS};
+pub use client::{Tx, WatchEvent, Xenstore, DEFAULT_TIMEOUT_NS, DEFAULT_TRANSACTION_ATTEMPTS, WATCHES_MAX};
 pub use error::{ErrorPath, Violation, XsError, ERROR_PATH_MAX};
+pub use queue::{Pushed, WatchQueue, WATCH_EVENTS_MAX, WATCH_PATHS_PER_TOKEN_MAX};
 pub use text::InlineStr;
 pub use wire::{
     mask_idx, offsets, Errno, MsgType, XenstoreDomainInterface, XsdSockmsg, ABS_PATH_MAX, ERRNO_NAME_MAX, HEADER_SIZE,

@@ -386,7 +386,9 @@ fn rsp_prod_exactly_one_ring_ahead_is_legal() {
     fake.borrow_mut().events_before_next_reply = vec![event.to_vec(); 1024 / per + 1];
     fake.borrow_mut().rsp_chunk = Some(1024);
     xs.read_optional(Tx::NONE, "x").unwrap();
-    assert_eq!(xs.pending_watch_events(), 1024 / per + 1);
+    // All of them were taken in; being the same event they coalesce into one.
+    assert_eq!(xs.pending_watch_events(), 1);
+    assert_eq!(xs.watch_events_coalesced(), (1024 / per) as u64);
 }
 
 #[test]
@@ -703,4 +705,111 @@ fn unique_tokens_differ() {
     let b = xs.unique_token("be");
     assert_ne!(a, b);
     assert!(a.starts_with("be-"));
+}
+
+// ----- a daemon flooding watch events (issue 10, defect 5) -----
+
+/// The most watch events the client may hold, whatever the daemon sends.
+const QUEUE_BOUND: usize = WATCH_EVENTS_MAX;
+const _: () = assert!(WATCH_EVENTS_MAX <= 64);
+
+#[test]
+fn flood_of_watch_events_during_a_read_keeps_the_queue_bounded_and_the_read_completes() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    xs.write(Tx::NONE, "k", b"v").unwrap();
+    {
+        let mut f = fake.borrow_mut();
+        f.flood = Some(("/a".into(), "ta".into()));
+        f.flood_budget = 1_000_000;
+        f.delay_next_reply = 200;
+    }
+    assert_eq!(xs.read(Tx::NONE, "k").unwrap(), b"v");
+    let flooded = fake.borrow().flooded;
+    assert!(flooded > 5_000, "the flood ran while the read was outstanding: {flooded} events");
+    assert!(xs.pending_watch_events() <= QUEUE_BOUND, "{} events queued", xs.pending_watch_events());
+    // Level-triggered: the watch still says something changed under it.
+    assert!(xs.take_watch_event("ta").is_some());
+}
+
+#[test]
+fn flood_of_watch_events_with_a_silent_daemon_times_out_on_the_deadline() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    xs.set_timeout_ns(1_000_000);
+    {
+        let mut f = fake.borrow_mut();
+        f.flood = Some(("/a".into(), "ta".into()));
+        f.flood_budget = 10_000_000;
+        f.silent = true;
+    }
+    let start = fake.borrow().now;
+    let e = xs.read(Tx::NONE, "k").unwrap_err();
+    assert!(matches!(e, XsError::Timeout { op: MsgType::Read, .. }), "{e:?}");
+    let waited = fake.borrow().now - start;
+    assert!(waited <= 1_000_000 + 2 * fake::WAKE_NS, "waited {waited} ns for a 1 ms deadline");
+    assert!(xs.pending_watch_events() <= QUEUE_BOUND, "{} events queued", xs.pending_watch_events());
+}
+
+#[test]
+fn flood_for_one_token_does_not_stretch_a_wait_for_another_past_its_deadline() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    xs.watch("/b", "tb").unwrap();
+    let deadline = fake.borrow().now + 1_000_000_000;
+    assert_eq!(xs.wait_watch_event_for("tb", deadline).unwrap().unwrap().path, "/b", "initial firing");
+    {
+        let mut f = fake.borrow_mut();
+        f.flood = Some(("/a".into(), "ta".into()));
+        f.flood_budget = 300_000;
+        f.flood_on_notify = true;
+    }
+    let deadline = fake.borrow().now + 1_000_000;
+    assert_eq!(xs.wait_watch_event_for("tb", deadline).unwrap(), None);
+    let now = fake.borrow().now;
+    assert!(now <= deadline + 2 * fake::WAKE_NS, "returned {} ns after the deadline", now - deadline);
+    assert!(xs.pending_watch_events() <= QUEUE_BOUND, "{} events queued", xs.pending_watch_events());
+}
+
+#[test]
+fn repeated_events_for_one_path_coalesce() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    fake.borrow_mut().events_before_next_reply = vec![b"/a/x\0ta\0".to_vec(); 20];
+    xs.read_optional(Tx::NONE, "k").unwrap();
+    xs.poll().unwrap();
+    let paths: Vec<_> = core::iter::from_fn(|| xs.next_watch_event()).map(|e| e.path).collect();
+    assert_eq!(paths, ["/a", "/a/x"], "one pending event per (token, path)");
+}
+
+#[test]
+fn many_paths_under_one_watch_collapse_to_the_watched_path() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    xs.watch("/b", "tb").unwrap();
+    xs.poll().unwrap();
+    let events: Vec<Vec<u8>> = (0..100).map(|i| format!("/a/{i}\0ta\0").into_bytes()).collect();
+    fake.borrow_mut().events_before_next_reply = events;
+    fake.borrow_mut().set("/b/1", b"1");
+    xs.read_optional(Tx::NONE, "k").unwrap();
+    xs.poll().unwrap();
+    let got: Vec<_> = core::iter::from_fn(|| xs.next_watch_event()).map(|e| (e.token, e.path)).collect();
+    let ta: Vec<_> = got.iter().filter(|(t, _)| t == "ta").collect();
+    assert_eq!(ta.len(), 1, "collapsed: {got:?}");
+    assert_eq!(ta[0].1, "/a", "\"something under /a changed\"");
+    assert!(got.contains(&("tb".into(), "/b/1".into())), "other watches keep their events: {got:?}");
+}
+
+#[test]
+fn watches_beyond_the_limit_are_refused_before_sending() {
+    let (mut xs, fake) = setup();
+    for i in 0..WATCHES_MAX {
+        xs.watch(&format!("/w/{i}"), &format!("t{i}")).unwrap();
+    }
+    let sent = fake.borrow().log.len();
+    let e = xs.watch("/w/x", "tx").unwrap_err();
+    assert!(matches!(e, XsError::BadArgument { op: MsgType::Watch, .. }), "{e:?}");
+    assert_eq!(fake.borrow().log.len(), sent);
+    xs.unwatch("/w/0", "t0").unwrap();
+    xs.watch("/w/x", "tx").unwrap();
 }
