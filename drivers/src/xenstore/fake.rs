@@ -12,40 +12,49 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::format;
 use std::rc::Rc;
+use std::string::{String, ToString};
+#[allow(unused_imports)] // the prelude has them under cfg(test)
+use std::{vec, vec::Vec};
 
 use super::wire::{mask_idx, offsets, Errno, MsgType, XsdSockmsg, HEADER_SIZE, RING_SIZE};
 use super::{Xenstore, XsPlatform, XsRing};
 
 /// Where relative paths resolve: we are domain 7.
-pub(crate) const HOME: &str = "/local/domain/7";
+pub const HOME: &str = "/local/domain/7";
 /// How long a `wait` in which the daemon did something takes.
-pub(crate) const WAKE_NS: u64 = 1_000;
+pub const WAKE_NS: u64 = 1_000;
 /// How long a `wait` takes while the daemon only has deferred work.
-pub(crate) const TICK_NS: u64 = 1_000_000;
+pub const TICK_NS: u64 = 1_000_000;
 
-pub(crate) type Shared = Rc<RefCell<Fake>>;
+/// The fake daemon, shared between the test and the client's ring and platform.
+pub type Shared = Rc<RefCell<Fake>>;
 
 /// The client type the tests use.
-pub(crate) type FakeClient = Xenstore<FakeRing, FakePlatform>;
+pub type FakeClient = Xenstore<FakeRing, FakePlatform>;
 
 /// A client and the fake daemon behind it, both rings starting at index 0.
-pub(crate) fn client() -> (FakeClient, Shared) {
+pub fn client() -> (FakeClient, Shared) {
     client_at(0, 0)
 }
 
 /// A client and the fake daemon, the request ring starting at `req` and the response ring at `rsp`.
-pub(crate) fn client_at(req: u32, rsp: u32) -> (FakeClient, Shared) {
+pub fn client_at(req: u32, rsp: u32) -> (FakeClient, Shared) {
     let fake = Rc::new(RefCell::new(Fake::new(req, rsp)));
     (Xenstore::new(FakeRing(fake.clone()), FakePlatform(fake.clone())), fake)
 }
 
 /// One request as the daemon received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Received {
+pub struct Received {
+    /// The header's `type`.
     pub msg_type: u32,
+    /// The header's `req_id`.
     pub req_id: u32,
+    /// The header's `tx_id`.
     pub tx_id: u32,
+    /// The payload.
     pub payload: Vec<u8>,
 }
 
@@ -96,7 +105,8 @@ struct Trigger {
     delay: u64,
 }
 
-pub(crate) struct Fake {
+/// The fake xenstored: its tree, watches, transactions, the requests it received, and its misbehaviour knobs.
+pub struct Fake {
     page: Vec<u8>,
     /// System time.
     pub now: u64,
@@ -269,10 +279,12 @@ impl Fake {
         self.log.iter().filter(|r| r.msg_type == t as u32).cloned().collect()
     }
 
+    /// The page's `req_prod`, as the client last published it.
     pub fn req_prod(&self) -> u32 {
         self.index(offsets::REQ_PROD)
     }
 
+    /// The page's `rsp_cons`, as the client last published it.
     pub fn rsp_cons(&self) -> u32 {
         self.index(offsets::RSP_CONS)
     }
@@ -704,7 +716,7 @@ fn split_args(payload: &[u8]) -> Vec<&str> {
 }
 
 /// The client's view of the page.
-pub(crate) struct FakeRing(Shared);
+pub struct FakeRing(Shared);
 
 impl XsRing for FakeRing {
     fn req_cons(&self) -> u32 {
@@ -736,7 +748,7 @@ impl XsRing for FakeRing {
 }
 
 /// The event channel and clock; `wait` runs one step of the daemon.
-pub(crate) struct FakePlatform(Shared);
+pub struct FakePlatform(Shared);
 
 impl XsPlatform for FakePlatform {
     fn notify(&mut self) {

@@ -3,7 +3,8 @@
 //!
 //! The platform maps the page and binds the event channel (`start_info.store_mfn`, `store_evtchn`), then implements
 //! [`XsRing`] over the page and [`XsPlatform`] over the event channel and clock. Everything here is pure logic over
-//! those two traits; host tests run it against a fake xenstored (`fake`) on a heap page.
+//! those two traits; host tests run it against a fake xenstored (`fake`, also exported under the feature `fake`)
+//! on a heap page.
 //!
 //! xenstored is not trusted: indices that run too far, oversized headers, replies with an unknown id or the wrong
 //! type are reported as [`Violation`]s, never acted on.
@@ -14,8 +15,9 @@ mod queue;
 mod text;
 mod wire;
 
-#[cfg(test)]
-pub(crate) mod fake;
+/// Test support: a fake xenstored over a heap page (feature `fake`), for host tests here and in other crates.
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 
