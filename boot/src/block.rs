@@ -13,6 +13,7 @@ use core::future::poll_fn;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::{Poll, Waker};
 use sirocco_drivers::blkfront::{Completion, OpId};
+use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
 
 pub use crate::blkfront::ConnectError;
 pub use sirocco_drivers::blkfront::{BlkError, Counters, DiskInfo, ErrorKind, FlushMethod};
@@ -61,6 +62,7 @@ pub fn disks() -> Result<&'static [Disk], ConnectError> {
 async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_drivers::frontend::DeviceInfo) {
     let mut faults_logged = 0u64;
     let mut backend = BackendWatch::new(&dev);
+    let mut lifecycle = Lifecycle::connected(OnBackendGone::Detach);
     loop {
         match runtime::select(channel.wait(), backend.changed()).await {
             crate::Either::Left(open) => {
@@ -81,17 +83,17 @@ async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_driv
                 }
             }
             crate::Either::Right(()) => {
-                let state = backend.state();
-                if BackendWatch::gone(&state)
-                    && !matches!(shared.driver.lock().phase(), sirocco_drivers::blkfront::Phase::Closed)
-                {
+                let (action, state) = backend.follow(&mut lifecycle);
+                if action == Action::Detach {
                     let failed = shared.driver.lock().backend_closed();
                     log::error!(
                         "vbd{}: the backend closed the device (state {state:?}); {failed} pending operation(s) failed",
                         shared.id
                     );
                     // Finish the handshake on our side too, so the toolstack's detach completes.
-                    let closed = crate::xenstore::with(|xs| sirocco_drivers::frontend::close(xs, &dev, 5_000_000_000));
+                    let closed = crate::xenstore::with(|xs| {
+                        lifecycle::close_after_backend_left(xs, &dev, OnBackendGone::Detach, 5_000_000_000)
+                    });
                     if let Err(e) = closed {
                         log::warn!("vbd{}: closing our end: {e}", shared.id);
                     }

@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 use sirocco_drivers::frontend;
+use sirocco_drivers::frontend::lifecycle::{Action, Lifecycle, OnBackendGone};
 use sirocco_net::{NetConfig, Stack};
 
 pub use crate::netfront::Counters;
@@ -126,6 +127,7 @@ fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
 /// vif when its backend goes away and comes back.
 async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend::DeviceInfo) {
     let mut backend = BackendWatch::new(&dev);
+    let mut lifecycle = Lifecycle::connected(OnBackendGone::Reconnect);
     loop {
         let started = runtime::now_ns();
         let next = net.poll(started / 1_000_000);
@@ -150,36 +152,38 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
         };
         match wake {
             Wake::Event(false) => return, // the event channel was closed
-            Wake::Backend => follow_backend(&net, &dev, &backend, channel.port()),
+            Wake::Backend => follow_backend(&net, &dev, &backend, &mut lifecycle, channel.port()),
             Wake::Event(true) | Wake::Poll => {}
         }
     }
 }
 
-/// Follows the backend's xenbus state: when it goes away (Closing, Closed, gone) while we are connected, close
-/// our end and reset the driver; when it is at InitWait while we are not connected (it came back, or a new one
-/// was attached with the same device id), connect again. Meanwhile nothing is sent: TCP retransmits across
-/// the gap.
-fn follow_backend(net: &Net, dev: &frontend::DeviceInfo, backend: &BackendWatch, port: u32) {
-    let state = backend.state();
-    let connected = matches!(net.lock().device().driver.phase(), sirocco_drivers::netfront::Phase::Connected);
-    match state {
-        _ if connected && BackendWatch::gone(&state) => {
+/// Follows the backend's xenbus state (the policy is `frontend::lifecycle`, `OnBackendGone::Reconnect`): when it
+/// goes away (Closing, Closed, gone) while we are connected, close our end and reset the driver; when it is at
+/// InitWait while we are not connected (it came back, or a new one was attached with the same device id),
+/// connect again. Meanwhile nothing is sent: TCP retransmits across the gap.
+fn follow_backend(net: &Net, dev: &frontend::DeviceInfo, backend: &BackendWatch, lifecycle: &mut Lifecycle, port: u32) {
+    let (action, state) = backend.follow(lifecycle);
+    match action {
+        Action::Disconnect => {
             log::warn!("vif{}: backend state {state:?}: disconnecting", dev.id);
             match netfront::disconnect(net.lock().device_mut(), dev) {
                 Ok(report) => log::info!("vif{}: disconnected ({report:?}); waiting for the backend", dev.id),
                 Err(e) => log::error!("vif{}: reset after the backend left: {e}", dev.id),
             }
         }
-        Ok(frontend::XenbusState::InitWait) if !connected => {
+        Action::Reconnect => {
             log::info!("vif{}: backend at InitWait: reconnecting", dev.id);
             match netfront::reconnect(net.lock().device_mut(), dev, port) {
-                Ok(()) => log::info!("vif{}: reconnected", dev.id),
+                Ok(()) => {
+                    lifecycle.reconnected();
+                    log::info!("vif{}: reconnected", dev.id)
+                }
                 Err(e) => log::error!("vif{}: reconnect failed: {e}; retrying on the next backend change", dev.id),
             }
             net.request_poll();
         }
-        _ => {}
+        Action::Stay | Action::Detach => {}
     }
 }
 

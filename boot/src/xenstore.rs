@@ -14,7 +14,8 @@ use core::future::poll_fn;
 use core::sync::atomic::{fence, Ordering};
 use core::task::{Poll, Waker};
 use sirocco_drivers::control::{self, ShutdownRequest};
-use sirocco_drivers::frontend::{self, DeviceInfo, FrontendError, XenbusState};
+use sirocco_drivers::frontend::lifecycle::{Action, Lifecycle};
+use sirocco_drivers::frontend::{DeviceInfo, FrontendError, XenbusState};
 use sirocco_drivers::xenstore::{self as xs, Tx, WatchQueue, XsPlatform, XsRing};
 use sirocco_kernel::Mfn;
 
@@ -235,15 +236,11 @@ impl BackendWatch {
         }
     }
 
-    /// The backend's state now (Unknown when the node is missing), or why it cannot be read (its directory
-    /// removed along with its permissions).
-    pub(crate) fn state(&self) -> Result<XenbusState, FrontendError> {
-        with(|xs| frontend::backend_state(xs, &self.dev))
-    }
-
-    /// Whether `state` says the backend is leaving or gone: Closing, Closed, no state at all, or unreadable.
-    pub(crate) fn gone(state: &Result<XenbusState, FrontendError>) -> bool {
-        matches!(state, Ok(XenbusState::Closing | XenbusState::Closed | XenbusState::Unknown) | Err(_))
+    /// Reads the backend's state (Unknown when the node is missing; an error when it cannot be read, its
+    /// directory removed along with its permissions) and lets `lifecycle` decide what the device does
+    /// (`sirocco_drivers::frontend::lifecycle`, the one policy, host-tested).
+    pub(crate) fn follow(&self, lifecycle: &mut Lifecycle) -> (Action, Result<XenbusState, FrontendError>) {
+        with(|xs| lifecycle.follow(xs, &self.dev))
     }
 }
 

@@ -13,6 +13,8 @@ use core::fmt;
 
 use crate::xenstore::{parse_decimal, InlineStr, Tx, Xenstore, XsError, XsPlatform, XsRing};
 
+pub mod lifecycle;
+
 /// `enum xenbus_state` (`io/xenbus.h`), written in xenstore as a decimal number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u32)]
