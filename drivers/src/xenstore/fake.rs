@@ -163,8 +163,8 @@ pub struct Fake {
     pub flood_budget: u64,
     /// Events the flood sent.
     pub flooded: u64,
-    /// Refill the ring on every `notify` too, as a daemon running on another CPU would: the client never finds
-    /// the ring empty while the flood lasts.
+    /// Refill the ring on every `notify` and as soon as the client frees room (publishes `rsp_cons`), as a
+    /// daemon running on another CPU would: the client never finds the ring empty while the flood lasts.
     pub flood_on_notify: bool,
 }
 
@@ -743,7 +743,11 @@ impl XsRing for FakeRing {
         self.0.borrow().page[offsets::RSP + index]
     }
     fn publish_rsp_cons(&mut self, cons: u32) {
-        self.0.borrow_mut().set_index(offsets::RSP_CONS, cons);
+        let mut fake = self.0.borrow_mut();
+        fake.set_index(offsets::RSP_CONS, cons);
+        if fake.flood_on_notify && fake.flood_ring() {
+            fake.now += WAKE_NS;
+        }
     }
 }
 

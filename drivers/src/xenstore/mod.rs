@@ -21,7 +21,10 @@ pub mod fake;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Tx, WatchEvent, Xenstore, DEFAULT_TIMEOUT_NS, DEFAULT_TRANSACTION_ATTEMPTS, WATCHES_MAX};
+pub use client::{
+    parse_directory, parse_transaction_id, Pending, Request, Tx, WatchEvent, Xenstore, DEFAULT_TIMEOUT_NS,
+    DEFAULT_TRANSACTION_ATTEMPTS, WATCHES_MAX,
+};
 pub use error::{ErrorPath, Violation, XsError, ERROR_PATH_MAX};
 pub use queue::{Pushed, WatchQueue, WATCH_EVENTS_MAX, WATCH_PATHS_PER_TOKEN_MAX};
 pub use text::InlineStr;

@@ -766,8 +766,9 @@ fn flood_for_one_token_does_not_stretch_a_wait_for_another_past_its_deadline() {
     }
     let deadline = fake.borrow().now + 1_000_000;
     assert_eq!(xs.wait_watch_event_for("tb", deadline).unwrap(), None);
+    // The daemon's work during one budgeted look at the ring (a few dozen refills of 1 us) may overrun it.
     let now = fake.borrow().now;
-    assert!(now <= deadline + 2 * fake::WAKE_NS, "returned {} ns after the deadline", now - deadline);
+    assert!(now <= deadline + 64 * fake::WAKE_NS, "returned {} ns after the deadline", now - deadline);
     assert!(xs.pending_watch_events() <= QUEUE_BOUND, "{} events queued", xs.pending_watch_events());
 }
 
@@ -812,4 +813,116 @@ fn watches_beyond_the_limit_are_refused_before_sending() {
     assert_eq!(fake.borrow().log.len(), sent);
     xs.unwatch("/w/0", "t0").unwrap();
     xs.watch("/w/x", "tx").unwrap();
+}
+
+// ----- the non-blocking request path (for the run loop) -----
+
+/// One step of the fake daemon, as the run loop would get from the event channel firing.
+fn daemon_step(xs: &mut FakeClient) {
+    let deadline = xs.platform().now_ns() + 1_000_000_000;
+    xs.platform_mut().wait(deadline);
+}
+
+#[test]
+fn start_and_poll_request_never_wait() {
+    let (mut xs, fake) = setup();
+    fake.borrow_mut().set("k", b"v");
+    fake.borrow_mut().delay_next_reply = 3;
+    let pending = xs.start(Request::Read(Tx::NONE, "k")).unwrap();
+    assert_eq!(pending.op(), MsgType::Read);
+    let mut polls = 0;
+    let value = loop {
+        polls += 1;
+        match xs.poll_request(&pending) {
+            core::task::Poll::Ready(result) => break result.unwrap(),
+            core::task::Poll::Pending => {
+                assert_eq!(fake.borrow().waits, polls - 1, "poll_request itself never waits");
+                daemon_step(&mut xs);
+            }
+        }
+    };
+    assert_eq!(value, b"v");
+    assert!(polls >= 4, "{polls}");
+    assert_eq!(
+        xs.poll_request(&pending),
+        core::task::Poll::Ready(Err(XsError::NotInFlight { op: MsgType::Read, path: ErrorPath::tail("k") }))
+    );
+}
+
+#[test]
+fn one_request_at_a_time_others_are_told_busy() {
+    let (mut xs, _fake) = setup();
+    let first = xs.start(Request::Read(Tx::NONE, "a")).unwrap();
+    let e = xs.start(Request::Write(Tx::NONE, "b", b"1")).unwrap_err();
+    assert_eq!(e, XsError::Busy { op: MsgType::Write, path: ErrorPath::tail("b") });
+    assert_eq!(e.to_string(), "xenstore XS_WRITE b: not sent, another xenstore request is in flight");
+    // Blocking calls meet the same rule.
+    assert!(matches!(xs.read(Tx::NONE, "c"), Err(XsError::Busy { .. })));
+    assert!(xs.poll_request(&first).is_pending(), "sent, not answered yet");
+    let e = xs.give_up(&first, xs.platform().now_ns());
+    assert!(matches!(e, XsError::Timeout { op: MsgType::Read, .. }), "{e:?}");
+    assert_eq!(xs.read_optional(Tx::NONE, "c").unwrap(), None);
+    assert_eq!(xs.late_replies_dropped(), 1, "the given-up read's reply came and was dropped");
+}
+
+#[test]
+fn a_request_given_up_before_any_byte_went_out_leaves_no_trace() {
+    let (mut xs, fake) = setup();
+    // The request ring is full of someone else's bytes the daemon never consumes.
+    fake.borrow_mut().req_chunk = Some(0);
+    let big = xs.start(Request::Write(Tx::NONE, "big", &max_value("big"))).unwrap();
+    let _ = xs.poll_request(&big);
+    assert!(matches!(xs.give_up(&big, xs.platform().now_ns()), XsError::Protocol { .. }), "partial: broken");
+    let (mut xs, fake) = setup();
+    fake.borrow_mut().req_chunk = Some(0);
+    let pending = xs.start(Request::Read(Tx::NONE, "k")).unwrap();
+    let e = xs.give_up(&pending, xs.platform().now_ns() + 5);
+    assert_eq!(e, XsError::Timeout { op: MsgType::Read, path: ErrorPath::tail("k"), waited_ns: 5 });
+    assert_eq!(fake.borrow().req_prod(), 0, "nothing was written");
+    fake.borrow_mut().req_chunk = None;
+    fake.borrow_mut().set("k", b"1");
+    assert_eq!(xs.read(Tx::NONE, "k").unwrap(), b"1");
+}
+
+#[test]
+fn watch_bookkeeping_follows_the_non_blocking_path() {
+    let (mut xs, fake) = setup();
+    let w = xs.start(Request::Watch("/a", "ta")).unwrap();
+    while xs.poll_request(&w).is_pending() {
+        daemon_step(&mut xs);
+    }
+    xs.poll().unwrap();
+    assert_eq!(xs.take_watch_event("ta").unwrap().path, "/a");
+    // A refused watch is forgotten: its events would be strays.
+    fake.borrow_mut().eacces.insert("/b".into());
+    let w = xs.start(Request::Watch("/b", "tb")).unwrap();
+    let result = loop {
+        if let core::task::Poll::Ready(r) = xs.poll_request(&w) {
+            break r;
+        }
+        daemon_step(&mut xs);
+    };
+    assert_eq!(result.unwrap_err().errno(), Some(Errno::EACCES));
+    fake.borrow_mut().events_before_next_reply = vec![b"/b\0tb\0".to_vec()];
+    xs.read_optional(Tx::NONE, "x").unwrap();
+    assert_eq!(xs.stray_events_dropped(), 1);
+}
+
+#[test]
+fn has_unread_says_when_the_budget_stopped_the_read() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    {
+        let mut f = fake.borrow_mut();
+        f.flood = Some(("/a".into(), "ta".into()));
+        f.flood_budget = 1_000;
+        f.flood_on_notify = true;
+    }
+    daemon_step(&mut xs);
+    let (_, more) = xs.poll_more().unwrap();
+    assert!(more && xs.has_unread(), "a daemon refilling as fast as we read: the budget stops us");
+    fake.borrow_mut().flood_on_notify = false;
+    while xs.poll_more().unwrap().1 {}
+    assert!(!xs.has_unread());
+    assert!(xs.pending_watch_events() <= WATCH_EVENTS_MAX);
 }
