@@ -15,8 +15,8 @@
 //! follow`] reads the backend's state and decides; [`close_after_backend_left`] is the handshake a `Disconnect` or
 //! `Detach` runs.
 
-use super::{backend_state, close, wait_for_backend_closed, DeviceInfo, FrontendError, XenbusState};
-use crate::xenstore::{Xenstore, XsPlatform, XsRing};
+use super::{backend_state_async, close_async, wait_for_backend_closed_async, DeviceInfo, FrontendError, XenbusState};
+use crate::xenstore::{complete_now, Xenstore, XsAsync, XsPlatform, XsRing};
 
 /// How a device class reacts when its backend leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,13 +105,22 @@ impl Lifecycle {
     }
 
     /// Reads the backend's state (after a watch event on it) and decides ([`Lifecycle::on_backend_state`]).
-    /// Returns the state read too, for the log.
+    /// Returns the state read too, for the log. Blocking; [`Lifecycle::follow_async`] for a run loop.
     pub fn follow<R: XsRing, P: XsPlatform>(
         &mut self,
         xs: &mut Xenstore<R, P>,
         dev: &DeviceInfo,
     ) -> (Action, Result<XenbusState, FrontendError>) {
-        let state = backend_state(xs, dev);
+        complete_now(self.follow_async(xs, dev))
+    }
+
+    /// [`Lifecycle::follow`], asynchronously.
+    pub async fn follow_async<X: XsAsync>(
+        &mut self,
+        xs: &mut X,
+        dev: &DeviceInfo,
+    ) -> (Action, Result<XenbusState, FrontendError>) {
+        let state = backend_state_async(xs, dev).await;
         (self.on_backend_state(&state), state)
     }
 }
@@ -119,16 +128,28 @@ impl Lifecycle {
 /// The close handshake after the backend left: our state Closing, the backend's Closing or Closed (or gone),
 /// ours Closed (the toolstack's teardown waits for that); then, for a device that will reconnect, the backend's
 /// Closed (or gone) awaited: by then it has unmapped the old rings, so they can be reset. Each wait up to
-/// `timeout_ns`. A backend that vanished without a word times this out: the device is reset anyway.
+/// `timeout_ns`. A backend that vanished without a word times this out: the device is reset anyway. Blocking;
+/// [`close_after_backend_left_async`] for a run loop.
 pub fn close_after_backend_left<R: XsRing, P: XsPlatform>(
     xs: &mut Xenstore<R, P>,
     dev: &DeviceInfo,
     policy: OnBackendGone,
     timeout_ns: u64,
 ) -> Result<XenbusState, FrontendError> {
-    let state = close(xs, dev, timeout_ns)?;
+    complete_now(close_after_backend_left_async(xs, dev, policy, timeout_ns))
+}
+
+/// [`close_after_backend_left`], asynchronously: the run loop keeps running other devices and timers while the
+/// backend takes its time.
+pub async fn close_after_backend_left_async<X: XsAsync>(
+    xs: &mut X,
+    dev: &DeviceInfo,
+    policy: OnBackendGone,
+    timeout_ns: u64,
+) -> Result<XenbusState, FrontendError> {
+    let state = close_async(xs, dev, timeout_ns).await?;
     match policy {
-        OnBackendGone::Reconnect => wait_for_backend_closed(xs, dev, timeout_ns),
+        OnBackendGone::Reconnect => wait_for_backend_closed_async(xs, dev, timeout_ns).await,
         OnBackendGone::Detach => Ok(state),
     }
 }
@@ -138,9 +159,12 @@ mod tests {
     use super::*;
     use crate::frontend::{enumerate, read_state, DeviceKind};
     use crate::xenstore::fake::{self, FakeClient, Shared};
-    use crate::xenstore::{Errno, ErrorPath, MsgType, XsError};
+    use crate::xenstore::{Errno, ErrorPath, MsgType, Request, WatchEvent, XsError};
     use alloc::format;
     use alloc::vec::Vec;
+    use core::future::Future;
+    use core::pin::pin;
+    use core::task::{Context, Poll, Waker};
     use XenbusState::*;
 
     const SECOND: u64 = 1_000_000_000;
@@ -275,5 +299,70 @@ mod tests {
         assert_eq!(l.follow(&mut xs, &dev).0, Action::Reconnect);
         let unwatched: Vec<_> = fake.borrow().watches();
         assert!(unwatched.is_empty(), "the handshake's watches were removed: {unwatched:?}");
+    }
+
+    /// An [`XsAsync`] whose every request and watch wait first returns `Pending` once, as the platform's do
+    /// while the reply is on its way: the handshakes must run in steps, handing the vCPU back in between.
+    struct Yielding<'a>(&'a mut FakeClient);
+
+    struct YieldOnce(bool);
+    impl Future for YieldOnce {
+        type Output = ();
+        fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if core::mem::replace(&mut self.0, true) {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    impl XsAsync for Yielding<'_> {
+        fn now_ns(&self) -> u64 {
+            XsAsync::now_ns(&*self.0)
+        }
+        fn unique_token(&mut self, prefix: &str) -> alloc::string::String {
+            XsAsync::unique_token(&mut *self.0, prefix)
+        }
+        async fn request(&mut self, request: Request<'_>) -> Result<Vec<u8>, XsError> {
+            YieldOnce(false).await;
+            self.0.request(request).await
+        }
+        async fn watch_event_for(&mut self, token: &str, deadline_ns: u64) -> Result<Option<WatchEvent>, XsError> {
+            YieldOnce(false).await;
+            self.0.watch_event_for(token, deadline_ns).await
+        }
+    }
+
+    /// Polls `future` to its end; returns its output and how many polls it took.
+    fn run<F: Future>(future: F) -> (F::Output, u32) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut future = pin!(future);
+        let mut polls = 0;
+        loop {
+            polls += 1;
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return (output, polls);
+            }
+        }
+    }
+
+    #[test]
+    fn the_async_handshake_hands_the_vcpu_back_between_steps() {
+        let (mut xs, fake, dev, backend_state) = device(DeviceKind::Vif, 0);
+        let mut l = Lifecycle::connected(OnBackendGone::Reconnect);
+        fake.borrow_mut().set(&backend_state, b"5");
+        fake.borrow_mut().on_write("device/vif/0/state", b"5", &[(&backend_state, Some(b"6"))], 2);
+        let mut ys = Yielding(&mut xs);
+        let ((action, _), polls) = run(l.follow_async(&mut ys, &dev));
+        assert_eq!((action, polls), (Action::Disconnect, 2));
+        let (closed, polls) = run(close_after_backend_left_async(&mut ys, &dev, l.policy(), SECOND));
+        assert_eq!(closed.unwrap(), Closed);
+        // Closing written, watch, event, read, unwatch, Closed written, watch, event(s), read, unwatch: each a
+        // separate step.
+        assert!(polls >= 10, "{polls} polls");
+        assert_eq!(read_state(&mut xs, &dev).unwrap(), Closed);
+        assert!(fake.borrow().watches().is_empty());
     }
 }

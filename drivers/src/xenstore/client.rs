@@ -591,6 +591,10 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     }
 
     /// Sends one request and waits (blocking, through [`XsPlatform::wait`]) for its reply or the deadline.
+    pub(crate) fn call_blocking(&mut self, request: Request<'_>) -> Result<Vec<u8>, XsError> {
+        self.call(request)
+    }
+
     fn call(&mut self, request: Request<'_>) -> Result<Vec<u8>, XsError> {
         let pending = self.start(request)?;
         self.finish_blocking(pending)

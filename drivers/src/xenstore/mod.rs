@@ -9,6 +9,7 @@
 //! xenstored is not trusted: indices that run too far, oversized headers, replies with an unknown id or the wrong
 //! type are reported as [`Violation`]s, never acted on.
 
+mod asynch;
 mod client;
 mod error;
 mod queue;
@@ -21,6 +22,7 @@ pub mod fake;
 #[cfg(test)]
 mod tests;
 
+pub use asynch::{complete_now, XsAsync};
 pub use client::{
     parse_directory, parse_transaction_id, Pending, Request, Tx, WatchEvent, Xenstore, DEFAULT_TIMEOUT_NS,
     DEFAULT_TRANSACTION_ATTEMPTS, WATCHES_MAX,
