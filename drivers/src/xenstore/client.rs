@@ -1,4 +1,4 @@
-//! The xenstore client: one request in flight at a time. Two ways to make a request:
+//! The xenstore client: up to [`MAX_IN_FLIGHT`] requests in flight, answered by id. Two ways to make a request:
 //! - **non-blocking**, for a run loop: [`Xenstore::start`] queues it, [`Xenstore::poll_request`] moves bytes both
 //!   ways without ever waiting and says when its reply is in, [`Xenstore::give_up`] ends it at the caller's
 //!   deadline. Nothing here blocks; the caller waits for the event channel (and its timers) however it likes;
@@ -79,10 +79,15 @@ impl WatchEvent {
     }
 }
 
-/// The request whose reply we are waiting for.
+/// The most requests in flight at once (blocking and non-blocking ones together).
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// A request whose reply we are waiting for.
 struct InFlight {
     req_id: u32,
     op: MsgType,
+    /// Its reply, once in (until [`Xenstore::poll_request`] takes it).
+    reply: Option<Reply>,
     /// The watch an `XS_WATCH` or `XS_UNWATCH` is about, `(path, token)`: forgotten when an `XS_WATCH` fails and
     /// when an `XS_UNWATCH` ends.
     watch: Option<(String, String)>,
@@ -154,10 +159,9 @@ pub struct Xenstore<R: XsRing, P: XsPlatform> {
     platform: P,
     timeout_ns: u64,
     next_req_id: u32,
-    in_flight: Option<InFlight>,
-    reply: Option<Reply>,
-    /// The request message being sent, and how much of it is in the ring.
-    outbox: Vec<u8>,
+    in_flight: VecDeque<InFlight>,
+    /// Request messages not yet wholly in the ring, `(req_id, bytes)`, in order; how much of the first is in.
+    outbox: VecDeque<(u32, Vec<u8>)>,
     outbox_written: usize,
     /// A non-fatal violation seen while the request was still being sent: reported once it is all out.
     deferred: Option<Violation>,
@@ -186,9 +190,8 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             platform,
             timeout_ns: DEFAULT_TIMEOUT_NS,
             next_req_id: 1,
-            in_flight: None,
-            reply: None,
-            outbox: Vec::new(),
+            in_flight: VecDeque::new(),
+            outbox: VecDeque::new(),
             outbox_written: 0,
             deferred: None,
             unread: false,
@@ -383,7 +386,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         let before = self.events_received;
         let protocol = |violation| XsError::Protocol { op: None, path: ErrorPath::empty(), violation };
         self.flush_outbox().map_err(protocol)?;
-        let more = self.receive().map_err(protocol)?;
+        let more = self.receive(None).map_err(protocol)?;
         self.unread = more;
         Ok(((self.events_received - before) as usize, more))
     }
@@ -438,8 +441,8 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
 
     // ----- the request/reply machinery -----
 
-    /// Queues `request` (nothing is written until [`Xenstore::poll_request`]). One request at a time: while
-    /// another is in flight this answers [`XsError::Busy`]. Arguments are checked first (nothing is sent if they
+    /// Queues `request` (nothing is written until [`Xenstore::poll_request`]). With [`MAX_IN_FLIGHT`] requests
+    /// in flight already, this answers [`XsError::Busy`]. Arguments are checked first (nothing is sent if they
     /// are wrong).
     pub fn start(&mut self, request: Request<'_>) -> Result<Pending, XsError> {
         let flag: &[u8] = match request {
@@ -486,7 +489,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         if let Some(violation) = self.broken {
             return Err(XsError::RingBroken { op: Some(op), path: ErrorPath::tail(path), violation });
         }
-        if self.in_flight.is_some() || self.outbox_written < self.outbox.len() {
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
             return Err(XsError::Busy { op, path: ErrorPath::tail(path) });
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -494,67 +497,66 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             return Err(XsError::TooLong { op, path: ErrorPath::tail(path), len });
         }
         let req_id = self.allocate_req_id();
-        self.outbox.clear();
-        self.outbox.extend_from_slice(&XsdSockmsg { msg_type: op as u32, req_id, tx_id: tx.0, len: len as u32 }.emit());
+        let mut message = Vec::with_capacity(HEADER_SIZE + len);
+        message.extend_from_slice(&XsdSockmsg { msg_type: op as u32, req_id, tx_id: tx.0, len: len as u32 }.emit());
         for part in parts {
-            self.outbox.extend_from_slice(part);
+            message.extend_from_slice(part);
         }
-        self.outbox_written = 0;
-        self.deferred = None;
-        self.reply = None;
+        self.outbox.push_back((req_id, message));
         if op == MsgType::Watch {
             // Registered before sending: the first event may be queued by the daemon ahead of the reply.
             if let Some((p, t)) = &watch {
                 self.watches.push((p.clone(), t.clone()));
             }
         }
-        self.in_flight = Some(InFlight { req_id, op, watch });
+        self.in_flight.push_back(InFlight { req_id, op, reply: None, watch });
         Ok(Pending { req_id, op, path: ErrorPath::tail(path), started_ns: self.platform.now_ns() })
     }
 
-    /// Moves the request along without waiting: writes what room the request ring has, takes in what the daemon
-    /// sent (queueing watch events; a bounded amount per call), and says whether the reply is in. `Pending`:
-    /// call again when the event channel fires, or at once if [`Xenstore::has_unread`] says the ring still holds
-    /// more. A request this client is not waiting for (already ended) is answered [`XsError::NotInFlight`].
+    /// Moves the request along without waiting: writes what room the request ring has (requests go out whole,
+    /// in order), takes in what the daemon sent (queueing watch events and other requests' replies; a bounded
+    /// amount per call), and says whether this request's reply is in. `Pending`: call again when the event
+    /// channel fires, or at once if [`Xenstore::has_unread`] says the ring still holds more. A request this
+    /// client is not waiting for (already ended) is answered [`XsError::NotInFlight`].
     pub fn poll_request(&mut self, pending: &Pending) -> Poll<Result<Vec<u8>, XsError>> {
         let protocol = |violation| XsError::Protocol { op: Some(pending.op), path: pending.path, violation };
-        if self.in_flight.as_ref().map(|f| f.req_id) != Some(pending.req_id) {
+        if !self.in_flight.iter().any(|f| f.req_id == pending.req_id) {
             return Poll::Ready(Err(XsError::NotInFlight { op: pending.op, path: pending.path }));
         }
         if let Some(violation) = self.broken {
-            self.end(false);
+            self.end(pending.req_id, false);
             return Poll::Ready(Err(XsError::RingBroken { op: Some(pending.op), path: pending.path, violation }));
         }
         if let Err(violation) = self.flush_outbox() {
-            self.end(false);
+            self.end(pending.req_id, false);
             return Poll::Ready(Err(protocol(violation)));
         }
-        let sent = self.outbox_written == self.outbox.len();
-        match self.receive() {
+        match self.receive(Some(pending.req_id)) {
             Ok(more) => self.unread = more,
-            Err(violation) if violation.is_fatal() || sent => {
+            Err(violation) if violation.is_fatal() || !self.unsent(pending.req_id) => {
                 self.abandon(pending.req_id);
                 return Poll::Ready(Err(protocol(violation)));
             }
             Err(violation) => {
-                // Keep sending: the daemon would read our next request as the rest of this one.
+                // Reported once the request is all out: giving up on it now would leave it half-written.
                 self.deferred.get_or_insert(violation);
                 self.unread = true;
             }
         }
-        if self.outbox_written == self.outbox.len() {
+        if !self.unsent(pending.req_id) {
             if let Some(violation) = self.deferred.take() {
                 self.abandon(pending.req_id);
                 return Poll::Ready(Err(protocol(violation)));
             }
         }
-        let result = match self.reply.take() {
+        let reply = self.in_flight.iter_mut().find(|f| f.req_id == pending.req_id).and_then(|f| f.reply.take());
+        let result = match reply {
             Some(Reply::Payload(payload)) => Ok(payload),
             Some(Reply::Error(errno)) => Err(XsError::Daemon { op: pending.op, path: pending.path, errno }),
             Some(Reply::Wrong(violation)) => Err(protocol(violation)),
             None => return Poll::Pending,
         };
-        self.end(result.is_ok());
+        self.end(pending.req_id, result.is_ok());
         Poll::Ready(result)
     }
 
@@ -564,30 +566,41 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         self.unread
     }
 
-    /// Ends `pending` at its deadline (`now_ns`): a reply that comes later is recognised and dropped. If the
-    /// request was only partly written, the ring is unusable from now on (the daemon would read our next
-    /// request as the rest of this one) and the error says so.
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Ends `pending` at its deadline (`now_ns`): a reply that comes later is recognised and dropped; one never
+    /// sent is withdrawn. If the request was only partly written, the ring is unusable from now on (the daemon
+    /// would read our next request as the rest of this one) and the error says so.
     pub fn give_up(&mut self, pending: &Pending, now_ns: u64) -> XsError {
-        if self.in_flight.as_ref().map(|f| f.req_id) != Some(pending.req_id) {
+        if !self.in_flight.iter().any(|f| f.req_id == pending.req_id) {
             return XsError::NotInFlight { op: pending.op, path: pending.path };
         }
         let waited_ns = now_ns.saturating_sub(pending.started_ns);
         let timeout = XsError::Timeout { op: pending.op, path: pending.path, waited_ns };
-        let (written, total) = (self.outbox_written, self.outbox.len());
-        if written == 0 {
-            // Nothing reached the daemon: no reply will come.
-            self.outbox.clear();
-            self.end(false);
-            return timeout;
+        match self.outbox.iter().position(|(id, _)| *id == pending.req_id) {
+            Some(0) if self.outbox_written > 0 => {
+                let partial = Violation::PartialRequest {
+                    written: self.outbox_written as u32,
+                    total: self.outbox[0].1.len() as u32,
+                };
+                self.end(pending.req_id, false);
+                let violation = self.fatal(partial);
+                XsError::Protocol { op: Some(pending.op), path: pending.path, violation }
+            }
+            Some(at) => {
+                // Nothing of it reached the daemon: no reply will come.
+                self.outbox.remove(at);
+                self.end(pending.req_id, false);
+                timeout
+            }
+            None => {
+                self.abandon(pending.req_id);
+                timeout
+            }
         }
-        if written < total {
-            self.end(false);
-            let partial = Violation::PartialRequest { written: written as u32, total: total as u32 };
-            let violation = self.fatal(partial);
-            return XsError::Protocol { op: Some(pending.op), path: pending.path, violation };
-        }
-        self.abandon(pending.req_id);
-        timeout
     }
 
     /// Sends one request and waits (blocking, through [`XsPlatform::wait`]) for its reply or the deadline.
@@ -628,16 +641,20 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         }
     }
 
-    /// The request in flight ended (reply, error, or given up before any of it was sent): forget it, and do the
-    /// watch bookkeeping its type asks for.
-    fn end(&mut self, ok: bool) {
-        let Some(done) = self.in_flight.take() else { return };
-        self.outbox_written = self.outbox.len();
+    /// The request ended (reply, error, or given up): forget it, and do the watch bookkeeping its type asks for.
+    fn end(&mut self, req_id: u32, ok: bool) {
+        let Some(at) = self.in_flight.iter().position(|f| f.req_id == req_id) else { return };
+        let Some(done) = self.in_flight.remove(at) else { return };
         if let Some((path, token)) = done.watch {
             if done.op == MsgType::Unwatch || !ok {
                 self.forget_watch(&path, &token);
             }
         }
+    }
+
+    /// Whether some of `req_id`'s message is still to be written.
+    fn unsent(&self, req_id: u32) -> bool {
+        self.outbox.iter().any(|(id, _)| *id == req_id)
     }
 
     fn allocate_req_id(&mut self) -> u32 {
@@ -653,40 +670,36 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     /// Stops waiting for `req_id`; its reply will be dropped if it comes. A request still being written keeps
     /// being written (by later polls) so the request stream stays intact.
     fn abandon(&mut self, req_id: u32) {
-        let sending = self.outbox_written < self.outbox.len();
-        if self.in_flight.as_ref().map(|f| f.req_id) == Some(req_id) {
-            let written = self.outbox_written;
-            self.end(false);
-            if sending {
-                self.outbox_written = written;
-            }
-        }
+        self.end(req_id, false);
         if self.abandoned.len() == ABANDONED_MAX {
             self.abandoned.pop_front();
         }
         self.abandoned.push_back(req_id);
     }
 
-    /// Writes as much of the outgoing request as the request ring has room for.
+    /// Writes as much of the outgoing requests as the request ring has room for, in order.
     fn flush_outbox(&mut self) -> Result<(), Violation> {
-        if self.outbox_written == self.outbox.len() {
-            return Ok(());
+        while let Some((_, message)) = self.outbox.front() {
+            let (prod, cons) = (self.ring.req_prod(), self.ring.req_cons());
+            let used = prod.wrapping_sub(cons) as usize;
+            if used > RING_SIZE {
+                return Err(self.fatal(Violation::ReqOverrun { req_prod: prod, req_cons: cons }));
+            }
+            let n = (RING_SIZE - used).min(message.len() - self.outbox_written);
+            if n == 0 {
+                return Ok(());
+            }
+            for (i, &byte) in message[self.outbox_written..self.outbox_written + n].iter().enumerate() {
+                self.ring.write_req(mask_idx(prod.wrapping_add(i as u32)), byte);
+            }
+            self.ring.publish_req_prod(prod.wrapping_add(n as u32));
+            self.platform.notify();
+            self.outbox_written += n;
+            if self.outbox_written == message.len() {
+                self.outbox.pop_front();
+                self.outbox_written = 0;
+            }
         }
-        let (prod, cons) = (self.ring.req_prod(), self.ring.req_cons());
-        let used = prod.wrapping_sub(cons) as usize;
-        if used > RING_SIZE {
-            return Err(self.fatal(Violation::ReqOverrun { req_prod: prod, req_cons: cons }));
-        }
-        let n = (RING_SIZE - used).min(self.outbox.len() - self.outbox_written);
-        if n == 0 {
-            return Ok(());
-        }
-        for (i, &byte) in self.outbox[self.outbox_written..self.outbox_written + n].iter().enumerate() {
-            self.ring.write_req(mask_idx(prod.wrapping_add(i as u32)), byte);
-        }
-        self.ring.publish_req_prod(prod.wrapping_add(n as u32));
-        self.platform.notify();
-        self.outbox_written += n;
         Ok(())
     }
 
@@ -696,13 +709,13 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         violation
     }
 
-    /// Reads what the daemon has published, a message at a time, until the ring is empty, the reply to the
-    /// request in flight is complete, or [`RECEIVE_BUDGET`] bytes were taken in. Partial messages are kept for the
+    /// Reads what the daemon has published, a message at a time, until the ring is empty, the reply to `stop_at`
+    /// is complete, or [`RECEIVE_BUDGET`] bytes were taken in. Partial messages are kept for the
     /// next call. Returns true if it stopped on the budget with more in the ring (the caller must look again
     /// rather than wait: the daemon will not notify for bytes it already published).
-    fn receive(&mut self) -> Result<bool, Violation> {
+    fn receive(&mut self, stop_at: Option<u32>) -> Result<bool, Violation> {
         let mut consumed = false;
-        let result = self.receive_inner(&mut consumed);
+        let result = self.receive_inner(stop_at, &mut consumed);
         if consumed {
             // The daemon may be waiting for room to write the rest of a message.
             self.platform.notify();
@@ -710,9 +723,9 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         result
     }
 
-    fn receive_inner(&mut self, consumed: &mut bool) -> Result<bool, Violation> {
+    fn receive_inner(&mut self, stop_at: Option<u32>, consumed: &mut bool) -> Result<bool, Violation> {
         let mut taken = 0;
-        while self.reply.is_none() {
+        while !stop_at.is_some_and(|id| self.in_flight.iter().any(|f| f.req_id == id && f.reply.is_some())) {
             let (prod, cons) = (self.ring.rsp_prod(), self.ring.rsp_cons());
             let available = prod.wrapping_sub(cons) as usize;
             if available > RING_SIZE {
@@ -772,9 +785,11 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             }
             return Ok(());
         }
-        match self.in_flight.as_ref().map(|f| (f.req_id, f.op)) {
-            Some((req_id, op)) if req_id == header.req_id && self.reply.is_none() => {
-                self.reply = Some(if header.msg_type == MsgType::Error as u32 {
+        let waiting = self.in_flight.iter_mut().find(|f| f.req_id == header.req_id && f.reply.is_none());
+        match waiting {
+            Some(f) => {
+                let (req_id, op) = (f.req_id, f.op);
+                f.reply = Some(if header.msg_type == MsgType::Error as u32 {
                     Reply::Error(Errno::parse(&payload))
                 } else if header.msg_type == op as u32 {
                     Reply::Payload(payload)
@@ -783,14 +798,14 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
                 });
                 Ok(())
             }
-            in_flight => {
+            None => {
                 if let Some(at) = self.abandoned.iter().position(|&id| id == header.req_id) {
                     self.abandoned.remove(at);
                     self.late_replies += 1;
                     return Ok(());
                 }
                 Err(Violation::UnknownReplyId {
-                    expected: in_flight.map(|(req_id, _)| req_id),
+                    expected: self.in_flight.iter().find(|f| f.reply.is_none()).map(|f| f.req_id),
                     got: header.req_id,
                     msg_type: header.msg_type,
                 })

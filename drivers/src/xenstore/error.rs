@@ -212,7 +212,7 @@ pub enum XsError {
         /// How many times the transaction was run.
         attempts: u32,
     },
-    /// Another request is in flight (one at a time); nothing was sent. Wait for it to end and start again.
+    /// Too many requests are in flight (`MAX_IN_FLIGHT`); nothing was sent. Wait for one to end and start again.
     Busy {
         /// The request refused.
         op: MsgType,
@@ -286,7 +286,7 @@ impl fmt::Display for XsError {
             XsError::BadArgument { op, path, what } => write!(f, "{}: not sent, {what}", Doing(Some(op), path)),
             XsError::NotUtf8 { op, path } => write!(f, "{}: the answer is not UTF-8 text", Doing(Some(op), path)),
             XsError::Busy { op, path } => {
-                write!(f, "{}: not sent, another xenstore request is in flight", Doing(Some(op), path))
+                write!(f, "{}: not sent, too many xenstore requests in flight", Doing(Some(op), path))
             }
             XsError::NotInFlight { op, path } => {
                 write!(f, "{}: this request already ended (replied, failed or given up)", Doing(Some(op), path))

@@ -25,7 +25,7 @@ mod tests;
 pub use asynch::{complete_now, XsAsync};
 pub use client::{
     parse_directory, parse_transaction_id, Pending, Request, Tx, WatchEvent, Xenstore, DEFAULT_TIMEOUT_NS,
-    DEFAULT_TRANSACTION_ATTEMPTS, WATCHES_MAX,
+    DEFAULT_TRANSACTION_ATTEMPTS, MAX_IN_FLIGHT, WATCHES_MAX,
 };
 pub use error::{ErrorPath, Violation, XsError, ERROR_PATH_MAX};
 pub use queue::{Pushed, WatchQueue, WATCH_EVENTS_MAX, WATCH_PATHS_PER_TOKEN_MAX};

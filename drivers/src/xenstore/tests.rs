@@ -850,19 +850,38 @@ fn start_and_poll_request_never_wait() {
 }
 
 #[test]
-fn one_request_at_a_time_others_are_told_busy() {
+fn requests_in_flight_together_each_get_their_own_reply() {
+    let (mut xs, fake) = setup();
+    fake.borrow_mut().set("a", b"A");
+    let read = xs.start(Request::Read(Tx::NONE, "a")).unwrap();
+    let write = xs.start(Request::Write(Tx::NONE, "b", b"B")).unwrap();
+    // A blocking call meanwhile (start-of-day code, a test) gets its own reply; the others' are kept for them.
+    assert_eq!(xs.read_optional(Tx::NONE, "c").unwrap(), None);
+    assert_eq!(xs.in_flight(), 2);
+    assert_eq!(xs.poll_request(&write), core::task::Poll::Ready(Ok(b"OK\0".to_vec())));
+    assert_eq!(xs.poll_request(&read), core::task::Poll::Ready(Ok(b"A".to_vec())));
+    assert_eq!(fake.borrow().get("b").unwrap(), b"B");
+    assert_eq!(xs.in_flight(), 0);
+}
+
+#[test]
+fn at_most_max_in_flight_then_busy() {
     let (mut xs, _fake) = setup();
-    let first = xs.start(Request::Read(Tx::NONE, "a")).unwrap();
+    let pending: Vec<_> =
+        (0..MAX_IN_FLIGHT).map(|i| xs.start(Request::Read(Tx::NONE, &format!("k{i}"))).unwrap()).collect();
     let e = xs.start(Request::Write(Tx::NONE, "b", b"1")).unwrap_err();
     assert_eq!(e, XsError::Busy { op: MsgType::Write, path: ErrorPath::tail("b") });
-    assert_eq!(e.to_string(), "xenstore XS_WRITE b: not sent, another xenstore request is in flight");
-    // Blocking calls meet the same rule.
+    assert_eq!(e.to_string(), "xenstore XS_WRITE b: not sent, too many xenstore requests in flight");
     assert!(matches!(xs.read(Tx::NONE, "c"), Err(XsError::Busy { .. })));
-    assert!(xs.poll_request(&first).is_pending(), "sent, not answered yet");
-    let e = xs.give_up(&first, xs.platform().now_ns());
+    // The first is sent, then given up: its reply comes later and is dropped.
+    assert!(xs.poll_request(&pending[0]).is_pending(), "sent, not answered yet");
+    let e = xs.give_up(&pending[0], xs.platform().now_ns());
     assert!(matches!(e, XsError::Timeout { op: MsgType::Read, .. }), "{e:?}");
     assert_eq!(xs.read_optional(Tx::NONE, "c").unwrap(), None);
     assert_eq!(xs.late_replies_dropped(), 1, "the given-up read's reply came and was dropped");
+    for p in &pending[1..] {
+        assert_eq!(xs.poll_request(p).map(|r| r.unwrap_err().is_enoent()), core::task::Poll::Ready(true));
+    }
 }
 
 #[test]
