@@ -167,6 +167,8 @@ pub struct Xenstore<R: XsRing, P: XsPlatform> {
     deferred: Option<Violation>,
     /// The last look at the ring stopped on its budget with more there.
     unread: bool,
+    /// Response bytes taken in so far.
+    received: u64,
     /// Bytes of the message being received (header, then payload), across calls and waits.
     rx: Vec<u8>,
     events: WatchQueue,
@@ -195,6 +197,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             outbox_written: 0,
             deferred: None,
             unread: false,
+            received: 0,
             rx: Vec::with_capacity(HEADER_SIZE + PAYLOAD_MAX),
             events: WatchQueue::new(),
             events_received: 0,
@@ -400,6 +403,17 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     /// The oldest queued watch event carrying `token`; other events stay queued, in order.
     pub fn take_watch_event(&mut self, token: &str) -> Option<WatchEvent> {
         self.events.take_where(|e| e.token == token)
+    }
+
+    /// The oldest queued watch event `wanted` accepts; other events stay queued, in order.
+    pub fn take_watch_event_where(&mut self, wanted: impl Fn(&WatchEvent) -> bool) -> Option<WatchEvent> {
+        self.events.take_where(wanted)
+    }
+
+    /// Response bytes taken in from the ring so far: a run loop wakes the tasks waiting on xenstore when it
+    /// moves.
+    pub fn received_bytes(&self) -> u64 {
+        self.received
     }
 
     /// Queued watch events.
@@ -748,6 +762,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             self.ring.publish_rsp_cons(cons.wrapping_add(n as u32));
             *consumed = true;
             taken += n;
+            self.received += n as u64;
 
             let Some(header) = self.header() else { continue };
             if header.len as usize > PAYLOAD_MAX {
