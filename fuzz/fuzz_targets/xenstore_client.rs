@@ -1,6 +1,7 @@
 //! The xenstore client against a hostile xenstored whose every move the fuzzer chooses: well-formed replies with
 //! wrong request ids or types, error replies, garbage, oversized headers, torn ring indices, floods of watch
-//! events. The same input drives the client's calls (read, write, watch, unwatch, transactions, polls, waits).
+//! events. The same input drives the client's calls (read, write, watch, unwatch, transactions, polls, waits),
+//! blocking ones and non-blocking ones (`start` / `poll_request` / `give_up`, several in flight) mixed.
 //!
 //! Oracles (a panic is a finding):
 //! - the client never touches the page outside `req[]`/`rsp[]` (indices `< RING_SIZE`);
@@ -8,6 +9,8 @@
 //!   `req_cons`, nor backwards; `rsp_cons` never passes the `rsp_prod` it was shown, nor goes backwards;
 //! - it never holds more than `WATCH_EVENTS_MAX` watch events;
 //! - every call ends (reply, error or timeout) by its deadline (plus the one step of daemon time that overran it);
+//!   every non-blocking request ends by reply, error or `give_up`, and an ended one is never answered again;
+//! - never more than `MAX_IN_FLIGHT` requests in flight;
 //! - it never panics.
 #![no_main]
 
@@ -16,8 +19,10 @@ use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
 use sirocco_drivers::xenstore::{
-    mask_idx, MsgType, Tx, Xenstore, XsPlatform, XsRing, XsdSockmsg, HEADER_SIZE, RING_SIZE, WATCH_EVENTS_MAX,
+    mask_idx, MsgType, Pending, Request, Tx, Xenstore, XsError, XsPlatform, XsRing, XsdSockmsg, HEADER_SIZE,
+    MAX_IN_FLIGHT, RING_SIZE, WATCH_EVENTS_MAX,
 };
+use std::task::Poll;
 
 /// The per-call timeout the client is given.
 const TIMEOUT_NS: u64 = 50_000_000;
@@ -305,6 +310,8 @@ fuzz_target!(|data: &[u8]| {
     let mut xs = Xenstore::new(page, Platform(daemon.clone()));
     xs.set_timeout_ns(TIMEOUT_NS);
 
+    // Non-blocking requests started and not yet ended.
+    let mut pending: Vec<Pending> = Vec::new();
     // Client calls, chosen by the same input, until it runs out (then each call meets a silent daemon once).
     for _ in 0..64 {
         let Some(op) = daemon.borrow_mut().input.byte() else { break };
@@ -312,7 +319,7 @@ fuzz_target!(|data: &[u8]| {
         let mut deadline = start + TIMEOUT_NS;
         let token = format!("t{}", op % 4);
         let path = format!("/p/{}", op % 3);
-        match op % 10 {
+        match op % 14 {
             0 => drop(xs.read(Tx::NONE, &path)),
             1 => drop(xs.write(Tx::NONE, &path, b"value")),
             2 => drop(xs.watch(&path, &token)),
@@ -326,16 +333,69 @@ fuzz_target!(|data: &[u8]| {
             6 => drop(xs.poll()),
             7 => drop(xs.wait_watch_event_for(&token, start + TIMEOUT_NS)),
             8 => drop(xs.wait_watch_event(start + TIMEOUT_NS)),
-            _ => while xs.next_watch_event().is_some() {},
+            9 => while xs.next_watch_event().is_some() {},
+            10 => {
+                let request = match (op / 14) % 3 {
+                    0 => Request::Read(Tx::NONE, &path),
+                    1 => Request::Write(Tx::NONE, &path, b"nb"),
+                    _ => Request::Watch(&path, &token),
+                };
+                match xs.start(request) {
+                    Ok(p) => pending.push(p),
+                    Err(XsError::Busy { .. }) => assert_eq!(xs.in_flight(), MAX_IN_FLIGHT, "Busy below the cap"),
+                    Err(_) => {}
+                }
+            }
+            11 if !pending.is_empty() => {
+                let at = usize::from(op / 14) % pending.len();
+                if let Poll::Ready(result) = xs.poll_request(&pending[at]) {
+                    let done = pending.remove(at);
+                    assert!(!matches!(result, Err(XsError::NotInFlight { .. })), "a live request was not in flight");
+                    assert!(
+                        matches!(xs.poll_request(&done), Poll::Ready(Err(XsError::NotInFlight { .. }))),
+                        "an ended request answered again"
+                    );
+                }
+            }
+            12 if !pending.is_empty() => {
+                let at = usize::from(op / 14) % pending.len();
+                let done = pending.remove(at);
+                let now = daemon.borrow().now;
+                let e = xs.give_up(&done, now);
+                assert!(!matches!(e, XsError::NotInFlight { .. }), "a live request was not in flight");
+            }
+            _ => {
+                // The run loop sleeps until the event channel fires (one daemon step).
+                let now = daemon.borrow().now;
+                xs.platform_mut().wait(now + TIMEOUT_NS);
+            }
         }
+        assert!(xs.in_flight() <= MAX_IN_FLIGHT, "{} requests in flight", xs.in_flight());
         let now = daemon.borrow().now;
         assert!(
             now <= deadline + MAX_STEP_NS,
             "call {} took {} ns, past its deadline ({} ns)",
-            op % 10,
+            op % 14,
             now - start,
             deadline - start
         );
         assert!(xs.pending_watch_events() <= WATCH_EVENTS_MAX, "{} watch events held", xs.pending_watch_events());
     }
+    // Every request ends: polled until its reply or its deadline, then given up.
+    for p in pending {
+        let deadline = p.started_ns() + TIMEOUT_NS;
+        loop {
+            if let Poll::Ready(result) = xs.poll_request(&p) {
+                assert!(!matches!(result, Err(XsError::NotInFlight { .. })), "a live request was not in flight");
+                break;
+            }
+            let now = daemon.borrow().now;
+            if now >= deadline {
+                let _ = xs.give_up(&p, now);
+                break;
+            }
+            xs.platform_mut().wait(deadline);
+        }
+    }
+    assert_eq!(xs.in_flight(), 0, "requests left in flight after every one ended");
 });
