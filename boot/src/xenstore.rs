@@ -18,7 +18,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::{poll_fn, Future};
-use core::sync::atomic::{fence, Ordering};
+use core::sync::atomic::{fence, AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 use sirocco_drivers::control::{self, ShutdownRequest};
 use sirocco_drivers::frontend::lifecycle::{Action, Lifecycle};
@@ -463,28 +463,72 @@ fn service() -> bool {
             }
         }
     }
-    if shutdown_event {
-        match control::read_request(c) {
-            Ok(Some(req)) => {
-                if let Err(e) = control::acknowledge(c) {
-                    log::warn!("control: acknowledging {req}: {e}");
-                }
-                drop(guard);
-                if moved {
-                    wake_waiters();
-                }
-                crate::shutdown::deliver(req);
-                return more;
-            }
-            Ok(None) => {}
-            Err(e) => log::warn!("control/shutdown: {e}"),
-        }
-    }
     drop(guard);
     if moved {
         wake_waiters();
     }
+    if shutdown_event {
+        control_changed();
+    }
     more
+}
+
+/// A `control/shutdown` reader task is running; set again if another event came meanwhile.
+static CONTROL_TASK: AtomicBool = AtomicBool::new(false);
+static CONTROL_AGAIN: AtomicBool = AtomicBool::new(false);
+
+/// `control/shutdown` changed: read it, acknowledge a request and deliver it, in a task through the run loop (the
+/// service hook itself never waits for a reply). One such task at a time; an event during its run makes it read
+/// again.
+fn control_changed() {
+    CONTROL_AGAIN.store(true, Ordering::SeqCst);
+    if CONTROL_TASK.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let task = async {
+        while CONTROL_AGAIN.swap(false, Ordering::SeqCst) {
+            handle_control_request().await;
+        }
+        CONTROL_TASK.store(false, Ordering::SeqCst);
+    };
+    if runtime::spawn(task).is_err() {
+        CONTROL_TASK.store(false, Ordering::SeqCst);
+        CONTROL_AGAIN.store(false, Ordering::SeqCst);
+        log::warn!("control/shutdown: no task slot to read it; reading it blocking");
+        let read = with(|c| {
+            let req = control::read_request(c)?;
+            if let Some(req) = req {
+                if let Err(e) = control::acknowledge(c) {
+                    log::warn!("control: acknowledging {req}: {e}");
+                }
+            }
+            Ok::<_, control::ControlError>(req)
+        });
+        match read {
+            Ok(Some(req)) => crate::shutdown::deliver(req),
+            Ok(None) => {}
+            Err(e) => log::warn!("control/shutdown: {e}"),
+        }
+    }
+}
+
+/// Reads `control/shutdown` (`control::read_request`, through the run loop), acknowledges a request by clearing
+/// the key (the toolstack waits for that), and hands it to `shutdown`.
+async fn handle_control_request() {
+    let value = match request(XsRequest::Read(Tx::NONE, control::SHUTDOWN_PATH)).await {
+        Ok(value) => value,
+        Err(e) if e.is_enoent() => return,
+        Err(e) => return log::warn!("control/shutdown: {}", control::ControlError::Xenstore(e)),
+    };
+    let req = match ShutdownRequest::parse(&value) {
+        Ok(Some(req)) => req,
+        Ok(None) => return,
+        Err(unknown) => return log::warn!("control/shutdown: {}", control::ControlError::Unknown(unknown)),
+    };
+    if let Err(e) = request(XsRequest::Write(Tx::NONE, control::SHUTDOWN_PATH, b"")).await {
+        log::warn!("control: acknowledging {req}: {e}");
+    }
+    crate::shutdown::deliver(req);
 }
 
 /// For `shutdown`: the request type.
