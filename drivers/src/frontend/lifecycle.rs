@@ -59,7 +59,7 @@ pub struct Lifecycle {
     link: Link,
 }
 
-/// Whether the backend's `state` (as [`backend_state`] read it) says it is leaving or gone: Closing, Closed, no
+/// Whether the backend's `state` (as [`super::backend_state`] read it) says it is leaving or gone: Closing, Closed, no
 /// `state` at all (Unknown), or unreadable (its directory removed along with its permissions).
 pub fn backend_gone(state: &Result<XenbusState, FrontendError>) -> bool {
     matches!(state, Ok(XenbusState::Closing | XenbusState::Closed | XenbusState::Unknown) | Err(_))

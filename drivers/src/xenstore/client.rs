@@ -5,9 +5,9 @@
 //! - **blocking** (`read`, `write`, ... built on the same three calls), waiting through [`XsPlatform::wait`]
 //!   until the reply or the deadline: for start-of-day, before a run loop exists, and for host tests.
 //!
-//! Either way Watch events that arrive in between are
-//! queued in arrival order, bounded and coalesced ([`WatchQueue`]): a daemon flooding events costs us at most
-//! [`WATCH_EVENTS_MAX`] pending events, and no wait runs past its deadline however fast they come.
+//! Either way, watch events that arrive in between are queued in arrival order, bounded and coalesced
+//! ([`WatchQueue`]): a daemon flooding events costs us at most [`WATCH_EVENTS_MAX`] pending events, and no wait
+//! runs past its deadline however fast they come.
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -153,7 +153,8 @@ enum Reply {
     Wrong(Violation),
 }
 
-/// A synchronous xenstore client over the shared page `R`, blocking through `P`.
+/// A xenstore client over the shared page `R`: non-blocking requests ([`Xenstore::start`]) for a run loop, and
+/// blocking ones (waiting through `P`) for start-of-day and host tests.
 pub struct Xenstore<R: XsRing, P: XsPlatform> {
     ring: R,
     platform: P,
