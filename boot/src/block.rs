@@ -13,6 +13,7 @@ use core::future::poll_fn;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::{Poll, Waker};
 use sirocco_drivers::blkfront::{Completion, OpId};
+use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
 
 pub use crate::blkfront::ConnectError;
 pub use sirocco_drivers::blkfront::{BlkError, Counters, DiskInfo, ErrorKind, FlushMethod};
@@ -60,7 +61,8 @@ pub fn disks() -> Result<&'static [Disk], ConnectError> {
 /// the device, fail what is pending (nothing would ever answer it) instead of leaving callers waiting.
 async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_drivers::frontend::DeviceInfo) {
     let mut faults_logged = 0u64;
-    let mut backend = BackendWatch::new(&dev);
+    let mut backend = BackendWatch::new(&dev).await;
+    let mut lifecycle = Lifecycle::connected(OnBackendGone::Detach);
     loop {
         match runtime::select(channel.wait(), backend.changed()).await {
             crate::Either::Left(open) => {
@@ -81,17 +83,20 @@ async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_driv
                 }
             }
             crate::Either::Right(()) => {
-                let state = backend.state();
-                if BackendWatch::gone(&state)
-                    && !matches!(shared.driver.lock().phase(), sirocco_drivers::blkfront::Phase::Closed)
-                {
+                let (action, state) = backend.follow(&mut lifecycle).await;
+                if action == Action::Detach {
                     let failed = shared.driver.lock().backend_closed();
                     log::error!(
                         "vbd{}: the backend closed the device (state {state:?}); {failed} pending operation(s) failed",
                         shared.id
                     );
-                    // Finish the handshake on our side too, so the toolstack's detach completes.
-                    let closed = crate::xenstore::with(|xs| sirocco_drivers::frontend::close(xs, &dev, 5_000_000_000));
+                    // Finish the handshake on our side too, so the toolstack's detach completes (through the run
+                    // loop: other disks, vifs and timers keep running meanwhile).
+                    wake_waiters(&shared);
+                    let mut xs = crate::xenstore::RunLoop;
+                    let closed =
+                        lifecycle::close_after_backend_left_async(&mut xs, &dev, OnBackendGone::Detach, 5_000_000_000)
+                            .await;
                     if let Err(e) = closed {
                         log::warn!("vbd{}: closing our end: {e}", shared.id);
                     }

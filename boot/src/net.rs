@@ -8,7 +8,7 @@
 
 use crate::netfront::{self, NetError as VifError, Vif};
 use crate::runtime::{self, Instant};
-use crate::xenstore::BackendWatch;
+use crate::xenstore::{self, BackendWatch, RunLoop};
 use crate::Either;
 use alloc::format;
 use alloc::string::String;
@@ -16,6 +16,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 use sirocco_drivers::frontend;
+use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
+use sirocco_drivers::frontend::XenbusState;
+use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys};
 use sirocco_net::{NetConfig, Stack};
 
 pub use crate::netfront::Counters;
@@ -129,7 +132,8 @@ fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
 /// The network task of one vif: polls the stack on each event, socket request or deadline, and reconnects the
 /// vif when its backend goes away and comes back.
 async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend::DeviceInfo) {
-    let mut backend = BackendWatch::new(&dev);
+    let mut backend = BackendWatch::new(&dev).await;
+    let mut lifecycle = Lifecycle::connected(OnBackendGone::Reconnect);
     loop {
         let started = runtime::now_ns();
         let next = net.poll(started / 1_000_000);
@@ -157,37 +161,100 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
         };
         match wake {
             Wake::Event(false) => return, // the event channel was closed
-            Wake::Backend => follow_backend(&net, &dev, &backend, channel.port()),
+            Wake::Backend => follow_backend(&net, &dev, &backend, &mut lifecycle, channel.port()).await,
             Wake::Event(true) | Wake::Poll => {}
         }
     }
 }
 
-/// Follows the backend's xenbus state: when it goes away (Closing, Closed, gone) while we are connected, close
-/// our end and reset the driver; when it is at InitWait while we are not connected (it came back, or a new one
-/// was attached with the same device id), connect again. Meanwhile nothing is sent: TCP retransmits across
-/// the gap.
-fn follow_backend(net: &Net, dev: &frontend::DeviceInfo, backend: &BackendWatch, port: u32) {
-    let state = backend.state();
-    let connected = matches!(net.lock().device().driver.phase(), sirocco_drivers::netfront::Phase::Connected);
-    match state {
-        _ if connected && BackendWatch::gone(&state) => {
+/// Follows the backend's xenbus state (the policy is `frontend::lifecycle`, `OnBackendGone::Reconnect`): when it
+/// goes away (Closing, Closed, gone) while we are connected, close our end and reset the driver; when it is at
+/// InitWait while we are not connected (it came back, or a new one was attached with the same device id),
+/// connect again. Meanwhile nothing is sent: TCP retransmits across the gap. The handshakes wait through the run
+/// loop, without the stack lock: other vifs, disks and timers keep running.
+async fn follow_backend(
+    net: &Net,
+    dev: &frontend::DeviceInfo,
+    backend: &BackendWatch,
+    lifecycle: &mut Lifecycle,
+    port: u32,
+) {
+    let (action, state) = backend.follow(lifecycle).await;
+    match action {
+        Action::Disconnect => {
             log::warn!("vif{}: backend state {state:?}: disconnecting", dev.id);
-            match netfront::disconnect(net.lock().device_mut(), dev) {
+            // Our end follows the backend's (Closing, then Closed) so the toolstack's teardown completes, and by
+            // the backend's Closed the old rings are unmapped. A backend that vanished cannot answer: reset anyway.
+            let closed = lifecycle::close_after_backend_left_async(
+                &mut RunLoop,
+                dev,
+                OnBackendGone::Reconnect,
+                CLOSE_TIMEOUT_NS,
+            )
+            .await;
+            if let Err(e) = closed {
+                log::warn!("vif{}: closing our end: {e}", dev.id);
+            }
+            match netfront::reset(net.lock().device_mut(), dev) {
                 Ok(report) => log::info!("vif{}: disconnected ({report:?}); waiting for the backend", dev.id),
                 Err(e) => log::error!("vif{}: reset after the backend left: {e}", dev.id),
             }
         }
-        Ok(frontend::XenbusState::InitWait) if !connected => {
+        Action::Reconnect => {
             log::info!("vif{}: backend at InitWait: reconnecting", dev.id);
-            match netfront::reconnect(net.lock().device_mut(), dev, port) {
-                Ok(()) => log::info!("vif{}: reconnected", dev.id),
+            match reconnect(net, dev, port).await {
+                Ok(()) => {
+                    lifecycle.reconnected();
+                    log::info!("vif{}: reconnected", dev.id)
+                }
                 Err(e) => log::error!("vif{}: reconnect failed: {e}; retrying on the next backend change", dev.id),
             }
             net.request_poll();
         }
-        _ => {}
+        Action::Stay | Action::Detach => {}
     }
+}
+
+/// How long a reconnect waits for each of the backend's InitWait and Connected.
+const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
+/// How long the close handshake waits for each of the backend's steps.
+const CLOSE_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// Connects a driver `follow_backend` reset, once a backend is at InitWait again: the steps of
+/// `netfront::reconnect` (our state Initialising, the backend's InitWait, the configuration read and the
+/// features checked, RX buffers posted, the connect keys written in one transaction, the backend's Connected,
+/// then transmitting allowed), with the two waits through the run loop and the stack lock taken only for the
+/// driver's own steps. The event channel is the old one (Xen put it back to unbound when the backend closed);
+/// the buffers keep their grants. On error the driver stays unconnected (nothing is sent).
+async fn reconnect(net: &Net, dev: &frontend::DeviceInfo, port: u32) -> Result<(), VifError> {
+    let mut xs = RunLoop;
+    frontend::set_state_async(&mut xs, dev, XenbusState::Initialising).await.map_err(VifError::Xenstore)?;
+    frontend::wait_for_backend_async(&mut xs, dev, &[XenbusState::InitWait], CONNECT_TIMEOUT_NS)
+        .await
+        .map_err(VifError::Frontend)?;
+    // A few short requests, blocking: the netfront key logic is written against the blocking client.
+    let config = xenstore::with(|xs| nf::read_config(xs, dev)).map_err(VifError::Config)?;
+    let (features, keys, mac) = {
+        let mut stack = net.lock();
+        let vif = stack.device_mut();
+        let features = vif.driver.features();
+        if features.sg && !config.backend.sg {
+            return Err(VifError::Config(ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" }));
+        }
+        vif.driver.post_rx_buffers();
+        let (tx, rx) = vif.driver.rings();
+        let keys = ConnectKeys { tx_ring_ref: tx.grefs()[0], rx_ring_ref: rx.grefs()[0], event_channel: port };
+        (features, keys, vif.mac)
+    };
+    xenstore::with(|xs| nf::write_connect_keys(xs, dev, keys, features)).map_err(VifError::Xenstore)?;
+    frontend::wait_for_backend_async(&mut xs, dev, &[XenbusState::Connected], CONNECT_TIMEOUT_NS)
+        .await
+        .map_err(VifError::Frontend)?;
+    net.lock().device_mut().driver.backend_connected();
+    if config.mac != mac {
+        log::warn!("vif{}: the backend came back with another MAC; keeping ours", dev.id);
+    }
+    Ok(())
 }
 
 /// Counters of a vif's driver.

@@ -19,7 +19,6 @@ pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksu
 /// Buffer pages per direction: 128 RX buffers in flight, 128 TX slots (512 KiB each way).
 pub const BUFFERS: u16 = 128;
 const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
-const CLOSE_TIMEOUT_NS: u64 = 5_000_000_000;
 
 /// The buffer pages, each granted once (TX read-only, RX writable).
 pub struct Buffers {
@@ -136,29 +135,11 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channel))
 }
 
-/// The backend is going away: close our end in step, then reset the driver onto fresh ring pages
-/// (`nf::disconnect`). The reset happens even if the handshake fails (logged): a vanished backend cannot answer.
-pub(crate) fn disconnect(vif: &mut Vif, dev: &DeviceInfo) -> Result<nf::ResetReport, NetError> {
+/// The backend left and our end followed it through the close handshake (`net`'s lifecycle, async): reset the
+/// driver onto fresh ring pages granted to the backend (`Netfront::reset`: the TX requests in flight dropped,
+/// the RX buffers taken back). It stays unconnected, sending nothing, until a reconnect.
+pub(crate) fn reset(vif: &mut Vif, dev: &DeviceInfo) -> Result<nf::ResetReport, NetError> {
     let tx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
     let rx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
-    let (report, closed) =
-        xenstore::with(|xs| nf::disconnect(xs, dev, &mut vif.driver, tx_ring, rx_ring, CLOSE_TIMEOUT_NS));
-    if let Err(e) = closed {
-        log::warn!("vif{}: closing our end: {e}", dev.id);
-    }
-    Ok(report)
-}
-
-/// A backend is at InitWait while our driver is not connected: redo the handshake (`nf::reconnect`) on the rings
-/// `disconnect` prepared, with the same buffers and event channel. Blocks the vCPU for the handshake, up to the
-/// connect timeout.
-pub(crate) fn reconnect(vif: &mut Vif, dev: &DeviceInfo, port: u32) -> Result<(), NetError> {
-    let (tx, rx) = vif.driver.rings();
-    let keys = ConnectKeys { tx_ring_ref: tx.grefs()[0], rx_ring_ref: rx.grefs()[0], event_channel: port };
-    let config = xenstore::with(|xs| nf::reconnect(xs, dev, &mut vif.driver, keys, CONNECT_TIMEOUT_NS))
-        .map_err(NetError::Config)?;
-    if config.mac != vif.mac {
-        log::warn!("vif{}: the backend came back with another MAC; keeping ours", dev.id);
-    }
-    Ok(())
+    Ok(vif.driver.reset(tx_ring, rx_ring))
 }

@@ -53,8 +53,9 @@ async fn boxed(f: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
 
 pub(crate) static TIMERS: spin::Mutex<TimerQueue> = spin::Mutex::new(TimerQueue::new());
 static TIMER_PORT: spin::Once<EventChannel> = spin::Once::new();
-/// Called by the loop after events are dispatched (xenstore servicing), set up by the xenstore module.
-pub(crate) static SERVICE_HOOK: spin::Once<fn()> = spin::Once::new();
+/// Called by the loop after events are dispatched (xenstore servicing), set up by the xenstore module. Returns
+/// true if it has more to do at once (the loop then goes round again instead of sleeping).
+pub(crate) static SERVICE_HOOK: spin::Once<fn() -> bool> = spin::Once::new();
 
 /// Sets up the executor and binds VIRQ_TIMER. Called once at boot.
 pub(crate) fn init() {
@@ -119,12 +120,10 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             unsafe { tasks.0.poll() };
         }
         evtchn::dispatch();
-        if let Some(hook) = SERVICE_HOOK.get() {
-            hook();
-        }
+        let service_more = SERVICE_HOOK.get().is_some_and(|hook| hook());
         let now = now_ns();
         TIMERS.lock().expire(now);
-        if flag.0.load(Ordering::SeqCst) || PENDING.load(Ordering::Acquire) {
+        if service_more || flag.0.load(Ordering::SeqCst) || PENDING.load(Ordering::Acquire) {
             continue;
         }
         // Nothing to do: program the next timer and sleep until an event.

@@ -97,7 +97,7 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, Error> {
         loop {
             match sirocco::select(cmds.next(), sirocco::shutdown::requested()).await {
                 Either::Left(_) => {
-                    let Ok(cmd) = xenstore::read("data/cmd") else { continue };
+                    let Ok(cmd) = xenstore::read_async("data/cmd").await else { continue };
                     if cmd.is_empty() {
                         continue;
                     }

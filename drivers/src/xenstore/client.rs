@@ -1,13 +1,22 @@
-//! The synchronous xenstore client: one request in flight at a time, each call blocking (through
-//! [`XsPlatform::wait`]) until its reply arrives or its deadline passes. Watch events that arrive in between are
-//! queued in arrival order.
+//! The xenstore client: up to [`MAX_IN_FLIGHT`] requests in flight, answered by id. Two ways to make a request:
+//! - **non-blocking**, for a run loop: [`Xenstore::start`] queues it, [`Xenstore::poll_request`] moves bytes both
+//!   ways without ever waiting and says when its reply is in, [`Xenstore::give_up`] ends it at the caller's
+//!   deadline. Nothing here blocks; the caller waits for the event channel (and its timers) however it likes;
+//! - **blocking** (`read`, `write`, ... built on the same three calls), waiting through [`XsPlatform::wait`]
+//!   until the reply or the deadline: for start-of-day, before a run loop exists, and for host tests.
+//!
+//! Either way, watch events that arrive in between are queued in arrival order, bounded and coalesced
+//! ([`WatchQueue`]): a daemon flooding events costs us at most [`WATCH_EVENTS_MAX`] pending events, and no wait
+//! runs past its deadline however fast they come.
 
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::task::Poll;
 
 use super::error::{ErrorPath, Violation, XsError};
+use super::queue::{WatchQueue, WATCH_EVENTS_MAX};
 use super::text::InlineStr;
 use super::wire::{mask_idx, Errno, MsgType, XsdSockmsg, HEADER_SIZE, PAYLOAD_MAX, RING_SIZE};
 use super::{XsPlatform, XsRing};
@@ -20,6 +29,14 @@ pub const DEFAULT_TRANSACTION_ATTEMPTS: u32 = 8;
 
 /// Replies we gave up on (timeout, protocol error) that are recognised and dropped if they arrive late.
 const ABANDONED_MAX: usize = 16;
+
+/// The most watches (`(path, token)` pairs) registered at once: no more distinct tokens than the event queue
+/// holds, so its bound holds whatever the daemon sends.
+pub const WATCHES_MAX: usize = WATCH_EVENTS_MAX;
+
+/// The most response bytes one look at the ring takes in before the caller checks its deadline again: a daemon
+/// refilling the ring as fast as we drain it cannot keep us reading forever.
+const RECEIVE_BUDGET: usize = 2 * super::wire::RING_SIZE;
 
 /// A xenstore transaction id. [`Tx::NONE`] (Xen's `XBT_NIL`, 0) means "not in a transaction".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,11 +79,71 @@ impl WatchEvent {
     }
 }
 
-/// The request whose reply we are waiting for.
-#[derive(Clone, Copy)]
+/// The most requests in flight at once (blocking and non-blocking ones together).
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// A request whose reply we are waiting for.
 struct InFlight {
     req_id: u32,
     op: MsgType,
+    /// Its reply, once in (until [`Xenstore::poll_request`] takes it).
+    reply: Option<Reply>,
+    /// The watch an `XS_WATCH` or `XS_UNWATCH` is about, `(path, token)`: forgotten when an `XS_WATCH` fails and
+    /// when an `XS_UNWATCH` ends.
+    watch: Option<(String, String)>,
+}
+
+/// A request [`Xenstore::start`] queued: what [`Xenstore::poll_request`] and [`Xenstore::give_up`] take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    req_id: u32,
+    op: MsgType,
+    path: ErrorPath,
+    started_ns: u64,
+}
+
+impl Pending {
+    /// The request's type.
+    pub fn op(&self) -> MsgType {
+        self.op
+    }
+
+    /// The wire `req_id`.
+    pub fn req_id(&self) -> u32 {
+        self.req_id
+    }
+
+    /// When it was started (system time).
+    pub fn started_ns(&self) -> u64 {
+        self.started_ns
+    }
+}
+
+/// A request as it goes on the wire: type, transaction, path (for errors), payload pieces, and the watch it is
+/// about.
+type Wire<'a> = (MsgType, Tx, &'a str, [&'a [u8]; 4], Option<(&'a str, &'a str)>);
+
+/// A request, as [`Xenstore::start`] takes it.
+#[derive(Clone, Copy, Debug)]
+pub enum Request<'a> {
+    /// `XS_READ path`.
+    Read(Tx, &'a str),
+    /// `XS_WRITE path value`.
+    Write(Tx, &'a str, &'a [u8]),
+    /// `XS_MKDIR path`.
+    Mkdir(Tx, &'a str),
+    /// `XS_RM path`.
+    Rm(Tx, &'a str),
+    /// `XS_DIRECTORY path` (the reply parses with [`parse_directory`]).
+    Directory(Tx, &'a str),
+    /// `XS_WATCH path token`: registered at once, forgotten again if the daemon refuses it.
+    Watch(&'a str, &'a str),
+    /// `XS_UNWATCH path token`: forgotten (queued events dropped) when it ends, whatever the daemon says.
+    Unwatch(&'a str, &'a str),
+    /// `XS_TRANSACTION_START` (the reply parses with [`parse_transaction_id`]).
+    TransactionStart,
+    /// `XS_TRANSACTION_END`: commit (`T`) or abort (`F`).
+    TransactionEnd(Tx, bool),
 }
 
 /// What came back for the request in flight.
@@ -76,17 +153,28 @@ enum Reply {
     Wrong(Violation),
 }
 
-/// A synchronous xenstore client over the shared page `R`, blocking through `P`.
+/// A xenstore client over the shared page `R`: non-blocking requests ([`Xenstore::start`]) for a run loop, and
+/// blocking ones (waiting through `P`) for start-of-day and host tests.
 pub struct Xenstore<R: XsRing, P: XsPlatform> {
     ring: R,
     platform: P,
     timeout_ns: u64,
     next_req_id: u32,
-    in_flight: Option<InFlight>,
-    reply: Option<Reply>,
+    in_flight: VecDeque<InFlight>,
+    /// Request messages not yet wholly in the ring, `(req_id, bytes)`, in order; how much of the first is in.
+    outbox: VecDeque<(u32, Vec<u8>)>,
+    outbox_written: usize,
+    /// A non-fatal violation seen while the request was still being sent: reported once it is all out.
+    deferred: Option<Violation>,
+    /// The last look at the ring stopped on its budget with more there.
+    unread: bool,
+    /// Response bytes taken in so far.
+    received: u64,
     /// Bytes of the message being received (header, then payload), across calls and waits.
     rx: Vec<u8>,
-    events: VecDeque<WatchEvent>,
+    events: WatchQueue,
+    /// Watch events received (coalesced ones included).
+    events_received: u64,
     /// Registered watches, `(path, token)`.
     watches: Vec<(String, String)>,
     abandoned: VecDeque<u32>,
@@ -105,10 +193,15 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             platform,
             timeout_ns: DEFAULT_TIMEOUT_NS,
             next_req_id: 1,
-            in_flight: None,
-            reply: None,
+            in_flight: VecDeque::new(),
+            outbox: VecDeque::new(),
+            outbox_written: 0,
+            deferred: None,
+            unread: false,
+            received: 0,
             rx: Vec::with_capacity(HEADER_SIZE + PAYLOAD_MAX),
-            events: VecDeque::new(),
+            events: WatchQueue::new(),
+            events_received: 0,
             watches: Vec::new(),
             abandoned: VecDeque::new(),
             broken: None,
@@ -153,6 +246,11 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         self.stray_events
     }
 
+    /// Watch events absorbed by an event already pending for the same watch (see [`WatchQueue`]).
+    pub fn watch_events_coalesced(&self) -> u64 {
+        self.events.coalesced()
+    }
+
     /// The violation that made the ring unusable, if one did.
     pub fn broken(&self) -> Option<Violation> {
         self.broken
@@ -164,12 +262,11 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         format!("{prefix}-{}", self.next_token)
     }
 
-    // ----- operations -----
+    // ----- operations (blocking: start-of-day and host tests; a run loop uses `start`/`poll_request`) -----
 
     /// `XS_READ`: the node's value.
     pub fn read(&mut self, tx: Tx, path: &str) -> Result<Vec<u8>, XsError> {
-        check_path(MsgType::Read, path)?;
-        self.call(MsgType::Read, tx, path, &[path.as_bytes(), b"\0"])
+        self.call(Request::Read(tx, path))
     }
 
     /// `XS_READ`, `None` if the node does not exist (`ENOENT`).
@@ -190,65 +287,43 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     /// `XS_WRITE`: sets the node's value, creating it (and missing parents). Payload `path\0value`, no NUL after
     /// the value.
     pub fn write(&mut self, tx: Tx, path: &str, value: &[u8]) -> Result<(), XsError> {
-        check_path(MsgType::Write, path)?;
-        self.call(MsgType::Write, tx, path, &[path.as_bytes(), b"\0", value]).map(drop)
+        self.call(Request::Write(tx, path, value)).map(drop)
     }
 
     /// `XS_MKDIR`: creates the node with an empty value if it does not exist.
     pub fn mkdir(&mut self, tx: Tx, path: &str) -> Result<(), XsError> {
-        check_path(MsgType::Mkdir, path)?;
-        self.call(MsgType::Mkdir, tx, path, &[path.as_bytes(), b"\0"]).map(drop)
+        self.call(Request::Mkdir(tx, path)).map(drop)
     }
 
     /// `XS_RM`: removes the node and everything below it.
     pub fn rm(&mut self, tx: Tx, path: &str) -> Result<(), XsError> {
-        check_path(MsgType::Rm, path)?;
-        self.call(MsgType::Rm, tx, path, &[path.as_bytes(), b"\0"]).map(drop)
+        self.call(Request::Rm(tx, path)).map(drop)
     }
 
     /// `XS_DIRECTORY`: the names of the node's children (not full paths). A listing larger than
     /// `XENSTORE_PAYLOAD_MAX` is answered `E2BIG` (`XS_DIRECTORY_PART` is not used).
     pub fn directory(&mut self, tx: Tx, path: &str) -> Result<Vec<String>, XsError> {
-        check_path(MsgType::Directory, path)?;
-        let listing = self.call(MsgType::Directory, tx, path, &[path.as_bytes(), b"\0"])?;
-        let not_utf8 = || XsError::NotUtf8 { op: MsgType::Directory, path: ErrorPath::tail(path) };
-        let body = match listing.split_last() {
-            None => return Ok(Vec::new()),
-            Some((0, body)) => body,
-            Some(_) => {
-                return Err(self.malformed(MsgType::Directory, path, "listing is not NUL-terminated", &listing));
-            }
-        };
-        body.split(|&b| b == 0).map(|name| String::from_utf8(name.to_vec()).map_err(|_| not_utf8())).collect()
+        let listing = self.call(Request::Directory(tx, path))?;
+        parse_directory(path, &listing)
     }
 
     /// `XS_WATCH`: asks for an [`WatchEvent`] carrying `token` whenever `path` or a node below it changes. The
-    /// daemon fires a new watch once straight away.
+    /// daemon fires a new watch once straight away. Events are level-triggered hints: repeated ones coalesce, and
+    /// many paths under one watch may collapse into one event naming `path` itself ([`WatchQueue`]). At most
+    /// [`WATCHES_MAX`] watches at once.
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        check_path(MsgType::Watch, path)?;
-        check_token(MsgType::Watch, path, token)?;
-        // Registered before sending: the first event may be queued by the daemon ahead of the reply.
-        self.watches.push((String::from(path), String::from(token)));
-        let result = self.call(MsgType::Watch, Tx::NONE, path, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]);
-        if result.is_err() {
-            self.forget_watch(path, token);
-        }
-        result.map(drop)
+        self.call(Request::Watch(path, token)).map(drop)
     }
 
     /// `XS_UNWATCH`: removes the watch and drops its queued events (and any that arrive later).
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        check_path(MsgType::Unwatch, path)?;
-        check_token(MsgType::Unwatch, path, token)?;
-        let result = self.call(MsgType::Unwatch, Tx::NONE, path, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]);
-        self.forget_watch(path, token);
-        result.map(drop)
+        self.call(Request::Unwatch(path, token)).map(drop)
     }
 
     /// `XS_RESET_WATCHES`: removes every watch this domain has (including any left by a previous kernel) and drops
     /// all queued events.
     pub fn reset_watches(&mut self) -> Result<(), XsError> {
-        self.call(MsgType::ResetWatches, Tx::NONE, "", &[b"\0"])?;
+        self.call_raw(MsgType::ResetWatches, Tx::NONE, "", &[b"\0"], None)?;
         self.watches.clear();
         self.events.clear();
         Ok(())
@@ -256,20 +331,14 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
 
     /// `XS_TRANSACTION_START`: a new transaction.
     pub fn transaction_start(&mut self) -> Result<Tx, XsError> {
-        let op = MsgType::TransactionStart;
-        let reply = self.call(op, Tx::NONE, "", &[b"\0"])?;
-        let digits = reply.strip_suffix(b"\0").unwrap_or(&reply);
-        match parse_decimal(digits) {
-            Some(id) if id != 0 => Ok(Tx(id)),
-            _ => Err(self.malformed(op, "", "transaction id is not a non-zero decimal number", &reply)),
-        }
+        let reply = self.call(Request::TransactionStart)?;
+        parse_transaction_id(&reply)
     }
 
     /// `XS_TRANSACTION_END`: commits (`T\0`) or aborts (`F\0`). A commit answered `EAGAIN` means the whole
     /// transaction must be redone ([`Xenstore::transaction`] does that).
     pub fn transaction_end(&mut self, tx: Tx, commit: bool) -> Result<(), XsError> {
-        let arg: &[u8] = if commit { b"T\0" } else { b"F\0" };
-        self.call(MsgType::TransactionEnd, tx, "", &[arg]).map(drop)
+        self.call(Request::TransactionEnd(tx, commit)).map(drop)
     }
 
     /// Runs `body` in a transaction and commits it, running the whole of `body` again in a fresh transaction each
@@ -306,27 +375,46 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
 
     // ----- watch events -----
 
-    /// Takes in whatever the daemon has sent, without blocking, queueing watch events. Returns how many events
-    /// were queued.
+    /// Takes in what the daemon has sent (up to a budget of bytes, so a flooding daemon cannot keep it reading),
+    /// without blocking, queueing watch events. Returns how many watch events arrived (coalesced ones included).
     pub fn poll(&mut self) -> Result<usize, XsError> {
+        self.poll_more().map(|(arrived, _)| arrived)
+    }
+
+    /// [`Xenstore::poll`], also saying whether it stopped on its byte budget with more in the ring: then look
+    /// again soon rather than sleep until the event channel fires (the daemon already notified for those bytes).
+    pub fn poll_more(&mut self) -> Result<(usize, bool), XsError> {
         if let Some(violation) = self.broken {
             return Err(XsError::RingBroken { op: None, path: ErrorPath::empty(), violation });
         }
-        let before = self.events.len();
-        self.receive().map_err(|violation| XsError::Protocol { op: None, path: ErrorPath::empty(), violation })?;
-        Ok(self.events.len() - before)
+        let before = self.events_received;
+        let protocol = |violation| XsError::Protocol { op: None, path: ErrorPath::empty(), violation };
+        self.flush_outbox().map_err(protocol)?;
+        let more = self.receive(None).map_err(protocol)?;
+        self.unread = more;
+        Ok(((self.events_received - before) as usize, more))
     }
 
     /// The oldest queued watch event. Does not read the ring: call [`Xenstore::poll`] first to take in what has
     /// arrived (a call stops reading at its own reply, so an event right behind it is still in the ring).
     pub fn next_watch_event(&mut self) -> Option<WatchEvent> {
-        self.events.pop_front()
+        self.events.pop()
     }
 
     /// The oldest queued watch event carrying `token`; other events stay queued, in order.
     pub fn take_watch_event(&mut self, token: &str) -> Option<WatchEvent> {
-        let at = self.events.iter().position(|e| e.token == token)?;
-        self.events.remove(at)
+        self.events.take_where(|e| e.token == token)
+    }
+
+    /// The oldest queued watch event `wanted` accepts; other events stay queued, in order.
+    pub fn take_watch_event_where(&mut self, wanted: impl Fn(&WatchEvent) -> bool) -> Option<WatchEvent> {
+        self.events.take_where(wanted)
+    }
+
+    /// Response bytes taken in from the ring so far: a run loop wakes the tasks waiting on xenstore when it
+    /// moves.
+    pub fn received_bytes(&self) -> u64 {
+        self.received
     }
 
     /// Queued watch events.
@@ -351,72 +439,237 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         wanted: impl Fn(&WatchEvent) -> bool,
     ) -> Result<Option<WatchEvent>, XsError> {
         loop {
-            if let Some(at) = self.events.iter().position(&wanted) {
-                return Ok(self.events.remove(at));
+            if let Some(event) = self.events.take_where(&wanted) {
+                return Ok(Some(event));
             }
-            if self.poll()? > 0 {
-                continue;
-            }
+            // Checked on every round, not only when the ring is empty: events for other tokens arriving as fast
+            // as we take them in must not keep us here past the deadline.
             if self.platform.now_ns() >= deadline_ns {
                 return Ok(None);
             }
-            self.platform.wait(deadline_ns);
+            let (arrived, more) = self.poll_more()?;
+            if arrived == 0 && !more {
+                self.platform.wait(deadline_ns);
+            }
         }
     }
 
     // ----- the request/reply machinery -----
 
-    /// Sends one request (payload = the concatenation of `parts`) and waits for its reply.
-    fn call(&mut self, op: MsgType, tx: Tx, path: &str, parts: &[&[u8]]) -> Result<Vec<u8>, XsError> {
+    /// Queues `request` (nothing is written until [`Xenstore::poll_request`]). With [`MAX_IN_FLIGHT`] requests
+    /// in flight already, this answers [`XsError::Busy`]. Arguments are checked first (nothing is sent if they
+    /// are wrong).
+    pub fn start(&mut self, request: Request<'_>) -> Result<Pending, XsError> {
+        let flag: &[u8] = match request {
+            Request::TransactionEnd(_, true) => b"T\0",
+            _ => b"F\0",
+        };
+        let (op, tx, path, parts, watch): Wire<'_> = match request {
+            Request::Read(tx, p) => (MsgType::Read, tx, p, [p.as_bytes(), b"\0", b"", b""], None),
+            Request::Write(tx, p, v) => (MsgType::Write, tx, p, [p.as_bytes(), b"\0", v, b""], None),
+            Request::Mkdir(tx, p) => (MsgType::Mkdir, tx, p, [p.as_bytes(), b"\0", b"", b""], None),
+            Request::Rm(tx, p) => (MsgType::Rm, tx, p, [p.as_bytes(), b"\0", b"", b""], None),
+            Request::Directory(tx, p) => (MsgType::Directory, tx, p, [p.as_bytes(), b"\0", b"", b""], None),
+            Request::Watch(p, t) => {
+                (MsgType::Watch, Tx::NONE, p, [p.as_bytes(), b"\0", t.as_bytes(), b"\0"], Some((p, t)))
+            }
+            Request::Unwatch(p, t) => {
+                (MsgType::Unwatch, Tx::NONE, p, [p.as_bytes(), b"\0", t.as_bytes(), b"\0"], Some((p, t)))
+            }
+            Request::TransactionStart => (MsgType::TransactionStart, Tx::NONE, "", [b"\0", b"", b"", b""], None),
+            Request::TransactionEnd(tx, _) => (MsgType::TransactionEnd, tx, "", [flag, b"", b"", b""], None),
+        };
+        if !matches!(op, MsgType::TransactionStart | MsgType::TransactionEnd) {
+            check_path(op, path)?;
+        }
+        if let Some((_, token)) = watch {
+            check_token(op, path, token)?;
+        }
+        if op == MsgType::Watch && self.watches.len() >= WATCHES_MAX {
+            let what = "too many watches (WATCHES_MAX); unwatch one first";
+            return Err(XsError::BadArgument { op, path: ErrorPath::tail(path), what });
+        }
+        let watch = watch.map(|(p, t)| (String::from(p), String::from(t)));
+        self.start_raw(op, tx, path, &parts, watch)
+    }
+
+    fn start_raw(
+        &mut self,
+        op: MsgType,
+        tx: Tx,
+        path: &str,
+        parts: &[&[u8]],
+        watch: Option<(String, String)>,
+    ) -> Result<Pending, XsError> {
         if let Some(violation) = self.broken {
             return Err(XsError::RingBroken { op: Some(op), path: ErrorPath::tail(path), violation });
+        }
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            return Err(XsError::Busy { op, path: ErrorPath::tail(path) });
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if len > PAYLOAD_MAX {
             return Err(XsError::TooLong { op, path: ErrorPath::tail(path), len });
         }
-        let mut message = Vec::with_capacity(HEADER_SIZE + len);
         let req_id = self.allocate_req_id();
+        let mut message = Vec::with_capacity(HEADER_SIZE + len);
         message.extend_from_slice(&XsdSockmsg { msg_type: op as u32, req_id, tx_id: tx.0, len: len as u32 }.emit());
         for part in parts {
             message.extend_from_slice(part);
         }
-
-        let start = self.platform.now_ns();
-        let deadline = start.saturating_add(self.timeout_ns);
-        let protocol = |violation| XsError::Protocol { op: Some(op), path: ErrorPath::tail(path), violation };
-        let timeout = |now: u64| XsError::Timeout { op, path: ErrorPath::tail(path), waited_ns: now - start };
-
-        match self.send(&message, deadline) {
-            Ok(None) => {}
-            Ok(Some(violation)) => {
-                // A message arrived that we had to reject while sending; the request went out whole.
-                self.abandon(req_id);
-                return Err(protocol(violation));
+        self.outbox.push_back((req_id, message));
+        if op == MsgType::Watch {
+            // Registered before sending: the first event may be queued by the daemon ahead of the reply.
+            if let Some((p, t)) = &watch {
+                self.watches.push((p.clone(), t.clone()));
             }
-            Err(SendFailure::Timeout) => return Err(timeout(self.platform.now_ns())),
-            Err(SendFailure::Violation(violation)) => return Err(protocol(violation)),
         }
+        self.in_flight.push_back(InFlight { req_id, op, reply: None, watch });
+        Ok(Pending { req_id, op, path: ErrorPath::tail(path), started_ns: self.platform.now_ns() })
+    }
 
-        self.in_flight = Some(InFlight { req_id, op });
-        loop {
-            if let Err(violation) = self.receive() {
-                self.abandon(req_id);
-                return Err(protocol(violation));
+    /// Moves the request along without waiting: writes what room the request ring has (requests go out whole,
+    /// in order), takes in what the daemon sent (queueing watch events and other requests' replies; a bounded
+    /// amount per call), and says whether this request's reply is in. `Pending`: call again when the event
+    /// channel fires, or at once if [`Xenstore::has_unread`] says the ring still holds more. A request this
+    /// client is not waiting for (already ended) is answered [`XsError::NotInFlight`].
+    pub fn poll_request(&mut self, pending: &Pending) -> Poll<Result<Vec<u8>, XsError>> {
+        let protocol = |violation| XsError::Protocol { op: Some(pending.op), path: pending.path, violation };
+        if !self.in_flight.iter().any(|f| f.req_id == pending.req_id) {
+            return Poll::Ready(Err(XsError::NotInFlight { op: pending.op, path: pending.path }));
+        }
+        if let Some(violation) = self.broken {
+            self.end(pending.req_id, false);
+            return Poll::Ready(Err(XsError::RingBroken { op: Some(pending.op), path: pending.path, violation }));
+        }
+        if let Err(violation) = self.flush_outbox() {
+            self.end(pending.req_id, false);
+            return Poll::Ready(Err(protocol(violation)));
+        }
+        match self.receive(Some(pending.req_id)) {
+            Ok(more) => self.unread = more,
+            Err(violation) if violation.is_fatal() || !self.unsent(pending.req_id) => {
+                self.abandon(pending.req_id);
+                return Poll::Ready(Err(protocol(violation)));
             }
-            match self.reply.take() {
-                Some(Reply::Payload(payload)) => return Ok(payload),
-                Some(Reply::Error(errno)) => return Err(XsError::Daemon { op, path: ErrorPath::tail(path), errno }),
-                Some(Reply::Wrong(violation)) => return Err(protocol(violation)),
-                None => {}
+            Err(violation) => {
+                // Reported once the request is all out: giving up on it now would leave it half-written.
+                self.deferred.get_or_insert(violation);
+                self.unread = true;
+            }
+        }
+        if !self.unsent(pending.req_id) {
+            if let Some(violation) = self.deferred.take() {
+                self.abandon(pending.req_id);
+                return Poll::Ready(Err(protocol(violation)));
+            }
+        }
+        let reply = self.in_flight.iter_mut().find(|f| f.req_id == pending.req_id).and_then(|f| f.reply.take());
+        let result = match reply {
+            Some(Reply::Payload(payload)) => Ok(payload),
+            Some(Reply::Error(errno)) => Err(XsError::Daemon { op: pending.op, path: pending.path, errno }),
+            Some(Reply::Wrong(violation)) => Err(protocol(violation)),
+            None => return Poll::Pending,
+        };
+        self.end(pending.req_id, result.is_ok());
+        Poll::Ready(result)
+    }
+
+    /// True if the last look at the ring stopped on its budget with more there: look again before sleeping (the
+    /// daemon already notified for those bytes).
+    pub fn has_unread(&self) -> bool {
+        self.unread
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Ends `pending` at its deadline (`now_ns`): a reply that comes later is recognised and dropped; one never
+    /// sent is withdrawn. If the request was only partly written, the ring is unusable from now on (the daemon
+    /// would read our next request as the rest of this one) and the error says so.
+    pub fn give_up(&mut self, pending: &Pending, now_ns: u64) -> XsError {
+        if !self.in_flight.iter().any(|f| f.req_id == pending.req_id) {
+            return XsError::NotInFlight { op: pending.op, path: pending.path };
+        }
+        let waited_ns = now_ns.saturating_sub(pending.started_ns);
+        let timeout = XsError::Timeout { op: pending.op, path: pending.path, waited_ns };
+        match self.outbox.iter().position(|(id, _)| *id == pending.req_id) {
+            Some(0) if self.outbox_written > 0 => {
+                let partial = Violation::PartialRequest {
+                    written: self.outbox_written as u32,
+                    total: self.outbox[0].1.len() as u32,
+                };
+                self.end(pending.req_id, false);
+                let violation = self.fatal(partial);
+                XsError::Protocol { op: Some(pending.op), path: pending.path, violation }
+            }
+            Some(at) => {
+                // Nothing of it reached the daemon: no reply will come.
+                self.outbox.remove(at);
+                self.end(pending.req_id, false);
+                timeout
+            }
+            None => {
+                self.abandon(pending.req_id);
+                timeout
+            }
+        }
+    }
+
+    /// Sends one request and waits (blocking, through [`XsPlatform::wait`]) for its reply or the deadline.
+    pub(crate) fn call_blocking(&mut self, request: Request<'_>) -> Result<Vec<u8>, XsError> {
+        self.call(request)
+    }
+
+    fn call(&mut self, request: Request<'_>) -> Result<Vec<u8>, XsError> {
+        let pending = self.start(request)?;
+        self.finish_blocking(pending)
+    }
+
+    fn call_raw(
+        &mut self,
+        op: MsgType,
+        tx: Tx,
+        path: &str,
+        parts: &[&[u8]],
+        watch: Option<(String, String)>,
+    ) -> Result<Vec<u8>, XsError> {
+        let pending = self.start_raw(op, tx, path, parts, watch)?;
+        self.finish_blocking(pending)
+    }
+
+    fn finish_blocking(&mut self, pending: Pending) -> Result<Vec<u8>, XsError> {
+        let deadline = pending.started_ns.saturating_add(self.timeout_ns);
+        loop {
+            if let Poll::Ready(result) = self.poll_request(&pending) {
+                return result;
             }
             let now = self.platform.now_ns();
             if now >= deadline {
-                self.abandon(req_id);
-                return Err(timeout(now));
+                return Err(self.give_up(&pending, now));
             }
-            self.platform.wait(deadline);
+            if !self.unread {
+                self.platform.wait(deadline);
+            }
         }
+    }
+
+    /// The request ended (reply, error, or given up): forget it, and do the watch bookkeeping its type asks for.
+    fn end(&mut self, req_id: u32, ok: bool) {
+        let Some(at) = self.in_flight.iter().position(|f| f.req_id == req_id) else { return };
+        let Some(done) = self.in_flight.remove(at) else { return };
+        if let Some((path, token)) = done.watch {
+            if done.op == MsgType::Unwatch || !ok {
+                self.forget_watch(&path, &token);
+            }
+        }
+    }
+
+    /// Whether some of `req_id`'s message is still to be written.
+    fn unsent(&self, req_id: u32) -> bool {
+        self.outbox.iter().any(|(id, _)| *id == req_id)
     }
 
     fn allocate_req_id(&mut self) -> u32 {
@@ -429,58 +682,40 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         }
     }
 
-    /// Stops waiting for `req_id`; its reply will be dropped if it comes.
+    /// Stops waiting for `req_id`; its reply will be dropped if it comes. A request still being written keeps
+    /// being written (by later polls) so the request stream stays intact.
     fn abandon(&mut self, req_id: u32) {
-        if self.in_flight.map(|f| f.req_id) == Some(req_id) {
-            self.in_flight = None;
-        }
+        self.end(req_id, false);
         if self.abandoned.len() == ABANDONED_MAX {
             self.abandoned.pop_front();
         }
         self.abandoned.push_back(req_id);
     }
 
-    /// Writes `message` into the request ring, in pieces as the daemon makes room, draining the response ring
-    /// meanwhile so the daemon never blocks on it. Returns a non-fatal violation seen while sending, if any (the
-    /// message is still sent whole, so the request stream stays intact).
-    fn send(&mut self, message: &[u8], deadline: u64) -> Result<Option<Violation>, SendFailure> {
-        let mut written = 0;
-        let mut deferred = None;
-        while written < message.len() {
+    /// Writes as much of the outgoing requests as the request ring has room for, in order.
+    fn flush_outbox(&mut self) -> Result<(), Violation> {
+        while let Some((_, message)) = self.outbox.front() {
             let (prod, cons) = (self.ring.req_prod(), self.ring.req_cons());
             let used = prod.wrapping_sub(cons) as usize;
             if used > RING_SIZE {
-                return Err(SendFailure::Violation(
-                    self.fatal(Violation::ReqOverrun { req_prod: prod, req_cons: cons }),
-                ));
+                return Err(self.fatal(Violation::ReqOverrun { req_prod: prod, req_cons: cons }));
             }
-            let free = RING_SIZE - used;
-            if free == 0 {
-                if let Err(violation) = self.receive() {
-                    if violation.is_fatal() {
-                        return Err(SendFailure::Violation(violation));
-                    }
-                    deferred.get_or_insert(violation);
-                }
-                if self.platform.now_ns() >= deadline {
-                    if written == 0 {
-                        return Err(SendFailure::Timeout);
-                    }
-                    let partial = Violation::PartialRequest { written: written as u32, total: message.len() as u32 };
-                    return Err(SendFailure::Violation(self.fatal(partial)));
-                }
-                self.platform.wait(deadline);
-                continue;
+            let n = (RING_SIZE - used).min(message.len() - self.outbox_written);
+            if n == 0 {
+                return Ok(());
             }
-            let n = free.min(message.len() - written);
-            for (i, &byte) in message[written..written + n].iter().enumerate() {
+            for (i, &byte) in message[self.outbox_written..self.outbox_written + n].iter().enumerate() {
                 self.ring.write_req(mask_idx(prod.wrapping_add(i as u32)), byte);
             }
             self.ring.publish_req_prod(prod.wrapping_add(n as u32));
             self.platform.notify();
-            written += n;
+            self.outbox_written += n;
+            if self.outbox_written == message.len() {
+                self.outbox.pop_front();
+                self.outbox_written = 0;
+            }
         }
-        Ok(deferred)
+        Ok(())
     }
 
     /// Marks the ring unusable.
@@ -489,11 +724,13 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         violation
     }
 
-    /// Reads what the daemon has published, a message at a time, until the ring is empty or the reply to the
-    /// request in flight is complete. Partial messages are kept for the next call.
-    fn receive(&mut self) -> Result<(), Violation> {
+    /// Reads what the daemon has published, a message at a time, until the ring is empty, the reply to `stop_at`
+    /// is complete, or [`RECEIVE_BUDGET`] bytes were taken in. Partial messages are kept for the
+    /// next call. Returns true if it stopped on the budget with more in the ring (the caller must look again
+    /// rather than wait: the daemon will not notify for bytes it already published).
+    fn receive(&mut self, stop_at: Option<u32>) -> Result<bool, Violation> {
         let mut consumed = false;
-        let result = self.receive_inner(&mut consumed);
+        let result = self.receive_inner(stop_at, &mut consumed);
         if consumed {
             // The daemon may be waiting for room to write the rest of a message.
             self.platform.notify();
@@ -501,15 +738,19 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         result
     }
 
-    fn receive_inner(&mut self, consumed: &mut bool) -> Result<(), Violation> {
-        while self.reply.is_none() {
+    fn receive_inner(&mut self, stop_at: Option<u32>, consumed: &mut bool) -> Result<bool, Violation> {
+        let mut taken = 0;
+        while !stop_at.is_some_and(|id| self.in_flight.iter().any(|f| f.req_id == id && f.reply.is_some())) {
             let (prod, cons) = (self.ring.rsp_prod(), self.ring.rsp_cons());
             let available = prod.wrapping_sub(cons) as usize;
             if available > RING_SIZE {
                 return Err(self.fatal(Violation::RspOverrun { rsp_prod: prod, rsp_cons: cons }));
             }
             if available == 0 {
-                return Ok(());
+                return Ok(false);
+            }
+            if taken >= RECEIVE_BUDGET {
+                return Ok(true);
             }
             let wanted = match self.header() {
                 None => HEADER_SIZE - self.rx.len(),
@@ -521,6 +762,8 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             }
             self.ring.publish_rsp_cons(cons.wrapping_add(n as u32));
             *consumed = true;
+            taken += n;
+            self.received += n as u64;
 
             let Some(header) = self.header() else { continue };
             if header.len as usize > PAYLOAD_MAX {
@@ -535,7 +778,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
                 self.dispatch(header, payload)?;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The header of the message being received, once all of it is in.
@@ -548,17 +791,21 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     fn dispatch(&mut self, header: XsdSockmsg, payload: Vec<u8>) -> Result<(), Violation> {
         if header.msg_type == MsgType::WatchEvent as u32 {
             let event = WatchEvent::parse(&payload).ok_or(Violation::MalformedWatchEvent { len: header.len })?;
-            if self.watches.iter().any(|(_, token)| *token == event.token) {
-                self.events.push_back(event);
-            } else {
-                self.stray_events += 1;
+            match self.watches.iter().find(|(_, token)| *token == event.token) {
+                Some((watched, _)) => {
+                    self.events_received += 1;
+                    let watched = watched.clone();
+                    self.events.push(event, &watched);
+                }
+                None => self.stray_events += 1,
             }
             return Ok(());
         }
-        match self.in_flight {
-            Some(InFlight { req_id, op }) if req_id == header.req_id => {
-                self.in_flight = None;
-                self.reply = Some(if header.msg_type == MsgType::Error as u32 {
+        let waiting = self.in_flight.iter_mut().find(|f| f.req_id == header.req_id && f.reply.is_none());
+        match waiting {
+            Some(f) => {
+                let (req_id, op) = (f.req_id, f.op);
+                f.reply = Some(if header.msg_type == MsgType::Error as u32 {
                     Reply::Error(Errno::parse(&payload))
                 } else if header.msg_type == op as u32 {
                     Reply::Payload(payload)
@@ -567,14 +814,14 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
                 });
                 Ok(())
             }
-            in_flight => {
+            None => {
                 if let Some(at) = self.abandoned.iter().position(|&id| id == header.req_id) {
                     self.abandoned.remove(at);
                     self.late_replies += 1;
                     return Ok(());
                 }
                 Err(Violation::UnknownReplyId {
-                    expected: in_flight.map(|f| f.req_id),
+                    expected: self.in_flight.iter().find(|f| f.reply.is_none()).map(|f| f.req_id),
                     got: header.req_id,
                     msg_type: header.msg_type,
                 })
@@ -587,20 +834,34 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             self.watches.remove(at);
         }
         if !self.watches.iter().any(|(_, t)| t == token) {
-            self.events.retain(|e| e.token != token);
+            self.events.forget(token);
         }
-    }
-
-    fn malformed(&self, op: MsgType, path: &str, what: &'static str, payload: &[u8]) -> XsError {
-        let violation = Violation::MalformedReply { what, payload: InlineStr::from_bytes(payload) };
-        XsError::Protocol { op: Some(op), path: ErrorPath::tail(path), violation }
     }
 }
 
-enum SendFailure {
-    /// Nothing was written before the deadline.
-    Timeout,
-    Violation(Violation),
+/// Parses an `XS_DIRECTORY` reply for `path`: NUL-terminated UTF-8 names.
+pub fn parse_directory(path: &str, listing: &[u8]) -> Result<Vec<String>, XsError> {
+    let not_utf8 = || XsError::NotUtf8 { op: MsgType::Directory, path: ErrorPath::tail(path) };
+    let body = match listing.split_last() {
+        None => return Ok(Vec::new()),
+        Some((0, body)) => body,
+        Some(_) => return Err(malformed(MsgType::Directory, path, "listing is not NUL-terminated", listing)),
+    };
+    body.split(|&b| b == 0).map(|name| String::from_utf8(name.to_vec()).map_err(|_| not_utf8())).collect()
+}
+
+/// Parses an `XS_TRANSACTION_START` reply: a non-zero decimal id.
+pub fn parse_transaction_id(reply: &[u8]) -> Result<Tx, XsError> {
+    let digits = reply.strip_suffix(b"\0").unwrap_or(reply);
+    match parse_decimal(digits) {
+        Some(id) if id != 0 => Ok(Tx(id)),
+        _ => Err(malformed(MsgType::TransactionStart, "", "transaction id is not a non-zero decimal number", reply)),
+    }
+}
+
+fn malformed(op: MsgType, path: &str, what: &'static str, payload: &[u8]) -> XsError {
+    let violation = Violation::MalformedReply { what, payload: InlineStr::from_bytes(payload) };
+    XsError::Protocol { op: Some(op), path: ErrorPath::tail(path), violation }
 }
 
 fn check_path(op: MsgType, path: &str) -> Result<(), XsError> {

@@ -212,6 +212,20 @@ pub enum XsError {
         /// How many times the transaction was run.
         attempts: u32,
     },
+    /// Too many requests are in flight (`MAX_IN_FLIGHT`); nothing was sent. Wait for one to end and start again.
+    Busy {
+        /// The request refused.
+        op: MsgType,
+        /// The path it was about.
+        path: ErrorPath,
+    },
+    /// The request is not the one in flight: it already ended (replied, failed or given up).
+    NotInFlight {
+        /// The request.
+        op: MsgType,
+        /// The path it was about.
+        path: ErrorPath,
+    },
 }
 
 impl XsError {
@@ -271,6 +285,12 @@ impl fmt::Display for XsError {
             ),
             XsError::BadArgument { op, path, what } => write!(f, "{}: not sent, {what}", Doing(Some(op), path)),
             XsError::NotUtf8 { op, path } => write!(f, "{}: the answer is not UTF-8 text", Doing(Some(op), path)),
+            XsError::Busy { op, path } => {
+                write!(f, "{}: not sent, too many xenstore requests in flight", Doing(Some(op), path))
+            }
+            XsError::NotInFlight { op, path } => {
+                write!(f, "{}: this request already ended (replied, failed or given up)", Doing(Some(op), path))
+            }
             XsError::TransactionRetriesExhausted { attempts } => write!(
                 f,
                 "xenstore transaction: the commit answered EAGAIN on all {attempts} attempts (other domains keep \

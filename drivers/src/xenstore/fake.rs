@@ -12,40 +12,49 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::format;
 use std::rc::Rc;
+use std::string::{String, ToString};
+#[allow(unused_imports)] // the prelude has them under cfg(test)
+use std::{vec, vec::Vec};
 
 use super::wire::{mask_idx, offsets, Errno, MsgType, XsdSockmsg, HEADER_SIZE, RING_SIZE};
 use super::{Xenstore, XsPlatform, XsRing};
 
 /// Where relative paths resolve: we are domain 7.
-pub(crate) const HOME: &str = "/local/domain/7";
+pub const HOME: &str = "/local/domain/7";
 /// How long a `wait` in which the daemon did something takes.
-pub(crate) const WAKE_NS: u64 = 1_000;
+pub const WAKE_NS: u64 = 1_000;
 /// How long a `wait` takes while the daemon only has deferred work.
-pub(crate) const TICK_NS: u64 = 1_000_000;
+pub const TICK_NS: u64 = 1_000_000;
 
-pub(crate) type Shared = Rc<RefCell<Fake>>;
+/// The fake daemon, shared between the test and the client's ring and platform.
+pub type Shared = Rc<RefCell<Fake>>;
 
 /// The client type the tests use.
-pub(crate) type FakeClient = Xenstore<FakeRing, FakePlatform>;
+pub type FakeClient = Xenstore<FakeRing, FakePlatform>;
 
 /// A client and the fake daemon behind it, both rings starting at index 0.
-pub(crate) fn client() -> (FakeClient, Shared) {
+pub fn client() -> (FakeClient, Shared) {
     client_at(0, 0)
 }
 
 /// A client and the fake daemon, the request ring starting at `req` and the response ring at `rsp`.
-pub(crate) fn client_at(req: u32, rsp: u32) -> (FakeClient, Shared) {
+pub fn client_at(req: u32, rsp: u32) -> (FakeClient, Shared) {
     let fake = Rc::new(RefCell::new(Fake::new(req, rsp)));
     (Xenstore::new(FakeRing(fake.clone()), FakePlatform(fake.clone())), fake)
 }
 
 /// One request as the daemon received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Received {
+pub struct Received {
+    /// The header's `type`.
     pub msg_type: u32,
+    /// The header's `req_id`.
     pub req_id: u32,
+    /// The header's `tx_id`.
     pub tx_id: u32,
+    /// The payload.
     pub payload: Vec<u8>,
 }
 
@@ -96,7 +105,8 @@ struct Trigger {
     delay: u64,
 }
 
-pub(crate) struct Fake {
+/// The fake xenstored: its tree, watches, transactions, the requests it received, and its misbehaviour knobs.
+pub struct Fake {
     page: Vec<u8>,
     /// System time.
     pub now: u64,
@@ -144,6 +154,18 @@ pub(crate) struct Fake {
     pub jump_req_cons: Option<u32>,
     /// Consume requests but never answer.
     pub silent: bool,
+    /// A hostile daemon flooding `XS_WATCH_EVENT`s for `(path prefix, token)`: each step (and, with
+    /// `flood_on_notify`, each `notify`) fills whatever room the response ring has with events for
+    /// `<prefix>/<n>`, `n` counting up, until `flood_budget` events are sent. Replies still get through when due
+    /// (they go first), so a read can complete in the middle of the flood.
+    pub flood: Option<(String, String)>,
+    /// Events the flood may still send.
+    pub flood_budget: u64,
+    /// Events the flood sent.
+    pub flooded: u64,
+    /// Refill the ring on every `notify` and as soon as the client frees room (publishes `rsp_cons`), as a
+    /// daemon running on another CPU would: the client never finds the ring empty while the flood lasts.
+    pub flood_on_notify: bool,
 }
 
 impl Fake {
@@ -176,6 +198,10 @@ impl Fake {
             jump_rsp_prod: None,
             jump_req_cons: None,
             silent: false,
+            flood: None,
+            flood_budget: 0,
+            flooded: 0,
+            flood_on_notify: false,
         };
         for i in [offsets::REQ_CONS, offsets::REQ_PROD] {
             fake.set_index(i, req);
@@ -253,10 +279,12 @@ impl Fake {
         self.log.iter().filter(|r| r.msg_type == t as u32).cloned().collect()
     }
 
+    /// The page's `req_prod`, as the client last published it.
     pub fn req_prod(&self) -> u32 {
         self.index(offsets::REQ_PROD)
     }
 
+    /// The page's `rsp_cons`, as the client last published it.
     pub fn rsp_cons(&self) -> u32 {
         self.index(offsets::RSP_CONS)
     }
@@ -319,7 +347,38 @@ impl Fake {
             self.handle(header, payload);
         }
 
-        self.flush() || progress
+        let flushed = self.flush();
+        self.flood_ring() || flushed || progress
+    }
+
+    /// Fills the response ring's free room with flood events (see [`Fake::flood`]), never in the middle of a
+    /// partly written message. Returns whether it wrote anything.
+    fn flood_ring(&mut self) -> bool {
+        let Some((prefix, token)) = self.flood.clone() else { return false };
+        if self.out.front().is_some_and(|m| m.written > 0) {
+            return false;
+        }
+        let mut wrote = false;
+        while self.flood_budget > 0 {
+            let payload = format!("{prefix}/{}\0{token}\0", self.flooded).into_bytes();
+            let mut bytes =
+                XsdSockmsg { msg_type: MsgType::WatchEvent as u32, req_id: 0, tx_id: 0, len: payload.len() as u32 }
+                    .emit()
+                    .to_vec();
+            bytes.extend_from_slice(&payload);
+            let (cons, prod) = (self.index(offsets::RSP_CONS), self.index(offsets::RSP_PROD));
+            if RING_SIZE - (prod.wrapping_sub(cons) as usize) < bytes.len() {
+                break;
+            }
+            for (i, byte) in bytes.iter().enumerate() {
+                self.page[offsets::RSP + mask_idx(prod.wrapping_add(i as u32))] = *byte;
+            }
+            self.set_index(offsets::RSP_PROD, prod.wrapping_add(bytes.len() as u32));
+            self.flood_budget -= 1;
+            self.flooded += 1;
+            wrote = true;
+        }
+        wrote
     }
 
     /// Writes queued messages into the response ring as room, holds and `rsp_chunk` allow.
@@ -657,7 +716,7 @@ fn split_args(payload: &[u8]) -> Vec<&str> {
 }
 
 /// The client's view of the page.
-pub(crate) struct FakeRing(Shared);
+pub struct FakeRing(Shared);
 
 impl XsRing for FakeRing {
     fn req_cons(&self) -> u32 {
@@ -684,16 +743,24 @@ impl XsRing for FakeRing {
         self.0.borrow().page[offsets::RSP + index]
     }
     fn publish_rsp_cons(&mut self, cons: u32) {
-        self.0.borrow_mut().set_index(offsets::RSP_CONS, cons);
+        let mut fake = self.0.borrow_mut();
+        fake.set_index(offsets::RSP_CONS, cons);
+        if fake.flood_on_notify && fake.flood_ring() {
+            fake.now += WAKE_NS;
+        }
     }
 }
 
 /// The event channel and clock; `wait` runs one step of the daemon.
-pub(crate) struct FakePlatform(Shared);
+pub struct FakePlatform(Shared);
 
 impl XsPlatform for FakePlatform {
     fn notify(&mut self) {
-        self.0.borrow_mut().notifies += 1;
+        let mut fake = self.0.borrow_mut();
+        fake.notifies += 1;
+        if fake.flood_on_notify && fake.flood_ring() {
+            fake.now += WAKE_NS;
+        }
     }
 
     fn wait(&mut self, deadline_ns: u64) -> bool {

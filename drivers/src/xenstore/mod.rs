@@ -3,23 +3,32 @@
 //!
 //! The platform maps the page and binds the event channel (`start_info.store_mfn`, `store_evtchn`), then implements
 //! [`XsRing`] over the page and [`XsPlatform`] over the event channel and clock. Everything here is pure logic over
-//! those two traits; host tests run it against a fake xenstored (`fake`) on a heap page.
+//! those two traits; host tests run it against a fake xenstored (`fake`, also exported under the feature `fake`)
+//! on a heap page.
 //!
 //! xenstored is not trusted: indices that run too far, oversized headers, replies with an unknown id or the wrong
 //! type are reported as [`Violation`]s, never acted on.
 
+mod asynch;
 mod client;
 mod error;
+mod queue;
 mod text;
 mod wire;
 
-#[cfg(test)]
-pub(crate) mod fake;
+/// Test support: a fake xenstored over a heap page (feature `fake`), for host tests here and in other crates.
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Tx, WatchEvent, Xenstore, DEFAULT_TIMEOUT_NS, DEFAULT_TRANSACTION_ATTEMPTS};
+pub use asynch::{complete_now, XsAsync};
+pub use client::{
+    parse_directory, parse_transaction_id, Pending, Request, Tx, WatchEvent, Xenstore, DEFAULT_TIMEOUT_NS,
+    DEFAULT_TRANSACTION_ATTEMPTS, MAX_IN_FLIGHT, WATCHES_MAX,
+};
 pub use error::{ErrorPath, Violation, XsError, ERROR_PATH_MAX};
+pub use queue::{Pushed, WatchQueue, WATCH_EVENTS_MAX, WATCH_PATHS_PER_TOKEN_MAX};
 pub use text::InlineStr;
 pub use wire::{
     mask_idx, offsets, Errno, MsgType, XenstoreDomainInterface, XsdSockmsg, ABS_PATH_MAX, ERRNO_NAME_MAX, HEADER_SIZE,

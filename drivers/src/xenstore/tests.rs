@@ -386,7 +386,9 @@ fn rsp_prod_exactly_one_ring_ahead_is_legal() {
     fake.borrow_mut().events_before_next_reply = vec![event.to_vec(); 1024 / per + 1];
     fake.borrow_mut().rsp_chunk = Some(1024);
     xs.read_optional(Tx::NONE, "x").unwrap();
-    assert_eq!(xs.pending_watch_events(), 1024 / per + 1);
+    // All of them were taken in; being the same event they coalesce into one.
+    assert_eq!(xs.pending_watch_events(), 1);
+    assert_eq!(xs.watch_events_coalesced(), (1024 / per) as u64);
 }
 
 #[test]
@@ -703,4 +705,243 @@ fn unique_tokens_differ() {
     let b = xs.unique_token("be");
     assert_ne!(a, b);
     assert!(a.starts_with("be-"));
+}
+
+// ----- a daemon flooding watch events (issue 10, defect 5) -----
+
+/// The most watch events the client may hold, whatever the daemon sends.
+const QUEUE_BOUND: usize = WATCH_EVENTS_MAX;
+const _: () = assert!(WATCH_EVENTS_MAX <= 64);
+
+#[test]
+fn flood_of_watch_events_during_a_read_keeps_the_queue_bounded_and_the_read_completes() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    xs.write(Tx::NONE, "k", b"v").unwrap();
+    {
+        let mut f = fake.borrow_mut();
+        f.flood = Some(("/a".into(), "ta".into()));
+        f.flood_budget = 1_000_000;
+        f.delay_next_reply = 200;
+    }
+    assert_eq!(xs.read(Tx::NONE, "k").unwrap(), b"v");
+    let flooded = fake.borrow().flooded;
+    assert!(flooded > 5_000, "the flood ran while the read was outstanding: {flooded} events");
+    assert!(xs.pending_watch_events() <= QUEUE_BOUND, "{} events queued", xs.pending_watch_events());
+    // Level-triggered: the watch still says something changed under it.
+    assert!(xs.take_watch_event("ta").is_some());
+}
+
+#[test]
+fn flood_of_watch_events_with_a_silent_daemon_times_out_on_the_deadline() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    xs.set_timeout_ns(1_000_000);
+    {
+        let mut f = fake.borrow_mut();
+        f.flood = Some(("/a".into(), "ta".into()));
+        f.flood_budget = 10_000_000;
+        f.silent = true;
+    }
+    let start = fake.borrow().now;
+    let e = xs.read(Tx::NONE, "k").unwrap_err();
+    assert!(matches!(e, XsError::Timeout { op: MsgType::Read, .. }), "{e:?}");
+    let waited = fake.borrow().now - start;
+    assert!(waited <= 1_000_000 + 2 * fake::WAKE_NS, "waited {waited} ns for a 1 ms deadline");
+    assert!(xs.pending_watch_events() <= QUEUE_BOUND, "{} events queued", xs.pending_watch_events());
+}
+
+#[test]
+fn flood_for_one_token_does_not_stretch_a_wait_for_another_past_its_deadline() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    xs.watch("/b", "tb").unwrap();
+    let deadline = fake.borrow().now + 1_000_000_000;
+    assert_eq!(xs.wait_watch_event_for("tb", deadline).unwrap().unwrap().path, "/b", "initial firing");
+    {
+        let mut f = fake.borrow_mut();
+        f.flood = Some(("/a".into(), "ta".into()));
+        f.flood_budget = 300_000;
+        f.flood_on_notify = true;
+    }
+    let deadline = fake.borrow().now + 1_000_000;
+    assert_eq!(xs.wait_watch_event_for("tb", deadline).unwrap(), None);
+    // The daemon's work during one budgeted look at the ring (a few dozen refills of 1 us) may overrun it.
+    let now = fake.borrow().now;
+    assert!(now <= deadline + 64 * fake::WAKE_NS, "returned {} ns after the deadline", now - deadline);
+    assert!(xs.pending_watch_events() <= QUEUE_BOUND, "{} events queued", xs.pending_watch_events());
+}
+
+#[test]
+fn repeated_events_for_one_path_coalesce() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    fake.borrow_mut().events_before_next_reply = vec![b"/a/x\0ta\0".to_vec(); 20];
+    xs.read_optional(Tx::NONE, "k").unwrap();
+    xs.poll().unwrap();
+    let paths: Vec<_> = core::iter::from_fn(|| xs.next_watch_event()).map(|e| e.path).collect();
+    assert_eq!(paths, ["/a", "/a/x"], "one pending event per (token, path)");
+}
+
+#[test]
+fn many_paths_under_one_watch_collapse_to_the_watched_path() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    xs.watch("/b", "tb").unwrap();
+    xs.poll().unwrap();
+    let events: Vec<Vec<u8>> = (0..100).map(|i| format!("/a/{i}\0ta\0").into_bytes()).collect();
+    fake.borrow_mut().events_before_next_reply = events;
+    fake.borrow_mut().set("/b/1", b"1");
+    xs.read_optional(Tx::NONE, "k").unwrap();
+    xs.poll().unwrap();
+    let got: Vec<_> = core::iter::from_fn(|| xs.next_watch_event()).map(|e| (e.token, e.path)).collect();
+    let ta: Vec<_> = got.iter().filter(|(t, _)| t == "ta").collect();
+    assert_eq!(ta.len(), 1, "collapsed: {got:?}");
+    assert_eq!(ta[0].1, "/a", "\"something under /a changed\"");
+    assert!(got.contains(&("tb".into(), "/b/1".into())), "other watches keep their events: {got:?}");
+}
+
+#[test]
+fn watches_beyond_the_limit_are_refused_before_sending() {
+    let (mut xs, fake) = setup();
+    for i in 0..WATCHES_MAX {
+        xs.watch(&format!("/w/{i}"), &format!("t{i}")).unwrap();
+    }
+    let sent = fake.borrow().log.len();
+    let e = xs.watch("/w/x", "tx").unwrap_err();
+    assert!(matches!(e, XsError::BadArgument { op: MsgType::Watch, .. }), "{e:?}");
+    assert_eq!(fake.borrow().log.len(), sent);
+    xs.unwatch("/w/0", "t0").unwrap();
+    xs.watch("/w/x", "tx").unwrap();
+}
+
+// ----- the non-blocking request path (for the run loop) -----
+
+/// One step of the fake daemon, as the run loop would get from the event channel firing.
+fn daemon_step(xs: &mut FakeClient) {
+    let deadline = xs.platform().now_ns() + 1_000_000_000;
+    xs.platform_mut().wait(deadline);
+}
+
+#[test]
+fn start_and_poll_request_never_wait() {
+    let (mut xs, fake) = setup();
+    fake.borrow_mut().set("k", b"v");
+    fake.borrow_mut().delay_next_reply = 3;
+    let pending = xs.start(Request::Read(Tx::NONE, "k")).unwrap();
+    assert_eq!(pending.op(), MsgType::Read);
+    let mut polls = 0;
+    let value = loop {
+        polls += 1;
+        match xs.poll_request(&pending) {
+            core::task::Poll::Ready(result) => break result.unwrap(),
+            core::task::Poll::Pending => {
+                assert_eq!(fake.borrow().waits, polls - 1, "poll_request itself never waits");
+                daemon_step(&mut xs);
+            }
+        }
+    };
+    assert_eq!(value, b"v");
+    assert!(polls >= 4, "{polls}");
+    assert_eq!(
+        xs.poll_request(&pending),
+        core::task::Poll::Ready(Err(XsError::NotInFlight { op: MsgType::Read, path: ErrorPath::tail("k") }))
+    );
+}
+
+#[test]
+fn requests_in_flight_together_each_get_their_own_reply() {
+    let (mut xs, fake) = setup();
+    fake.borrow_mut().set("a", b"A");
+    let read = xs.start(Request::Read(Tx::NONE, "a")).unwrap();
+    let write = xs.start(Request::Write(Tx::NONE, "b", b"B")).unwrap();
+    // A blocking call meanwhile (start-of-day code, a test) gets its own reply; the others' are kept for them.
+    assert_eq!(xs.read_optional(Tx::NONE, "c").unwrap(), None);
+    assert_eq!(xs.in_flight(), 2);
+    assert_eq!(xs.poll_request(&write), core::task::Poll::Ready(Ok(b"OK\0".to_vec())));
+    assert_eq!(xs.poll_request(&read), core::task::Poll::Ready(Ok(b"A".to_vec())));
+    assert_eq!(fake.borrow().get("b").unwrap(), b"B");
+    assert_eq!(xs.in_flight(), 0);
+}
+
+#[test]
+fn at_most_max_in_flight_then_busy() {
+    let (mut xs, _fake) = setup();
+    let pending: Vec<_> =
+        (0..MAX_IN_FLIGHT).map(|i| xs.start(Request::Read(Tx::NONE, &format!("k{i}"))).unwrap()).collect();
+    let e = xs.start(Request::Write(Tx::NONE, "b", b"1")).unwrap_err();
+    assert_eq!(e, XsError::Busy { op: MsgType::Write, path: ErrorPath::tail("b") });
+    assert_eq!(e.to_string(), "xenstore XS_WRITE b: not sent, too many xenstore requests in flight");
+    assert!(matches!(xs.read(Tx::NONE, "c"), Err(XsError::Busy { .. })));
+    // The first is sent, then given up: its reply comes later and is dropped.
+    assert!(xs.poll_request(&pending[0]).is_pending(), "sent, not answered yet");
+    let e = xs.give_up(&pending[0], xs.platform().now_ns());
+    assert!(matches!(e, XsError::Timeout { op: MsgType::Read, .. }), "{e:?}");
+    assert_eq!(xs.read_optional(Tx::NONE, "c").unwrap(), None);
+    assert_eq!(xs.late_replies_dropped(), 1, "the given-up read's reply came and was dropped");
+    for p in &pending[1..] {
+        assert_eq!(xs.poll_request(p).map(|r| r.unwrap_err().is_enoent()), core::task::Poll::Ready(true));
+    }
+}
+
+#[test]
+fn a_request_given_up_before_any_byte_went_out_leaves_no_trace() {
+    let (mut xs, fake) = setup();
+    // The request ring is full of someone else's bytes the daemon never consumes.
+    fake.borrow_mut().req_chunk = Some(0);
+    let big = xs.start(Request::Write(Tx::NONE, "big", &max_value("big"))).unwrap();
+    let _ = xs.poll_request(&big);
+    assert!(matches!(xs.give_up(&big, xs.platform().now_ns()), XsError::Protocol { .. }), "partial: broken");
+    let (mut xs, fake) = setup();
+    fake.borrow_mut().req_chunk = Some(0);
+    let pending = xs.start(Request::Read(Tx::NONE, "k")).unwrap();
+    let e = xs.give_up(&pending, xs.platform().now_ns() + 5);
+    assert_eq!(e, XsError::Timeout { op: MsgType::Read, path: ErrorPath::tail("k"), waited_ns: 5 });
+    assert_eq!(fake.borrow().req_prod(), 0, "nothing was written");
+    fake.borrow_mut().req_chunk = None;
+    fake.borrow_mut().set("k", b"1");
+    assert_eq!(xs.read(Tx::NONE, "k").unwrap(), b"1");
+}
+
+#[test]
+fn watch_bookkeeping_follows_the_non_blocking_path() {
+    let (mut xs, fake) = setup();
+    let w = xs.start(Request::Watch("/a", "ta")).unwrap();
+    while xs.poll_request(&w).is_pending() {
+        daemon_step(&mut xs);
+    }
+    xs.poll().unwrap();
+    assert_eq!(xs.take_watch_event("ta").unwrap().path, "/a");
+    // A refused watch is forgotten: its events would be strays.
+    fake.borrow_mut().eacces.insert("/b".into());
+    let w = xs.start(Request::Watch("/b", "tb")).unwrap();
+    let result = loop {
+        if let core::task::Poll::Ready(r) = xs.poll_request(&w) {
+            break r;
+        }
+        daemon_step(&mut xs);
+    };
+    assert_eq!(result.unwrap_err().errno(), Some(Errno::EACCES));
+    fake.borrow_mut().events_before_next_reply = vec![b"/b\0tb\0".to_vec()];
+    xs.read_optional(Tx::NONE, "x").unwrap();
+    assert_eq!(xs.stray_events_dropped(), 1);
+}
+
+#[test]
+fn has_unread_says_when_the_budget_stopped_the_read() {
+    let (mut xs, fake) = setup();
+    xs.watch("/a", "ta").unwrap();
+    {
+        let mut f = fake.borrow_mut();
+        f.flood = Some(("/a".into(), "ta".into()));
+        f.flood_budget = 1_000;
+        f.flood_on_notify = true;
+    }
+    daemon_step(&mut xs);
+    let (_, more) = xs.poll_more().unwrap();
+    assert!(more && xs.has_unread(), "a daemon refilling as fast as we read: the budget stops us");
+    fake.borrow_mut().flood_on_notify = false;
+    while xs.poll_more().unwrap().1 {}
+    assert!(!xs.has_unread());
+    assert!(xs.pending_watch_events() <= WATCH_EVENTS_MAX);
 }
