@@ -51,6 +51,7 @@ mod device;
 mod error;
 mod plan;
 mod shadow;
+pub mod transfer;
 pub mod wire;
 
 /// Test support: a fake blkback over heap pages and an in-memory disk (feature `fake`).
