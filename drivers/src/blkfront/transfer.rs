@@ -3,6 +3,28 @@
 //!
 //! The platform supplies a [`DriverCell`]: the driver behind its lock, and a progress count that moves (waking
 //! the waiters) every time the driver is polled.
+//!
+//! # Cancellation
+//!
+//! Every future here is cancel-safe: dropped at any await, it [abandons](Blkfront::abandon) the operations it
+//! has in flight. Their ring requests cannot be withdrawn, so their pages, request ids and operation ids come
+//! back when the backend answers them (or at [`Blkfront::reset`] if it closes or breaks first), and no
+//! completion is ever handed out for them. What that means for the data:
+//!
+//! - A cancelled **read** leaves its buffer holding unspecified bytes (pieces already copied, or not).
+//! - A cancelled **write** is never reported done, and may or may not have reached the disk, in any part: the
+//!   pieces already answered are written, the ones in flight may land, the ones never submitted did not. It is
+//!   ordered before what comes after it: a later read, write or discard on its sectors is not sent until the
+//!   backend has answered it, nor is any later [`flush`], so a successful flush started after the cancellation
+//!   makes whatever of it reached the disk durable, and it cannot land after that flush. Rewrite the range to
+//!   know what it holds.
+//! - A cancelled **flush** promises nothing; flush again.
+//!
+//! An error mid-transfer stops submitting, waits for the pieces already in flight (so a caller that retries
+//! does not race them) and returns the first error; cancelling that wait is cancellation as above.
+//!
+//! There are no timeouts here: a backend that never answers keeps the operation pending. Race the future with a
+//! timer and drop it; the pages stay withheld until the backend answers or closes and the device is reset.
 
 use alloc::collections::VecDeque;
 use core::future::poll_fn;
@@ -86,24 +108,62 @@ pub async fn write<C: DriverCell>(dev: &C, offset: u64, data: &[u8]) -> Result<(
         .await
 }
 
-/// Makes every completed write durable ([`Blkfront::submit_flush`]).
+/// Makes every completed write durable ([`Blkfront::submit_flush`]), and whatever reached the disk of every
+/// write cancelled before it was called (it waits until the backend has answered those).
 pub async fn flush<C: DriverCell>(dev: &C) -> Result<(), BlkError> {
-    let op = submit(dev, |d| d.submit_flush()).await?;
-    complete(dev, op).await?.result.map(|_| ())
+    single(dev, |d| d.submit_flush()).await
 }
 
 /// Tells the backend the range's contents are no longer needed ([`Blkfront::submit_discard`]).
 pub async fn discard<C: DriverCell>(dev: &C, offset: u64, len: u64) -> Result<(), BlkError> {
-    let op = submit(dev, |d| d.submit_discard(offset, len)).await?;
-    complete(dev, op).await?.result.map(|_| ())
+    single(dev, |d| d.submit_discard(offset, len)).await
 }
 
 type Driver<C> = Blkfront<<C as DriverCell>::Ring, <C as DriverCell>::Buffers, <C as DriverCell>::Notify>;
 
+/// The operations a transfer has in flight, oldest first, with the byte range of the transfer each moves. The
+/// drop guard of cancellation: dropped with operations still in it (the future was dropped, or an early return),
+/// it [abandons](Blkfront::abandon) each, so the driver frees their pages and ids once the backend has answered
+/// them and never reports them.
+struct InFlight<'a, C: DriverCell> {
+    dev: &'a C,
+    ops: VecDeque<(OpId, usize, usize)>,
+}
+
+impl<C: DriverCell> Drop for InFlight<'_, C> {
+    fn drop(&mut self) {
+        if self.ops.is_empty() {
+            return;
+        }
+        self.dev.with(|d| {
+            for &(op, _, _) in &self.ops {
+                // An id the driver no longer knows was freed already: nothing to give back.
+                let _ = d.abandon(op);
+            }
+        });
+    }
+}
+
+/// One operation (a flush, a discard): submitted when the driver has room, waited for.
+async fn single<C: DriverCell>(
+    dev: &C,
+    submit_op: impl FnMut(&mut Driver<C>) -> Result<OpId, BlkError>,
+) -> Result<(), BlkError> {
+    let op = submit(dev, submit_op).await?;
+    let mut flight = InFlight { dev, ops: VecDeque::from([(op, 0, 0)]) };
+    let completion = complete(dev, op).await;
+    flight.ops.clear();
+    completion?.result.map(|_| ())
+}
+
 /// Moves `len` bytes as operations of [`chunk`] bytes, two in flight: `submit(driver, at, len)` starts the piece
 /// at byte `at` of the transfer, `finish(driver, op, at, len)` takes a completed one (a read copies its data out).
-/// Waits for room while the driver is busy. On an error, the pieces still in flight are waited for (their pages
-/// must come back) before it is returned.
+/// Waits for room while the driver is busy.
+///
+/// Every operation submitted stays in an [`InFlight`] guard until its completion is taken, so cancellation at any
+/// await, and any early return, abandons exactly the operations still in flight. On an error nothing more is
+/// submitted, but the pieces already in flight are waited for before the first error is returned: a caller that
+/// retries a failed write must not race its own earlier pieces.
 async fn transfer<C: DriverCell>(
     dev: &C,
     len: usize,
@@ -112,41 +172,40 @@ async fn transfer<C: DriverCell>(
 ) -> Result<(), BlkError> {
     let sector = sector_size(dev);
     let chunk = dev.with(|d| chunk(d, sector)) as usize;
-    let mut queued: VecDeque<(OpId, usize, usize)> = VecDeque::new();
+    let mut flight = InFlight { dev, ops: VecDeque::new() };
+    let mut failed: Option<BlkError> = None;
     let mut next = 0usize;
-    while next < len || !queued.is_empty() {
+    while (failed.is_none() && next < len) || !flight.ops.is_empty() {
         // Keep submitting while the driver has room, then collect the oldest.
-        while next < len && queued.len() < 2 {
+        while failed.is_none() && next < len && flight.ops.len() < 2 {
             let piece = chunk.min(len - next);
             let seen = dev.progress();
             match dev.with(|d| submit(d, next, piece)) {
                 Ok(op) => {
-                    queued.push_back((op, next, piece));
+                    flight.ops.push_back((op, next, piece));
                     next += piece;
                 }
-                Err(e) if e.is_busy() && !queued.is_empty() => break,
+                Err(e) if e.is_busy() && !flight.ops.is_empty() => break,
                 Err(e) if e.is_busy() => progress_since(dev, seen).await,
-                Err(e) => return abandon(dev, queued, e).await,
+                Err(e) => failed = Some(e),
             }
         }
-        if let Some((op, at, piece)) = queued.pop_front() {
-            if let Err(e) = complete(dev, op).await?.result {
-                return abandon(dev, queued, e).await;
-            }
-            dev.with(|d| finish(d, op, at, piece))?;
+        let Some(&(op, at, piece)) = flight.ops.front() else { continue };
+        let completion = complete(dev, op).await;
+        flight.ops.pop_front();
+        // No await from here to the end of the iteration: `op` is out of the guard, so it is settled now.
+        let outcome = completion.and_then(|c| c.result.map(|_| ()));
+        let outcome = match (outcome, &failed) {
+            (Ok(()), None) => dev.with(|d| finish(d, op, at, piece)),
+            (outcome, _) => outcome,
+        };
+        if let Err(e) = outcome {
+            failed.get_or_insert(e);
         }
-    }
-    Ok(())
-}
-
-/// After a failure: waits for the operations still in flight (their pages must come back), then returns `e`.
-async fn abandon<C: DriverCell>(dev: &C, queued: VecDeque<(OpId, usize, usize)>, e: BlkError) -> Result<(), BlkError> {
-    for (op, _, _) in queued {
-        if let Ok(c) = complete(dev, op).await {
-            if c.result.is_ok() && matches!(c.kind, super::error::OpKind::Read) {
-                let _ = dev.with(|d| d.release(op));
-            }
+        if failed.is_some() {
+            // A read whose data will not be collected (or a completion someone else took): let it go.
+            let _ = dev.with(|d| d.abandon(op));
         }
     }
-    Err(e)
+    failed.map_or(Ok(()), Err)
 }
