@@ -5,6 +5,7 @@
 //! this crate only) plays the backend's side of the connect sequence in the fake xenstored.
 
 mod backend;
+pub mod scenario;
 #[cfg(test)]
 pub(crate) mod xenbus;
 
