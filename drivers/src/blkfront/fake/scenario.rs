@@ -22,7 +22,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::Poll;
 use std::boxed::Box;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 #[allow(unused_imports)] // the prelude has them under cfg(test)
 use std::{vec, vec::Vec};
@@ -147,6 +147,9 @@ struct World {
     answered: Vec<u64>,
     /// Log entries of the backend handled so far.
     seen: usize,
+    /// Reads and writes the backend took and has not performed yet, by id: their segments (gref, first and last
+    /// sector in the page) from 512-byte sector `.1`, and a write's bytes.
+    unperformed: BTreeMap<u64, (Vec<(u32, u8, u8)>, u64, Option<Vec<u8>>)>,
 }
 
 /// Runs the scenario `input` describes (see the module documentation); panics only if an oracle fails. Returns
@@ -178,6 +181,7 @@ pub fn run(input: &[u8]) -> Counters {
         abandoned: BTreeSet::new(),
         answered: Vec::new(),
         seen: 0,
+        unperformed: BTreeMap::new(),
     };
     for _ in 0..MAX_STEPS {
         if b.done() {
@@ -328,25 +332,65 @@ impl World {
                 assert_eq!(owner.kind, OpKind::Read);
                 owner.reads.push((seen.id, first, sector - first));
             }
+            if matches!(operation, BLKIF_OP_READ | BLKIF_OP_WRITE) {
+                let segments = seen.segments.iter().map(|s| (s.gref, s.first_sect, s.last_sect)).collect();
+                let data = (operation == BLKIF_OP_WRITE).then(|| {
+                    let at = (first * SECTOR_SIZE as u64 - owner.offset) as usize;
+                    owner.data[at..at + ((sector - first) as usize * SECTOR_SIZE)].to_vec()
+                });
+                self.unperformed.insert(seen.id, (segments, first, data));
+            }
         }
         self.seen = back.log.len();
+    }
+
+    /// The backend performs request `id` as a real one does, between taking it and answering it: a read's data
+    /// goes into its pages now (so pages the driver reused too early would show another request's stamps), and a
+    /// write's pages must still hold the caller's bytes.
+    fn perform(&mut self, id: u64) {
+        let Some((segments, mut sector, data)) = self.unperformed.remove(&id) else { return };
+        let h = self.cell.h.borrow();
+        let mut store = h.back.store.borrow_mut();
+        let mut at = 0;
+        for (gref, first, last) in segments {
+            let page = store.pages.get_mut(&gref).expect("a data page");
+            for k in first..=last {
+                let bytes = &mut page[usize::from(k) * SECTOR_SIZE..][..SECTOR_SIZE];
+                match &data {
+                    None => bytes.copy_from_slice(&stamp(id, sector)),
+                    Some(data) => assert!(
+                        bytes[..] == data[at..at + SECTOR_SIZE],
+                        "write request {id:#x}: its page for sector {sector} was changed while it was in flight"
+                    ),
+                }
+                sector += 1;
+                at += SECTOR_SIZE;
+            }
+        }
     }
 
     /// The backend writes one response: a held one as it is, or changed, or a copy; unpublished.
     fn respond(&mut self, b: &mut Bytes) {
         let how = b.u8();
         let pick = usize::from(b.u8());
+        if !has_room(&self.cell.h.borrow().back) {
+            // As many responses as requests taken: the held ones were displaced by bad ones and are never sent
+            // (but the backend did the work).
+            let displaced = std::mem::take(&mut self.cell.h.borrow_mut().back.held);
+            for rsp in displaced {
+                self.perform(rsp.id);
+            }
+        }
+        let Some(real) = ({
+            let h = self.cell.h.borrow();
+            (!h.back.held.is_empty()).then(|| h.back.held[pick % h.back.held.len()])
+        }) else {
+            return;
+        };
+        self.perform(real.id);
         let mut h = self.cell.h.borrow_mut();
         let back: &mut FakeBlkback = &mut h.back;
-        if !has_room(back) {
-            // As many responses as requests taken: the held ones were displaced by bad ones and are never sent.
-            back.held.clear();
-        }
-        if back.held.is_empty() {
-            return;
-        }
         let i = pick % back.held.len();
-        let real = back.held[i];
         let rsp = match how % 8 {
             0..=2 => real,
             3 => BlkifResponse { id: b.u64(), ..real },
@@ -361,7 +405,11 @@ impl World {
         if how % 8 != 7 {
             back.held.remove(i);
         }
+        drop(h);
+        // A response with another pending request's id answers that one: the backend performs it first.
+        self.perform(rsp.id);
         self.answered.push(rsp.id);
+        let back = &mut self.cell.h.borrow_mut().back;
         back.put_raw(rsp);
         if how & 0x80 != 0 {
             back.publish();
@@ -460,6 +508,7 @@ impl World {
         h.blk.backend_connected(self.spec.disk_info());
         drop(h);
         self.seen = 0;
+        self.unperformed.clear();
         self.moved();
     }
 
@@ -480,15 +529,15 @@ impl World {
     fn finish(mut self) -> Counters {
         self.futures.clear();
         if self.cell.with(|d| d.phase()) == Phase::Connected {
-            let mut h = self.cell.h.borrow_mut();
-            let back = &mut h.back;
-            for rsp in std::mem::take(&mut back.held) {
+            let held = std::mem::take(&mut self.cell.h.borrow_mut().back.held);
+            for rsp in held {
+                self.perform(rsp.id);
+                let back = &mut self.cell.h.borrow_mut().back;
                 if has_room(back) {
                     back.put_raw(rsp);
                 }
             }
-            back.publish();
-            drop(h);
+            self.cell.h.borrow_mut().back.publish();
             self.poll();
         }
         while let Some(c) = self.cell.with(|d| d.next_completion()) {
