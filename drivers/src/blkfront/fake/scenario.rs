@@ -147,9 +147,8 @@ struct World {
     answered: Vec<u64>,
     /// Log entries of the backend handled so far.
     seen: usize,
-    /// Reads and writes the backend took and has not performed yet, by id: their segments (gref, first and last
-    /// sector in the page) from 512-byte sector `.1`, and a write's bytes.
-    unperformed: BTreeMap<u64, (Vec<(u32, u8, u8)>, u64, Option<Vec<u8>>)>,
+    /// Reads and writes the backend took and has not performed yet, by id.
+    unperformed: BTreeMap<u64, Unperformed>,
 }
 
 /// Runs the scenario `input` describes (see the module documentation); panics only if an oracle fails. Returns
@@ -582,6 +581,10 @@ impl World {
 fn has_room(back: &FakeBlkback) -> bool {
     back.ring.req_cons != back.ring.rsp_prod_pvt
 }
+
+/// A read or write the backend took: its segments (gref, first and last sector in the page) from 512-byte sector
+/// `.1`, and a write's bytes.
+type Unperformed = (Vec<(u32, u8, u8)>, u64, Option<Vec<u8>>);
 
 /// Whose requests the backend is taking.
 #[derive(Clone, Copy)]
