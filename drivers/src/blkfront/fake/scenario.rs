@@ -69,19 +69,27 @@ impl Bytes<'_> {
 }
 
 /// What the backend writes into 512-byte sector `sector` for read request `id`: the id and the sector, then bytes
-/// derived from both.
+/// derived from both (cheap: the fuzzer runs this for every sector it moves).
 fn stamp(id: u64, sector: u64) -> [u8; SECTOR_SIZE] {
     let mut out = [0u8; SECTOR_SIZE];
     out[..8].copy_from_slice(&id.to_le_bytes());
     out[8..16].copy_from_slice(&sector.to_le_bytes());
-    let mut x = id ^ sector.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
-    for b in &mut out[16..] {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
+    let seed = (id ^ sector.rotate_left(17) ^ id >> 32) as u8;
+    for (i, b) in out[16..].iter_mut().enumerate() {
+        *b = seed ^ (i as u8).wrapping_mul(31);
     }
     out
+}
+
+/// `len` bytes to write: [`stamp`]`(a, b)` over and over.
+fn fill(a: u64, b: u64, len: u64) -> Vec<u8> {
+    let one = stamp(a, b);
+    let mut data = Vec::with_capacity(len as usize);
+    while data.len() < len as usize {
+        let n = (len as usize - data.len()).min(SECTOR_SIZE);
+        data.extend_from_slice(&one[..n]);
+    }
+    data
 }
 
 /// Who submitted a set of requests, and what they must carry.
@@ -214,7 +222,7 @@ impl World {
             }
             1 => {
                 let (offset, len) = self.extent(b);
-                let data = stamp(offset, len).iter().cycle().take(len as usize).copied().collect::<Vec<u8>>();
+                let data = fill(offset, len, len);
                 let submitted = self.cell.with(|d| d.submit_write(offset, &data));
                 if let Ok(id) = submitted {
                     self.sync.push(SyncOp { id, owner: Owner::new(OpKind::Write, offset, len, data) });
@@ -463,7 +471,7 @@ impl World {
         }
         let cell = self.cell.clone();
         let (fut, owner): (Transfer, Owner) = if write {
-            let data = stamp(len, offset).iter().cycle().take(len as usize).copied().collect::<Vec<u8>>();
+            let data = fill(len, offset, len);
             let owner = Owner::new(OpKind::Write, offset, len, data.clone());
             (Box::pin(async move { (transfer::write(&*cell, offset, &data).await, Vec::new()) }), owner)
         } else {
@@ -560,7 +568,7 @@ impl World {
         h.back.hold = false;
         drop(h);
         let len = u64::from(self.spec.sector_size) * 3;
-        let data = stamp(7, 7).iter().cycle().take(len as usize).copied().collect::<Vec<u8>>();
+        let data = fill(7, 7, len);
         let written = self.cell.with(|d| d.submit_write(0, &data)).expect("a write after the reset");
         self.cell.tick();
         let c = self.cell.with(|d| d.take_completion(written)).unwrap().expect("answered");
