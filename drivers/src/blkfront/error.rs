@@ -371,9 +371,9 @@ pub struct Counters {
     pub flushes: u64,
     /// Discards submitted.
     pub discards: u64,
-    /// Bytes read (successful reads).
+    /// Bytes read (successful reads, abandoned ones not counted).
     pub bytes_read: u64,
-    /// Bytes written (successful writes).
+    /// Bytes written (successful writes, abandoned ones not counted: nobody was told they were done).
     pub bytes_written: u64,
     /// Bytes discarded (successful discards).
     pub bytes_discarded: u64,
