@@ -176,8 +176,12 @@ impl DriverCell for Shared {
         if self.progress.load(Ordering::Acquire) != seen {
             return Poll::Ready(());
         }
-        // One vCPU and no interrupts: nothing can poll the driver between the check and the registration.
-        self.waiters.lock().push(cx.waker().clone());
+        // One vCPU and no interrupts: nothing can poll the driver between the check and the registration. A
+        // future polled again before any progress (woken by something else it waits for) is registered once.
+        let mut waiters = self.waiters.lock();
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }
