@@ -337,3 +337,64 @@ fn reset_after_the_ring_broke_gives_every_page_back_but_a_reads_uncollected_data
     assert_eq!(h.blk.free().data_pages, 512);
     assert_eq!((h.blk.free().indirect_pages, h.blk.ops_in_use(), h.blk.counters().resets), (16, 0, 1));
 }
+
+#[test]
+fn a_cancelled_discard_is_ordered_like_a_cancelled_write() {
+    let mut h = up(linux512());
+    h.back.hold = true;
+    let d = h.blk.submit_discard(8192, 8192).unwrap();
+    h.back.process();
+    h.blk.abandon(d).unwrap();
+    assert_eq!(h.blk.submit_read(12288, 512).unwrap_err().kind, ErrorKind::AfterAbandoned { op: d }, "overlaps");
+    assert!(h.blk.submit_read(16384, 512).is_ok(), "does not overlap");
+    let e = h.blk.submit_flush().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AfterAbandoned { op: d });
+    assert!(e.is_busy(), "transient");
+    assert!(e.to_string().contains("abandoned write op 0.1 is still pending"), "{e}");
+    h.back.release_held();
+    h.blk.poll();
+    assert!(h.blk.submit_flush().is_ok(), "answered: the flush goes");
+    assert_eq!(h.blk.counters().busy, 2);
+}
+
+#[test]
+fn an_operation_failed_by_a_closing_backend_keeps_its_pages_withheld_when_abandoned() {
+    let mut h = up(linux512());
+    h.back.hold = true;
+    let op = h.blk.submit_read(0, 16 * 4096).unwrap();
+    h.back.process();
+    assert_eq!(h.blk.backend_closed(), 1);
+    assert_eq!(h.blk.abandon(op), Ok(()), "its completion is not taken: it goes");
+    assert_eq!(h.blk.free().data_pages, 512 - 16, "the closing backend may still write them");
+    assert_eq!(h.blk.ops_in_use(), 0);
+    h.blk.reset(crate::ring::testing::HeapRing(crate::ring::testing::pages(h.blk.transport().ring_pages())));
+    assert_eq!(h.blk.free().data_pages, 512);
+}
+
+#[test]
+fn a_transfer_cancelled_while_waiting_for_room_holds_nothing() {
+    let c = FakeCell::new(connected(linux512(), Options { data_pages: 32, ..Options::default() }));
+    c.h.borrow_mut().back.hold = true;
+    let mut first = vec![0; 32 * 4096];
+    let mut a = pin!(transfer::read(&c, 0, &mut first));
+    assert!(poll_once(a.as_mut()).is_pending(), "two 16-page pieces take every page");
+    let mut second = vec![0; 4096];
+    {
+        let mut b = pin!(transfer::read(&c, 0, &mut second));
+        assert!(poll_once(b.as_mut()).is_pending(), "busy: waits for room");
+        assert_eq!(c.h.borrow().blk.pending(), 2, "only a's");
+    }
+    c.h.borrow_mut().back.hold = false;
+    c.h.borrow_mut().back.release_held();
+    let mut done = None;
+    for _ in 0..5 {
+        c.tick();
+        if let Poll::Ready(r) = poll_once(a.as_mut()) {
+            done = Some(r);
+            break;
+        }
+    }
+    assert_eq!(done, Some(Ok(())));
+    let h = c.h.borrow();
+    assert_eq!((h.blk.free().data_pages, h.blk.ops_in_use(), h.blk.counters().abandoned), (32, 0, 0));
+}
