@@ -1,18 +1,19 @@
 //! Block devices for apps: each vbd the toolstack gave us is connected (blkfront) and served by a task that polls
 //! the driver whenever its event channel fires. [`Disk`] is a cheap handle (clone it into as many tasks as you
 //! like) with async `read`, `write`, `flush` and `discard` of whole sectors at byte offsets; large transfers are
-//! split and kept in flight together, and every error reaches the caller.
+//! split and kept in flight together, and every error reaches the caller. The transfer logic, cancel-safe, is
+//! `sirocco_drivers::blkfront::transfer`, host-tested against the fake blkback; this file is the platform half.
 
-use crate::blkfront::{self, Driver};
+use crate::blkfront::{self, Buffers, Driver};
 use crate::evtchn::EventChannel;
+use crate::ring::{Kick, RingPages};
 use crate::runtime;
 use crate::xenstore::BackendWatch;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::future::poll_fn;
 use core::sync::atomic::{AtomicU64, Ordering};
-use core::task::{Poll, Waker};
-use sirocco_drivers::blkfront::{Completion, OpId};
+use core::task::{Context, Poll, Waker};
+use sirocco_drivers::blkfront::transfer::{self, DriverCell};
 use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
 
 pub use crate::blkfront::ConnectError;
@@ -136,135 +137,57 @@ impl Disk {
         self.0.driver.lock().counters()
     }
 
-    /// Waits until the driver has been polled since `seen` (a value of `progress`).
-    async fn progress_since(&self, seen: u64) {
-        poll_fn(|cx| {
-            if self.0.progress.load(Ordering::Acquire) != seen {
-                return Poll::Ready(());
-            }
-            // One vCPU and no interrupts: nothing can poll the driver between the check and the registration.
-            self.0.waiters.lock().push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
-    }
-
-    /// Submits with `submit`, waiting for room while the driver is busy.
-    async fn submit(&self, mut submit: impl FnMut(&mut Driver) -> Result<OpId, BlkError>) -> Result<OpId, BlkError> {
-        loop {
-            let seen = self.0.progress.load(Ordering::Acquire);
-            match submit(&mut self.0.driver.lock()) {
-                Err(e) if e.is_busy() => self.progress_since(seen).await,
-                other => return other,
-            }
-        }
-    }
-
-    /// Waits for `op` to complete.
-    async fn complete(&self, op: OpId) -> Result<Completion, BlkError> {
-        loop {
-            let seen = self.0.progress.load(Ordering::Acquire);
-            if let Some(c) = self.0.driver.lock().take_completion(op)? {
-                return Ok(c);
-            }
-            self.progress_since(seen).await;
-        }
-    }
-
-    /// One operation's size for large transfers: half the most the driver takes at once, so two are in
-    /// flight (one being answered while the next is queued), at most 1 MiB, whole sectors.
-    fn chunk(&self) -> u64 {
-        let max = self.0.driver.lock().max_transfer();
-        let sector = u64::from(self.sector_size());
-        ((max / 2).min(1 << 20) / sector * sector).max(sector)
-    }
-
-    /// Reads `buf.len()` bytes at `offset` (both multiples of the sector size).
+    /// Reads `buf.len()` bytes at `offset` (both multiples of the sector size). Large reads are split and kept in
+    /// flight together. Cancel-safe: dropping the future gives every page and request back (once the backend has
+    /// answered what it was sent), and `buf` then holds unspecified data.
     pub async fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), BlkError> {
-        self.transfer(
-            buf.len(),
-            |d, at, len| d.submit_read(offset + at as u64, len as u64),
-            |d, op, at, len| d.read_into(op, &mut buf[at..at + len]).map(|_| ()),
-        )
-        .await
+        transfer::read(&*self.0, offset, buf).await
     }
 
     /// Writes `data` at `offset` (both multiples of the sector size). Not durable until [`Disk::flush`].
+    /// Cancel-safe: a write dropped before it returned may or may not have reached the disk, in any part; it is
+    /// ordered before every later flush and every later operation on its sectors (see
+    /// [`sirocco_drivers::blkfront::transfer`]).
     pub async fn write(&self, offset: u64, data: &[u8]) -> Result<(), BlkError> {
-        self.transfer(
-            data.len(),
-            |d, at, len| d.submit_write(offset + at as u64, &data[at..at + len]),
-            |_, _, _, _| Ok(()),
-        )
-        .await
+        transfer::write(&*self.0, offset, data).await
     }
 
-    /// Moves `len` bytes as operations of [`Disk::chunk`] bytes, two in flight: `submit(driver, at, len)` starts
-    /// the piece at byte `at` of the transfer, `finish(driver, op, at, len)` takes a completed one (a read copies
-    /// its data out). Waits for room while the driver is busy. On an error, the pieces still in flight are waited
-    /// for (their pages must come back) before it is returned.
-    async fn transfer(
-        &self,
-        len: usize,
-        mut submit: impl FnMut(&mut Driver, usize, usize) -> Result<OpId, BlkError>,
-        mut finish: impl FnMut(&mut Driver, OpId, usize, usize) -> Result<(), BlkError>,
-    ) -> Result<(), BlkError> {
-        let chunk = self.chunk() as usize;
-        let mut queued: alloc::collections::VecDeque<(OpId, usize, usize)> = alloc::collections::VecDeque::new();
-        let mut next = 0usize;
-        while next < len || !queued.is_empty() {
-            // Keep submitting while the driver has room, then collect the oldest.
-            while next < len && queued.len() < 2 {
-                let piece = chunk.min(len - next);
-                let seen = self.0.progress.load(Ordering::Acquire);
-                let submitted = submit(&mut self.0.driver.lock(), next, piece);
-                match submitted {
-                    Ok(op) => {
-                        queued.push_back((op, next, piece));
-                        next += piece;
-                    }
-                    Err(e) if e.is_busy() && !queued.is_empty() => break,
-                    Err(e) if e.is_busy() => self.progress_since(seen).await,
-                    Err(e) => return self.abandon(queued, e).await,
-                }
-            }
-            if let Some((op, at, piece)) = queued.pop_front() {
-                if let Err(e) = self.complete(op).await?.result {
-                    return self.abandon(queued, e).await;
-                }
-                finish(&mut self.0.driver.lock(), op, at, piece)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// After a failure: waits for the operations still in flight (their pages must come back), then returns `e`.
-    async fn abandon(
-        &self,
-        queued: alloc::collections::VecDeque<(OpId, usize, usize)>,
-        e: BlkError,
-    ) -> Result<(), BlkError> {
-        for (op, _, _) in queued {
-            if let Ok(c) = self.complete(op).await {
-                if c.result.is_ok() && matches!(c.kind, sirocco_drivers::blkfront::OpKind::Read) {
-                    let _ = self.0.driver.lock().release(op);
-                }
-            }
-        }
-        Err(e)
-    }
-
-    /// Makes every completed write durable (`FLUSH_DISKCACHE`, or a barrier). A disk that offers neither reports
-    /// [`ErrorKind::NoFlush`]: Linux treats such a disk as having no volatile cache; callers decide.
+    /// Makes every completed write durable (`FLUSH_DISKCACHE`, or a barrier), and every cancelled one that
+    /// reached the disk. A disk that offers neither reports [`ErrorKind::NoFlush`]: Linux treats such a disk as
+    /// having no volatile cache; callers decide.
     pub async fn flush(&self) -> Result<(), BlkError> {
-        let op = self.submit(|d| d.submit_flush()).await?;
-        self.complete(op).await?.result.map(|_| ())
+        transfer::flush(&*self.0).await
     }
 
     /// Tells the backend the range's contents are no longer needed (where it offers discard).
     pub async fn discard(&self, offset: u64, len: u64) -> Result<(), BlkError> {
-        let op = self.submit(|d| d.submit_discard(offset, len)).await?;
-        self.complete(op).await?.result.map(|_| ())
+        transfer::discard(&*self.0, offset, len).await
+    }
+}
+
+/// What the transfer logic in the driver crate needs: the driver behind its lock, and the poll count the device
+/// task moves (waking the waiters) after every poll.
+impl DriverCell for Shared {
+    type Ring = RingPages;
+    type Buffers = Buffers;
+    type Notify = Kick;
+    fn with<R>(&self, f: impl FnOnce(&mut Driver) -> R) -> R {
+        f(&mut self.driver.lock())
+    }
+    fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Acquire)
+    }
+    fn poll_progress(&self, seen: u64, cx: &mut Context<'_>) -> Poll<()> {
+        if self.progress.load(Ordering::Acquire) != seen {
+            return Poll::Ready(());
+        }
+        // One vCPU and no interrupts: nothing can poll the driver between the check and the registration. A
+        // future polled again before any progress (woken by something else it waits for) is registered once.
+        let mut waiters = self.waiters.lock();
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 

@@ -67,13 +67,28 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         let fault = Fault { index: self.ring.rsp_cons(), kind: FaultKind::Ring(e) };
         self.fault(summary, fault);
         self.phase = Phase::Broken(fault);
+        summary.completed += self.fail_pending(ErrorKind::Broken(fault)) as u32;
+    }
+
+    /// Fails every pending operation with `kind` (the device stopped, or the backend closed it): their requests
+    /// will never be answered. Their pages are not reused (the backend may still be using them) until
+    /// [`Blkfront::reset`]. An abandoned one is dropped (nobody waits for it). Returns how many completions now
+    /// wait to be taken.
+    fn fail_pending(&mut self, kind: ErrorKind) -> usize {
+        let mut failed = 0;
         for id in self.ops.pending() {
             let (_, op) = self.ops.at(id.index);
-            op.state = OpState::Done(Err(ErrorKind::Broken(fault)));
+            if op.abandoned {
+                op.pages.clear();
+                self.ops.remove(id);
+                continue;
+            }
+            op.state = OpState::Done(Err(kind));
             self.counters.ops_failed += 1;
             self.completed.push_back(id);
-            summary.completed += 1;
+            failed += 1;
         }
+        failed
     }
 
     fn on_response(&mut self, index: u32, rsp: BlkifResponse, summary: &mut PollSummary) {
@@ -112,15 +127,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
             return 0;
         }
         self.phase = Phase::Closed;
-        let mut failed = 0;
-        for id in self.ops.pending() {
-            let (_, op) = self.ops.at(id.index);
-            op.state = OpState::Done(Err(ErrorKind::BackendClosed));
-            self.counters.ops_failed += 1;
-            self.completed.push_back(id);
-            failed += 1;
-        }
-        failed
+        self.fail_pending(ErrorKind::BackendClosed)
     }
 
     fn fail_lost(&mut self, summary: &mut PollSummary) {
@@ -158,6 +165,17 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         };
         op.state = OpState::Done(result);
         let (kind, len) = (op.kind, op.len);
+        if op.abandoned {
+            // Nobody waits for it: its pages and its id come back now, and it is never reported done.
+            let pages = self.ops.remove(id);
+            if quarantine {
+                self.quarantined_data += pages.len() as u32;
+                self.counters.quarantined_pages += pages.len() as u64;
+            } else {
+                self.free_data.extend(pages.iter().rev());
+            }
+            return;
+        }
         if quarantine {
             let pages = core::mem::take(&mut op.pages).len() as u32;
             self.quarantined_data += pages;
@@ -249,6 +267,42 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         }
         self.free_data.extend(pages.iter().rev());
         Ok(len)
+    }
+
+    /// The caller gives up on `op` (its future was dropped, or it no longer wants the result): the operation will
+    /// never be reported, and everything it holds comes back as soon as it is safe.
+    ///
+    /// - Pending: its requests stay with the backend (a ring request cannot be withdrawn); when the last is
+    ///   answered its pages, request ids and operation id are freed and no completion is queued. If the backend
+    ///   closes or breaks first, its pages stay withheld until [`Blkfront::reset`].
+    /// - Completed, completion or read data not taken: freed now (a read's pages with it).
+    ///
+    /// An abandoned **write** (or discard) may or may not have reached the disk, in any part. Until the backend has
+    /// answered it, reads, writes and discards on its sectors and every flush are refused for now
+    /// ([`ErrorKind::AfterAbandoned`]), so nothing submitted later is reordered with it and a later flush covers
+    /// whatever of it reached the disk. A stale `op` (never issued, or already freed) is refused.
+    pub fn abandon(&mut self, op: OpId) -> Result<(), BlkError> {
+        let Some(o) = self.ops.get_mut(op) else { return Err(self.error(ErrorKind::UnknownOp { op })) };
+        match o.state {
+            OpState::Pending { .. } if o.abandoned => return Ok(()),
+            OpState::Pending { .. } => o.abandoned = true,
+            OpState::Done(result) => {
+                self.completed.retain(|&id| id != op);
+                let pages = self.ops.remove(op);
+                // A successful read holds its data; a failed operation's pages went back at completion, or (the
+                // backend closed or broke) are withheld until a reset.
+                if result.is_ok() {
+                    self.free_data.extend(pages.iter().rev());
+                }
+            }
+            OpState::ReadReady => {
+                let pages = self.ops.remove(op);
+                self.free_data.extend(pages.iter().rev());
+            }
+            OpState::Free => unreachable!("get_mut returns no free operation"),
+        }
+        self.counters.abandoned += 1;
+        Ok(())
     }
 
     /// Drops a completed read's data without copying it, freeing its pages.

@@ -235,9 +235,15 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         pages * PAGE_SIZE as u64
     }
 
-    /// Operations submitted whose requests are not all answered.
+    /// Operations submitted whose requests are not all answered (abandoned ones included).
     pub fn pending(&self) -> usize {
         self.ops.pending_count()
+    }
+
+    /// Operations the driver holds: pending (abandoned ones included), or completed with their completion or
+    /// read data not taken yet. 0 once everything is answered and collected.
+    pub fn ops_in_use(&self) -> usize {
+        self.ops.in_use()
     }
 
     /// Completed operations waiting for [`Blkfront::next_completion`] or [`Blkfront::take_completion`].
@@ -264,13 +270,38 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         self.phase = Phase::Connected;
     }
 
+    /// Starts over on fresh ring pages `ring` (zeroed, not yet granted; `transport().ring_pages()` of them) for a
+    /// new backend, once the old one has let go of our pages: its state reached Closed, or it is gone (the same
+    /// moment netfront's reset is for). Works from any phase.
+    ///
+    /// Every operation still pending fails with [`ErrorKind::BackendClosed`] (an abandoned one is dropped);
+    /// every data and indirect page is free again, lost requests' and failed operations' included, except those
+    /// of successful reads whose data waits to be collected; request ids start afresh on the new ring. The
+    /// device is back in [`Phase::Initialising`], the disk forgotten: I/O is refused until
+    /// [`Blkfront::backend_connected`]. Returns how many operations failed.
+    pub fn reset(&mut self, ring: S) -> usize {
+        let failed = self.backend_closed();
+        let mut held = alloc::vec![false; self.buffers.data_pages() as usize];
+        self.ops.keep_only_read_data(&mut held);
+        self.free_data = (0..self.buffers.data_pages()).rev().filter(|&p| !held[p as usize]).collect();
+        self.free_indirect = (0..self.buffers.indirect_pages()).rev().collect();
+        (self.quarantined_data, self.quarantined_indirect) = (0, 0);
+        self.ring = FrontRing::init_pages_at(ring, ENTRY_SIZE, self.transport.ring_pages(), 0);
+        self.shadow = Shadow::new(self.ring.size());
+        self.phase = Phase::Initialising;
+        self.disk = None;
+        self.indirect_segments = 0;
+        self.counters.resets += 1;
+        failed
+    }
+
     pub(super) fn error(&self, kind: ErrorKind) -> BlkError {
         BlkError { device: self.device, kind }
     }
 
     /// Counts and returns a refusal.
     fn refuse<T>(&mut self, kind: ErrorKind) -> Result<T, BlkError> {
-        if matches!(kind, ErrorKind::Busy { .. }) {
+        if matches!(kind, ErrorKind::Busy { .. } | ErrorKind::AfterAbandoned { .. }) {
             self.counters.busy += 1;
         } else {
             self.counters.refused += 1;
@@ -302,6 +333,15 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
             return self.refuse(ErrorKind::OutOfRange { offset, len, capacity });
         }
         Ok(())
+    }
+
+    /// Refuses for now while an abandoned write or discard on these bytes is pending: a later operation on its
+    /// sectors is sent only once the backend has answered it, so it is never reordered with it.
+    fn check_abandoned(&mut self, offset: u64, len: u64) -> Result<(), BlkError> {
+        match self.ops.abandoned_write(Some((offset, len))) {
+            Some(op) => self.refuse(ErrorKind::AfterAbandoned { op }),
+            None => Ok(()),
+        }
     }
 
     /// Refuses for now unless `needed` is free.
@@ -342,6 +382,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         if len > max {
             return self.refuse(ErrorKind::TooLarge { len, max });
         }
+        self.check_abandoned(offset, len)?;
         let plan = Plan::new(offset, len, self.indirect_segments);
         self.check_free(plan.resources())?;
 
@@ -352,7 +393,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
             }
         }
         let operation = if kind == OpKind::Write { BLKIF_OP_WRITE } else { BLKIF_OP_READ };
-        let id = self.ops.insert(kind, len, plan.requests());
+        let id = self.ops.insert(kind, offset, len, plan.requests());
         for part in plan.parts() {
             let part_pages = &pages[part.first_page as usize..(part.first_page + part.pages) as usize];
             self.push_transfer_part(id.index, operation, &part, part_pages);
@@ -443,12 +484,19 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     /// volatile cache. (Linux's blkfront treats such a disk as write-through and turns flushes into no-ops; a
     /// caller that accepts that reasoning may do the same on `NoFlush`.) A flush answered
     /// `BLKIF_RSP_EOPNOTSUPP` fails with [`ErrorKind::NotSupported`] and is not tried that way again.
+    ///
+    /// While a write or discard [abandoned](Blkfront::abandon) while pending has not been answered, a flush is
+    /// refused for now ([`ErrorKind::AfterAbandoned`], transient like `Busy`): sent after it, it makes durable
+    /// whatever of the abandoned write reached the disk, and the abandoned write cannot land after it.
     pub fn submit_flush(&mut self) -> Result<OpId, BlkError> {
         let disk = self.ready()?;
         let Some(method) = disk.flush_method() else { return self.refuse(ErrorKind::NoFlush) };
         let operation = method.operation();
         let handle = self.handle;
-        let id = self.submit_single(OpKind::Flush, 0, Request::new(0, operation, 0, 0), |id| {
+        if let Some(op) = self.ops.abandoned_write(None) {
+            return self.refuse(ErrorKind::AfterAbandoned { op });
+        }
+        let id = self.submit_single(OpKind::Flush, (0, 0), Request::new(0, operation, 0, 0), |id| {
             BlkifRequest { operation, nr_segments: 0, handle, id, ..BlkifRequest::default() }.emit()
         })?;
         self.counters.flushes += 1;
@@ -460,12 +508,12 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     fn submit_single(
         &mut self,
         kind: OpKind,
-        len: u64,
+        (offset, len): (u64, u64),
         request: Request,
         entry: impl FnOnce(u64) -> [u8; ENTRY_SIZE],
     ) -> Result<OpId, BlkError> {
         self.check_free(Resources { ring_slots: 1, ..Resources::default() })?;
-        let id = self.ops.insert(kind, len, 1);
+        let id = self.ops.insert(kind, offset, len, 1);
         let rid = self.shadow.insert(Request { op: id.index, ..request }).unwrap_or_else(|| unreachable_room());
         self.push(&entry(rid));
         self.publish();
@@ -488,7 +536,8 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         let (sector, sectors) = (offset / SECTOR_SIZE as u64, len / SECTOR_SIZE as u64);
         let handle = self.handle;
         let request = Request::new(0, BLKIF_OP_DISCARD, sector, sectors);
-        let id = self.submit_single(OpKind::Discard, len, request, |id| {
+        self.check_abandoned(offset, len)?;
+        let id = self.submit_single(OpKind::Discard, (offset, len), request, |id| {
             let operation = BLKIF_OP_DISCARD;
             BlkifRequestDiscard { operation, flag: 0, handle, id, sector_number: sector, nr_sectors: sectors }.emit()
         })?;

@@ -117,6 +117,15 @@ pub enum ErrorKind {
         /// What is free.
         free: Resources,
     },
+    /// Refused for now: a write or discard whose caller gave up on it ([`Blkfront::abandon`]) is still pending,
+    /// and it must be answered first: it is on the same sectors (a read, write or discard), or it may not have
+    /// reached the disk yet (a flush). Retry after polling, as for [`ErrorKind::Busy`].
+    ///
+    /// [`Blkfront::abandon`]: super::Blkfront::abandon
+    AfterAbandoned {
+        /// The abandoned operation.
+        op: OpId,
+    },
     /// Refused: the backend offers neither `feature-flush-cache` nor `feature-barrier` (or answered both
     /// `BLKIF_RSP_EOPNOTSUPP`), so it promised no way to make writes durable.
     NoFlush,
@@ -199,6 +208,10 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Busy { needed, free } => {
                 write!(f, "busy: needs {needed}, free {free}; retry after polling completions")
             }
+            ErrorKind::AfterAbandoned { op } => write!(
+                f,
+                "waiting: abandoned write {op} is still pending and must be answered first; retry after polling"
+            ),
             ErrorKind::NoFlush => f.write_str(
                 "flush refused: the backend offers neither feature-flush-cache nor feature-barrier, so it promises no \
                  way to make writes durable (Linux treats such a disk as having no volatile write cache)",
@@ -244,9 +257,9 @@ pub struct BlkError {
 }
 
 impl BlkError {
-    /// A transient refusal: retry after the next poll.
+    /// A transient refusal ([`ErrorKind::Busy`], [`ErrorKind::AfterAbandoned`]): retry after the next poll.
     pub fn is_busy(&self) -> bool {
-        matches!(self.kind, ErrorKind::Busy { .. })
+        matches!(self.kind, ErrorKind::Busy { .. } | ErrorKind::AfterAbandoned { .. })
     }
 }
 
@@ -358,9 +371,9 @@ pub struct Counters {
     pub flushes: u64,
     /// Discards submitted.
     pub discards: u64,
-    /// Bytes read (successful reads).
+    /// Bytes read (successful reads, abandoned ones not counted).
     pub bytes_read: u64,
-    /// Bytes written (successful writes).
+    /// Bytes written (successful writes, abandoned ones not counted: nobody was told they were done).
     pub bytes_written: u64,
     /// Bytes discarded (successful discards).
     pub bytes_discarded: u64,
@@ -385,10 +398,15 @@ pub struct Counters {
     /// Data and indirect pages withheld from reuse (a lost request's).
     pub quarantined_pages: u64,
 
-    /// Submissions refused for now ([`ErrorKind::Busy`]).
+    /// Submissions refused for now ([`ErrorKind::Busy`], [`ErrorKind::AfterAbandoned`]).
     pub busy: u64,
     /// Submissions refused outright (every other refusal).
     pub refused: u64,
+    /// Operations their caller gave up on ([`Blkfront::abandon`](super::Blkfront::abandon)): never reported
+    /// done, nor counted in `ops_ok`, `ops_failed` or the byte counts.
+    pub abandoned: u64,
+    /// Times the device was reset for a new backend ([`Blkfront::reset`](super::Blkfront::reset)).
+    pub resets: u64,
 
     /// Responses with an id never issued (ignored).
     pub bad_id: u64,
@@ -416,7 +434,7 @@ impl fmt::Display for Counters {
             f,
             "reads {} ({} B) writes {} ({} B) flushes {} discards {} ({} B); requests {} (indirect {}), notifies {}; \
              ops ok {} failed {} (BLKIF_RSP_ERROR {}, EOPNOTSUPP {}, lost {}; pages quarantined {}); refused {} busy \
-             {}; faults: bad id {}, duplicate {}, wrong operation {}, bad status {}, ring overruns {}",
+             {}; abandoned {}, resets {}; faults: bad id {}, duplicate {}, wrong operation {}, bad status {}, ring overruns {}",
             c.reads,
             c.bytes_read,
             c.writes,
@@ -435,6 +453,8 @@ impl fmt::Display for Counters {
             c.quarantined_pages,
             c.refused,
             c.busy,
+            c.abandoned,
+            c.resets,
             c.bad_id,
             c.duplicate,
             c.wrong_operation,

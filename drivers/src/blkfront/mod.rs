@@ -28,8 +28,13 @@
 //! 6. On each event: [`Blkfront::poll`] (it re-arms the event), then for each waiter
 //!    [`Blkfront::take_completion`]`(op)` (or drain [`Blkfront::next_completion`]); for a successful read,
 //!    [`Blkfront::read_into`] copies the data into the caller's buffer and frees its pages (a read's pages stay held
-//!    until then, or until [`Blkfront::release`]). Log the [`PollSummary::first_fault`] if any.
-//! 7. Shutdown: wait for pending operations, then [`frontend::close`](crate::frontend::close).
+//!    until then, or until [`Blkfront::release`]). Log the [`PollSummary::first_fault`] if any. A caller that
+//!    gives up on an operation calls [`Blkfront::abandon`]: it frees itself once answered, and a later flush or
+//!    overlapping operation waits for an abandoned write ([`ErrorKind::AfterAbandoned`]). [`transfer`] is this
+//!    step as cancel-safe async functions over a [`transfer::DriverCell`], which the platform's `Disk` uses.
+//! 7. Shutdown: wait for pending operations, then [`frontend::close`](crate::frontend::close). For a new backend
+//!    after the old one closed: [`Blkfront::reset`] on fresh ring pages (every page and id is free again), then
+//!    steps 4 to 6.
 //!
 //! Sector units: every sector quantity on the ring and `sectors` in xenstore count 512-byte sectors, whatever the
 //! disk's `sector-size` (Linux's blkback ABI; we do not write `feature-large-sector-size`). A 4096-byte-sector disk
@@ -42,8 +47,13 @@
 //! requests still pending fail with [`ErrorKind::Lost`] and their pages are withheld from reuse. An `rsp_prod` that
 //! runs ahead of our requests stops the device ([`Phase::Broken`]) and fails every pending operation.
 //!
-//! Not done here: multiple queues (`multi-queue-max-queues` is read, one queue is used), reconnecting after the
-//! backend closes, `discard-secure` requests, and `feature-large-sector-size`.
+//! Every loop whose length the backend controls is bounded per call: [`Blkfront::poll`] takes at most as many
+//! responses as requests were outstanding when it began (an `rsp_prod` claiming more is an overrun and stops
+//! the device), so at most the ring's size, and fails at most that many lost requests.
+//!
+//! Not done here: multiple queues (`multi-queue-max-queues` is read, one queue is used), the xenbus sequence of
+//! reconnecting after the backend closes (the platform's; [`Blkfront::reset`] is the driver's half),
+//! `discard-secure` requests, and `feature-large-sector-size`.
 
 mod complete;
 mod config;
@@ -51,6 +61,7 @@ mod device;
 mod error;
 mod plan;
 mod shadow;
+pub mod transfer;
 pub mod wire;
 
 /// Test support: a fake blkback over heap pages and an in-memory disk (feature `fake`).

@@ -145,10 +145,15 @@ pub(crate) struct Op {
     pub generation: u32,
     pub state: OpState,
     pub kind: OpKind,
+    /// Byte offset on the disk (0 for a flush).
+    pub offset: u64,
     /// Bytes (0 for a flush).
     pub len: u64,
     /// Its data pages, in transfer order, while it holds them.
     pub pages: Vec<u32>,
+    /// The caller gave up on it while it was pending ([`Blkfront::abandon`](super::Blkfront::abandon)): when its
+    /// last request is answered it frees itself, and its completion is never handed out.
+    pub abandoned: bool,
 }
 
 /// Operations by id.
@@ -162,19 +167,21 @@ impl OpTable {
         OpTable { ops: Vec::new(), free: Vec::new() }
     }
 
-    /// A new pending operation of `parts` requests (its pages are set with [`OpTable::get_mut`]).
-    pub fn insert(&mut self, kind: OpKind, len: u64, parts: u32) -> OpId {
+    /// A new pending operation on `len` bytes at byte `offset`, of `parts` requests (its pages are set with
+    /// [`OpTable::get_mut`]).
+    pub fn insert(&mut self, kind: OpKind, offset: u64, len: u64, parts: u32) -> OpId {
         let state = OpState::Pending { parts_left: parts, error: None, quarantine: false };
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
-                self.ops.push(Op { generation: 0, state: OpState::Free, kind, len, pages: Vec::new() });
+                let pages = Vec::new();
+                self.ops.push(Op { generation: 0, state: OpState::Free, kind, offset, len, pages, abandoned: false });
                 (self.ops.len() - 1) as u32
             }
         };
         let op = &mut self.ops[index as usize];
         op.generation = op.generation.wrapping_add(1);
-        (op.state, op.kind, op.len) = (state, kind, len);
+        (op.state, op.kind, op.offset, op.len, op.abandoned) = (state, kind, offset, len, false);
         OpId { index, generation: op.generation }
     }
 
@@ -215,5 +222,43 @@ impl OpTable {
     /// Pending operations.
     pub fn pending_count(&self) -> usize {
         self.ops.iter().filter(|op| matches!(op.state, OpState::Pending { .. })).count()
+    }
+
+    /// Operations in the table: pending, or waiting for their completion or read data to be taken.
+    pub fn in_use(&self) -> usize {
+        self.ops.iter().filter(|op| op.state != OpState::Free).count()
+    }
+
+    /// An abandoned write or discard still pending on bytes `range` (`None`: anywhere on the disk).
+    pub fn abandoned_write(&self, range: Option<(u64, u64)>) -> Option<OpId> {
+        let overlaps = |op: &Op| match range {
+            None => true,
+            Some((offset, len)) => offset < op.offset.saturating_add(op.len) && op.offset < offset.saturating_add(len),
+        };
+        self.ops
+            .iter()
+            .enumerate()
+            .find(|(_, op)| {
+                op.abandoned
+                    && matches!(op.state, OpState::Pending { .. })
+                    && matches!(op.kind, OpKind::Write | OpKind::Discard)
+                    && overlaps(op)
+            })
+            .map(|(index, op)| OpId { index: index as u32, generation: op.generation })
+    }
+
+    /// The data pages held by reads whose data waits to be collected (marked in `held`), after dropping the
+    /// pages every other operation holds (withheld from a backend that went away).
+    pub fn keep_only_read_data(&mut self, held: &mut [bool]) {
+        for op in &mut self.ops {
+            let readable = matches!(op.state, OpState::ReadReady | OpState::Done(Ok(_))) && op.kind == OpKind::Read;
+            if readable {
+                for &page in &op.pages {
+                    held[page as usize] = true;
+                }
+            } else {
+                op.pages.clear();
+            }
+        }
     }
 }

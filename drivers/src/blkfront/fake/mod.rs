@@ -5,6 +5,7 @@
 //! this crate only) plays the backend's side of the connect sequence in the fake xenstored.
 
 mod backend;
+pub mod scenario;
 #[cfg(test)]
 pub(crate) mod xenbus;
 
@@ -241,4 +242,61 @@ pub fn connected(spec: DiskSpec, options: Options) -> Harness {
     let mut h = harness(spec, options);
     h.blk.backend_connected(spec.disk_info());
     h
+}
+
+/// The harness as the async layer ([`super::transfer`]) sees a device: the driver behind a `RefCell`, and a
+/// progress count moved by [`FakeCell::tick`].
+pub struct FakeCell {
+    pub h: RefCell<Harness>,
+    pub progress: Cell<u64>,
+}
+
+impl FakeCell {
+    /// Wraps `h`.
+    pub fn new(h: Harness) -> FakeCell {
+        FakeCell { h: RefCell::new(h), progress: Cell::new(0) }
+    }
+
+    /// The backend takes (and answers, unless it holds) every request, then the driver polls: what the
+    /// platform's device task does on each event. Returns the poll's summary.
+    pub fn tick(&self) -> super::PollSummary {
+        let mut h = self.h.borrow_mut();
+        h.back.process();
+        let summary = h.blk.poll();
+        self.progress.set(self.progress.get() + 1);
+        summary
+    }
+
+    /// Only the driver polls (the backend does nothing).
+    pub fn poll_only(&self) -> super::PollSummary {
+        let summary = self.h.borrow_mut().blk.poll();
+        self.progress.set(self.progress.get() + 1);
+        summary
+    }
+}
+
+impl super::transfer::DriverCell for FakeCell {
+    type Ring = HeapRing;
+    type Buffers = FakeBuffers;
+    type Notify = FakeEvtchn;
+    fn with<R>(&self, f: impl FnOnce(&mut Blkfront<HeapRing, FakeBuffers, FakeEvtchn>) -> R) -> R {
+        f(&mut self.h.borrow_mut().blk)
+    }
+    fn progress(&self) -> u64 {
+        self.progress.get()
+    }
+    fn poll_progress(&self, seen: u64, _cx: &mut core::task::Context<'_>) -> core::task::Poll<()> {
+        // The tests poll again after every tick: no waker to keep.
+        if self.progress.get() != seen {
+            core::task::Poll::Ready(())
+        } else {
+            core::task::Poll::Pending
+        }
+    }
+}
+
+/// Polls `fut` once with a waker that does nothing.
+pub fn poll_once<F: core::future::Future + ?Sized>(fut: core::pin::Pin<&mut F>) -> core::task::Poll<F::Output> {
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    fut.poll(&mut cx)
 }

@@ -265,3 +265,34 @@ fn a_backend_that_closes_fails_everything_pending_and_refuses_more() {
     assert_eq!(h.blk.backend_closed(), 0, "once");
     assert_eq!(h.blk.counters().ops_failed, 2);
 }
+
+#[test]
+fn a_backend_answering_while_we_poll_cannot_keep_one_poll_going() {
+    use crate::ring::offsets;
+    use crate::ring::testing::{get, set};
+    let mut h = up(DiskSpec::basic(512, DISK));
+    assert_eq!(h.blk.ring_size(), 32);
+    h.back.hold = true;
+    let ops: Vec<OpId> = (0..32u64).map(|i| h.blk.submit_read(i * 512, 512).unwrap()).collect();
+    h.back.process();
+    // Each time we re-arm rsp_event (RING_FINAL_CHECK_FOR_RESPONSES), the backend slips in one more response with
+    // an id never issued, for ever.
+    let junk = BlkifResponse { id: 0xdead, operation: BLKIF_OP_READ, status: 0 };
+    h.back.ring.page.borrow_mut().after_rsp_event = Some(Box::new(move |bytes: &mut Vec<u8>| {
+        let prod = get(bytes, offsets::RSP_PROD);
+        let at = offsets::RING + (prod & 31) as usize * ENTRY_SIZE;
+        bytes[at..at + RESPONSE_SIZE].copy_from_slice(&junk.emit());
+        set(bytes, offsets::RSP_PROD, prod.wrapping_add(1));
+    }));
+    h.back.put_raw(junk);
+    h.back.publish();
+    let summary = h.blk.poll();
+    assert_eq!(summary.responses, 32, "no more responses than requests outstanding");
+    assert!(matches!(h.blk.phase(), Phase::Broken(_)), "the 33rd response is an overrun");
+    assert_eq!(summary.completed, 32);
+    for op in ops {
+        assert!(h.blk.take_completion(op).unwrap().unwrap().result.is_err());
+    }
+    let c = h.blk.counters();
+    assert_eq!((c.bad_id, c.lost_requests, c.ring_overruns), (32, 32, 1));
+}

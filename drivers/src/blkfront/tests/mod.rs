@@ -3,6 +3,8 @@
 
 mod hostile;
 mod io;
+mod scenario;
+mod transfer;
 mod wire;
 mod xenbus;
 
