@@ -69,6 +69,8 @@ mod batch;
 mod compaction;
 mod disk;
 mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod index;
 mod log;
 mod open;

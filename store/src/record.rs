@@ -175,6 +175,19 @@ pub(crate) fn value_of<'a>(header: &Header, record: &'a [u8]) -> &'a [u8] {
     &record[HEADER_LEN + usize::from(header.key_len)..]
 }
 
+/// Rewrites the checksums of the record header at the start of `bytes`, whatever its fields say, and its record
+/// checksum if the record it describes fits in `bytes` (for fuzzing).
+#[cfg(feature = "fake")]
+pub(crate) fn reseal(bytes: &mut [u8]) {
+    let crc = header_crc(bytes);
+    bytes[field::HEADER_CRC].copy_from_slice(&crc.to_le_bytes());
+    let body = usize::from(bytes[field::KEY_LEN]) + u32_at(bytes, field::VALUE_LEN.start) as usize;
+    if let Some(record) = bytes.get(..HEADER_LEN.saturating_add(body)) {
+        let crc = record_crc(record, &record[HEADER_LEN..]);
+        bytes[field::RECORD_CRC].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
 /// Whether `bytes` starts with the record magic (cheap test for the forensic scan).
 pub(crate) fn has_magic(bytes: &[u8]) -> bool {
     bytes.len() >= MAGIC.len() && bytes[..MAGIC.len()] == MAGIC
