@@ -114,6 +114,9 @@ async fn read_slots<D: Disk>(disk: &D, sector: u64) -> Result<[Result<Superblock
 /// Reads the superblock, checks it against the disk, and replays the log.
 async fn load<D: Disk>(disk: &D, options: OpenOptions) -> Result<(LogState, Index, Recovery), Error> {
     let sector = sector_size(disk)?;
+    if disk.capacity() < SLOTS * sector {
+        return Err(Error::DiskTooSmall { capacity: disk.capacity(), needed: SLOTS * sector });
+    }
     let slots = read_slots(disk, sector).await?;
     let Some((sb, slot)) = newest(&slots) else {
         return Err(match slots {
