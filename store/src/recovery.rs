@@ -5,9 +5,11 @@
 //! a sector. A batch is applied only once its LAST record is read, so a batch is all or nothing. The chain stops
 //! at the first position that does not hold such a record: normally stale bytes after the last write.
 //!
-//! What lies past that point is then examined (the *sweep*, over one batch limit of log: the most a single write
-//! can cover). A crash during a write leaves at most one torn batch there, written when everything before it was
-//! durable; its records say so, since each carries the position where its batch began. So:
+//! What lies past that point is then examined (the *sweep*): one batch limit of log (the most a single write can
+//! cover) and, as long as it finds anything of this log, one batch limit past that, so that it sees past any run
+//! of damaged batches to the next intact one. A crash during a write leaves at most one torn batch there, written
+//! when everything before it was durable; its records say so, since each carries the position where its batch
+//! began. So:
 //! - nothing of this log there, no damage: a **clean** end;
 //! - damage, or records of an unfinished batch that began at or before the stopping point: a **torn tail**, never
 //!   acknowledged. It is dropped, reported, and overwritten with zeros so that it cannot come back;
@@ -169,7 +171,7 @@ pub(crate) async fn replay<D: Disk>(
     // Where the log ends: before the unfinished batch, if one was being read.
     let cut = if pending.is_empty() { pos } else { batch_start };
     let damage_at = pos;
-    let swept = sweep(&mut reader, view, cut, view.limit.min(cut + window), applied_min_seq).await?;
+    let swept = sweep(&mut reader, view, cut, window, applied_min_seq).await?;
     let mut next_seq = applied_min_seq.max(swept.max_seq + 1);
 
     let claimed_end = damage.map_or(cut, |(_, end)| end);
@@ -192,7 +194,7 @@ pub(crate) async fn replay<D: Disk>(
                 }));
             }
             // Everything after the cut goes: find all of it, so that none of it can come back.
-            let all = sweep(&mut reader, view, cut, view.limit, applied_min_seq).await?;
+            let all = sweep(&mut reader, view, cut, geo.len, applied_min_seq).await?;
             next_seq = next_seq.max(all.max_seq + 1);
             dropped.bytes = all.end.max(claimed_end) - cut;
             dropped.records = all.records + u64::from(intact_header);

@@ -79,18 +79,26 @@ pub(crate) struct Swept {
     pub evidence: Option<(u64, u64)>,
 }
 
-/// Finds every record of this log that starts in `[from, to)` with a sequence number of at least `min_seq`,
-/// at any byte offset: records of a torn batch are packed, so they need not start on a sector.
+/// Finds every record of this log at or after `from` with a sequence number of at least `min_seq`, at any byte
+/// offset: records of a torn batch are packed, so they need not start on a sector.
+///
+/// The search covers `reach` bytes past `from`, and `reach` bytes past the sector of everything it finds there
+/// (a record, or a damaged one), and so on, up to the log's limit. With `reach` the batch limit this is as far as
+/// the log can go on: a batch, even a damaged one, takes at most a batch limit, so the next one starts at most
+/// one batch limit after the start of the last one seen (exactly there, after a batch of the largest size). Only
+/// a whole batch limit of log with nothing of this log in it ends the search.
 pub(crate) async fn sweep<D: Disk>(
     reader: &mut Reader,
     view: &View<'_, D>,
     from: u64,
-    to: u64,
+    reach: u64,
     min_seq: u64,
 ) -> Result<Swept, DiskError> {
     let mut swept = Swept { end: from, ..Swept::default() };
     let mut pos = from;
-    while let Some(at) = find_magic(reader, view, pos, to).await? {
+    // The last position a record may start at and still be looked at.
+    let mut last = from + reach;
+    while let Some(at) = find_magic(reader, view, pos, (last + 1).min(view.limit)).await? {
         match probe(reader, view, at, min_seq).await? {
             Probe::Record(h) => {
                 swept.records += 1;
@@ -101,8 +109,13 @@ pub(crate) async fn sweep<D: Disk>(
                 }
                 pos = h.end();
             }
-            _ => pos = at + 1,
+            Probe::Damaged { .. } => pos = at + 1,
+            Probe::NotRecord => {
+                pos = at + 1;
+                continue;
+            }
         }
+        last = last.max(view.geo.align_up(at) + reach);
     }
     Ok(swept)
 }

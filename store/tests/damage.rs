@@ -187,3 +187,65 @@ fn garbage_is_not_a_store() {
     assert_eq!(contents(&store).len(), 1);
     assert_eq!(store.recovery().tail, Tail::Clean);
 }
+
+/// A store whose second batch is exactly one batch limit long (a 255-byte key and a value of the largest size),
+/// between `a` and `c = old`, `d`.
+fn full_batch_between() -> MemDisk {
+    let disk = MemDisk::new(SECTOR as u32, 64 * 1024);
+    // 52 + 255 + 205 = 512: the batch limit, and the full batch, are one sector.
+    let mut store = block_on(Store::format(&disk, FormatOptions { volume_nonce: 4, max_value_len: 205 })).unwrap();
+    assert_eq!(store.stats().batch_limit, SECTOR);
+    block_on(store.put(b"a", b"apple")).unwrap();
+    block_on(store.put(&[b'k'; 255], &[b'v'; 205])).unwrap();
+    block_on(store.put(b"c", b"old")).unwrap();
+    block_on(store.put(b"d", b"date")).unwrap();
+    disk
+}
+
+#[test]
+fn damage_to_a_batch_of_the_largest_size_is_not_taken_for_a_torn_tail() {
+    // The batch after the damaged one starts exactly one batch limit after it: where the search for later
+    // records used to stop looking. It dropped c and d as a torn tail, and the next put of c was replayed before
+    // the old c, which came back.
+    let disk = full_batch_between();
+    disk.corrupt(record_at(1) + 30, 0x01); // the full batch's header
+    let image = disk.peek(0, 64 * 1024);
+    match block_on(Store::open(&disk)) {
+        Err(Error::CorruptLog(c)) => {
+            assert_eq!(c.damage, Damage { at: record_at(1), kind: DamageKind::BadHeader });
+            assert_eq!((c.from, c.evidence_at, c.evidence_seq), (record_at(1), record_at(2), 3));
+        }
+        other => panic!("{:?}", other.map(|s| *s.recovery())),
+    }
+    assert_eq!(disk.peek(0, 64 * 1024), image, "a refused open writes nothing");
+
+    // Salvaged, what is dropped stays dropped, and what is written after wins.
+    let salvage = OpenOptions { on_corruption: OnCorruption::Salvage };
+    let mut store = block_on(Store::open_with(&disk, salvage)).unwrap();
+    assert!(matches!(store.recovery().tail, Tail::Salvaged { dropped, .. } if dropped.records == 2));
+    assert_eq!(keys(&store), [b"a".to_vec()]);
+    block_on(store.put(b"c", b"NEW")).unwrap();
+    drop(store);
+    let store = block_on(Store::open(&disk)).unwrap();
+    assert_eq!(store.recovery().tail, Tail::Clean);
+    assert_eq!(keys(&store), [b"a".to_vec(), b"c".to_vec()]);
+    assert_eq!(block_on(store.get(b"c")).unwrap().as_deref(), Some(&b"NEW"[..]));
+}
+
+#[test]
+fn damage_to_several_batches_in_a_row_is_still_seen_to_be_followed() {
+    // Two damaged batches of the largest size: the first intact one after them is two batch limits on.
+    let disk = MemDisk::new(SECTOR as u32, 64 * 1024);
+    let mut store = block_on(Store::format(&disk, FormatOptions { volume_nonce: 4, max_value_len: 205 })).unwrap();
+    block_on(store.put(b"a", b"apple")).unwrap();
+    block_on(store.put(&[b'k'; 255], &[b'v'; 205])).unwrap();
+    block_on(store.put(&[b'j'; 255], &[b'w'; 205])).unwrap();
+    block_on(store.put(b"c", b"old")).unwrap();
+    drop(store);
+    disk.corrupt(record_at(1) + 30, 0x01);
+    disk.corrupt(record_at(2) + 30, 0x01);
+    match block_on(Store::open(&disk)) {
+        Err(Error::CorruptLog(c)) => assert_eq!((c.from, c.evidence_at), (record_at(1), record_at(3))),
+        other => panic!("{:?}", other.map(|s| *s.recovery())),
+    }
+}
