@@ -5,7 +5,7 @@ use alloc::vec;
 use crate::disk::Disk;
 use crate::error::Error;
 use crate::index::Index;
-use crate::log::Geometry;
+use crate::log::{Geometry, COUNTER_LIMIT};
 use crate::record::{HEADER_LEN, MAX_KEY_LEN};
 use crate::recovery::{replay, OnCorruption, Recovery, Tail};
 use crate::scan::View;
@@ -147,6 +147,9 @@ async fn load<D: Disk>(disk: &D, options: OpenOptions) -> Result<(LogState, Inde
     let geo = Geometry { sector, start: sb.log_start, len: sb.log_len };
     let view = View { disk, geo, volume: sb.volume, max_value_len: sb.max_value_len, limit: sb.head + sb.log_len };
     let replayed = replay(&view, sb.head, sb.seq_floor, batch_limit, options.on_corruption).await?;
+    if replayed.next_seq > COUNTER_LIMIT {
+        return Err(Error::BadSuperblock("sequence numbers in the log past any a store reaches"));
+    }
     let log = LogState {
         geo,
         volume: sb.volume,
@@ -163,7 +166,7 @@ async fn load<D: Disk>(disk: &D, options: OpenOptions) -> Result<(LogState, Inde
         records_replayed: replayed.records,
         superblock_generation: sb.generation,
         damaged_superblock: match slots[1 - slot] {
-            Err(SlotError::BadChecksum) => Some((1 - slot) as u8),
+            Err(SlotError::BadChecksum | SlotError::Impossible) => Some((1 - slot) as u8),
             _ => None,
         },
         tail: replayed.tail_state,

@@ -18,6 +18,8 @@
 //! a record of this log from stale bytes: a record of an earlier format, of an earlier lap of the circular log, or
 //! left behind by a write that was never acknowledged.
 
+use crate::log::COUNTER_LIMIT;
+
 /// CRC-32C (Castagnoli). See `Cargo.toml` for the choice of crate.
 const CASTAGNOLI: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
@@ -83,7 +85,8 @@ pub(crate) enum HeaderError {
     NoMagic,
     /// The magic is there but the header checksum fails: a torn or corrupted header.
     BadChecksum,
-    /// The checksum holds but a field is impossible (unknown kind, empty key, reserved bits set).
+    /// The checksum holds but a field is impossible (unknown kind, empty key, reserved bits set, a sequence number
+    /// no store reaches).
     BadField,
 }
 
@@ -114,7 +117,9 @@ impl Header {
         };
         let flags = h[field::FLAGS];
         let value_len = u32_at(h, field::VALUE_LEN.start);
+        let seq = u64_at(h, field::SEQ.start);
         if flags & !FLAG_LAST != 0
+            || seq >= 2 * COUNTER_LIMIT
             || h[field::RESERVED] != 0
             || h[field::KEY_LEN] == 0
             || (kind == Kind::Delete && value_len != 0)
@@ -128,7 +133,7 @@ impl Header {
             value_len,
             record_crc: u32_at(h, field::RECORD_CRC.start),
             volume: u64_at(h, field::VOLUME.start),
-            seq: u64_at(h, field::SEQ.start),
+            seq,
             pos: u64_at(h, field::POS.start),
             batch: u64_at(h, field::BATCH.start),
         })

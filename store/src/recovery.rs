@@ -82,8 +82,8 @@ pub struct Recovery {
     pub records_replayed: u64,
     /// Generation of the superblock in use.
     pub superblock_generation: u64,
-    /// A superblock slot (0 or 1) whose copy is damaged: a superblock write was torn. The next superblock
-    /// write replaces it.
+    /// A superblock slot (0 or 1) whose copy is damaged: a superblock write was torn, or the copy has rotted or
+    /// holds numbers no store writes. The next superblock write replaces it.
     pub damaged_superblock: Option<u8>,
     /// How the log ended.
     pub tail: Tail,

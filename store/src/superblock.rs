@@ -16,6 +16,7 @@
 //! replaced: open takes the valid copy with the higher generation, and a torn one fails its checksum. This needs
 //! no atomic sector write.
 
+use crate::log::COUNTER_LIMIT;
 use crate::record::{crc32c, u32_at, u64_at};
 
 /// Bytes of the superblock that carry data; the rest of its sector is zero.
@@ -49,6 +50,9 @@ pub(crate) enum SlotError {
     BadChecksum,
     /// A superblock from a newer version of this crate.
     Version(u16),
+    /// The checksum holds but a counter is past any a store reaches, or the log area is larger than any disk
+    /// (see [`COUNTER_LIMIT`]): not written by this store, whatever wrote it.
+    Impossible,
 }
 
 impl Superblock {
@@ -88,7 +92,7 @@ impl Superblock {
         if version != VERSION {
             return Err(SlotError::Version(version));
         }
-        Ok(Superblock {
+        let sb = Superblock {
             sector_size: u32_at(b, 12),
             max_value_len: u32_at(b, 16),
             volume: u64_at(b, 24),
@@ -98,7 +102,11 @@ impl Superblock {
             head: u64_at(b, 56),
             seq_floor: u64_at(b, 64),
             compactions: u64_at(b, 72),
-        })
+        };
+        if [sb.generation, sb.log_len, sb.head, sb.seq_floor, sb.compactions].iter().any(|&n| n >= COUNTER_LIMIT) {
+            return Err(SlotError::Impossible);
+        }
+        Ok(sb)
     }
 }
 
