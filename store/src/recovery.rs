@@ -122,12 +122,15 @@ pub(crate) struct Replayed {
 }
 
 /// Replays the log from `head`, decides what its end means (see the module documentation) and cleans up a torn
-/// tail. `window` is the batch limit: how far past its start a single write can reach.
+/// tail. `window` is the batch limit: how far past its start a single write can reach. With `sweep_all`, what
+/// lies past the end is swept to the log's limit rather than as far as the log can go on from there: for when
+/// the superblock may be out of date (see [`crate::open`]).
 pub(crate) async fn replay<D: Disk>(
     view: &View<'_, D>,
     head: u64,
     seq_floor: u64,
     window: u64,
+    sweep_all: bool,
     on_corruption: OnCorruption,
 ) -> Result<Replayed, Error> {
     let geo = view.geo;
@@ -163,15 +166,15 @@ pub(crate) async fn replay<D: Disk>(
                     pos = geo.align_up(pos);
                 }
             }
-            Probe::Record(_) | Probe::NotRecord if pending.is_empty() => break None,
-            Probe::Record(_) | Probe::NotRecord => break Some((DamageKind::Missing, pos)),
+            Probe::Record(_) | Probe::NotRecord | Probe::Later { .. } if pending.is_empty() => break None,
+            Probe::Record(_) | Probe::NotRecord | Probe::Later { .. } => break Some((DamageKind::Missing, pos)),
             Probe::Damaged { kind, end } => break Some((kind, end)),
         }
     };
     // Where the log ends: before the unfinished batch, if one was being read.
     let cut = if pending.is_empty() { pos } else { batch_start };
     let damage_at = pos;
-    let swept = sweep(&mut reader, view, cut, window, applied_min_seq).await?;
+    let swept = sweep(&mut reader, view, cut, if sweep_all { geo.len } else { window }, applied_min_seq).await?;
     let mut next_seq = applied_min_seq.max(swept.max_seq + 1);
 
     let claimed_end = damage.map_or(cut, |(_, end)| end);

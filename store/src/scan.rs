@@ -32,6 +32,10 @@ pub(crate) enum Probe {
     NotRecord,
     /// Something that claims to be a record here but is damaged; `end` is how far it claims to reach.
     Damaged { kind: DamageKind, end: u64 },
+    /// A record of this log written here in a *later* lap than the head allows (its position is this one plus a
+    /// multiple of the log's length). No write reaches a lap past the head's, so it proves the superblock in use
+    /// is out of date: a newer one moved the head on and the log has come round since.
+    Later { seq: u64 },
 }
 
 /// Examines log position `pos`, expecting a record with a sequence number of at least `min_seq`.
@@ -51,6 +55,9 @@ pub(crate) async fn probe<D: Disk>(
             return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64 })
         }
     };
+    if header.volume == view.volume && header.pos > pos && (header.pos - pos).is_multiple_of(view.geo.len) {
+        return Ok(Probe::Later { seq: header.seq });
+    }
     if header.volume != view.volume || header.pos != pos || header.seq < min_seq {
         return Ok(Probe::NotRecord);
     }
@@ -75,7 +82,8 @@ pub(crate) struct Swept {
     /// Log position just past the furthest of them (the sweep's start if none).
     pub end: u64,
     /// The first whose batch started after the sweep's start (position, sequence number): it was written when
-    /// everything before its batch, including the sweep's start, was durable and acknowledged.
+    /// everything before its batch, including the sweep's start, was durable and acknowledged. Or the first
+    /// record of a later lap ([`Probe::Later`]): written after everything this superblock describes.
     pub evidence: Option<(u64, u64)>,
 }
 
@@ -108,6 +116,13 @@ pub(crate) async fn sweep<D: Disk>(
                     swept.evidence = Some((at, h.seq));
                 }
                 pos = h.end();
+            }
+            Probe::Later { seq } => {
+                // Counted in the sequence numbers, so that none of the new writes is older, but not dropped:
+                // where its lap would put it is no part of this log.
+                swept.max_seq = swept.max_seq.max(seq);
+                swept.evidence = swept.evidence.or(Some((at, seq)));
+                pos = at + 1;
             }
             Probe::Damaged { .. } => pos = at + 1,
             Probe::NotRecord => {
