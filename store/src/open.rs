@@ -146,11 +146,7 @@ async fn load<D: Disk>(disk: &D, options: OpenOptions) -> Result<(LogState, Inde
     }
     let geo = Geometry { sector, start: sb.log_start, len: sb.log_len };
     let view = View { disk, geo, volume: sb.volume, max_value_len: sb.max_value_len, limit: sb.head + sb.log_len };
-    // With the other copy unsound, this one may be older than the last superblock written: after a torn write of
-    // the other it is the right one, but if the other rotted later, the log may since have come round past this
-    // head. Then acknowledged records lie anywhere past where replay stops, so look at the whole log for them.
-    let sweep_all = slots[1 - slot].is_err();
-    let replayed = replay(&view, sb.head, sb.seq_floor, batch_limit, sweep_all, options.on_corruption).await?;
+    let replayed = replay(&view, sb.head, sb.seq_floor, batch_limit, options.on_corruption).await?;
     if replayed.next_seq > COUNTER_LIMIT {
         return Err(Error::BadSuperblock("sequence numbers in the log past any a store reaches"));
     }

@@ -5,16 +5,15 @@
 //! a sector. A batch is applied only once its LAST record is read, so a batch is all or nothing. The chain stops
 //! at the first position that does not hold such a record: normally stale bytes after the last write.
 //!
-//! What lies past that point is then examined (the *sweep*): one batch limit of log (the most a single write can
-//! cover) and, as long as it finds anything of this log, one batch limit past that, so that it sees past any run
-//! of damaged batches to the next intact one. A crash during a write leaves at most one torn batch there, written
-//! when everything before it was durable; its records say so, since each carries the position where its batch
-//! began. So:
+//! What lies past that point, all the way to the log's limit, is then examined (the *sweep*). A crash during a
+//! write leaves at most one torn batch there, written when everything before it was durable; its records say so,
+//! since each carries the position where its batch began. So:
 //! - nothing of this log there, no damage: a **clean** end;
 //! - damage, or records of an unfinished batch that began at or before the stopping point: a **torn tail**, never
 //!   acknowledged. It is dropped, reported, and overwritten with zeros so that it cannot come back;
 //! - a record whose batch began *after* the stopping point: that batch was written after the damaged data had
-//!   been acknowledged, so acknowledged data is damaged in the middle of the log. By default the store refuses
+//!   been acknowledged, so acknowledged data is damaged in the middle of the log. (Likewise a record written at
+//!   its place in a later lap than the head allows: the superblock is out of date, see `Probe::Later`.) By default the store refuses
 //!   to open ([`Error::CorruptLog`]); with [`OnCorruption::Salvage`] it cuts the log at the damage, reports what
 //!   it dropped, and zeros the rest.
 //!
@@ -122,15 +121,12 @@ pub(crate) struct Replayed {
 }
 
 /// Replays the log from `head`, decides what its end means (see the module documentation) and cleans up a torn
-/// tail. `window` is the batch limit: how far past its start a single write can reach. With `sweep_all`, what
-/// lies past the end is swept to the log's limit rather than as far as the log can go on from there: for when
-/// the superblock may be out of date (see [`crate::open`]).
+/// tail. `window` is the batch limit: how far past its start a single write can reach.
 pub(crate) async fn replay<D: Disk>(
     view: &View<'_, D>,
     head: u64,
     seq_floor: u64,
     window: u64,
-    sweep_all: bool,
     on_corruption: OnCorruption,
 ) -> Result<Replayed, Error> {
     let geo = view.geo;
@@ -174,13 +170,13 @@ pub(crate) async fn replay<D: Disk>(
     // Where the log ends: before the unfinished batch, if one was being read.
     let cut = if pending.is_empty() { pos } else { batch_start };
     let damage_at = pos;
-    let swept = sweep(&mut reader, view, cut, if sweep_all { geo.len } else { window }, applied_min_seq).await?;
-    let mut next_seq = applied_min_seq.max(swept.max_seq + 1);
+    let swept = sweep(&mut reader, view, cut, applied_min_seq).await?;
+    let next_seq = applied_min_seq.max(swept.max_seq + 1);
 
     let claimed_end = damage.map_or(cut, |(_, end)| end);
     let intact_header = matches!(damage, Some((DamageKind::BadChecksum { .. }, _)));
     let damage = Damage { at: geo.disk_offset(damage_at), kind: damage.map_or(DamageKind::Missing, |(kind, _)| kind) };
-    let mut dropped = Dropped {
+    let dropped = Dropped {
         at: geo.disk_offset(cut),
         bytes: swept.end.max(claimed_end) - cut,
         records: swept.records + u64::from(intact_header),
@@ -196,11 +192,7 @@ pub(crate) async fn replay<D: Disk>(
                     evidence_seq,
                 }));
             }
-            // Everything after the cut goes: find all of it, so that none of it can come back.
-            let all = sweep(&mut reader, view, cut, geo.len, applied_min_seq).await?;
-            next_seq = next_seq.max(all.max_seq + 1);
-            dropped.bytes = all.end.max(claimed_end) - cut;
-            dropped.records = all.records + u64::from(intact_header);
+            // Everything after the cut goes (the sweep found all of it), so that none of it can come back.
             Tail::Salvaged { dropped, evidence_at: geo.disk_offset(evidence) }
         }
         None if swept.records > 0 || swept.end > cut || claimed_end > cut || pos != cut => Tail::Torn(dropped),

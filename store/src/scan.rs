@@ -87,26 +87,22 @@ pub(crate) struct Swept {
     pub evidence: Option<(u64, u64)>,
 }
 
-/// Finds every record of this log at or after `from` with a sequence number of at least `min_seq`, at any byte
-/// offset: records of a torn batch are packed, so they need not start on a sector.
+/// Finds every record of this log that starts in `[from, limit)` with a sequence number of at least `min_seq`,
+/// at any byte offset: records of a torn batch are packed, so they need not start on a sector.
 ///
-/// The search covers `reach` bytes past `from`, and `reach` bytes past the sector of everything it finds there
-/// (a record, or a damaged one), and so on, up to the log's limit. With `reach` the batch limit this is as far as
-/// the log can go on: a batch, even a damaged one, takes at most a batch limit, so the next one starts at most
-/// one batch limit after the start of the last one seen (exactly there, after a batch of the largest size). Only
-/// a whole batch limit of log with nothing of this log in it ends the search.
+/// All the way to the limit, not just the reach of one write past `from`: damage that stops replay may be
+/// followed by acknowledged batches after any run of damaged ones, or (under an out-of-date superblock) by a
+/// later lap. A record of this log that is not found could come back as the continuation of the log after new
+/// writes, with a sequence number larger than theirs. The cost is a read of the free part of the log at open.
 pub(crate) async fn sweep<D: Disk>(
     reader: &mut Reader,
     view: &View<'_, D>,
     from: u64,
-    reach: u64,
     min_seq: u64,
 ) -> Result<Swept, DiskError> {
     let mut swept = Swept { end: from, ..Swept::default() };
     let mut pos = from;
-    // The last position a record may start at and still be looked at.
-    let mut last = from + reach;
-    while let Some(at) = find_magic(reader, view, pos, (last + 1).min(view.limit)).await? {
+    while let Some(at) = find_magic(reader, view, pos, view.limit).await? {
         match probe(reader, view, at, min_seq).await? {
             Probe::Record(h) => {
                 swept.records += 1;
@@ -124,13 +120,8 @@ pub(crate) async fn sweep<D: Disk>(
                 swept.evidence = swept.evidence.or(Some((at, seq)));
                 pos = at + 1;
             }
-            Probe::Damaged { .. } => pos = at + 1,
-            Probe::NotRecord => {
-                pos = at + 1;
-                continue;
-            }
+            Probe::Damaged { .. } | Probe::NotRecord => pos = at + 1,
         }
-        last = last.max(view.geo.align_up(at) + reach);
     }
     Ok(swept)
 }
