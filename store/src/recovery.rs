@@ -162,8 +162,8 @@ pub(crate) async fn replay<D: Disk>(
                     pos = geo.align_up(pos);
                 }
             }
-            Probe::Record(_) | Probe::NotRecord | Probe::Later { .. } if pending.is_empty() => break None,
-            Probe::Record(_) | Probe::NotRecord | Probe::Later { .. } => break Some((DamageKind::Missing, pos)),
+            Probe::Record(_) | Probe::NotRecord | Probe::Later(_) if pending.is_empty() => break None,
+            Probe::Record(_) | Probe::NotRecord | Probe::Later(_) => break Some((DamageKind::Missing, pos)),
             Probe::Damaged { kind, end } => break Some((kind, end)),
         }
     };

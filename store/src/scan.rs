@@ -35,7 +35,7 @@ pub(crate) enum Probe {
     /// A record of this log written here in a *later* lap than the head allows (its position is this one plus a
     /// multiple of the log's length). No write reaches a lap past the head's, so it proves the superblock in use
     /// is out of date: a newer one moved the head on and the log has come round since.
-    Later { seq: u64 },
+    Later(Header),
 }
 
 /// Examines log position `pos`, expecting a record with a sequence number of at least `min_seq`.
@@ -56,7 +56,7 @@ pub(crate) async fn probe<D: Disk>(
         }
     };
     if header.volume == view.volume && header.pos > pos && (header.pos - pos).is_multiple_of(view.geo.len) {
-        return Ok(Probe::Later { seq: header.seq });
+        return Ok(Probe::Later(header));
     }
     if header.volume != view.volume || header.pos != pos || header.seq < min_seq {
         return Ok(Probe::NotRecord);
@@ -113,11 +113,13 @@ pub(crate) async fn sweep<D: Disk>(
                 }
                 pos = h.end();
             }
-            Probe::Later { seq } => {
-                // Counted in the sequence numbers, so that none of the new writes is older, but not dropped:
-                // where its lap would put it is no part of this log.
-                swept.max_seq = swept.max_seq.max(seq);
-                swept.evidence = swept.evidence.or(Some((at, seq)));
+            Probe::Later(h) => {
+                // Found, dropped and zeroed like a record of this lap (as far as this lap goes), and counted in the
+                // sequence numbers, so that nothing written from now on is older.
+                swept.records += 1;
+                swept.max_seq = swept.max_seq.max(h.seq);
+                swept.end = swept.end.max((at + h.len()).min(view.limit));
+                swept.evidence = swept.evidence.or(Some((at, h.seq)));
                 pos = at + 1;
             }
             Probe::Damaged { .. } | Probe::NotRecord => pos = at + 1,

@@ -3,6 +3,7 @@
 
 mod support;
 
+use sirocco_store::fake::reseal;
 use sirocco_store::{
     Damage, DamageKind, Dropped, Error, FormatOptions, OnCorruption, OpenOptions, Store, Tail, HEADER_LEN,
 };
@@ -281,6 +282,14 @@ fn a_rotten_newest_superblock_does_not_bring_back_an_old_log() {
             Err(Error::CorruptLog(_)) => {
                 assert_eq!(disk.peek(0, 12 * 1024), image, "a refused open writes nothing");
                 refused += 1;
+                // Salvaged, the records of the later lap are gone for good, and what is written after stays.
+                let salvage = OpenOptions { on_corruption: OnCorruption::Salvage };
+                let mut store = block_on(Store::open_with(&disk, salvage)).unwrap();
+                block_on(store.put(b"new", b"after")).unwrap();
+                drop(store);
+                let store = block_on(Store::open(&disk)).unwrap_or_else(|e| panic!("{puts} puts: after salvage: {e}"));
+                assert_eq!(store.recovery().tail, Tail::Clean);
+                assert_eq!(block_on(store.get(b"new")).unwrap().as_deref(), Some(&b"after"[..]));
             }
             Err(e) => panic!("{puts} puts: {e}"),
         }
@@ -312,4 +321,33 @@ fn acknowledged_records_after_more_than_a_batch_limit_of_lost_log_are_seen() {
         }
         other => panic!("{:?}", other.map(|s| *s.recovery())),
     }
+}
+
+#[test]
+fn a_record_of_a_later_lap_is_evidence_and_salvage_removes_it() {
+    // b's record, copied far past the end of the log with the position of the next lap there (resealed): what the
+    // log looks like under an out-of-date superblock. No write reaches a later lap, so it proves acknowledged data
+    // this superblock does not describe.
+    let disk = three_puts();
+    let mut image = disk.peek(0, 64 * 1024);
+    let (log_start, log_len) = (2 * SECTOR, 64 * 1024 - 2 * SECTOR);
+    let at = 20 * 1024;
+    let record = image[record_at(1) as usize..record_at(1) as usize + HEADER_LEN + 6].to_vec();
+    let copy = (log_start + at) as usize;
+    image[copy..copy + record.len()].copy_from_slice(&record);
+    for field in [36, 44] {
+        image[copy + field..copy + field + 8].copy_from_slice(&(at + log_len).to_le_bytes());
+    }
+    reseal(&mut image, SECTOR as usize);
+    let disk = MemDisk::from_image(SECTOR as u32, image);
+    match block_on(Store::open(&disk)) {
+        Err(Error::CorruptLog(c)) => assert_eq!((c.from, c.evidence_at), (record_at(3), log_start + at)),
+        other => panic!("{:?}", other.map(|s| *s.recovery())),
+    }
+    let salvage = OpenOptions { on_corruption: OnCorruption::Salvage };
+    let store = block_on(Store::open_with(&disk, salvage)).unwrap();
+    assert_eq!(store.len(), 3);
+    drop(store);
+    let store = block_on(Store::open(&disk)).unwrap_or_else(|e| panic!("after salvage: {e}"));
+    assert_eq!(store.recovery().tail, Tail::Clean);
 }
