@@ -105,6 +105,14 @@ impl Header {
     pub fn parse(bytes: &[u8]) -> Result<Header, HeaderError> {
         let h = &bytes[..HEADER_LEN];
         if h[field::MAGIC] != MAGIC {
+            // A header whose checksum holds once the magic is put back is a record whose magic was damaged: where
+            // the log ends, that must not pass for the end of the log.
+            let mut restored = [0u8; HEADER_LEN];
+            restored.copy_from_slice(h);
+            restored[field::MAGIC].copy_from_slice(&MAGIC);
+            if u32_at(h, field::HEADER_CRC.start) == header_crc(&restored) {
+                return Err(HeaderError::BadChecksum);
+            }
             return Err(HeaderError::NoMagic);
         }
         if u32_at(h, field::HEADER_CRC.start) != header_crc(h) {
@@ -294,6 +302,9 @@ mod tests {
         bad[30] ^= 0x40;
         assert_eq!(Header::parse(&bad), Err(HeaderError::BadChecksum));
         assert_eq!(Header::parse(&[0u8; HEADER_LEN]), Err(HeaderError::NoMagic));
+        let mut no_magic = out.clone();
+        no_magic[2] ^= 0x10;
+        assert_eq!(Header::parse(&no_magic), Err(HeaderError::BadChecksum), "a damaged magic is damage");
         let mut tomb = Vec::new();
         Header { kind: Kind::Delete, value_len: 0, ..sample() }.emit(b"k", b"", &mut tomb);
         assert_eq!(Header::parse(&tomb).map(|h| h.kind), Ok(Kind::Delete));
