@@ -18,7 +18,8 @@
 //!   it dropped, and zeros the rest.
 //!
 //! Damage to the very last acknowledged batch, with nothing written after it, cannot be told from a torn write
-//! and is reported as a torn tail. Stale bytes that merely look like a damaged header where the log ends (an old
+//! and is reported as a torn tail: the batch is dropped, the damage is in the report (see the crate documentation
+//! for why the format does not tell them apart). Stale bytes that merely look like a damaged header where the log ends (an old
 //! value that contains the record magic) are reported as a torn tail too: a false alarm, and a harmless one.
 //!
 //! Besides the checksums, three fields keep stale bytes out of the chain, each enough on its own for some cases:
@@ -63,7 +64,9 @@ pub struct Dropped {
 pub enum Tail {
     /// After the last complete batch: nothing was torn.
     Clean,
-    /// A write that was never acknowledged was torn by a crash and has been dropped.
+    /// The log ended in a batch that does not verify, and it has been dropped: a write torn by a crash, which was
+    /// never acknowledged, or (indistinguishable from it) damage to the last acknowledged batch, which no later
+    /// batch vouches for. At most that one batch is lost.
     Torn(Dropped),
     /// Acknowledged data was damaged and the log was cut there ([`OnCorruption::Salvage`]).
     Salvaged {
