@@ -20,14 +20,16 @@
 //! batch from a torn write); when it salvages, only values that were acknowledged for their keys.
 #![no_main]
 
+#[path = "store_common.rs"]
+mod store_common;
+
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use sirocco_store::fake::{block_on, reseal, MemDisk};
-use sirocco_store::{Batch, DamageKind, Error, FormatOptions, OnCorruption, OpenOptions, Store, Tail};
-
-type Contents = BTreeMap<Vec<u8>, Vec<u8>>;
+use sirocco_store::{DamageKind, Error, FormatOptions, OnCorruption, OpenOptions, Store, Tail};
+use store_common::{contents, Contents, Op, MAX_VALUE_LEN};
 
 /// What the history acknowledged, for the oracles.
 struct History {
@@ -62,66 +64,34 @@ fuzz_target!(|data: &[u8]| {
 fn build(sector: usize, u: &mut Unstructured) -> (Vec<u8>, History) {
     let capacity = if sector == 512 { 16 * 1024 } else { 48 * 1024 };
     let disk = MemDisk::new(sector as u32, capacity);
-    let options = FormatOptions { volume_nonce: 1, max_value_len: 205 };
+    let options = FormatOptions { volume_nonce: 1, max_value_len: MAX_VALUE_LEN };
     let mut store = block_on(Store::format(&disk, options)).expect("format");
     let mut history = History { now: Contents::new(), before_last: None, values: BTreeMap::new(), flips: Vec::new() };
-    let key = |u: &mut Unstructured| match u.int_in_range(0..=7u8).unwrap_or(0) {
-        7 => vec![b'K'; 255],
-        k => vec![b'a' + k],
-    };
-    let value = |u: &mut Unstructured| {
-        let len = u.int_in_range(0..=205usize).unwrap_or(0);
-        vec![u.arbitrary::<u8>().unwrap_or(0); len]
-    };
     for _ in 0..u.int_in_range(0..=40u8).unwrap_or(0) {
-        let before = history.now.clone();
-        let mut batch = Batch::new();
-        let mut changes = Vec::new();
-        match u.int_in_range(0..=5u8).unwrap_or(0) {
-            0..=2 => changes.push((key(u), Some(value(u)))),
-            3 => changes.push((key(u), None)),
-            4 => {
-                for _ in 0..u.int_in_range(1..=4u8).unwrap_or(1) {
-                    changes.push((key(u), if u.ratio(3, 4).unwrap_or(true) { Some(value(u)) } else { None }));
-                }
-            }
-            _ => {
-                block_on(store.compact()).expect("compact");
-                history.before_last = None;
-                continue;
-            }
-        }
-        for (k, v) in &changes {
-            match v {
-                Some(v) => batch.put(k, v),
-                None => batch.delete(k),
-            };
-        }
+        let op = Op::decode(u);
         let writes = disk.writes.get();
-        match block_on(store.write_batch(&batch)) {
-            Ok(()) => {}
-            Err(Error::Full { .. } | Error::BatchTooLarge { .. }) => {
-                // Full after compacting: the last batch in the log may be one of the compaction's copies.
-                if disk.writes.get() != writes {
+        let result = op.run(&mut store);
+        let wrote = disk.writes.get() != writes;
+        match (result, &op) {
+            (Ok(()), Op::Write(changes)) if wrote => {
+                for (key, value) in changes {
+                    if let Some(value) = value {
+                        history.values.entry(key.clone()).or_default().push(value.clone());
+                    }
+                }
+                history.before_last = Some(history.now.clone());
+                op.apply(&mut history.now);
+            }
+            // Nothing written (deletes of absent keys only, or nothing to compact): the last batch is as it was.
+            (Ok(()), _) if !wrote => {}
+            // A compaction, or a write refused after compacting: the last batch may be one of the copies.
+            (Ok(()) | Err(Error::Full { .. } | Error::BatchTooLarge { .. }), _) => {
+                if wrote {
                     history.before_last = None;
                 }
-                continue;
             }
-            Err(e) => panic!("history: {e}"),
+            (Err(e), _) => panic!("history: {op:?}: {e}"),
         }
-        if disk.writes.get() == writes {
-            continue; // Only deletes of absent keys: nothing written, nothing changed.
-        }
-        for (k, v) in changes {
-            match v {
-                Some(v) => {
-                    history.values.entry(k.clone()).or_default().push(v.clone());
-                    history.now.insert(k, v);
-                }
-                None => drop(history.now.remove(&k)),
-            }
-        }
-        history.before_last = Some(before);
     }
     drop(store);
     // Up to three flipped bits: CRC-32C sees every error of up to five bits in a record or a superblock copy (its
@@ -232,16 +202,4 @@ fn agrees(found: &Contents, tail: &Tail, history: &History) -> Result<(), &'stat
         (false, Tail::Torn(_)) => Err("a torn tail dropped more than the last write"),
         (false, Tail::Salvaged { .. }) => Err("salvaged a value that was never acknowledged"),
     }
-}
-
-/// Every live key and its value; each must read back, as long as the value the index expects.
-fn contents(store: &Store<&MemDisk>) -> Contents {
-    let keys: Vec<Vec<u8>> = store.keys().map(<[u8]>::to_vec).collect();
-    keys.into_iter()
-        .map(|key| {
-            let value = block_on(store.get(&key)).unwrap_or_else(|e| panic!("get {key:?}: {e}")).expect("listed key");
-            assert_eq!(Some(value.len() as u32), store.value_len(&key));
-            (key, value)
-        })
-        .collect()
 }
