@@ -167,7 +167,7 @@ pub(crate) async fn replay<D: Disk>(
             }
             Probe::Record(_) | Probe::NotRecord | Probe::Later(_) if pending.is_empty() => break None,
             Probe::Record(_) | Probe::NotRecord | Probe::Later(_) => break Some((DamageKind::Missing, pos)),
-            Probe::Damaged { kind, end } => break Some((kind, end)),
+            Probe::Damaged { kind, end, .. } => break Some((kind, end)),
         }
     };
     // Where the log ends: before the unfinished batch, if one was being read.
@@ -177,14 +177,9 @@ pub(crate) async fn replay<D: Disk>(
     let next_seq = applied_min_seq.max(swept.max_seq + 1);
 
     let claimed_end = damage.map_or(cut, |(_, end)| end);
-    let intact_header = matches!(damage, Some((DamageKind::BadChecksum { .. }, _)));
     let damage = Damage { at: geo.disk_offset(damage_at), kind: damage.map_or(DamageKind::Missing, |(kind, _)| kind) };
-    let dropped = Dropped {
-        at: geo.disk_offset(cut),
-        bytes: swept.end.max(claimed_end) - cut,
-        records: swept.records + u64::from(intact_header),
-        damage,
-    };
+    let dropped =
+        Dropped { at: geo.disk_offset(cut), bytes: swept.end.max(claimed_end) - cut, records: swept.records, damage };
     let tail_state = match swept.evidence {
         Some((evidence, evidence_seq)) => {
             if on_corruption == OnCorruption::Refuse {

@@ -30,8 +30,9 @@ pub(crate) enum Probe {
     /// Nothing that claims to be a record of this log here: padding, zeros, a record of an earlier format or lap,
     /// or a leftover older than the minimum sequence number.
     NotRecord,
-    /// Something that claims to be a record here but is damaged; `end` is how far it claims to reach.
-    Damaged { kind: DamageKind, end: u64 },
+    /// Something that claims to be a record here but is damaged; `end` is how far it claims to reach, and
+    /// `header` is its header when that is intact (only the body is damaged).
+    Damaged { kind: DamageKind, end: u64, header: Option<Header> },
     /// A record of this log written here in a *later* lap than the head allows (its position is this one plus a
     /// multiple of the log's length). No write reaches a lap past the head's, so it proves the superblock in use
     /// is out of date: a newer one moved the head on and the log has come round since.
@@ -52,7 +53,7 @@ pub(crate) async fn probe<D: Disk>(
         Ok(h) => h,
         Err(HeaderError::NoMagic) => return Ok(Probe::NotRecord),
         Err(HeaderError::BadChecksum | HeaderError::BadField) => {
-            return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64 })
+            return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64, header: None })
         }
     };
     if header.volume == view.volume && header.pos > pos && (header.pos - pos).is_multiple_of(view.geo.len) {
@@ -63,16 +64,17 @@ pub(crate) async fn probe<D: Disk>(
     }
     // Every record this store writes ends at or before the limit; one that claims to run past it is not one.
     if header.value_len > view.max_value_len || header.end() > view.limit {
-        return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64 });
+        return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64, header: None });
     }
     let record = reader.bytes(view.disk, &view.geo, pos, header.len() as usize).await?;
     if !header.verify(record) {
-        return Ok(Probe::Damaged { kind: DamageKind::BadChecksum { seq: header.seq }, end: header.end() });
+        let kind = DamageKind::BadChecksum { seq: header.seq };
+        return Ok(Probe::Damaged { kind, end: header.end(), header: Some(header) });
     }
     Ok(Probe::Record(header))
 }
 
-/// Records a [`sweep`] found.
+/// Records a [`sweep`] found (damaged ones with an intact header included).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Swept {
     /// How many.
@@ -104,7 +106,9 @@ pub(crate) async fn sweep<D: Disk>(
     let mut pos = from;
     while let Some(at) = find_magic(reader, view, pos, view.limit).await? {
         match probe(reader, view, at, min_seq).await? {
-            Probe::Record(h) => {
+            // A record of this log, or one whose header says so (written for this place, in this lap, with a
+            // sequence number that counts) though its body is damaged: found all the same.
+            Probe::Record(h) | Probe::Damaged { header: Some(h), .. } => {
                 swept.records += 1;
                 swept.max_seq = swept.max_seq.max(h.seq);
                 swept.end = swept.end.max(h.end());
@@ -122,7 +126,7 @@ pub(crate) async fn sweep<D: Disk>(
                 swept.evidence = swept.evidence.or(Some((at, h.seq)));
                 pos = at + 1;
             }
-            Probe::Damaged { .. } | Probe::NotRecord => pos = at + 1,
+            Probe::Damaged { header: None, .. } | Probe::NotRecord => pos = at + 1,
         }
     }
     Ok(swept)

@@ -392,3 +392,24 @@ fn only_a_later_batch_vouches_for_the_last_one() {
         }
     }
 }
+
+#[test]
+fn a_later_record_with_an_intact_header_is_evidence_even_if_its_body_is_damaged() {
+    // b's header and c's value are damaged: c's header still proves that c's batch began after b was durable.
+    // The sweep used to pass over c as mere damage, call b and c a torn tail, and leave c on the disk, where
+    // the log found it again once new writes reached it (found by fuzzing store_open).
+    let disk = three_puts();
+    disk.corrupt(record_at(1) + 30, 0x01);
+    disk.corrupt(record_at(2) + HEADER_LEN as u64 + 2, 0x01);
+    match block_on(Store::open(&disk)) {
+        Err(Error::CorruptLog(c)) => {
+            assert_eq!(c.damage, Damage { at: record_at(1), kind: DamageKind::BadHeader });
+            assert_eq!((c.from, c.evidence_at, c.evidence_seq), (record_at(1), record_at(2), 3));
+        }
+        other => panic!("{:?}", other.map(|s| *s.recovery())),
+    }
+    let salvage = OpenOptions { on_corruption: OnCorruption::Salvage };
+    let store = block_on(Store::open_with(&disk, salvage)).unwrap();
+    assert!(matches!(store.recovery().tail, Tail::Salvaged { dropped, .. } if dropped.records == 1));
+    assert_eq!(keys(&store), [b"a".to_vec()]);
+}
