@@ -9,18 +9,20 @@
 //! write leaves at most one torn batch there, written when everything before it was durable; its records say so,
 //! since each carries the position where its batch began. So:
 //! - nothing of this log there, no damage: a **clean** end;
-//! - damage, or records of an unfinished batch that began at or before the stopping point: a **torn tail**, never
-//!   acknowledged. It is dropped, reported, and overwritten with zeros so that it cannot come back;
+//! - damage, or records of an unfinished batch that began at or before the stopping point: a **torn tail**, a
+//!   write never acknowledged (or damage to the last batch, see below). It is dropped, reported, and overwritten
+//!   with zeros so that it cannot come back;
 //! - a record whose batch began *after* the stopping point: that batch was written after the damaged data had
 //!   been acknowledged, so acknowledged data is damaged in the middle of the log. (Likewise a record written at
-//!   its place in a later lap than the head allows: the superblock is out of date, see `Probe::Later`.) By default the store refuses
-//!   to open ([`Error::CorruptLog`]); with [`OnCorruption::Salvage`] it cuts the log at the damage, reports what
-//!   it dropped, and zeros the rest.
+//!   its place in a later lap than the head allows: the superblock is out of date, see `Probe::Later`.) By
+//!   default the store refuses to open ([`Error::CorruptLog`]); with [`OnCorruption::Salvage`] it cuts the log
+//!   at the damage, reports what it dropped, and zeros the rest.
 //!
 //! Damage to the very last acknowledged batch, with nothing written after it, cannot be told from a torn write
-//! and is reported as a torn tail: the batch is dropped, the damage is in the report (see the crate documentation
-//! for why the format does not tell them apart). Stale bytes that merely look like a damaged header where the log ends (an old
-//! value that contains the record magic) are reported as a torn tail too: a false alarm, and a harmless one.
+//! and is reported as a torn tail: the batch is dropped, the damage is in the report (see the crate
+//! documentation for why the format does not tell them apart). Stale bytes that merely look like a damaged
+//! header where the log ends (an old value that contains the record magic) are reported as a torn tail too: a
+//! false alarm, and a harmless one.
 //!
 //! Besides the checksums, three fields keep stale bytes out of the chain, each enough on its own for some cases:
 //! the batch start (a leftover of an older write never starts a batch where a new one must start), the position
