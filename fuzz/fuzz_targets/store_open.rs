@@ -124,6 +124,8 @@ fn check(disk: &MemDisk, history: Option<&History>) {
         }
         // The fake disk never fails an operation the store has the right to make.
         Err(e @ (Error::Disk(_) | Error::DamagedRecord(_))) => panic!("open: {e}"),
+        // Taken for a blank disk, a store would be formatted over by open_or_format.
+        Err(Error::NotFormatted) if history.is_some() => panic!("a store with bits flipped taken for a blank disk"),
         Err(_) => return,
     };
     let recovery = *store.recovery();

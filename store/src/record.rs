@@ -83,7 +83,8 @@ pub(crate) struct Header {
 pub(crate) enum HeaderError {
     /// No record magic: not a record at all (padding, zeros, other data).
     NoMagic,
-    /// The magic is there but the header checksum fails: a torn or corrupted header.
+    /// The header checksum fails (a torn or corrupted header), or holds only with the magic put back (a damaged
+    /// magic).
     BadChecksum,
     /// The checksum holds but a field is impossible (unknown kind, empty key, reserved bits set, a sequence number
     /// no store reaches).

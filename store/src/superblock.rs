@@ -46,7 +46,7 @@ pub(crate) struct Superblock {
 pub(crate) enum SlotError {
     /// No superblock magic: never formatted (or something else lives here).
     NoMagic,
-    /// The magic is there but the checksum fails: a torn or corrupted copy.
+    /// The checksum fails (a torn or corrupted copy), or holds only with the magic put back (a damaged magic).
     BadChecksum,
     /// A superblock from a newer version of this crate.
     Version(u16),
@@ -83,6 +83,14 @@ impl Superblock {
     pub fn parse(sector: &[u8]) -> Result<Superblock, SlotError> {
         let b = &sector[..SUPERBLOCK_LEN];
         if b[0..4] != MAGIC {
+            // A copy whose checksum holds once the magic is put back is a superblock whose magic was damaged: the
+            // disk is not unformatted (and must not be formatted over).
+            let mut restored = [0u8; SUPERBLOCK_LEN];
+            restored.copy_from_slice(b);
+            restored[0..4].copy_from_slice(&MAGIC);
+            if u32_at(b, 8) == checksum(&restored) {
+                return Err(SlotError::BadChecksum);
+            }
             return Err(SlotError::NoMagic);
         }
         if u32_at(b, 8) != checksum(b) {

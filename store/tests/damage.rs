@@ -413,3 +413,17 @@ fn a_later_record_with_an_intact_header_is_evidence_even_if_its_body_is_damaged(
     assert!(matches!(store.recovery().tail, Tail::Salvaged { dropped, .. } if dropped.records == 1));
     assert_eq!(keys(&store), [b"a".to_vec()]);
 }
+
+#[test]
+fn superblocks_whose_magic_rotted_are_damaged_not_absent() {
+    // One flipped bit in each copy's magic made the disk look never formatted, and open_or_format formatted over
+    // the store.
+    let disk = three_puts();
+    disk.corrupt(0, 0x01);
+    let store = block_on(Store::open(&disk)).unwrap();
+    assert_eq!(store.recovery().damaged_superblock, Some(0));
+    drop(store);
+    disk.corrupt(SECTOR + 2, 0x40);
+    assert_eq!(block_on(Store::open(&disk)).err(), Some(Error::SuperblockDamaged));
+    assert_eq!(block_on(Store::open_or_format(&disk, FormatOptions::default())).err(), Some(Error::SuperblockDamaged));
+}
