@@ -1,11 +1,12 @@
 //! What the store's fuzz targets share: operations decoded from the input, run on a store and on a model, and
-//! the store's contents read back through its interface.
+//! crash choices drawn from the input.
 
 #![allow(dead_code)] // Each target uses its own part of this.
 
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::arbitrary::Unstructured;
+pub use sirocco_store::fake::contents;
 use sirocco_store::fake::{block_on, Choices, MemDisk};
 use sirocco_store::{Batch, Error, Store};
 
@@ -85,16 +86,4 @@ impl Choices for InputChoices<'_, '_> {
     fn below(&mut self, n: u64) -> u64 {
         self.0.int_in_range(0..=n - 1).unwrap_or(0)
     }
-}
-
-/// Every live key and its value; each must read back, as long as the value the index expects.
-pub fn contents(store: &Store<&MemDisk>) -> Contents {
-    let keys: Vec<Vec<u8>> = store.keys().map(<[u8]>::to_vec).collect();
-    keys.into_iter()
-        .map(|key| {
-            let value = block_on(store.get(&key)).unwrap_or_else(|e| panic!("get {key:?}: {e}")).expect("listed key");
-            assert_eq!(Some(value.len() as u32), store.value_len(&key));
-            (key, value)
-        })
-        .collect()
 }

@@ -2,6 +2,7 @@
 //! that can crash, fail and rot, a tiny executor for it, and [`reseal`], which makes hand-edited disk images
 //! pass their checksums.
 
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
@@ -11,6 +12,7 @@ use core::task::{Context, Poll, Waker};
 
 use crate::disk::{Disk, DiskError, DiskErrorKind, DiskOp};
 use crate::record::{self, HEADER_LEN};
+use crate::store::Store;
 use crate::superblock::{self, SLOTS, SUPERBLOCK_LEN};
 
 /// Runs a future that never waits: every [`MemDisk`] operation completes at once.
@@ -20,6 +22,19 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("a store future waited, but the fake disk never makes it wait"),
     }
+}
+
+/// Everything the store holds, read through its interface: every listed key must read back, at the length the
+/// index has for it.
+pub fn contents<D: Disk>(store: &Store<D>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let keys: Vec<Vec<u8>> = store.keys().map(<[u8]>::to_vec).collect();
+    keys.into_iter()
+        .map(|key| {
+            let value = block_on(store.get(&key)).unwrap_or_else(|e| panic!("get {key:?}: {e}")).expect("listed key");
+            assert_eq!(Some(value.len() as u32), store.value_len(&key), "the length of {key:?}'s value");
+            (key, value)
+        })
+        .collect()
 }
 
 /// Where a crash's choices come from: a seeded PRNG in the tests, the fuzzer's input in a fuzz target.

@@ -1,13 +1,10 @@
-//! What the tests share: the crate's fake disk (feature `fake`), a seeded PRNG to crash it with, and the store's
-//! contents as a map.
+//! What the tests share: the crate's fake disk and contents() (feature `fake`), and a seeded PRNG to crash the
+//! disk with.
 #![allow(dead_code)] // Each test file uses its own part of this.
-
-use std::collections::BTreeMap;
 
 use sirocco_store::fake::Choices;
 #[allow(unused_imports)] // Likewise.
-pub use sirocco_store::fake::{block_on, Crash, MemDisk, CRASHES};
-use sirocco_store::{Disk, Store};
+pub use sirocco_store::fake::{block_on, contents, Crash, MemDisk, CRASHES};
 
 /// Xorshift64*: small, seeded, good enough to pick crash points and data.
 #[derive(Clone, Debug)]
@@ -39,15 +36,4 @@ impl Choices for Rng {
     fn below(&mut self, n: u64) -> u64 {
         Rng::below(self, n)
     }
-}
-
-/// Everything the store holds, read through its interface.
-pub fn contents<D: Disk>(store: &Store<D>) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let keys: Vec<Vec<u8>> = store.keys().map(<[u8]>::to_vec).collect();
-    keys.into_iter()
-        .map(|k| {
-            let v = block_on(store.get(&k)).unwrap_or_else(|e| panic!("get {k:?}: {e}")).expect("listed key");
-            (k, v)
-        })
-        .collect()
 }
