@@ -147,8 +147,14 @@ async fn find_magic<D: Disk>(
         let n = if buffered > overlap { (buffered - overlap) as u64 } else { SWEEP_CHUNK }.min(to - pos);
         // The extra bytes let a magic that straddles two chunks be seen in the first.
         let bytes = reader.bytes(view.disk, &view.geo, pos, n as usize + overlap).await?;
-        if let Some(i) = (0..n as usize).find(|&i| has_magic(&bytes[i..])) {
-            return Ok(Some(pos + i as u64));
+        // The first byte of the magic, then the rest: the sweep goes through the whole free log at open, and a
+        // byte search is several times faster than comparing four bytes at every offset.
+        let mut i = 0;
+        while let Some(at) = bytes[i..n as usize].iter().position(|&b| b == MAGIC[0]) {
+            if has_magic(&bytes[i + at..]) {
+                return Ok(Some(pos + (i + at) as u64));
+            }
+            i += at + 1;
         }
         pos += n;
     }
