@@ -83,8 +83,7 @@ pub(crate) struct Header {
 pub(crate) enum HeaderError {
     /// No record magic: not a record at all (padding, zeros, other data).
     NoMagic,
-    /// The header checksum fails (a torn or corrupted header), or holds only with the magic put back (a damaged
-    /// magic).
+    /// The magic is there but the header checksum fails: a torn or corrupted header.
     BadChecksum,
     /// The checksum holds but a field is impossible (unknown kind, empty key, reserved bits set, a sequence number
     /// no store reaches).
@@ -106,14 +105,6 @@ impl Header {
     pub fn parse(bytes: &[u8]) -> Result<Header, HeaderError> {
         let h = &bytes[..HEADER_LEN];
         if h[field::MAGIC] != MAGIC {
-            // A header whose checksum holds once the magic is put back is a record whose magic was damaged: where
-            // the log ends, that must not pass for the end of the log.
-            let mut restored = [0u8; HEADER_LEN];
-            restored.copy_from_slice(h);
-            restored[field::MAGIC].copy_from_slice(&MAGIC);
-            if u32_at(h, field::HEADER_CRC.start) == header_crc(&restored) {
-                return Err(HeaderError::BadChecksum);
-            }
             return Err(HeaderError::NoMagic);
         }
         if u32_at(h, field::HEADER_CRC.start) != header_crc(h) {
@@ -177,6 +168,27 @@ impl Header {
         out.extend_from_slice(&h);
         out.extend_from_slice(&body);
     }
+}
+
+/// Whether `h`, which lacks the record magic, still says it is the header of the record of log `volume` at
+/// position `pos` with a sequence number from `min_seq` on: a record whose magic is damaged, which must not pass
+/// for the end of the log. Any one witness is enough: the header checksum with the magic put back, the volume
+/// id, a sequence number in range, the position, the batch start. So damage hides a record only if it hits the
+/// magic and all five (stale bytes that happen to match one are a false alarm: a harmless torn-tail report).
+pub(crate) fn still_claims(h: &[u8], volume: u64, pos: u64, min_seq: u64) -> bool {
+    let h = &h[..HEADER_LEN];
+    if h.iter().all(|&b| b == 0) {
+        return false;
+    }
+    let mut restored = [0u8; HEADER_LEN];
+    restored.copy_from_slice(h);
+    restored[field::MAGIC].copy_from_slice(&MAGIC);
+    let seq = u64_at(h, field::SEQ.start);
+    u32_at(h, field::HEADER_CRC.start) == header_crc(&restored)
+        || u64_at(h, field::VOLUME.start) == volume
+        || (min_seq..min_seq.saturating_add(1 << 32)).contains(&seq)
+        || u64_at(h, field::POS.start) == pos
+        || u64_at(h, field::BATCH.start) == pos
 }
 
 /// The record's key, given the whole record.
@@ -305,7 +317,14 @@ mod tests {
         assert_eq!(Header::parse(&[0u8; HEADER_LEN]), Err(HeaderError::NoMagic));
         let mut no_magic = out.clone();
         no_magic[2] ^= 0x10;
-        assert_eq!(Header::parse(&no_magic), Err(HeaderError::BadChecksum), "a damaged magic is damage");
+        assert_eq!(Header::parse(&no_magic), Err(HeaderError::NoMagic));
+        let (volume, seq, pos) = (sample().volume, sample().seq, sample().pos);
+        assert!(still_claims(&no_magic, volume, pos, seq), "a damaged magic is damage");
+        for field in [12, 20, 28, 36, 44] {
+            no_magic[field] ^= 0x01; // the checksum, then each witness in turn
+            assert_eq!(still_claims(&no_magic, volume, pos, seq), field != 44, "witnesses left after byte {field}");
+        }
+        assert!(!still_claims(&[0u8; HEADER_LEN], volume, 0, 0), "zeros are no record");
         let mut tomb = Vec::new();
         Header { kind: Kind::Delete, value_len: 0, ..sample() }.emit(b"k", b"", &mut tomb);
         assert_eq!(Header::parse(&tomb).map(|h| h.kind), Ok(Kind::Delete));

@@ -4,7 +4,7 @@
 use crate::disk::{Disk, DiskError};
 use crate::error::DamageKind;
 use crate::log::{Geometry, Reader};
-use crate::record::{has_magic, Header, HeaderError, HEADER_LEN, MAGIC};
+use crate::record::{self, has_magic, Header, HeaderError, HEADER_LEN, MAGIC};
 
 /// Bytes the sweep examines per read.
 const SWEEP_CHUNK: u64 = 64 * 1024;
@@ -51,7 +51,13 @@ pub(crate) async fn probe<D: Disk>(
     }
     let header = match Header::parse(reader.bytes(view.disk, &view.geo, pos, HEADER_LEN).await?) {
         Ok(h) => h,
-        Err(HeaderError::NoMagic) => return Ok(Probe::NotRecord),
+        Err(HeaderError::NoMagic) => {
+            let bytes = reader.bytes(view.disk, &view.geo, pos, HEADER_LEN).await?;
+            if record::still_claims(bytes, view.volume, pos, min_seq) {
+                return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64, header: None });
+            }
+            return Ok(Probe::NotRecord);
+        }
         Err(HeaderError::BadChecksum | HeaderError::BadField) => {
             return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64, header: None })
         }
