@@ -45,11 +45,12 @@
 //! - **Damage is reported, and refused where the format can prove it**: damage to acknowledged data followed by
 //!   any later batch is detected (the later batch proves the damaged one had been acknowledged: no batch is
 //!   written before the one before it is durable) and open refuses with [`Error::CorruptLog`] unless asked to
-//!   [salvage](OnCorruption::Salvage). Damage to the *last* batch in the log cannot be told from a write torn by
-//!   a crash (nothing written after it vouches for it; telling them apart would take a second write and flush
-//!   per commit): the batch is dropped and reported as [`Tail::Torn`], with the damage found. So after a crash
-//!   or damage at most the last acknowledged batch can go, and never silently. A read that finds a record
-//!   damaged fails with [`Error::DamagedRecord`].
+//!   [salvage](OnCorruption::Salvage). Damage at the *end* of the log, to the last batch (or to the last few,
+//!   with no intact record header after them), cannot be told from a write torn by a crash: nothing written
+//!   after it vouches for it, and telling them apart would take a second write and flush per commit. The log is
+//!   cut at the damage and what is dropped is reported as [`Tail::Torn`], with the damage found: a crash costs
+//!   at most the write in flight, damage to the last batch costs that batch, and neither goes unreported. A
+//!   read that finds a record damaged fails with [`Error::DamagedRecord`].
 //! - **No atomic sector writes assumed**: every byte relied on is under a checksum, the superblock included
 //!   (two copies: a torn write damages only the copy being replaced). The design stays correct if the device
 //!   tears inside a sector; a 512-byte sector write being atomic is not needed.

@@ -68,7 +68,7 @@ pub enum Tail {
     Clean,
     /// The log ended in a batch that does not verify, and it has been dropped: a write torn by a crash, which was
     /// never acknowledged, or (indistinguishable from it) damage to the last acknowledged batch, which no later
-    /// batch vouches for. At most that one batch is lost.
+    /// batch vouches for. That one batch is lost, unless damage also hides the batches after it.
     Torn(Dropped),
     /// Acknowledged data was damaged and the log was cut there ([`OnCorruption::Salvage`]).
     Salvaged {
