@@ -125,7 +125,7 @@ impl<D: Disk> Store<D> {
         match probe(&mut Reader::new(), &self.view(), pos, 0).await? {
             Probe::Record(h) => Ok(h.seq),
             Probe::Damaged { kind, .. } => Err(damaged(self.log.geo.disk_offset(pos), kind)),
-            Probe::NotRecord => Err(damaged(self.log.geo.disk_offset(pos), DamageKind::Missing)),
+            Probe::NotRecord | Probe::Later(_) => Err(damaged(self.log.geo.disk_offset(pos), DamageKind::Missing)),
         }
     }
 }

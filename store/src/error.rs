@@ -112,7 +112,8 @@ pub enum Error {
     SuperblockDamaged,
     /// The superblock was written by a newer version of this store.
     UnsupportedVersion(u16),
-    /// The superblock passes its checksum but describes a log that does not fit this disk.
+    /// The superblock passes its checksum but describes a log that does not fit this disk, or the log it
+    /// describes holds numbers no store reaches.
     BadSuperblock(&'static str),
     /// The disk reports a sector size the store cannot use (a power of two from 512 to 65536 is needed).
     BadSectorSize(u32),

@@ -39,13 +39,18 @@
 //! - **Replay accepts only whole batches of this log in order**: checksums hold, the position in the record is
 //!   the position read, the sequence number grows, and the batch's last record is there. A torn batch is
 //!   dropped as a whole, so a batch is all-or-nothing.
-//! - **A torn tail cannot come back**: it is zeroed at open (the whole reach of one write), and the next sequence
-//!   number is set past any record found there, so leftovers of an unacknowledged write can never be read as the
-//!   continuation of the log.
-//! - **Damage is never silent**: a torn tail is reported in [`Recovery`]; damage to acknowledged data in the
-//!   middle of the log is detected (a later record proves the damaged one had been acknowledged) and open refuses
-//!   with [`Error::CorruptLog`] unless asked to [salvage](OnCorruption::Salvage); a read that finds a record
-//!   damaged fails with [`Error::DamagedRecord`].
+//! - **A torn tail cannot come back**: it is zeroed at open (the whole reach of one write), and open sweeps the
+//!   whole free part of the log, so the next sequence number is set past any record of this log on the disk:
+//!   leftovers of an unacknowledged write can never be read as the continuation of the log.
+//! - **Damage is reported, and refused where the format can prove it**: damage to acknowledged data followed by
+//!   any later batch is detected (the later batch proves the damaged one had been acknowledged: no batch is
+//!   written before the one before it is durable) and open refuses with [`Error::CorruptLog`] unless asked to
+//!   [salvage](OnCorruption::Salvage). Damage at the *end* of the log, to the last batch (or to the last few,
+//!   with no intact record header after them), cannot be told from a write torn by a crash: nothing written
+//!   after it vouches for it, and telling them apart would take a second write and flush per commit. The log is
+//!   cut at the damage and what is dropped is reported as [`Tail::Torn`], with the damage found: a crash costs
+//!   at most the write in flight, damage to the last batch costs that batch, and neither goes unreported. A
+//!   read that finds a record damaged fails with [`Error::DamagedRecord`].
 //! - **No atomic sector writes assumed**: every byte relied on is under a checksum, the superblock included
 //!   (two copies: a torn write damages only the copy being replaced). The design stays correct if the device
 //!   tears inside a sector; a 512-byte sector write being atomic is not needed.
@@ -69,6 +74,8 @@ mod batch;
 mod compaction;
 mod disk;
 mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod index;
 mod log;
 mod open;

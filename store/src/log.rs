@@ -11,6 +11,13 @@ use alloc::vec::Vec;
 
 use crate::disk::{Disk, DiskError};
 
+/// A bound on the counters on the disk: log positions, sequence numbers, superblock generations and compactions.
+/// They start from zero at format and grow by at most one per byte written, so no store gets near 2^62 of any
+/// of them (that is 4 EiB written). A checksum only says that a field was written whole, so open refuses a store
+/// whose counters are past this bound, and a record's sequence number is parsed only below twice it: the store
+/// can go on writing for longer than any disk lasts, and no arithmetic on a number read from the disk overflows.
+pub(crate) const COUNTER_LIMIT: u64 = 1 << 62;
+
 /// Bytes a [`Reader`] fetches at least per disk read, so that scanning small records is not one read per record.
 const READ_CHUNK: u64 = 64 * 1024;
 

@@ -5,7 +5,7 @@ use alloc::vec;
 use crate::disk::Disk;
 use crate::error::Error;
 use crate::index::Index;
-use crate::log::Geometry;
+use crate::log::{Geometry, COUNTER_LIMIT};
 use crate::record::{HEADER_LEN, MAX_KEY_LEN};
 use crate::recovery::{replay, OnCorruption, Recovery, Tail};
 use crate::scan::View;
@@ -114,6 +114,9 @@ async fn read_slots<D: Disk>(disk: &D, sector: u64) -> Result<[Result<Superblock
 /// Reads the superblock, checks it against the disk, and replays the log.
 async fn load<D: Disk>(disk: &D, options: OpenOptions) -> Result<(LogState, Index, Recovery), Error> {
     let sector = sector_size(disk)?;
+    if disk.capacity() < SLOTS * sector {
+        return Err(Error::DiskTooSmall { capacity: disk.capacity(), needed: SLOTS * sector });
+    }
     let slots = read_slots(disk, sector).await?;
     let Some((sb, slot)) = newest(&slots) else {
         return Err(match slots {
@@ -144,6 +147,9 @@ async fn load<D: Disk>(disk: &D, options: OpenOptions) -> Result<(LogState, Inde
     let geo = Geometry { sector, start: sb.log_start, len: sb.log_len };
     let view = View { disk, geo, volume: sb.volume, max_value_len: sb.max_value_len, limit: sb.head + sb.log_len };
     let replayed = replay(&view, sb.head, sb.seq_floor, batch_limit, options.on_corruption).await?;
+    if replayed.next_seq > COUNTER_LIMIT {
+        return Err(Error::BadSuperblock("sequence numbers in the log past any a store reaches"));
+    }
     let log = LogState {
         geo,
         volume: sb.volume,
@@ -160,7 +166,7 @@ async fn load<D: Disk>(disk: &D, options: OpenOptions) -> Result<(LogState, Inde
         records_replayed: replayed.records,
         superblock_generation: sb.generation,
         damaged_superblock: match slots[1 - slot] {
-            Err(SlotError::BadChecksum) => Some((1 - slot) as u8),
+            Err(SlotError::BadChecksum | SlotError::Impossible) => Some((1 - slot) as u8),
             _ => None,
         },
         tail: replayed.tail_state,

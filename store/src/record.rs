@@ -18,6 +18,8 @@
 //! a record of this log from stale bytes: a record of an earlier format, of an earlier lap of the circular log, or
 //! left behind by a write that was never acknowledged.
 
+use crate::log::COUNTER_LIMIT;
+
 /// CRC-32C (Castagnoli). See `Cargo.toml` for the choice of crate.
 const CASTAGNOLI: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
@@ -83,7 +85,8 @@ pub(crate) enum HeaderError {
     NoMagic,
     /// The magic is there but the header checksum fails: a torn or corrupted header.
     BadChecksum,
-    /// The checksum holds but a field is impossible (unknown kind, empty key, reserved bits set).
+    /// The checksum holds but a field is impossible (unknown kind, empty key, reserved bits set, a sequence number
+    /// no store reaches).
     BadField,
 }
 
@@ -114,7 +117,9 @@ impl Header {
         };
         let flags = h[field::FLAGS];
         let value_len = u32_at(h, field::VALUE_LEN.start);
+        let seq = u64_at(h, field::SEQ.start);
         if flags & !FLAG_LAST != 0
+            || seq >= 2 * COUNTER_LIMIT
             || h[field::RESERVED] != 0
             || h[field::KEY_LEN] == 0
             || (kind == Kind::Delete && value_len != 0)
@@ -128,7 +133,7 @@ impl Header {
             value_len,
             record_crc: u32_at(h, field::RECORD_CRC.start),
             volume: u64_at(h, field::VOLUME.start),
-            seq: u64_at(h, field::SEQ.start),
+            seq,
             pos: u64_at(h, field::POS.start),
             batch: u64_at(h, field::BATCH.start),
         })
@@ -165,6 +170,27 @@ impl Header {
     }
 }
 
+/// Whether `h`, which lacks the record magic, still says it is the header of the record of log `volume` at
+/// position `pos` with a sequence number from `min_seq` on: a record whose magic is damaged, which must not pass
+/// for the end of the log. Any one witness is enough: the header checksum with the magic put back, the volume
+/// id, a sequence number in range, the position, the batch start. So damage hides a record only if it hits the
+/// magic and all five (stale bytes that happen to match one are a false alarm: a harmless torn-tail report).
+pub(crate) fn still_claims(h: &[u8], volume: u64, pos: u64, min_seq: u64) -> bool {
+    let h = &h[..HEADER_LEN];
+    if h.iter().all(|&b| b == 0) {
+        return false;
+    }
+    let mut restored = [0u8; HEADER_LEN];
+    restored.copy_from_slice(h);
+    restored[field::MAGIC].copy_from_slice(&MAGIC);
+    let seq = u64_at(h, field::SEQ.start);
+    u32_at(h, field::HEADER_CRC.start) == header_crc(&restored)
+        || u64_at(h, field::VOLUME.start) == volume
+        || (min_seq..min_seq.saturating_add(1 << 32)).contains(&seq)
+        || u64_at(h, field::POS.start) == pos
+        || u64_at(h, field::BATCH.start) == pos
+}
+
 /// The record's key, given the whole record.
 pub(crate) fn key_of<'a>(header: &Header, record: &'a [u8]) -> &'a [u8] {
     &record[HEADER_LEN..HEADER_LEN + usize::from(header.key_len)]
@@ -173,6 +199,19 @@ pub(crate) fn key_of<'a>(header: &Header, record: &'a [u8]) -> &'a [u8] {
 /// The record's value, given the whole record.
 pub(crate) fn value_of<'a>(header: &Header, record: &'a [u8]) -> &'a [u8] {
     &record[HEADER_LEN + usize::from(header.key_len)..]
+}
+
+/// Rewrites the checksums of the record header at the start of `bytes`, whatever its fields say, and its record
+/// checksum if the record it describes fits in `bytes` (for fuzzing).
+#[cfg(feature = "fake")]
+pub(crate) fn reseal(bytes: &mut [u8]) {
+    let crc = header_crc(bytes);
+    bytes[field::HEADER_CRC].copy_from_slice(&crc.to_le_bytes());
+    let body = usize::from(bytes[field::KEY_LEN]) + u32_at(bytes, field::VALUE_LEN.start) as usize;
+    if let Some(record) = bytes.get(..HEADER_LEN.saturating_add(body)) {
+        let crc = record_crc(record, &record[HEADER_LEN..]);
+        bytes[field::RECORD_CRC].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 /// Whether `bytes` starts with the record magic (cheap test for the forensic scan).
@@ -276,6 +315,16 @@ mod tests {
         bad[30] ^= 0x40;
         assert_eq!(Header::parse(&bad), Err(HeaderError::BadChecksum));
         assert_eq!(Header::parse(&[0u8; HEADER_LEN]), Err(HeaderError::NoMagic));
+        let mut no_magic = out.clone();
+        no_magic[2] ^= 0x10;
+        assert_eq!(Header::parse(&no_magic), Err(HeaderError::NoMagic));
+        let (volume, seq, pos) = (sample().volume, sample().seq, sample().pos);
+        assert!(still_claims(&no_magic, volume, pos, seq), "a damaged magic is damage");
+        for field in [12, 20, 28, 36, 44] {
+            no_magic[field] ^= 0x01; // the checksum, then each witness in turn
+            assert_eq!(still_claims(&no_magic, volume, pos, seq), field != 44, "witnesses left after byte {field}");
+        }
+        assert!(!still_claims(&[0u8; HEADER_LEN], volume, 0, 0), "zeros are no record");
         let mut tomb = Vec::new();
         Header { kind: Kind::Delete, value_len: 0, ..sample() }.emit(b"k", b"", &mut tomb);
         assert_eq!(Header::parse(&tomb).map(|h| h.kind), Ok(Kind::Delete));

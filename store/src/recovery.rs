@@ -5,20 +5,24 @@
 //! a sector. A batch is applied only once its LAST record is read, so a batch is all or nothing. The chain stops
 //! at the first position that does not hold such a record: normally stale bytes after the last write.
 //!
-//! What lies past that point is then examined (the *sweep*, over one batch limit of log: the most a single write
-//! can cover). A crash during a write leaves at most one torn batch there, written when everything before it was
-//! durable; its records say so, since each carries the position where its batch began. So:
+//! What lies past that point, all the way to the log's limit, is then examined (the *sweep*). A crash during a
+//! write leaves at most one torn batch there, written when everything before it was durable; its records say so,
+//! since each carries the position where its batch began. So:
 //! - nothing of this log there, no damage: a **clean** end;
-//! - damage, or records of an unfinished batch that began at or before the stopping point: a **torn tail**, never
-//!   acknowledged. It is dropped, reported, and overwritten with zeros so that it cannot come back;
+//! - damage, or records of an unfinished batch that began at or before the stopping point: a **torn tail**, a
+//!   write never acknowledged (or damage to the last batch, see below). It is dropped, reported, and overwritten
+//!   with zeros so that it cannot come back;
 //! - a record whose batch began *after* the stopping point: that batch was written after the damaged data had
-//!   been acknowledged, so acknowledged data is damaged in the middle of the log. By default the store refuses
-//!   to open ([`Error::CorruptLog`]); with [`OnCorruption::Salvage`] it cuts the log at the damage, reports what
-//!   it dropped, and zeros the rest.
+//!   been acknowledged, so acknowledged data is damaged in the middle of the log. (Likewise a record written at
+//!   its place in a later lap than the head allows: the superblock is out of date, see `Probe::Later`.) By
+//!   default the store refuses to open ([`Error::CorruptLog`]); with [`OnCorruption::Salvage`] it cuts the log
+//!   at the damage, reports what it dropped, and zeros the rest.
 //!
 //! Damage to the very last acknowledged batch, with nothing written after it, cannot be told from a torn write
-//! and is reported as a torn tail. Stale bytes that merely look like a damaged header where the log ends (an old
-//! value that contains the record magic) are reported as a torn tail too: a false alarm, and a harmless one.
+//! and is reported as a torn tail: the batch is dropped, the damage is in the report (see the crate
+//! documentation for why the format does not tell them apart). Stale bytes that merely look like a damaged
+//! header where the log ends (an old value that contains the record magic) are reported as a torn tail too: a
+//! false alarm, and a harmless one.
 //!
 //! Besides the checksums, three fields keep stale bytes out of the chain, each enough on its own for some cases:
 //! the batch start (a leftover of an older write never starts a batch where a new one must start), the position
@@ -62,7 +66,9 @@ pub struct Dropped {
 pub enum Tail {
     /// After the last complete batch: nothing was torn.
     Clean,
-    /// A write that was never acknowledged was torn by a crash and has been dropped.
+    /// The log ended in a batch that does not verify, and it has been dropped: a write torn by a crash, which was
+    /// never acknowledged, or (indistinguishable from it) damage to the last acknowledged batch, which no later
+    /// batch vouches for. That one batch is lost, unless damage also hides the batches after it.
     Torn(Dropped),
     /// Acknowledged data was damaged and the log was cut there ([`OnCorruption::Salvage`]).
     Salvaged {
@@ -80,8 +86,8 @@ pub struct Recovery {
     pub records_replayed: u64,
     /// Generation of the superblock in use.
     pub superblock_generation: u64,
-    /// A superblock slot (0 or 1) whose copy is damaged: a superblock write was torn. The next superblock
-    /// write replaces it.
+    /// A superblock slot (0 or 1) whose copy is damaged: a superblock write was torn, or the copy has rotted or
+    /// holds numbers no store writes. The next superblock write replaces it.
     pub damaged_superblock: Option<u8>,
     /// How the log ended.
     pub tail: Tail,
@@ -161,26 +167,21 @@ pub(crate) async fn replay<D: Disk>(
                     pos = geo.align_up(pos);
                 }
             }
-            Probe::Record(_) | Probe::NotRecord if pending.is_empty() => break None,
-            Probe::Record(_) | Probe::NotRecord => break Some((DamageKind::Missing, pos)),
-            Probe::Damaged { kind, end } => break Some((kind, end)),
+            Probe::Record(_) | Probe::NotRecord | Probe::Later(_) if pending.is_empty() => break None,
+            Probe::Record(_) | Probe::NotRecord | Probe::Later(_) => break Some((DamageKind::Missing, pos)),
+            Probe::Damaged { kind, end, .. } => break Some((kind, end)),
         }
     };
     // Where the log ends: before the unfinished batch, if one was being read.
     let cut = if pending.is_empty() { pos } else { batch_start };
     let damage_at = pos;
-    let swept = sweep(&mut reader, view, cut, view.limit.min(cut + window), applied_min_seq).await?;
-    let mut next_seq = applied_min_seq.max(swept.max_seq + 1);
+    let swept = sweep(&mut reader, view, cut, applied_min_seq).await?;
+    let next_seq = applied_min_seq.max(swept.max_seq + 1);
 
     let claimed_end = damage.map_or(cut, |(_, end)| end);
-    let intact_header = matches!(damage, Some((DamageKind::BadChecksum { .. }, _)));
     let damage = Damage { at: geo.disk_offset(damage_at), kind: damage.map_or(DamageKind::Missing, |(kind, _)| kind) };
-    let mut dropped = Dropped {
-        at: geo.disk_offset(cut),
-        bytes: swept.end.max(claimed_end) - cut,
-        records: swept.records + u64::from(intact_header),
-        damage,
-    };
+    let dropped =
+        Dropped { at: geo.disk_offset(cut), bytes: swept.end.max(claimed_end) - cut, records: swept.records, damage };
     let tail_state = match swept.evidence {
         Some((evidence, evidence_seq)) => {
             if on_corruption == OnCorruption::Refuse {
@@ -191,11 +192,7 @@ pub(crate) async fn replay<D: Disk>(
                     evidence_seq,
                 }));
             }
-            // Everything after the cut goes: find all of it, so that none of it can come back.
-            let all = sweep(&mut reader, view, cut, view.limit, applied_min_seq).await?;
-            next_seq = next_seq.max(all.max_seq + 1);
-            dropped.bytes = all.end.max(claimed_end) - cut;
-            dropped.records = all.records + u64::from(intact_header);
+            // Everything after the cut goes (the sweep found all of it), so that none of it can come back.
             Tail::Salvaged { dropped, evidence_at: geo.disk_offset(evidence) }
         }
         None if swept.records > 0 || swept.end > cut || claimed_end > cut || pos != cut => Tail::Torn(dropped),

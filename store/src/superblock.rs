@@ -16,6 +16,7 @@
 //! replaced: open takes the valid copy with the higher generation, and a torn one fails its checksum. This needs
 //! no atomic sector write.
 
+use crate::log::COUNTER_LIMIT;
 use crate::record::{crc32c, u32_at, u64_at};
 
 /// Bytes of the superblock that carry data; the rest of its sector is zero.
@@ -45,10 +46,13 @@ pub(crate) struct Superblock {
 pub(crate) enum SlotError {
     /// No superblock magic: never formatted (or something else lives here).
     NoMagic,
-    /// The magic is there but the checksum fails: a torn or corrupted copy.
+    /// The checksum fails (a torn or corrupted copy), or holds only with the magic put back (a damaged magic).
     BadChecksum,
     /// A superblock from a newer version of this crate.
     Version(u16),
+    /// The checksum holds but a counter is past any a store reaches, or the log area is larger than any disk
+    /// (see [`COUNTER_LIMIT`]): not written by this store, whatever wrote it.
+    Impossible,
 }
 
 impl Superblock {
@@ -79,6 +83,14 @@ impl Superblock {
     pub fn parse(sector: &[u8]) -> Result<Superblock, SlotError> {
         let b = &sector[..SUPERBLOCK_LEN];
         if b[0..4] != MAGIC {
+            // A copy whose checksum holds once the magic is put back is a superblock whose magic was damaged: the
+            // disk is not unformatted (and must not be formatted over).
+            let mut restored = [0u8; SUPERBLOCK_LEN];
+            restored.copy_from_slice(b);
+            restored[0..4].copy_from_slice(&MAGIC);
+            if u32_at(b, 8) == checksum(&restored) {
+                return Err(SlotError::BadChecksum);
+            }
             return Err(SlotError::NoMagic);
         }
         if u32_at(b, 8) != checksum(b) {
@@ -88,7 +100,7 @@ impl Superblock {
         if version != VERSION {
             return Err(SlotError::Version(version));
         }
-        Ok(Superblock {
+        let sb = Superblock {
             sector_size: u32_at(b, 12),
             max_value_len: u32_at(b, 16),
             volume: u64_at(b, 24),
@@ -98,7 +110,11 @@ impl Superblock {
             head: u64_at(b, 56),
             seq_floor: u64_at(b, 64),
             compactions: u64_at(b, 72),
-        })
+        };
+        if [sb.generation, sb.log_len, sb.head, sb.seq_floor, sb.compactions].iter().any(|&n| n >= COUNTER_LIMIT) {
+            return Err(SlotError::Impossible);
+        }
+        Ok(sb)
     }
 }
 
@@ -114,6 +130,15 @@ pub(crate) fn newest(slots: &[Result<Superblock, SlotError>; 2]) -> Option<(Supe
 
 fn checksum(b: &[u8]) -> u32 {
     crc32c(&[&b[0..8], &b[12..SUPERBLOCK_LEN]])
+}
+
+/// Rewrites the checksum of a superblock copy that has the magic, whatever its fields say (for fuzzing).
+#[cfg(feature = "fake")]
+pub(crate) fn reseal(b: &mut [u8]) {
+    if b[0..4] == MAGIC {
+        let crc = checksum(b);
+        b[8..12].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 #[cfg(test)]

@@ -170,6 +170,13 @@ fn unusable_disks_and_options_are_refused() {
     assert_eq!(block_on(Store::format(&odd, small())).err(), Some(Error::BadSectorSize(520)));
     let tiny = MemDisk::new(512, 8 * 1024);
     assert!(matches!(block_on(Store::format(&tiny, small())), Err(Error::DiskTooSmall { capacity: 8192, .. })));
+    // Too small even for the superblocks: said so, not a read past the end (found by fuzzing).
+    for (sector, capacity) in [(512, 0), (512, 512), (4096, 4096)] {
+        let tiny = MemDisk::new(sector, capacity);
+        let too_small = Error::DiskTooSmall { capacity, needed: 2 * u64::from(sector) };
+        assert_eq!(block_on(Store::open(&tiny)).err(), Some(too_small));
+        assert!(matches!(block_on(Store::open_or_format(&tiny, small())), Err(Error::DiskTooSmall { .. })));
+    }
     let disk = MemDisk::new(512, 64 * 1024);
     let options = FormatOptions { max_value_len: 0, ..small() };
     assert!(matches!(block_on(Store::format(&disk, options)), Err(Error::BadOption(_))));
