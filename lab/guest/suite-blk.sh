@@ -1,6 +1,6 @@
 # The block suite (issue 5): blkfront against Linux's blkback, checked from dom0 against the backing files.
 cd /job
-BLK_GUEST_CHECKS="pattern-readback unaligned-offset-refused unaligned-length-refused past-end-refused discard \
+BLK_GUEST_CHECKS="pattern-readback unaligned-offset-refused unaligned-length-refused past-end-refused discard cancel-then-io \
     4k-512-write-refused 4k-512-read-refused 4k-pattern-readback ro-write-refused ro-discard-refused ro-read"
 expect blk-loop4k blk-ended blk-three-disks $(for c in $BLK_GUEST_CHECKS; do echo "blk-$c"; done) \
     blk-dom0-sees-pattern blk-dom0-sees-4k-pattern blk-ro-content blk-backend-closed blk-backend-closed-caller

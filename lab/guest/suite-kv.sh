@@ -6,7 +6,7 @@ mkdir -p /var/lib/sirocco
 KV=/var/lib/sirocco/kv.img
 rm -f "$KV"; truncate -s 64M "$KV"
 KVIP=10.0.0.5
-CYCLES=${KV_CYCLES:-20}
+CYCLES=${KV_CYCLES:-12}
 SOAK_PUTS=20000
 expect $(for c in $(seq "$CYCLES"); do echo "kv-after-restart-$c kv-acked-$c"; done) \
     kv-final kv-delete kv-list kv-stats kv-soak-puts kv-delete-durable kv-soak-replayed kv-soak-all-present \
