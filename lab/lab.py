@@ -147,6 +147,7 @@ def results(lines, suites=None):
         say(f"FAILED: {' '.join(r[1:])}")
     for p in problems:
         say(f"FAILED: {p}")
+    say(f"{len(res) - len(failed)} passed, {len(failed) + len(problems)} failed")
     return 1 if failed or problems or not res else 0
 
 
