@@ -158,6 +158,10 @@ enum Reply {
 pub struct Xenstore<R: XsRing, P: XsPlatform> {
     ring: R,
     platform: P,
+    /// Our own indices, `req_prod` and `rsp_cons`: read from the page once, at start, then kept here. The page is
+    /// writable by the daemon, so reading them back would let it rewind or skip our side of the ring.
+    req_prod: u32,
+    rsp_cons: u32,
     timeout_ns: u64,
     next_req_id: u32,
     in_flight: VecDeque<InFlight>,
@@ -188,9 +192,12 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     /// A client over the page `ring`, using `platform` to kick and wait on the xenstore event channel. Starts from
     /// whatever indices the page holds.
     pub fn new(ring: R, platform: P) -> Self {
+        let (req_prod, rsp_cons) = (ring.req_prod(), ring.rsp_cons());
         Xenstore {
             ring,
             platform,
+            req_prod,
+            rsp_cons,
             timeout_ns: DEFAULT_TIMEOUT_NS,
             next_req_id: 1,
             in_flight: VecDeque::new(),
@@ -695,7 +702,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     /// Writes as much of the outgoing requests as the request ring has room for, in order.
     fn flush_outbox(&mut self) -> Result<(), Violation> {
         while let Some((_, message)) = self.outbox.front() {
-            let (prod, cons) = (self.ring.req_prod(), self.ring.req_cons());
+            let (prod, cons) = (self.req_prod, self.ring.req_cons());
             let used = prod.wrapping_sub(cons) as usize;
             if used > RING_SIZE {
                 return Err(self.fatal(Violation::ReqOverrun { req_prod: prod, req_cons: cons }));
@@ -707,7 +714,8 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             for (i, &byte) in message[self.outbox_written..self.outbox_written + n].iter().enumerate() {
                 self.ring.write_req(mask_idx(prod.wrapping_add(i as u32)), byte);
             }
-            self.ring.publish_req_prod(prod.wrapping_add(n as u32));
+            self.req_prod = prod.wrapping_add(n as u32);
+            self.ring.publish_req_prod(self.req_prod);
             self.platform.notify();
             self.outbox_written += n;
             if self.outbox_written == message.len() {
@@ -741,7 +749,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     fn receive_inner(&mut self, stop_at: Option<u32>, consumed: &mut bool) -> Result<bool, Violation> {
         let mut taken = 0;
         while !stop_at.is_some_and(|id| self.in_flight.iter().any(|f| f.req_id == id && f.reply.is_some())) {
-            let (prod, cons) = (self.ring.rsp_prod(), self.ring.rsp_cons());
+            let (prod, cons) = (self.ring.rsp_prod(), self.rsp_cons);
             let available = prod.wrapping_sub(cons) as usize;
             if available > RING_SIZE {
                 return Err(self.fatal(Violation::RspOverrun { rsp_prod: prod, rsp_cons: cons }));
@@ -760,7 +768,8 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             for i in 0..n {
                 self.rx.push(self.ring.read_rsp(mask_idx(cons.wrapping_add(i as u32))));
             }
-            self.ring.publish_rsp_cons(cons.wrapping_add(n as u32));
+            self.rsp_cons = cons.wrapping_add(n as u32);
+            self.ring.publish_rsp_cons(self.rsp_cons);
             *consumed = true;
             taken += n;
             self.received += n as u64;

@@ -154,6 +154,9 @@ pub struct Fake {
     pub jump_req_cons: Option<u32>,
     /// Consume requests but never answer.
     pub silent: bool,
+    /// After the next answer is written, overwrite the client's own `rsp_cons` on the page with `rsp_prod`, as
+    /// if the client had read everything: a daemon scribbling on the client's side of the ring.
+    pub scribble_client_rsp_cons: bool,
     /// A hostile daemon flooding `XS_WATCH_EVENT`s for `(path prefix, token)`: each step (and, with
     /// `flood_on_notify`, each `notify`) fills whatever room the response ring has with events for
     /// `<prefix>/<n>`, `n` counting up, until `flood_budget` events are sent. Replies still get through when due
@@ -198,6 +201,7 @@ impl Fake {
             jump_rsp_prod: None,
             jump_req_cons: None,
             silent: false,
+            scribble_client_rsp_cons: false,
             flood: None,
             flood_budget: 0,
             flooded: 0,
@@ -348,6 +352,11 @@ impl Fake {
         }
 
         let flushed = self.flush();
+        if flushed && self.scribble_client_rsp_cons {
+            self.scribble_client_rsp_cons = false;
+            let prod = self.index(offsets::RSP_PROD);
+            self.set_index(offsets::RSP_CONS, prod);
+        }
         self.flood_ring() || flushed || progress
     }
 

@@ -44,7 +44,7 @@ pub trait XsRing {
     /// `req_cons`, read with acquire ordering: the daemon's progress, after which the bytes it consumed may be
     /// overwritten.
     fn req_cons(&self) -> u32;
-    /// `req_prod` (only we write it).
+    /// `req_prod` (only we write it): read once, when the client starts; after that it keeps its own copy.
     fn req_prod(&self) -> u32;
     /// Stores `byte` at `req[index]` (`index < RING_SIZE`).
     fn write_req(&mut self, index: usize, byte: u8);
@@ -52,7 +52,7 @@ pub trait XsRing {
     fn publish_req_prod(&mut self, prod: u32);
     /// `rsp_prod`, read with acquire ordering (the response bytes before it are then readable).
     fn rsp_prod(&self) -> u32;
-    /// `rsp_cons` (only we write it).
+    /// `rsp_cons` (only we write it): read once, when the client starts; after that it keeps its own copy.
     fn rsp_cons(&self) -> u32;
     /// Loads `rsp[index]` (`index < RING_SIZE`).
     fn read_rsp(&self, index: usize) -> u8;

@@ -945,3 +945,15 @@ fn has_unread_says_when_the_budget_stopped_the_read() {
     assert!(!xs.has_unread());
     assert!(xs.pending_watch_events() <= WATCH_EVENTS_MAX);
 }
+
+/// One model for shared memory (issue 10): the client's own indices live on a page the daemon can write. A
+/// daemon that moves our `rsp_cons` up to its `rsp_prod` right after answering made the client believe the reply
+/// had been read, and the read timed out; the client now keeps its own copies and reads the reply.
+#[test]
+fn a_daemon_scribbling_on_our_rsp_cons_cannot_make_us_skip_its_reply() {
+    let (mut xs, fake) = setup();
+    xs.write(Tx::NONE, "k", b"v").unwrap();
+    fake.borrow_mut().scribble_client_rsp_cons = true;
+    assert_eq!(xs.read(Tx::NONE, "k").unwrap(), b"v");
+    assert!(!fake.borrow().scribble_client_rsp_cons, "the daemon did scribble");
+}
