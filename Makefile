@@ -5,7 +5,7 @@
 #   make run              boot httpd under real Xen in the lab, reachable at http://localhost:8080/ (Ctrl-C stops)
 #   make lab-run APP=x [XL_ARGS='memory=64 extra="log=debug"']
 #   make bench            boot-time and size benchmarks against a Linux PV guest, as a table
-#   make soak             the long lab soak (100,000 keep-alive requests, 10,000 connections, heap checked)
+#   make soak             the long lab soak (1,000,000 keep-alive requests, 100,000 connections, heap checked)
 #   make fuzz             every fuzz target for FUZZ_SECONDS (default 300) each; make test replays their corpora
 DEFAULT_APP := httpd
 APP ?= $(DEFAULT_APP)
