@@ -49,10 +49,10 @@ pub(crate) async fn probe<D: Disk>(
     if pos + HEADER_LEN as u64 > view.limit {
         return Ok(Probe::NotRecord);
     }
-    let header = match Header::parse(reader.bytes(view.disk, &view.geo, pos, HEADER_LEN).await?) {
+    let bytes = reader.bytes(view.disk, &view.geo, pos, HEADER_LEN).await?;
+    let header = match Header::parse(bytes) {
         Ok(h) => h,
         Err(HeaderError::NoMagic) => {
-            let bytes = reader.bytes(view.disk, &view.geo, pos, HEADER_LEN).await?;
             if record::still_claims(bytes, view.volume, pos, min_seq) {
                 return Ok(Probe::Damaged { kind: DamageKind::BadHeader, end: pos + HEADER_LEN as u64, header: None });
             }
