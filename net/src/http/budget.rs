@@ -67,6 +67,12 @@ impl MemoryBudget {
             }
         }
     }
+
+    /// Charges `bytes` and reserves room for them in `buf` (`try_reserve_exact`): both or neither, so a heap
+    /// that says no after the budget said yes gives the charge back.
+    pub fn try_charge_reserved(&self, buf: &mut alloc::vec::Vec<u8>, bytes: usize) -> Option<Charge<'_>> {
+        self.try_charge(bytes).filter(|_| buf.try_reserve_exact(bytes).is_ok())
+    }
 }
 
 /// Bytes held against a [`MemoryBudget`]; given back on drop.

@@ -184,9 +184,7 @@ pub async fn serve<T: Transport, H: Handler>(
 ) -> Result<Served, NetError> {
     let mut served = Served::default();
     let mut buf: Vec<u8> = Vec::new();
-    let Some(_connection) =
-        budget.try_charge(CONNECTION_BYTES).filter(|_| buf.try_reserve_exact(CONNECTION_BYTES).is_ok())
-    else {
+    let Some(_connection) = budget.try_charge_reserved(&mut buf, CONNECTION_BYTES) else {
         refuse(s, &mut served, BadRequest::Overloaded, MAX_DRAIN).await?;
         return Ok(served);
     };
@@ -239,14 +237,17 @@ pub async fn serve<T: Transport, H: Handler>(
         let body_len = req.content_length;
         let mode = if body_len == 0 { BodyMode::Stream } else { handler.body_mode(&req) };
         let mut body: Vec<u8> = Vec::new();
-        let mut _body_charge = None;
-        if mode == BodyMode::Buffer {
-            _body_charge = budget.try_charge(body_len).filter(|_| body.try_reserve_exact(body_len).is_ok());
-            if _body_charge.is_none() {
-                refuse(s, &mut served, BadRequest::Overloaded, body_len.saturating_sub(have)).await?;
-                return Ok(served);
-            }
-        }
+        // Held until the request is answered: the buffered body's share of the budget.
+        let _body_charge = match mode {
+            BodyMode::Buffer => match budget.try_charge_reserved(&mut body, body_len) {
+                Some(charge) => Some(charge),
+                None => {
+                    refuse(s, &mut served, BadRequest::Overloaded, body_len.saturating_sub(have)).await?;
+                    return Ok(served);
+                }
+            },
+            BodyMode::Stream => None,
+        };
         if req.expect_continue && have < body_len {
             s.write_all(CONTINUE).await?;
         }
