@@ -803,8 +803,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             match self.watches.iter().find(|(_, token)| *token == event.token) {
                 Some((watched, _)) => {
                     self.events_received += 1;
-                    let watched = watched.clone();
-                    self.events.push(event, &watched);
+                    self.events.push(event, watched);
                 }
                 None => self.stray_events += 1,
             }
