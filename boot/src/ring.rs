@@ -86,21 +86,17 @@ impl SharedRing for RingPages {
     }
     fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
         assert!(offset >= RING && offset + bytes.len() <= self.len(), "ring write outside the entries");
-        let base = self.0.as_ptr();
-        for (i, &b) in bytes.iter().enumerate() {
-            // SAFETY: inside the live pages (checked above); a volatile store through a raw pointer, since the
-            // backend may read (or, if hostile, write) the slot concurrently.
-            unsafe { base.add(offset + i).write_volatile(b) };
-        }
+        // SAFETY: `offset..offset + bytes.len()` is inside the live pages (checked above); `copy_to_shared` stores
+        // with volatile writes through a raw pointer, since the backend may read (or, if hostile, write) the slot
+        // concurrently.
+        unsafe { crate::grant::copy_to_shared(self.0.as_ptr().add(offset), bytes) };
     }
     fn read_bytes(&self, offset: usize, out: &mut [u8]) {
         assert!(offset >= RING && offset + out.len() <= self.len(), "ring read outside the entries");
-        let base = self.0.as_ptr();
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: inside the live pages (checked above); each byte read once with a volatile load through a
-            // raw pointer: the backend may be writing the slot right now, and the driver validates only this copy.
-            *b = unsafe { base.add(offset + i).read_volatile() };
-        }
+        // SAFETY: `offset..offset + out.len()` is inside the live pages (checked above); `copy_from_shared` reads
+        // each byte once with volatile loads through a raw pointer: the backend may be writing the slot right now,
+        // and the driver validates only this copy.
+        unsafe { crate::grant::copy_from_shared(self.0.as_ptr().add(offset), out) };
     }
 }
 
