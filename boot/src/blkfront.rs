@@ -6,7 +6,7 @@
 use crate::evtchn::{EventChannel, EvtchnError};
 use crate::grant::SharedPages;
 use crate::ring::{Kick, RingPages};
-use crate::xenstore;
+use crate::xenstore::{self, CONNECT_TIMEOUT_NS};
 use alloc::vec::Vec;
 use core::fmt;
 use sirocco_drivers::blkfront::{self as bf, BlockBuffers, ConfigError, DiskInfo, Limits, Transport};
@@ -18,7 +18,6 @@ use sirocco_drivers::xenstore::Tx;
 pub const DATA_PAGES: usize = 512;
 /// Indirect requests in flight at once (each needs its descriptor pages).
 const INDIRECT_REQUESTS: usize = 16;
-const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
 
 /// The data and indirect-descriptor pages, granted writable once (the backend writes reads' data into them).
 pub struct Buffers {

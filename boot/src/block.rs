@@ -8,7 +8,7 @@ use crate::blkfront::{self, Buffers, Driver};
 use crate::evtchn::EventChannel;
 use crate::ring::{Kick, RingPages};
 use crate::runtime;
-use crate::xenstore::BackendWatch;
+use crate::xenstore::{BackendWatch, CLOSE_TIMEOUT_NS};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -95,9 +95,13 @@ async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_driv
                     // loop: other disks, vifs and timers keep running meanwhile).
                     wake_waiters(&shared);
                     let mut xs = crate::xenstore::RunLoop;
-                    let closed =
-                        lifecycle::close_after_backend_left_async(&mut xs, &dev, OnBackendGone::Detach, 5_000_000_000)
-                            .await;
+                    let closed = lifecycle::close_after_backend_left_async(
+                        &mut xs,
+                        &dev,
+                        OnBackendGone::Detach,
+                        CLOSE_TIMEOUT_NS,
+                    )
+                    .await;
                     if let Err(e) = closed {
                         log::warn!("vbd{}: closing our end: {e}", shared.id);
                     }

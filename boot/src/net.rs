@@ -8,7 +8,7 @@
 
 use crate::netfront::{self, NetError as VifError, Vif};
 use crate::runtime::{self, Instant};
-use crate::xenstore::{self, BackendWatch, RunLoop};
+use crate::xenstore::{self, BackendWatch, RunLoop, CLOSE_TIMEOUT_NS, CONNECT_TIMEOUT_NS};
 use crate::Either;
 use alloc::format;
 use alloc::string::String;
@@ -214,11 +214,6 @@ async fn follow_backend(
         Action::Stay | Action::Detach => {}
     }
 }
-
-/// How long a reconnect waits for each of the backend's InitWait and Connected.
-const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
-/// How long the close handshake waits for each of the backend's steps.
-const CLOSE_TIMEOUT_NS: u64 = 5_000_000_000;
 
 /// Connects a driver `follow_backend` reset, once a backend is at InitWait again: the steps of
 /// `netfront::reconnect` (our state Initialising, the backend's InitWait, the configuration read and the

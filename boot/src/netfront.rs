@@ -6,7 +6,7 @@
 use crate::evtchn::{EventChannel, EvtchnError};
 use crate::grant::{Grant, Page};
 use crate::ring::{Kick, RingPages};
-use crate::xenstore;
+use crate::xenstore::{self, CONNECT_TIMEOUT_NS};
 use alloc::vec::Vec;
 use core::fmt;
 use sirocco_drivers::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
@@ -18,7 +18,6 @@ pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksu
 
 /// Buffer pages per direction: 128 RX buffers in flight, 128 TX slots (512 KiB each way).
 pub const BUFFERS: u16 = 128;
-const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
 
 /// The buffer pages, each granted once (TX read-only, RX writable).
 pub struct Buffers {

@@ -42,6 +42,11 @@ unsafe impl Send for StorePage {}
 
 use sirocco_drivers::xenstore::offsets::{REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD};
 
+/// How long a xenbus connect waits for each of the backend's steps (InitWait, Connected), for every device kind.
+pub(crate) const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
+/// How long a xenbus close handshake waits for each of the backend's steps (Closing, Closed).
+pub(crate) const CLOSE_TIMEOUT_NS: u64 = 5_000_000_000;
+
 impl StorePage {
     fn load(&self, off: usize) -> u32 {
         // SAFETY: an aligned u32 index inside the mapped page; xenstored writes some of them, hence volatile.
