@@ -295,10 +295,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
                     self.free_data.extend(pages.iter().rev());
                 }
             }
-            OpState::ReadReady => {
-                let pages = self.ops.remove(op);
-                self.free_data.extend(pages.iter().rev());
-            }
+            OpState::ReadReady => self.release(op)?,
             OpState::Free => unreachable!("get_mut returns no free operation"),
         }
         self.counters.abandoned += 1;
