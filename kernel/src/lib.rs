@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod cpuid;
 pub mod elfnote;
 pub mod events;
 pub mod future;
@@ -16,6 +17,7 @@ pub mod layout;
 pub mod pagetable;
 pub mod time;
 pub mod timer;
+pub mod unplug;
 
 /// Size of a page (x86_64 base pages, the unit of Xen's frame numbers).
 pub const PAGE_SIZE: u64 = 4096;

@@ -12,9 +12,13 @@
 //! that mapping), which holds because Xen maps at least 512 KiB of padding after the bootstrap stack and mapping
 //! proceeds upwards much faster (512 pages per table) than table frames are consumed.
 //! Mini-OS's `build_pagetable` (arch/x86/mm.c) follows the same order of operations.
+//!
+//! PVH and HVM guests own their page tables and follow none of these rules: [`identity`] builds their map.
 
 use crate::{Mfn, Pfn, PAGE_SHIFT};
 use core::fmt;
+
+pub mod identity;
 
 /// Page-table entry flag bits (x86_64).
 pub mod pte {
