@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+pub mod bootinfo;
 pub mod cmdline;
 pub mod cpuid;
 pub mod elfnote;
