@@ -75,7 +75,7 @@ def boot(mode, dom0, job_img, timeout_s, show, extra_args=(), on_line=None):
     initrd = (f"{dom0}/vmlinuz console=hvc0 root=/dev/vda rw quiet init=/sbin/sirocco-lab-init,"
               f"{dom0}/initrd.img")
     cmd = [
-        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "qemu64", "-m", "3072", "-smp", "2",
+        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "qemu64,+svm,+npt", "-m", "3072", "-smp", "2",
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-net", "none",
         "-kernel", f"{dom0}/xen",
         "-append", "dom0_mem=1536M,max:1536M console=com1 com1=115200,8n1 loglvl=warning guest_loglvl=warning",

@@ -143,3 +143,88 @@ const _: () = {
 };
 pub use sirocco_drivers::grant::abi::{GNTTABOP_QUERY_SIZE, GNTTABOP_SETUP_TABLE};
 pub use xen_sys::__HYPERVISOR_grant_table_op as HYPERVISOR_GRANT_TABLE_OP;
+
+// The hypercalls and structures of the PVH/HVM start of day (checked against Xen 4.17's public headers).
+/// xen.h: `__HYPERVISOR_memory_op`.
+pub const HYPERVISOR_MEMORY_OP: u32 = 12;
+/// xen.h: `__HYPERVISOR_hvm_op`.
+pub const HYPERVISOR_HVM_OP: u32 = 34;
+/// memory.h: `XENMEM_add_to_physmap`.
+pub const XENMEM_ADD_TO_PHYSMAP: u32 = 7;
+/// memory.h: `XENMEM_memory_map` (the domain's e820 map, for PVH start infos of version 0).
+pub const XENMEM_MEMORY_MAP: u32 = 9;
+/// memory.h: `XENMAPSPACE_shared_info`.
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// memory.h: `XENMAPSPACE_grant_table`.
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// hvm/hvm_op.h: `HVMOP_get_param`.
+pub const HVMOP_GET_PARAM: u32 = 1;
+/// hvm/params.h: `HVM_PARAM_STORE_PFN`, `HVM_PARAM_STORE_EVTCHN`, `HVM_PARAM_CONSOLE_PFN`, `HVM_PARAM_CONSOLE_EVTCHN`.
+pub const HVM_PARAM_STORE_PFN: u32 = 1;
+/// See [`HVM_PARAM_STORE_PFN`].
+pub const HVM_PARAM_STORE_EVTCHN: u32 = 2;
+/// See [`HVM_PARAM_STORE_PFN`].
+pub const HVM_PARAM_CONSOLE_PFN: u32 = 17;
+/// See [`HVM_PARAM_STORE_PFN`].
+pub const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
+/// version.h: `XENVER_get_features`.
+pub const XENVER_GET_FEATURES: u32 = 6;
+/// features.h: `XENFEAT_auto_translated_physmap` (always set for PVH/HVM).
+pub const XENFEAT_AUTO_TRANSLATED_PHYSMAP: u32 = 2;
+/// features.h: `XENFEAT_hvm_safe_pvclock`: the PV clock in shared_info is usable by an HVM guest.
+pub const XENFEAT_HVM_SAFE_PVCLOCK: u32 = 9;
+
+/// memory.h: `struct xen_add_to_physmap`.
+#[repr(C)]
+pub struct AddToPhysmap {
+    /// `DOMID_SELF`.
+    pub domid: u16,
+    /// Only for `XENMAPSPACE_gmfn_range`.
+    pub size: u16,
+    /// `XENMAPSPACE_*`.
+    pub space: u32,
+    /// Index in the space (grant-table frame number).
+    pub idx: u64,
+    /// Guest frame to place it at.
+    pub gpfn: u64,
+}
+/// memory.h: `struct xen_memory_map`.
+#[repr(C)]
+pub struct MemoryMapArg {
+    /// IN: room in `buffer` (entries); OUT: entries written.
+    pub nr_entries: u32,
+    /// Array of 20-byte e820 entries.
+    pub buffer: *mut u8,
+}
+/// hvm/hvm_op.h: `struct xen_hvm_param`.
+#[repr(C)]
+pub struct HvmParam {
+    /// `DOMID_SELF`.
+    pub domid: u16,
+    /// Padding.
+    pub pad: u16,
+    /// `HVM_PARAM_*`.
+    pub index: u32,
+    /// OUT: the value.
+    pub value: u64,
+}
+/// version.h: `struct xen_feature_info`.
+#[repr(C)]
+pub struct FeatureInfo {
+    /// IN: which 32-bit submap.
+    pub submap_idx: u32,
+    /// OUT: its bits.
+    pub submap: u32,
+}
+const _: () = {
+    assert!(size_of::<AddToPhysmap>() == 24);
+    assert!(offset_of!(AddToPhysmap, space) == 4);
+    assert!(offset_of!(AddToPhysmap, idx) == 8);
+    assert!(offset_of!(AddToPhysmap, gpfn) == 16);
+    assert!(size_of::<MemoryMapArg>() == 16);
+    assert!(offset_of!(MemoryMapArg, buffer) == 8);
+    assert!(size_of::<HvmParam>() == 16);
+    assert!(offset_of!(HvmParam, index) == 4);
+    assert!(offset_of!(HvmParam, value) == 8);
+    assert!(size_of::<FeatureInfo>() == 8);
+};

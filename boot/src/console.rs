@@ -2,12 +2,11 @@
 //! and `/var/log/xen/console/guest-NAME.log` show it. `HYPERVISOR_console_io` is not used: a release Xen drops
 //! it for domUs.
 
-use crate::{hypercall, mm, xen};
+use crate::{early, hypercall, xen};
 use core::fmt;
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU32, Ordering};
 use sirocco_drivers::console::{self as ring, offsets, ConsoleRing, XenconsInterface};
-use sirocco_kernel::Mfn;
 
 /// How long output waits for xenconsoled to make room before it is dropped (and counted).
 const ROOM_TIMEOUT_NS: u64 = 5_000_000_000;
@@ -61,11 +60,12 @@ pub struct Console {
 
 static CONSOLE: spin::Mutex<Option<Console>> = spin::Mutex::new(None);
 
-/// Finds the console page (a machine frame, translated through the machine-to-phys table) and starts using it.
-pub(crate) fn init(mfn: u64, port: u32) {
-    let pfn = mm::mfn_to_pfn(Mfn(mfn));
-    *CONSOLE.lock() =
-        Some(Console { page: Page(pfn.vaddr() as *mut XenconsInterface), port, broken: false, dropped: 0 });
+/// Starts using the console page mapped at `va` (PV: start_info's frame through the machine-to-phys table;
+/// PVH/HVM: `HVM_PARAM_CONSOLE_PFN`, identity-mapped) with event channel `port`. From here on, output no longer
+/// goes to the debug port (the serial port, when on, keeps its copy).
+pub(crate) fn init(va: u64, port: u32) {
+    *CONSOLE.lock() = Some(Console { page: Page(va as *mut XenconsInterface), port, broken: false, dropped: 0 });
+    crate::early::set_debugcon(false);
 }
 
 impl Console {
@@ -152,14 +152,14 @@ pub fn with<R>(f: impl FnOnce(&mut Console) -> R) -> Option<R> {
     CONSOLE.lock().as_mut().map(f)
 }
 
-/// For the panic handler: takes the console even if the panicking code held its lock.
-pub(crate) fn with_forced<R>(f: impl FnOnce(&mut Console) -> R) -> Option<R> {
+/// For the panic and exception handlers: prints even if the code that failed held the console's lock.
+pub(crate) fn print_forced(args: fmt::Arguments<'_>) {
     if CONSOLE.is_locked() {
         // SAFETY: Sirocco runs on one vCPU with no asynchronous callbacks, so the holder of the lock is the code
-        // that panicked, which will never run again: nobody else can be inside the critical section.
+        // that panicked (or faulted), which will never run again: nobody else can be inside the critical section.
         unsafe { CONSOLE.force_unlock() };
     }
-    with(f)
+    _print(args);
 }
 
 /// Waits (bounded) until the backend has consumed all output.
@@ -170,6 +170,7 @@ pub(crate) fn flush() {
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments<'_>) {
     with(|c| fmt::write(c, args));
+    let _ = fmt::write(&mut early::Early, args);
 }
 
 /// Prints to the Xen console, like `std::print!`.

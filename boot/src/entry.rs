@@ -1,4 +1,5 @@
-//! The image's first instructions, its Xen ELF notes, and the hypercall page.
+//! The PV entry point, the image's Xen ELF notes, and the hypercall page. (The PVH and multiboot2 entry points are
+//! in `hvm/entry.rs`.)
 //!
 //! Xen enters `_start` in 64-bit mode with `%rsi` = virtual address of `start_info` and a small bootstrap stack
 //! inside the start-of-day region. We switch at once to our own stack (`__stack_top` in linker.ld, above an unmapped
@@ -32,7 +33,7 @@ HYPERCALL_PAGE:
 
 // The Xen ELF notes (xen/elfnote.h), each {namesz=4, descsz, type, "Xen\0", desc}, 4-byte aligned.
 // Numbers: ENTRY 1, HYPERCALL_PAGE 2, VIRT_BASE 3, PADDR_OFFSET 4, XEN_VERSION 5, GUEST_OS 6, GUEST_VERSION 7,
-// LOADER 8, FEATURES 10. `tools/imgcheck` re-reads them from every built image.
+// LOADER 8, FEATURES 10, PHYS32_ENTRY 18 (the PVH entry, `hvm/entry.rs`; a PV build ignores it). `tools/imgcheck` re-reads them from every built image.
 global_asm!(
     r#"
     .section .note.Xen, "a", @note
@@ -69,6 +70,9 @@ global_asm!(
     .asciz "Xen"
 25: .asciz "!writable_page_tables"
 26: .balign 4
+    .long 4, 4, 18
+    .asciz "Xen"
+    .long _start_pvh
     "#,
     options(att_syntax)
 );

@@ -1,5 +1,6 @@
-//! Grant tables (v1), the platform half: the table frames set up with `GNTTABOP_setup_table` and mapped onto a
-//! reserved range of the image (`__grant_table_area`), the entries accessed with the ordering Xen requires, and an
+//! Grant tables (v1), the platform half: the table frames (PV: from `GNTTABOP_setup_table`, mapped with
+//! `update_va_mapping`; PVH/HVM: placed with `XENMAPSPACE_grant_table`) over a reserved range of the image
+//! (`__grant_table_area`), the entries accessed with the ordering Xen requires, and an
 //! API that ties each grant to the page it shares. The reference bookkeeping (allocation, revoke protocol,
 //! deferred revokes) is `sirocco_drivers::grant`, tested on the host.
 
@@ -96,6 +97,33 @@ pub(crate) fn init() -> Result<u32, SetupError> {
         return Err(SetupError { what: "query_size refused", code: if rc < 0 { rc } else { q.status.into() } });
     }
     let frames = q.max_nr_frames.min(MAX_FRAMES);
+    let base = addr_of_mut!(__grant_table_area) as *mut u8;
+    if crate::mode::boot_mode().translated() {
+        map_frames_hvm(base as u64, frames)?;
+    } else {
+        map_frames_pv(base as u64, frames)?;
+    }
+    let entries =
+        XenGrantEntries { base: base as *mut GrantEntryV1, capacity: sirocco_drivers::grant::abi::entries_in(frames) };
+    *TABLE.lock() = Some(GrantTable::new(entries));
+    Ok(frames)
+}
+
+/// PVH/HVM: each table frame placed at a page of the reserved area with `XENMAPSPACE_grant_table` (which also
+/// grows the table to that many frames); the identity map reaches them there.
+fn map_frames_hvm(base: u64, frames: u32) -> Result<(), SetupError> {
+    for i in 0..frames {
+        let gpfn = (base >> 12) + u64::from(i);
+        // SAFETY: the reserved area is never used as Rust data (only through XenGrantEntries), so replacing the RAM
+        // frames behind it with grant-table frames invalidates nothing.
+        unsafe { hypercall::add_to_physmap(XENMAPSPACE_GRANT_TABLE, u64::from(i), gpfn) }
+            .map_err(|code| SetupError { what: "placing a table frame (add_to_physmap)", code })?;
+    }
+    Ok(())
+}
+
+/// PV: `GNTTABOP_setup_table` gives the frames' machine numbers; each is mapped over a page of the reserved area.
+fn map_frames_pv(base: u64, frames: u32) -> Result<(), SetupError> {
     let mut list = [0u64; MAX_FRAMES as usize];
     let mut s =
         GnttabSetupTable { dom: DOMID_SELF as u16, nr_frames: frames, status: 0, frame_list: list.as_mut_ptr() };
@@ -105,18 +133,14 @@ pub(crate) fn init() -> Result<u32, SetupError> {
     if rc < 0 || s.status != 0 {
         return Err(SetupError { what: "setup_table refused", code: if rc < 0 { rc } else { s.status.into() } });
     }
-    let base = addr_of_mut!(__grant_table_area) as *mut u8;
     for (i, &mfn) in list[..frames as usize].iter().enumerate() {
-        let va = base as u64 + i as u64 * 4096;
+        let va = base + i as u64 * 4096;
         // SAFETY: the reserved area is never used as Rust data (only through XenGrantEntries), so re-pointing its
         // pages at the grant frames Xen gave us invalidates nothing.
         unsafe { hypercall::update_va_mapping(va, (mfn << 12) | DATA_FLAGS) }
             .map_err(|code| SetupError { what: "mapping a table frame", code })?;
     }
-    let entries =
-        XenGrantEntries { base: base as *mut GrantEntryV1, capacity: sirocco_drivers::grant::abi::entries_in(frames) };
-    *TABLE.lock() = Some(GrantTable::new(entries));
-    Ok(frames)
+    Ok(())
 }
 
 fn with_table<R>(f: impl FnOnce(&mut GrantTable<XenGrantEntries>) -> R) -> R {

@@ -1,4 +1,5 @@
-//! Hypercalls through the page Xen filled at `HYPERCALL_PAGE` (our own stubs: xen-sys's declare `nostack` around
+//! Hypercalls through the page Xen filled at `HYPERCALL_PAGE` (at domain build for PV; for PVH/HVM when we name
+//! its address in the MSR CPUID gives, `hvm::install_hypercall_page`) (our own stubs: xen-sys's declare `nostack` around
 //! a `call`, which pushes a return address, so they are unsound; see ../shared/toolchain.md).
 //!
 //! x86_64 PV convention: `call HYPERCALL_PAGE + 32 * nr`, arguments in rdi, rsi, rdx, r10, r8, result in rax.
@@ -150,4 +151,61 @@ pub fn set_timer_op(deadline_ns: u64) -> i64 {
 pub unsafe fn grant_table_op<T>(cmd: u32, arg: &mut T) -> i64 {
     // SAFETY: the caller guarantees the argument; one struct, live and writable for the call.
     unsafe { hypercall5(HYPERVISOR_GRANT_TABLE_OP, u64::from(cmd), arg as *mut T as u64, 1, 0, 0) }
+}
+
+/// `XENMEM_add_to_physmap`: places frame `idx` of `space` (shared_info, a grant-table frame) at guest frame `gpfn`
+/// of our own physical address space (PVH/HVM: the guest's page tables then reach it at that address).
+///
+/// # Safety
+/// Whatever page was at `gpfn` is replaced (Xen frees it): nothing may use that page as Rust data.
+pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
+    let mut arg = AddToPhysmap { domid: DOMID_SELF as u16, size: 0, space, idx, gpfn };
+    // SAFETY: `arg` is a live `struct xen_add_to_physmap`; the caller vouches for replacing the page at `gpfn`.
+    let rc = unsafe {
+        hypercall5(HYPERVISOR_MEMORY_OP, u64::from(XENMEM_ADD_TO_PHYSMAP), &mut arg as *mut _ as u64, 0, 0, 0)
+    };
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(())
+    }
+}
+
+/// `XENMEM_memory_map`: the domain's e820 map as 20-byte entries into `buf`; the number of entries written.
+pub fn memory_map(buf: &mut [u8]) -> Result<usize, i64> {
+    let mut arg = MemoryMapArg { nr_entries: (buf.len() / 20) as u32, buffer: buf.as_mut_ptr() };
+    // SAFETY: `arg` is a live `struct xen_memory_map` pointing at `buf`, which has room for `nr_entries` entries.
+    let rc =
+        unsafe { hypercall5(HYPERVISOR_MEMORY_OP, u64::from(XENMEM_MEMORY_MAP), &mut arg as *mut _ as u64, 0, 0, 0) };
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(arg.nr_entries as usize)
+    }
+}
+
+/// `HVMOP_get_param` on our own domain.
+pub fn hvm_get_param(index: u32) -> Result<u64, i64> {
+    let mut arg = HvmParam { domid: DOMID_SELF as u16, pad: 0, index, value: 0 };
+    // SAFETY: `arg` is a live `struct xen_hvm_param`; Xen writes only its `value`.
+    let rc = unsafe { hypercall5(HYPERVISOR_HVM_OP, u64::from(HVMOP_GET_PARAM), &mut arg as *mut _ as u64, 0, 0, 0) };
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(arg.value)
+    }
+}
+
+/// `XENVER_get_features`, submap 0 (the only one Xen defines).
+pub fn xen_features() -> u32 {
+    let mut arg = FeatureInfo { submap_idx: 0, submap: 0 };
+    // SAFETY: `arg` is a live `struct xen_feature_info`.
+    let rc = unsafe {
+        hypercall5(HYPERVISOR_XEN_VERSION, u64::from(XENVER_GET_FEATURES), &mut arg as *mut _ as u64, 0, 0, 0)
+    };
+    if rc < 0 {
+        0
+    } else {
+        arg.submap
+    }
 }

@@ -1,4 +1,4 @@
-//! Sirocco's platform layer and runtime: the PV entry point, hypercalls, memory, console, logging, and the API an
+//! Sirocco's platform layer and runtime: the entry points of each boot mode (PV, PVH, multiboot2/HVM), hypercalls, memory, console, logging, and the API an
 //! application is written against. It is the only crate with `unsafe`; each use says why it is sound. The logic
 //! it drives (page tables, command line, console ring, ...) lives in `sirocco-kernel` and `sirocco-drivers`,
 //! tested on the host.
@@ -24,12 +24,15 @@ mod abi;
 pub mod blkfront;
 pub mod block;
 pub mod console;
+mod early;
 mod entry;
 pub mod evtchn;
 pub mod grant;
+mod hvm;
 mod hypercall;
 mod logger;
 mod mm;
+mod mode;
 pub mod net;
 pub mod netfront;
 mod panic;
@@ -49,6 +52,7 @@ use core::time::Duration;
 
 pub use log;
 pub use mm::{heap_stats, HeapStats, MemoryInfo};
+pub use mode::{boot_mode, BootMode};
 pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant, SpawnError};
 pub use sirocco_kernel::cmdline::{Arg, Cmdline};
 pub use sirocco_kernel::future::{select, Either};
@@ -61,6 +65,8 @@ pub struct Env {
     pub memory: MemoryInfo,
     /// The hypervisor's version.
     pub xen: XenVersion,
+    /// How the domain was booted (PV, PVH, or HVM through a boot loader).
+    pub mode: BootMode,
 }
 
 /// Xen's version, as `XENVER_version` and `XENVER_extraversion` report it.
@@ -70,7 +76,7 @@ pub struct XenVersion {
     pub major: u16,
     /// Minor number.
     pub minor: u16,
-    extra: [u8; 16],
+    pub(crate) extra: [u8; 16],
 }
 
 impl XenVersion {

@@ -1,4 +1,4 @@
-//! Memory: the machine<->pseudo-physical translations, page tables over all of the domain's memory (the logic is
+//! Memory: the heap, and for PV the machine<->pseudo-physical translations, page tables over all of the domain's memory (the logic is
 //! `sirocco_kernel::pagetable`, tested on the host; this is its hypervisor-facing half), and the heap.
 
 use crate::abi::{start_info, MmuUpdate, MACH2PHYS_VIRT_START};
@@ -34,9 +34,10 @@ pub struct MemoryInfo {
     pub heap_bytes: u64,
     /// Page-table pages added to map all memory.
     pub page_tables_added: u64,
-    /// Pages Sirocco mapped itself (the rest Xen had mapped at start of day).
+    /// Pages Sirocco mapped itself (PV: the rest Xen had mapped at start of day; PVH/HVM: 4 KiB pages, counting a
+    /// 2 MiB page as 512).
     pub pages_mapped: u64,
-    /// `mmu_update` hypercalls used for that.
+    /// `mmu_update` hypercalls used for that (PV; 0 under PVH/HVM, whose page tables are the guest's own).
     pub mmu_hypercalls: u64,
 }
 
@@ -59,10 +60,25 @@ pub fn heap_stats() -> HeapStats {
 
 static P2M: spin::Once<&'static [u64]> = spin::Once::new();
 
-/// The machine frame behind virtual address `va` (any address of ours: virtual = pseudo-physical).
+/// The frame number Xen knows the page at virtual address `va` by (any address of ours): the machine frame under
+/// PV (through the p2m list), the guest frame under PVH/HVM (virtual = guest-physical, and Xen translates).
 pub fn virt_to_mfn(va: u64) -> u64 {
-    let p2m = P2M.get().expect("memory set up at boot");
-    p2m[(va / PAGE_SIZE) as usize]
+    match P2M.get() {
+        Some(p2m) => p2m[(va / PAGE_SIZE) as usize],
+        None => {
+            assert!(crate::mode::boot_mode().translated(), "memory set up at boot");
+            va / PAGE_SIZE
+        }
+    }
+}
+
+/// Hands `[start, start + bytes)` to the heap. Called once, by the mode's memory set-up.
+///
+/// # Safety
+/// The range must be mapped writable, and nothing else may use it, for the domain's life.
+pub(crate) unsafe fn init_heap(start: u64, bytes: u64) {
+    // SAFETY: the caller's promise.
+    unsafe { HEAP.lock().init(start as *mut u8, bytes as usize) };
 }
 
 /// Looks up the machine-to-phys table Xen maps read-only into every PV guest.
@@ -122,7 +138,7 @@ impl fmt::Display for MemoryError {
     }
 }
 
-/// Maps all memory and starts the heap.
+/// PV: maps all memory and starts the heap.
 pub(crate) fn init(si: &start_info) -> Result<MemoryInfo, MemoryError> {
     let (image_start, image_end, guard) =
         (addr_of!(__image_start) as u64, addr_of!(__image_end) as u64, addr_of!(__stack_guard) as u64);
@@ -159,7 +175,7 @@ pub(crate) fn init(si: &start_info) -> Result<MemoryInfo, MemoryError> {
     let (heap_start, heap_bytes) = layout::heap_region(out.next_free, plan.nr_pages);
     // SAFETY: the heap region runs from the first frame after the new page tables to the end of memory: all of it
     // is now mapped writable, and nothing else uses it.
-    unsafe { HEAP.lock().init(heap_start as *mut u8, heap_bytes as usize) };
+    unsafe { init_heap(heap_start, heap_bytes) };
     Ok(MemoryInfo {
         domain_bytes: si.nr_pages * PAGE_SIZE,
         image_bytes: image_end - image_start,

@@ -2,7 +2,6 @@
 //! sees a crash (xl's `on_crash`) and the log shows why.
 
 use crate::{console, exit, Exit};
-use core::fmt::Write;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,16 +16,15 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             crate::hypercall::sched_yield();
         }
     }
-    console::with_forced(|c| {
-        let _ = write!(c, "\nPANIC: {}", info.message());
-        match info.location() {
-            Some(l) => {
-                let _ = writeln!(c, "\n  at {}:{}:{}", l.file(), l.line(), l.column());
-            }
-            None => {
-                let _ = writeln!(c, "\n  at an unknown location");
-            }
-        }
-    });
+    match info.location() {
+        Some(l) => console::print_forced(format_args!(
+            "\nPANIC: {}\n  at {}:{}:{}\n",
+            info.message(),
+            l.file(),
+            l.line(),
+            l.column()
+        )),
+        None => console::print_forced(format_args!("\nPANIC: {}\n  at an unknown location\n", info.message())),
+    }
     exit(Exit::Crash)
 }

@@ -1,17 +1,21 @@
-//! The boot sequence, from `_start` to the application.
+//! The boot sequence from a mode's entry point to the application: the PV start of day here, the PVH/HVM one in
+//! `hvm/`, and the steps every mode shares ([`announce`], [`command_line`], [`finish`]).
 
 use crate::abi::{start_info, START_INFO_MAGIC};
-use crate::{console, hypercall, logger, mm, xen, Env, Exit, XenVersion};
+use crate::mode::{self, BootMode};
+use crate::{console, hypercall, logger, mm, xen, Env, Exit, MemoryInfo, XenVersion};
 use core::sync::atomic::Ordering;
-use sirocco_kernel::cmdline::Cmdline;
+use sirocco_kernel::cmdline::{Cmdline, CmdlineError};
+use sirocco_kernel::Mfn;
 
 extern "Rust" {
     /// Defined by the application with `sirocco::main!`; an image links exactly one.
     fn __sirocco_app_main(env: &Env) -> Exit;
 }
 
-/// Entered from `_start` on our own stack with the `start_info` pointer Xen passed in `%rsi`.
+/// Entered from `_start` (PV) on our own stack with the `start_info` pointer Xen passed in `%rsi`.
 pub(crate) extern "C" fn start(si: *const start_info) -> ! {
+    mode::set(BootMode::Pv);
     // SAFETY: Xen passes the virtual address of start_info, which lies in the start-of-day region, stays mapped and
     // is written by no one after boot; we only read it.
     let si: &'static start_info = unsafe { &*si };
@@ -23,14 +27,33 @@ pub(crate) extern "C" fn start(si: *const start_info) -> ! {
     }
     // SAFETY: `console` is a union of the dom0 and domU variants; a domU (all Sirocco guests) uses domU.
     let (con_mfn, con_port) = unsafe { (si.console.domU.mfn, si.console.domU.evtchn) };
-    console::init(con_mfn, con_port);
-    let (major, minor) = hypercall::xen_version();
-    let xen = XenVersion { major, minor, extra: hypercall::xen_extraversion() };
-    crate::println!("Sirocco {} booting on Xen {xen}", env!("CARGO_PKG_VERSION"));
+    console::init(mm::mfn_to_pfn(Mfn(con_mfn)).vaddr(), con_port);
+    let xen = announce();
 
     // SAFETY: cmd_line is a byte array inside start_info; reading it as u8 is always valid.
     let raw: &'static [u8; 1024] = unsafe { &*(si.cmd_line.as_ptr() as *const [u8; 1024]) };
-    let cmdline = Cmdline::from_bytes(raw).unwrap_or_else(|e| {
+    let cmdline = command_line(Cmdline::from_bytes(raw));
+
+    // Memory first: the page-table builder checks the start-of-day mappings, which mapping shared_info changes.
+    let memory = mm::init(si).unwrap_or_else(|e| panic!("{e}"));
+    if let Err(e) = xen::map_shared_info_pv(si.shared_info) {
+        panic!("could not map shared_info (maddr {:#x}): error {e}", si.shared_info);
+    }
+    let store_va = mm::mfn_to_pfn(Mfn(si.store_mfn)).vaddr();
+    finish(cmdline, memory, xen, (store_va, si.store_evtchn))
+}
+
+/// The console's first line: what this is, how it booted, on which Xen.
+pub(crate) fn announce() -> XenVersion {
+    let (major, minor) = hypercall::xen_version();
+    let xen = XenVersion { major, minor, extra: hypercall::xen_extraversion() };
+    crate::println!("Sirocco {} booting as {} on Xen {xen}", env!("CARGO_PKG_VERSION"), mode::boot_mode());
+    xen
+}
+
+/// Takes the command line (or says why it is ignored) and starts the logger at the level it asks for.
+pub(crate) fn command_line(parsed: Result<Cmdline<'static>, CmdlineError>) -> Cmdline<'static> {
+    let cmdline = parsed.unwrap_or_else(|e| {
         crate::println!("sirocco: ignoring the command line: {e}");
         Cmdline::parse("").expect("empty command line parses")
     });
@@ -40,16 +63,15 @@ pub(crate) extern "C" fn start(si: *const start_info) -> ! {
     });
     logger::init(level.unwrap_or(log::LevelFilter::Info));
     log::debug!("command line: {:?}", cmdline.as_str());
+    cmdline
+}
 
-    // Memory first: the page-table builder checks the start-of-day mappings, which mapping shared_info changes.
-    let memory = mm::init(si).unwrap_or_else(|e| panic!("{e}"));
-    if let Err(e) = xen::map_shared_info(si.shared_info) {
-        panic!("could not map shared_info (maddr {:#x}): error {e}", si.shared_info);
-    }
+/// The steps every mode shares once memory, shared_info and the console are up: the clock's zero, the run loop,
+/// xenstore, the grant table, then the application.
+pub(crate) fn finish(cmdline: Cmdline<'static>, memory: MemoryInfo, xen: XenVersion, store: (u64, u32)) -> ! {
     crate::BOOT_NS.store(xen::system_time_ns().unwrap_or(0), Ordering::Relaxed);
     crate::runtime::init();
-    let (store_mfn, store_port) = (si.store_mfn, si.store_evtchn);
-    if let Err(e) = crate::xenstore::init(store_mfn, store_port) {
+    if let Err(e) = crate::xenstore::init(store.0, store.1) {
         log::error!("xenstore: {e}; control/shutdown and devices will not work");
     }
     match crate::grant::init() {
@@ -67,7 +89,7 @@ pub(crate) extern "C" fn start(si: *const start_info) -> ! {
     );
 
     crate::net::set_cmdline(cmdline);
-    let env = Env { cmdline, memory, xen };
+    let env = Env { cmdline, memory, xen, mode: mode::boot_mode() };
     // SAFETY: `sirocco::main!` defines the symbol with exactly this signature; without it the image does not link.
     let exit = unsafe { __sirocco_app_main(&env) };
     crate::exit(exit)

@@ -24,21 +24,38 @@ fn vcpu0() -> Option<*mut vcpu_info> {
     shared().map(|s| unsafe { addr_of_mut!((*s).vcpu_info[0]) })
 }
 
-/// Points the reserved page at the hypervisor's shared_info frame (machine address `maddr` from start_info) and
-/// masks event upcalls: Sirocco waits for events with `SCHEDOP_poll`, never by asynchronous callback.
-pub(crate) fn map_shared_info(maddr: u64) -> Result<(), i64> {
+/// PV: points the reserved page at the hypervisor's shared_info frame (machine address `maddr` from start_info).
+pub(crate) fn map_shared_info_pv(maddr: u64) -> Result<(), i64> {
     // SAFETY: the reserved page is never used as Rust data (it is only reached through `shared()`), so re-pointing
     // its mapping cannot invalidate any reference; the new frame is the domain's own shared_info.
     unsafe {
         let va = addr_of!(__shared_info_page) as u64;
         hypercall::update_va_mapping(va, (maddr & !0xfff) | DATA_FLAGS)?;
     }
+    mapped();
+    Ok(())
+}
+
+/// PVH/HVM: asks Xen to put shared_info at the reserved page's guest frame (`XENMAPSPACE_shared_info`); our
+/// identity map then reaches it at the page's address.
+pub(crate) fn map_shared_info_hvm() -> Result<(), i64> {
+    let gpfn = addr_of!(__shared_info_page) as u64 >> 12;
+    // SAFETY: the reserved page is never used as Rust data (only through `shared()`), so replacing the RAM frame
+    // behind it with shared_info invalidates nothing.
+    unsafe { hypercall::add_to_physmap(crate::abi::XENMAPSPACE_SHARED_INFO, 0, gpfn)? };
+    mapped();
+    Ok(())
+}
+
+/// Marks shared_info usable and masks event upcalls: Sirocco waits for events with `SCHEDOP_poll` (which wakes a
+/// blocked vCPU for a pending port whether or not upcalls are masked, in every mode and every Xen since 3.0), never
+/// by asynchronous callback or interrupt.
+fn mapped() {
     MAPPED.store(true, Ordering::Release);
     if let Some(v) = vcpu0() {
         // SAFETY: a byte of the mapped vcpu_info; a volatile store is what the PV ABI expects.
         unsafe { addr_of_mut!((*v).evtchn_upcall_mask).write_volatile(1) };
     }
-    Ok(())
 }
 
 /// The time-stamp counter, read after every earlier load has completed: `rdtsc` is not ordered with loads, so

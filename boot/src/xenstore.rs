@@ -13,7 +13,7 @@
 use crate::evtchn::EventChannel;
 use crate::runtime::Instant;
 use crate::Either;
-use crate::{hypercall, mm, runtime, xen};
+use crate::{hypercall, runtime, xen};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -27,7 +27,6 @@ use sirocco_drivers::xenstore::{self as xs, Pending, Tx, WatchEvent, WatchQueue,
 
 /// A request for [`request`] (`sirocco_drivers::xenstore::Request`).
 pub use sirocco_drivers::xenstore::Request as XsRequest;
-use sirocco_kernel::Mfn;
 
 pub use sirocco_drivers::xenstore::XsError;
 
@@ -128,8 +127,8 @@ static WATCHES: spin::Mutex<BTreeMap<String, WatchSlot>> = spin::Mutex::new(BTre
 const CONTROL_TOKEN: &str = "sirocco:control/shutdown";
 
 /// Connects to xenstore, advertises the shutdown features and watches `control/shutdown`. Called once at boot.
-pub(crate) fn init(store_mfn: u64, port: u32) -> Result<(), XsError> {
-    let page = StorePage(mm::mfn_to_pfn(Mfn(store_mfn)).vaddr() as *mut u8);
+pub(crate) fn init(page_va: u64, port: u32) -> Result<(), XsError> {
+    let page = StorePage(page_va as *mut u8);
     // The port stays bound for the domain's life: register it for the run loop and never close it.
     core::mem::forget(EventChannel::existing(port));
     let mut client = Client::new(page, StorePlatform { port });

@@ -1,0 +1,328 @@
+//! Exceptions in the PVH and HVM modes: an IDT (the `x86_64` crate's type) whose 32 exception vectors lead to one
+//! report on the console (and the serial and debug ports) followed by a crash, instead of the silent triple fault
+//! a guest without an IDT gets. Interrupts stay off in every mode: events are waited for with `SCHEDOP_poll`.
+//!
+//! Each vector has a 16-byte stub that pushes a zero where the CPU pushes no error code, then the vector number,
+//! and jumps to a common path that saves every general register and calls [`exception`] with the frame.
+//! (PV exceptions go through Xen's trap table, which is issue 13's work, as are backtraces and a separate stack for
+//! a fault on the stack guard page.)
+
+use crate::{console, early, Exit};
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, Ordering};
+use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::VirtAddr;
+
+global_asm!(
+    r#"
+    .pushsection .text.exceptions, "ax"
+    .balign 16
+exc_stubs:
+    pushq $0
+    pushq $0
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $1
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $2
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $3
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $4
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $5
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $6
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $7
+    jmp exc_common
+    .balign 16
+    pushq $8
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $9
+    jmp exc_common
+    .balign 16
+    pushq $10
+    jmp exc_common
+    .balign 16
+    pushq $11
+    jmp exc_common
+    .balign 16
+    pushq $12
+    jmp exc_common
+    .balign 16
+    pushq $13
+    jmp exc_common
+    .balign 16
+    pushq $14
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $15
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $16
+    jmp exc_common
+    .balign 16
+    pushq $17
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $18
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $19
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $20
+    jmp exc_common
+    .balign 16
+    pushq $21
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $22
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $23
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $24
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $25
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $26
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $27
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $28
+    jmp exc_common
+    .balign 16
+    pushq $29
+    jmp exc_common
+    .balign 16
+    pushq $30
+    jmp exc_common
+    .balign 16
+    pushq $0
+    pushq $31
+    jmp exc_common
+exc_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    cld
+    call {handler}
+    ud2
+    .popsection
+    "#,
+    handler = sym exception,
+    options(att_syntax)
+);
+
+extern "C" {
+    /// The first of 32 stubs, 16 bytes apart (see the module docs).
+    static exc_stubs: [u8; 32 * 16];
+}
+
+/// What the stubs and the CPU leave on the stack, lowest address first.
+#[repr(C)]
+pub(crate) struct TrapFrame {
+    r15: u64,
+    r14: u64,
+    r13: u64,
+    r12: u64,
+    r11: u64,
+    r10: u64,
+    r9: u64,
+    r8: u64,
+    rbp: u64,
+    rdi: u64,
+    rsi: u64,
+    rdx: u64,
+    rcx: u64,
+    rbx: u64,
+    rax: u64,
+    vector: u64,
+    error: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+const NAMES: [&str; 32] = [
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range exceeded",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor segment overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack-segment fault",
+    "general protection fault",
+    "page fault",
+    "reserved (15)",
+    "x87 floating-point error",
+    "alignment check",
+    "machine check",
+    "SIMD floating-point error",
+    "virtualization exception",
+    "control protection exception",
+    "reserved (22)",
+    "reserved (23)",
+    "reserved (24)",
+    "reserved (25)",
+    "reserved (26)",
+    "reserved (27)",
+    "hypervisor injection",
+    "VMM communication",
+    "security exception",
+    "reserved (31)",
+];
+
+static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+static IN_HANDLER: AtomicBool = AtomicBool::new(false);
+
+/// Installs the IDT. Called once, first thing in 64-bit mode.
+pub(super) fn init() {
+    let idt = IDT.call_once(|| {
+        let mut idt = InterruptDescriptorTable::new();
+        let base = core::ptr::addr_of!(exc_stubs) as u64;
+        let stub = |v: u64| VirtAddr::new(base + 16 * v);
+        // SAFETY: (every `set_handler_addr` below) the address is the vector's stub in `exc_stubs`, code that
+        // expects exactly the frame the CPU pushes for that vector (with or without an error code) and never
+        // returns; the code segment is the boot GDT's 64-bit one, which the entry recorded as current.
+        unsafe {
+            idt.divide_error.set_handler_addr(stub(0));
+            idt.debug.set_handler_addr(stub(1));
+            idt.non_maskable_interrupt.set_handler_addr(stub(2));
+            idt.breakpoint.set_handler_addr(stub(3));
+            idt.overflow.set_handler_addr(stub(4));
+            idt.bound_range_exceeded.set_handler_addr(stub(5));
+            idt.invalid_opcode.set_handler_addr(stub(6));
+            idt.device_not_available.set_handler_addr(stub(7));
+            idt.double_fault.set_handler_addr(stub(8));
+            idt.invalid_tss.set_handler_addr(stub(10));
+            idt.segment_not_present.set_handler_addr(stub(11));
+            idt.stack_segment_fault.set_handler_addr(stub(12));
+            idt.general_protection_fault.set_handler_addr(stub(13));
+            idt.page_fault.set_handler_addr(stub(14));
+            idt.x87_floating_point.set_handler_addr(stub(16));
+            idt.alignment_check.set_handler_addr(stub(17));
+            idt.machine_check.set_handler_addr(stub(18));
+            idt.simd_floating_point.set_handler_addr(stub(19));
+            idt.virtualization.set_handler_addr(stub(20));
+            idt.cp_protection_exception.set_handler_addr(stub(21));
+            idt.hv_injection_exception.set_handler_addr(stub(28));
+            idt.vmm_communication_exception.set_handler_addr(stub(29));
+            idt.security_exception.set_handler_addr(stub(30));
+        }
+        idt
+    });
+    idt.load();
+}
+
+/// Reports an exception and crashes the domain.
+extern "C" fn exception(f: &TrapFrame) -> ! {
+    if IN_HANDLER.swap(true, Ordering::SeqCst) {
+        // A fault while reporting one: say the least possible and stop.
+        early::write(b"sirocco: exception while reporting an exception; halting\n");
+        halt();
+    }
+    let name = NAMES.get(f.vector as usize).copied().unwrap_or("unknown");
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
+    console::print_forced(format_args!(
+        "\nsirocco: CPU exception {} ({}), error code {:#x}, at rip {:#018x} rsp {:#018x}{}\n",
+        f.vector,
+        name,
+        f.error,
+        f.rip,
+        f.rsp,
+        if f.vector == 14 { PageFault(cr2, f.error) } else { PageFault(u64::MAX, 0) },
+    ));
+    console::print_forced(format_args!(
+        "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n  rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}\n  r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}\n  r13 {:#018x} r14 {:#018x} r15 {:#018x} rflags {:#x} cs {:#x} ss {:#x}\n",
+        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15,
+        f.rflags, f.cs, f.ss
+    ));
+    if !super::hypercalls_ready() {
+        halt();
+    }
+    crate::exit(Exit::Crash)
+}
+
+/// The page-fault detail (CR2 and the kind of access), or nothing for other vectors.
+struct PageFault(u64, u64);
+
+impl core::fmt::Display for PageFault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 == u64::MAX {
+            return Ok(());
+        }
+        let access = if self.1 & 0x10 != 0 {
+            "fetch"
+        } else if self.1 & 0x2 != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        let cause = if self.1 & 1 != 0 { "protection violation" } else { "page not present" };
+        write!(f, "; {access} of {:#x}: {cause}", self.0)
+    }
+}
+
+/// Stops this vCPU for good: interrupts off, `hlt` in a loop (an NMI would only return to the loop).
+pub(crate) fn halt() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
