@@ -14,8 +14,11 @@
 # core.img has every module it needs built in (nothing is loaded from the disk but grub.cfg and the
 # ELF) and its prefix is (,msdos1)/boot/grub: partition 1 of the drive the BIOS booted from.
 #
-# What grub-bios-setup would patch, done here by hand (it needs the target mounted to guess the root
-# device). From GRUB 2.06, include/grub/i386/pc/boot.h, boot/i386/pc/{boot,diskboot}.S, util/setup.c:
+# What grub-bios-setup would patch, done here by hand: it guesses the root device from --directory's
+# filesystem, so on an unmounted image file it stops ("/usr/lib/grub/i386-pc/grub-bios-setup
+# --directory=D --device-map=M --skip-fs-probe disk.img": "error: guessing the root device failed,
+# because of `disk `hostdisk//dev/vda' not found'", GRUB 2.06-13). The fields, from GRUB 2.06's
+# include/grub/i386/pc/boot.h, boot/i386/pc/{boot,diskboot}.S and util/setup.c:
 #   boot.img 0x5c (8 bytes, GRUB_BOOT_MACHINE_KERNEL_SECTOR): LBA of core.img's first sector -> 1
 #   boot.img 0x64 (GRUB_BOOT_MACHINE_BOOT_DRIVE): 0xff = use the drive the BIOS passed in DL
 #   boot.img 0x66 (GRUB_BOOT_MACHINE_DRIVE_CHECK): the 2-byte `jmp` over the "DL must have bit 7"
@@ -47,16 +50,20 @@ done
 [ -f "$grub_dir/boot.img" ] || die "no GRUB i386-pc files in $grub_dir (package grub-pc-bin)"
 [ -f "$elf" ] || die "$elf: no such file"
 grub-file --is-x86-multiboot2 "$elf" || die "$elf has no multiboot2 header GRUB accepts (grub-file --is-x86-multiboot2)"
-case $cmdline in *$'\n'*) die "the command line must be one line" ;; esac
+case $cmdline in
+*$'\n'*) die "the command line must be one line" ;;
+# GRUB hands these on backslash-escaped (greet=it's arrives as greet=it\'s): refused rather than altered.
+*[\'\"\\]*) die "the command line may not contain ', \" or \\ (GRUB would pass them on escaped)" ;;
+esac
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# GRUB script quoting: every word single-quoted, a ' inside as '\''.
+# Every word single-quoted for GRUB's script parser ($, ;, {, } and the like reach the kernel as they are).
 quoted=""
 read -r -a words <<<"$cmdline"
 for w in ${words[@]+"${words[@]}"}; do
-    quoted+=" '${w//\'/\'\\\'\'}'"
+    quoted+=" '$w'"
 done
 
 # --- the filesystem's contents

@@ -7,15 +7,16 @@
 #   bios-grub  qemu -drive IMG (tools/mkimage.sh): SeaBIOS -> GRUB's MBR -> core.img -> grub.cfg ->
 #              multiboot2 -> ELF                                    (only when IMG is given)
 #
-# Each passes when "sirocco: no Xen hypervisor found" is a line on COM1 and on the debug port 0xE9, QEMU
-# is still running QEMU_BOOT_SETTLE (2) seconds later (with -no-reboot a triple fault or a reset ends
-# it), and the CPU is then halted with interrupts off (HLT=1, EFLAGS.IF=0 in the monitor's `info
-# registers`). Anything else fails, with the reason and the tail of both logs; no line, no pass.
+# Each passes when "sirocco: no Xen hypervisor found" is a line (alone, or followed by more words) on
+# COM1 and on the debug port 0xE9, QEMU is still running QEMU_BOOT_SETTLE (2) seconds later (with
+# -no-reboot a triple fault or a reset ends it), and the CPU is then halted with interrupts off
+# (HLT=1, EFLAGS.IF=0 in the monitor's `info registers`). Anything else fails, with the reason and the tail of both logs; no line, no pass.
 # Each waits at most QEMU_BOOT_TIMEOUT (120) seconds for the line. Prints one line per check:
 #   qemu-boot: <name> ok (N.N s)          (N.N: QEMU start to the line seen)
 #   qemu-boot: <name> FAILED: <why>
 # and exits non-zero if any failed. QEMU runs in a private temporary directory, killed on exit.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "qemu-boot: FAILED: internal error in $0 at line $LINENO" >&2' ERR
 
 LINE='sirocco: no Xen hypervisor found'
 timeout=${QEMU_BOOT_TIMEOUT:-120}
@@ -46,7 +47,8 @@ trap 'exit 143' TERM
 
 # A zombie still answers kill -0: look at the state instead.
 running() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" != Z ]; }
-has_line() { [ -f "$1" ] && grep -aqE "${LINE}"$'\r''?$' "$1"; }
+# The phrase as a line, or opening one with more after it ("...found (no Xen signature ...); stopping").
+has_line() { [ -f "$1" ] && grep -aqE "(^|[^[:alnum:]])${LINE}([^[:alnum:]]|\$)" "$1"; }
 now() { date +%s%N; }
 secs() { printf '%d.%d' $(($1 / 1000000000)) $(($1 % 1000000000 / 100000000)); } # ns -> N.N
 
@@ -120,11 +122,12 @@ check() {
         elif ! regs=$(registers "$monitor" 2>&1); then
             why="could not read the registers from QEMU's monitor: $regs"
         elif ! grep -q 'HLT=1' <<<"$regs"; then
-            why="the CPU is not halted ${settle} s after the line ($(grep -o 'EIP=[0-9a-f]*' <<<"$regs" | head -n1))"
+            why="the CPU is not halted ${settle} s after the line ($(grep -oE '[ER]IP=[0-9a-f]+' <<<"$regs" | head -n1 || true))"
         else
-            efl=$(grep -o 'EFL=[0-9a-f]*' <<<"$regs" | head -n1 | cut -d= -f2)
+            # EFL= in 32-bit modes, RFL= in long mode.
+            efl=$(grep -oE '[ER]FL=[0-9a-f]+' <<<"$regs" | head -n1 | cut -d= -f2 || true)
             if [ -z "$efl" ]; then
-                why="no EFL in QEMU's register dump"
+                why="no EFL/RFL in QEMU's register dump"
             elif (((16#$efl & 0x200) != 0)); then
                 why="halted with interrupts on (EFLAGS=$efl)"
             fi

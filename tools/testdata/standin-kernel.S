@@ -7,7 +7,9 @@
  *   - a Xen ELF note XEN_ELFNOTE_PHYS32_ENTRY (18) with the same entry (PVH: what QEMU's -kernel uses
  *     for an ELF64; its reader takes the descriptor as a 64-bit value, so it is a .quad here, as Linux's).
  * The 32-bit code prints "sirocco: no Xen hypervisor found" on the debug port 0xE9 and COM1, then
- * halts with interrupts off, forever.
+ * halts with interrupts off, forever. On port 0xE9 only, it then adds the command line it was given
+ * ("cmdline: ..."; from the multiboot2 information's cmdline tag, or PVH's hvm_start_info), to show
+ * what each boot path hands over.
  *
  * Variants for negative tests (as --defsym MODE=n): 0 as above; 1 prints another line (the check must
  * fail: line absent); 2 prints the line then triple-faults (with -no-reboot QEMU exits: must fail);
@@ -54,6 +56,8 @@ mb2_header_end:
 start32:
         cli
         cld
+        mov %eax, %edi                                      /* multiboot2: 0x36d76289; PVH: anything */
+        mov %ebx, %ebp                                      /* multiboot2 information / hvm_start_info */
         /* COM1: 115200 8N1, FIFO on (GRUB has done this already; the PVH path has not). */
         mov $0x3f9, %dx; xor %al, %al; out %al, %dx         /* IER = 0 */
         mov $0x3fb, %dx; mov $0x80, %al; out %al, %dx       /* LCR: DLAB */
@@ -76,6 +80,45 @@ start32:
         out %al, %dx
         jmp 1b
 3:
+        /* The command line, on 0xE9 only. */
+        xor %esi, %esi
+        cmp $0x36d76289, %edi
+        jne 8f
+        lea 8(%ebp), %ecx                                   /* multiboot2: first tag */
+7:      mov (%ecx), %eax
+        test %eax, %eax                                     /* end tag: no cmdline */
+        jz 10f
+        cmp $1, %eax                                        /* MULTIBOOT_TAG_TYPE_CMDLINE */
+        je 9f
+        mov 4(%ecx), %eax                                   /* next tag: size rounded up to 8 */
+        add $7, %eax
+        and $~7, %eax
+        add %eax, %ecx
+        jmp 7b
+9:      lea 8(%ecx), %esi
+        jmp 10f
+8:      cmpl $0x336ec578, (%ebp)                            /* PVH: hvm_start_info magic */
+        jne 10f
+        mov 24(%ebp), %esi                                  /* cmdline_paddr (low 32 bits) */
+10:     mov $cmdline_label, %ebx
+11:     mov (%ebx), %al
+        inc %ebx
+        test %al, %al
+        jz 12f
+        out %al, $0xe9
+        jmp 11b
+12:     test %esi, %esi
+        jz 14f
+13:     lodsb
+        test %al, %al
+        jz 14f
+        out %al, $0xe9
+        jmp 13b
+14:     mov $'\r', %al
+        out %al, $0xe9
+        mov $'\n', %al
+        out %al, $0xe9
+
         .if MODE == 2
         lidt null_idt                                       /* no IDT: the int3 triple-faults */
         int3
@@ -99,6 +142,8 @@ start32:
 null_idt:
         .short 0
         .long 0
+cmdline_label:
+        .asciz "cmdline: "
 message:
         .if MODE == 1
         .asciz "sirocco: something else entirely\r\n"
