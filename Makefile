@@ -7,6 +7,8 @@
 #   make bench            boot-time and size benchmarks against a Linux PV guest, as a table
 #   make soak             the long lab soak (1,000,000 keep-alive requests, 100,000 connections, heap checked)
 #   make fuzz             every fuzz target for FUZZ_SECONDS (default 300) each; make test replays their corpora
+#   make image APP=x [CMDLINE='log=debug']  build/x.img: a BIOS-bootable disk (GRUB, multiboot2) for HVM/EC2
+#   make qemu-boot-check  hello booted without Xen under QEMU, via PVH (-kernel) and via build/hello.img
 DEFAULT_APP := httpd
 APP ?= $(DEFAULT_APP)
 APPS := $(notdir $(patsubst %/Cargo.toml,%,$(wildcard apps/*/Cargo.toml)))
@@ -14,6 +16,7 @@ XL_ARGS ?=
 IMGCHECK = cargo run -q --release -p sirocco-imgcheck --
 
 .PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test soak test lab-run run bench clean
+.PHONY: image qemu-boot-check
 FUZZ_SECONDS ?= 300
 
 all: build
@@ -28,6 +31,14 @@ build: setup
 build-all: setup
 	tools/xbuild.sh $(APPS)
 	$(IMGCHECK) $(addprefix build/,$(addsuffix .xen,$(APPS)))
+
+image: build
+	tools/mkimage.sh build/$(APP).xen build/$(APP).img "$(CMDLINE)"
+
+# Outside Xen the image must say so and halt cleanly, booted by QEMU both ways (tools/qemu-boot-check.sh).
+qemu-boot-check: APP = hello
+qemu-boot-check: build image
+	tools/qemu-boot-check.sh build/$(APP).xen build/$(APP).img
 
 host-test:
 	cargo fmt --all --check

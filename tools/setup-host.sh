@@ -19,6 +19,8 @@ if [ -z "$rustup_src" ]; then
     for p in rustc-web cargo-web rust-web-src; do have_pkg "$p" || need+=("$p"); done
 fi
 for p in libxen-dev mmdebstrap e2fsprogs zstd; do have_pkg "$p" || need+=("$p"); done
+# BIOS disk images (tools/mkimage.sh): GRUB's i386-pc images and grub-mkimage, sfdisk.
+for p in grub-pc-bin grub-common fdisk; do have_pkg "$p" || need+=("$p"); done
 qemu_needed=""
 have_pkg qemu-system-x86 || qemu_needed=yes
 
