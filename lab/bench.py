@@ -21,29 +21,33 @@ def table(lines):
         if r.get("kind") == "boot":
             t0 = float(r["t0"])
             boots.setdefault(r["guest"], []).append((float(r["greet"]) - t0, float(r["exit"]) - t0))
-    s, l = "sirocco-hello", "linux-peer"
-    if s not in boots or l not in boots:
+    s, p, l = "sirocco-hello", "sirocco-hello-pvh", "linux-peer"
+    if s not in boots or l not in boots or p not in boots:
         return None
     med = {g: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for g, v in boots.items()}
-    n = min(len(boots[s]), len(boots[l]))
+    n = min(len(boots[s]), len(boots[l]), len(boots[p]))
     out = [
-        f"Boot benchmark: Sirocco `hello` vs a Linux PV guest (Debian {''} kernel + busybox initrd), same lab run,",
-        f"Xen 4.17 under QEMU/TCG (absolute times are 10-50x hardware; read the ratios). Medians of {n} runs each.",
+        f"Boot benchmark: Sirocco `hello` booted as PV and as PVH (the same image) vs a Linux PV guest (Debian {''} kernel",
+        "+ busybox initrd), same lab run, Xen 4.17 under QEMU/TCG (absolute times are 10-50x hardware; read the ratios).",
+        f"Medians of {n} runs each.",
         "",
-        "| metric | Sirocco hello | Linux PV guest | ratio Sirocco/Linux |",
-        "|---|---|---|---|",
+        "| metric | Sirocco hello (PV) | Sirocco hello (PVH) | Linux PV guest | ratio PV/Linux | ratio PVH/Linux |",
+        "|---|---|---|---|---|---|",
     ]
     sb, lb = int(size[s]["bytes"]), int(size[l]["bytes"])
-    out.append(f"| image size (kernel + initrd) | {fmt_bytes(sb)} | {fmt_bytes(lb)} | {sb / lb:.4f} |")
-    out.append(f"| guest memory configured | {size[s]['memory_mib']} MiB | {size[l]['memory_mib']} MiB | "
-               f"{int(size[s]['memory_mib']) / int(size[l]['memory_mib']):.2f} |")
+    out.append(f"| image size (kernel + initrd; one ELF with PV, PVH and multiboot2 entries) | {fmt_bytes(sb)} | "
+               f"{fmt_bytes(sb)} | {fmt_bytes(lb)} | {sb / lb:.4f} | {sb / lb:.4f} |")
+    sm, lm = int(size[s]["memory_mib"]), int(size[l]["memory_mib"])
+    out.append(f"| guest memory configured | {sm} MiB | {sm} MiB | {lm} MiB | {sm / lm:.2f} | {sm / lm:.2f} |")
     for i, what in ((0, "xl create -> greeting line"), (1, "xl create -> domain gone")):
-        a, b = med[s][i], med[l][i]
-        out.append(f"| {what} | {a:.2f} s | {b:.2f} s | {a / b:.3f} |")
+        a, c, b = med[s][i], med[p][i], med[l][i]
+        out.append(f"| {what} | {a:.2f} s | {c:.2f} s | {b:.2f} s | {a / b:.3f} | {c / b:.3f} |")
     spread = lambda g, i: f"{min(x[i] for x in boots[g]):.2f}-{max(x[i] for x in boots[g]):.2f} s"
     out.append("")
-    out.append(f"Ranges: Sirocco greeting {spread(s, 0)}, exit {spread(s, 1)}; "
-               f"Linux greeting {spread(l, 0)}, exit {spread(l, 1)}.")
+    out.append(f"Ranges: Sirocco PV greeting {spread(s, 0)}, exit {spread(s, 1)}; PVH greeting {spread(p, 0)}, "
+               f"exit {spread(p, 1)}; Linux greeting {spread(l, 0)}, exit {spread(l, 1)}.")
+    out.append("A Linux guest is not booted as PVH here: one was seen to hang for over 7 minutes in this nested lab "
+               "(shared/xen-lab.md), so the Linux column stays PV.")
     return "\n".join(out).replace("Debian  kernel", "Debian kernel")
 
 
@@ -69,6 +73,9 @@ def net_table(lines):
         out.append(f"| {name} | {a:.2f} {unit} | {b:.2f} {unit} | {ratio}{' (lower is better)' if better_low else ''} |")
 
     row("xl create -> first HTTP 200", s["first_200_s"], l["first_200_s"], "s", True)
+    if "sirocco-pvh" in net:
+        row("xl create -> first HTTP 200, Sirocco as PVH", net["sirocco-pvh"]["first_200_s"], l["first_200_s"], "s", True)
+        row("HTTP requests/s, Sirocco as PVH", net["sirocco-pvh"]["rps"], l["rps"], "req/s")
     row("HTTP requests/s (wrk -t2 -c10, 10 s, GET /)", s["rps"], l["rps"], "req/s")
     row("TCP dom0 -> guest", st.get("to_guest_mbps", 0), l["to_guest_mbps"], "MiB/s")
     row("TCP guest -> dom0", st.get("from_guest_mbps", 0), l["from_guest_mbps"], "MiB/s")

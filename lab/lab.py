@@ -23,9 +23,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "lab")
-SUITES = ["boot", "core", "net", "blk", "kv"]
-# Run only when named (`make soak`): long, and not needed per commit.
-EXTRA_SUITES = ["soak"]
+# "pvh:S" runs suite S again with every Sirocco guest booted as PVH (the same image; lab/guest/lib.sh's LAB_MODE),
+# its checks reported with a "pvh-" prefix.
+PV_SUITES = ["boot", "core", "net", "blk", "kv"]
+SUITES = PV_SUITES + [f"pvh:{s}" for s in PV_SUITES]
+# Run only when named (`make soak`, `make test-hvm`): long, and not needed per commit.
+EXTRA_SUITES = ["soak", "hvm"]
 
 
 def say(msg):
@@ -45,7 +48,8 @@ def job_disk(run_script, env):
     job = os.path.join(OUT, "job")
     shutil.rmtree(job, ignore_errors=True)
     os.makedirs(os.path.join(job, "build"))
-    images = [f for f in os.listdir(os.path.join(ROOT, "build")) if f.endswith(".xen")]
+    # Sirocco images, and the HVM disk images `make image` wrote (for the hvm suite).
+    images = [f for f in os.listdir(os.path.join(ROOT, "build")) if f.endswith((".xen", ".img"))]
     if not images:
         sys.exit("lab: no images in build/; run `make build-all` first")
     for f in images:
@@ -155,13 +159,20 @@ def interesting(line):
     return line.startswith(("SIROCCO-", "lab:", "console|", "xl|", "xen|", "----", "modprobe:"))
 
 
+def suite_script(suite):
+    """The job-script lines that run `suite` ("S" in PV mode, "pvh:S" with PVH guests)."""
+    mode, _, name = suite.rpartition(":")
+    mode = mode or "pv"
+    return f"echo SIROCCO-SUITE {suite}\nLAB_MODE={mode}\n. /job/lab/suite-{name}.sh\nLAB_MODE=pv"
+
+
 def cmd_test(suites):
     suites = suites or SUITES
     for s in suites:
         if s not in SUITES + EXTRA_SUITES:
             sys.exit(f"lab: no suite {s!r} (have: {', '.join(SUITES + EXTRA_SUITES)})")
     dom0 = dom0_image()
-    script = "\n".join(f"echo SIROCCO-SUITE {s}\n. /job/lab/suite-{s}.sh" for s in suites)
+    script = "\n".join(suite_script(s) for s in suites)
     lines = boot("test", dom0, job_disk(script, {}), 3600, interesting)
     return results(lines, suites)
 

@@ -55,6 +55,9 @@ pub struct Console {
     page: Page,
     port: u32,
     broken: bool,
+    /// The backend let a wait time out: until it makes room again, output that does not fit is dropped at once
+    /// instead of waiting again (a console nobody serves, as an HVM guest's may be, must not cost 5 s a line).
+    stalled: bool,
     dropped: u64,
 }
 
@@ -64,7 +67,8 @@ static CONSOLE: spin::Mutex<Option<Console>> = spin::Mutex::new(None);
 /// PVH/HVM: `HVM_PARAM_CONSOLE_PFN`, identity-mapped) with event channel `port`. From here on, output no longer
 /// goes to the debug port (the serial port, when on, keeps its copy).
 pub(crate) fn init(va: u64, port: u32) {
-    *CONSOLE.lock() = Some(Console { page: Page(va as *mut XenconsInterface), port, broken: false, dropped: 0 });
+    *CONSOLE.lock() =
+        Some(Console { page: Page(va as *mut XenconsInterface), port, broken: false, stalled: false, dropped: 0 });
     crate::early::set_debugcon(false);
 }
 
@@ -114,12 +118,16 @@ impl Console {
             match ring::write(&mut self.page, bytes) {
                 Ok(0) => {
                     hypercall::evtchn_send(self.port);
-                    if !self.wait(false) {
+                    if self.stalled || !self.wait(false) {
+                        self.stalled = true;
                         self.dropped += bytes.len() as u64;
                         return;
                     }
                 }
-                Ok(n) => bytes = &bytes[n..],
+                Ok(n) => {
+                    self.stalled = false;
+                    bytes = &bytes[n..];
+                }
                 Err(_) => self.broken = true,
             }
         }
@@ -129,7 +137,7 @@ impl Console {
     /// Waits until xenconsoled has read everything (bounded), so nothing is lost when the domain ends.
     fn flush(&mut self) {
         hypercall::evtchn_send(self.port);
-        if !self.broken {
+        if !self.broken && !self.stalled {
             self.wait(true);
         }
     }

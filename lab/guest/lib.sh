@@ -8,15 +8,26 @@
 
 LAB_PASSES=0
 LAB_FAILS=0
+# LAB_MODE: pv (the default) or pvh, set by the job script around a suite (lab.py's "pvh:SUITE"). Under pvh every
+# Sirocco guest the suite starts gets `type="pvh"` (the same image: it carries both entry points), and every check
+# name gets a "pvh-" prefix, so one lab boot runs a suite's checks for both modes and reports them apart.
+LAB_MODE=${LAB_MODE:-pv}
+# cname NAME: the check's name in this mode.
+cname() { if [ "$LAB_MODE" = pv ]; then echo "$1"; else echo "$LAB_MODE-$1"; fi; }
+# pv_only: true in PV mode; guards the long soaks, which the PVH pass does not repeat.
+pv_only() { [ "$LAB_MODE" = pv ]; }
+# mode_type CFG: the xl override that boots a Sirocco guest (a config under xl-configs/) in this mode; nothing for
+# PV (the configs say type="pv") or for the Linux peers' configs, which stay PV.
+mode_type() { case "$LAB_MODE:$1" in pv:*) ;; *:xl-configs/*) echo "type=\"$LAB_MODE\"" ;; esac; }
 export PATH=/usr/lib/xen-4.17/bin:$PATH
 
 log() { echo "lab: $*"; }
-pass() { LAB_PASSES=$((LAB_PASSES + 1)); echo "SIROCCO-RESULT PASS $1 ${2:-}"; }
-fail() { LAB_FAILS=$((LAB_FAILS + 1)); echo "SIROCCO-RESULT FAIL $1 ${2:-}"; }
+pass() { LAB_PASSES=$((LAB_PASSES + 1)); echo "SIROCCO-RESULT PASS $(cname "$1") ${2:-}"; }
+fail() { LAB_FAILS=$((LAB_FAILS + 1)); echo "SIROCCO-RESULT FAIL $(cname "$1") ${2:-}"; }
 # expect NAME...: declares checks the current suite will report. lab.py fails a declared check that never
 # reported (a suite that died or skipped it) and a passing check that was never declared, so no check can pass
 # by not running.
-expect() { echo "SIROCCO-EXPECT $*"; }
+expect() { echo "SIROCCO-EXPECT $(for n in "$@"; do cname "$n"; done | tr '\n' ' ')"; }
 now() { date +%s.%N; }
 # cpu_s DOMAIN: CPU seconds Xen has charged to DOMAIN (all its vCPUs), from `xl list`.
 cpu_s() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
@@ -53,7 +64,7 @@ boot_guest() {
     GUEST_XL=/tmp/xl-$GUEST_NAME.out
     rm -f "$GUEST_LOG"
     GUEST_T0=$(now)
-    timeout "$timeout_s" xl create -F "$cfg" "name=\"$GUEST_NAME\"" "$@" >"$GUEST_XL" 2>&1
+    timeout "$timeout_s" xl create -F "$cfg" "name=\"$GUEST_NAME\"" $(mode_type "$cfg") "$@" >"$GUEST_XL" 2>&1
     rc=$?
     GUEST_T_EXIT=$(now)
     if [ $rc -eq 124 ]; then
@@ -73,7 +84,7 @@ start_bg() {
     GUEST_LOG=/var/log/xen/console/guest-$GUEST_NAME.log
     GUEST_XL=/tmp/xl-$GUEST_NAME.out
     rm -f "$GUEST_LOG"
-    xl create -F "$cfg" "name=\"$GUEST_NAME\"" "$@" >"$GUEST_XL" 2>&1 &
+    xl create -F "$cfg" "name=\"$GUEST_NAME\"" $(mode_type "$cfg") "$@" >"$GUEST_XL" 2>&1 &
     XL_PID=$!
 }
 show_guest() {

@@ -1,5 +1,5 @@
-# Boot benchmark (issue 2): xl create -> greeting line and -> domain gone, for Sirocco's hello and for a Linux PV
-# guest (dom0's Debian kernel + a busybox initrd whose init prints a line and powers off), alternating, same run.
+# Boot benchmark (issues 2, 11): xl create -> greeting line and -> domain gone, for Sirocco's hello booted as PV
+# and as PVH (the same image), and for a Linux PV guest (dom0's Debian kernel + a busybox initrd whose init prints a line and powers off), alternating, same run.
 cd /job
 RUNS=${BENCH_RUNS:-5}
 
@@ -48,6 +48,7 @@ timed_boot() {
 for i in $(seq "$RUNS"); do
     log "bench run $i of $RUNS"
     timed_boot sirocco-hello hello xl-configs/hello.cfg "Hello from Sirocco"
+    timed_boot sirocco-hello-pvh hello xl-configs/hello.cfg "Hello from Sirocco" 'type="pvh"'
     timed_boot linux-peer linux-peer /tmp/linux-peer.cfg "linux-peer: hello"
 done
 pass bench-complete "$RUNS runs of each guest"

@@ -28,6 +28,20 @@ check crash-message "panic message on the console" \
 check crash-location "panic location on the console" console_has "at apps/crash/src/main.rs:"
 check crash-reason "xl saw a crash (got $GUEST_REASON)" ended crash
 
+# CPU exceptions (PVH/HVM have an IDT; PV's trap table is issue 13): each reported, then the domain crashes.
+if ! pv_only; then
+    expect fault-null fault-ud fault-stack
+    boot_guest crash-null 120 xl-configs/crash.cfg 'extra="fault=null"'
+    check fault-null "a read of address 0 is reported as a page fault and crashes the domain ($GUEST_REASON)" \
+        sh -c "grep -q 'CPU exception 14 (page fault).*read of 0x0: page not present' '$GUEST_LOG' && [ '$GUEST_REASON' = crash ]"
+    boot_guest crash-ud 120 xl-configs/crash.cfg 'extra="fault=ud"'
+    check fault-ud "ud2 is reported as an invalid opcode and crashes the domain ($GUEST_REASON)" \
+        sh -c "grep -q 'CPU exception 6 (invalid opcode)' '$GUEST_LOG' && [ '$GUEST_REASON' = crash ]"
+    boot_guest crash-stack 120 xl-configs/crash.cfg 'extra="fault=stack"'
+    check fault-stack "unbounded recursion is reported as a stack overflow and crashes the domain ($GUEST_REASON)" \
+        sh -c "grep -q 'STACK OVERFLOW' '$GUEST_LOG' && [ '$GUEST_REASON' = crash ]"
+fi
+
 boot_guest hello-8m 120 xl-configs/hello.cfg "memory=8"
 check hello-8m "memory=8 still greets" console_has "Hello from Sirocco!.*domain memory 8\.0 MiB"
 check hello-8m-poweroff "ended with poweroff (got $GUEST_REASON)" ended poweroff

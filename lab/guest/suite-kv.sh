@@ -8,6 +8,8 @@ rm -f "$KV"; truncate -s 64M "$KV"
 KVIP=10.0.0.5
 CYCLES=${KV_CYCLES:-12}
 SOAK_PUTS=20000
+# The PVH pass: the same checks over a subset of crash cycles and a smaller soak.
+pv_only || { CYCLES=3; SOAK_PUTS=2000; }
 expect $(for c in $(seq "$CYCLES"); do echo "kv-after-restart-$c kv-acked-$c"; done) \
     kv-final kv-delete kv-list kv-stats kv-soak-puts kv-delete-durable kv-soak-replayed kv-soak-all-present \
     kv-upload-flood kv-upload-flood-after

@@ -4,13 +4,18 @@
 //!
 //! Each vector has a 16-byte stub that pushes a zero where the CPU pushes no error code, then the vector number,
 //! and jumps to a common path that saves every general register and calls [`exception`] with the frame.
-//! (PV exceptions go through Xen's trap table, which is issue 13's work, as are backtraces and a separate stack for
-//! a fault on the stack guard page.)
+//! A page fault and a double fault run on stacks of their own (IST entries of a TSS in our own GDT), so a stack
+//! overflow into the guard page below the boot stack is reported as such instead of ending in a triple fault.
+//! (PV exceptions go through Xen's trap table, which is issue 13's work, as are backtraces.)
 
 use crate::{console, early, Exit};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
 global_asm!(
@@ -229,17 +234,69 @@ const NAMES: [&str; 32] = [
 ];
 
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
+static GDT: spin::Once<GlobalDescriptorTable> = spin::Once::new();
+
+/// Bytes of each exception stack.
+const EXCEPTION_STACK: usize = 16 * 1024;
+/// IST slots (1-based in the IDT, 0-based in the TSS): double fault, page fault.
+const IST_DOUBLE_FAULT: u16 = 0;
+const IST_PAGE_FAULT: u16 = 1;
+
+#[repr(C, align(16))]
+struct ExceptionStacks([[u8; EXCEPTION_STACK]; 2]);
+/// Only the CPU writes these (by pushing exception frames); Rust never reads or writes them.
+static mut EXCEPTION_STACKS: ExceptionStacks = ExceptionStacks([[0; EXCEPTION_STACK]; 2]);
+
+extern "C" {
+    static __stack_guard: u8;
+}
+
+/// A GDT of our own (64-bit code, data, and a TSS whose IST entries point at [`EXCEPTION_STACKS`]), replacing the
+/// boot GDT of `entry.rs`, which has no TSS.
+fn load_gdt() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        let base = core::ptr::addr_of_mut!(EXCEPTION_STACKS) as u64;
+        for (i, slot) in [IST_DOUBLE_FAULT, IST_PAGE_FAULT].into_iter().enumerate() {
+            tss.interrupt_stack_table[slot as usize] = VirtAddr::new(base + ((i + 1) * EXCEPTION_STACK) as u64);
+        }
+        tss
+    });
+    let mut selectors = None;
+    let gdt = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        selectors = Some((code, data, tss));
+        gdt
+    });
+    gdt.load();
+    let (code, data, tss) = selectors.expect("the GDT is loaded once");
+    // SAFETY: the selectors index descriptors of the GDT just loaded (which lives for the domain's life): a 64-bit
+    // ring-0 code segment, a ring-0 data segment, and an available TSS; reloading them changes no address.
+    unsafe {
+        CS::set_reg(code);
+        SS::set_reg(data);
+        DS::set_reg(data);
+        ES::set_reg(data);
+        load_tss(tss);
+    }
+}
 static IN_HANDLER: AtomicBool = AtomicBool::new(false);
 
-/// Installs the IDT. Called once, first thing in 64-bit mode.
+/// Installs our GDT (with the TSS) and the IDT. Called once, first thing in 64-bit mode.
 pub(super) fn init() {
+    load_gdt();
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
         let base = core::ptr::addr_of!(exc_stubs) as u64;
         let stub = |v: u64| VirtAddr::new(base + 16 * v);
         // SAFETY: (every `set_handler_addr` below) the address is the vector's stub in `exc_stubs`, code that
         // expects exactly the frame the CPU pushes for that vector (with or without an error code) and never
-        // returns; the code segment is the boot GDT's 64-bit one, which the entry recorded as current.
+        // returns; the code segment is our GDT's 64-bit one, current since `load_gdt`. The IST indexes name TSS
+        // entries `load_gdt` filled with the tops of stacks nothing else uses.
         unsafe {
             idt.divide_error.set_handler_addr(stub(0));
             idt.debug.set_handler_addr(stub(1));
@@ -249,12 +306,12 @@ pub(super) fn init() {
             idt.bound_range_exceeded.set_handler_addr(stub(5));
             idt.invalid_opcode.set_handler_addr(stub(6));
             idt.device_not_available.set_handler_addr(stub(7));
-            idt.double_fault.set_handler_addr(stub(8));
+            idt.double_fault.set_handler_addr(stub(8)).set_stack_index(IST_DOUBLE_FAULT);
             idt.invalid_tss.set_handler_addr(stub(10));
             idt.segment_not_present.set_handler_addr(stub(11));
             idt.stack_segment_fault.set_handler_addr(stub(12));
             idt.general_protection_fault.set_handler_addr(stub(13));
-            idt.page_fault.set_handler_addr(stub(14));
+            idt.page_fault.set_handler_addr(stub(14)).set_stack_index(IST_PAGE_FAULT);
             idt.x87_floating_point.set_handler_addr(stub(16));
             idt.alignment_check.set_handler_addr(stub(17));
             idt.machine_check.set_handler_addr(stub(18));
@@ -279,6 +336,15 @@ extern "C" fn exception(f: &TrapFrame) -> ! {
     }
     let name = NAMES.get(f.vector as usize).copied().unwrap_or("unknown");
     let cr2 = x86_64::registers::control::Cr2::read_raw();
+    let guard = core::ptr::addr_of!(__stack_guard) as u64;
+    if (f.vector == 14 && (guard..guard + 4096).contains(&cr2))
+        || (f.vector == 8 && (guard..guard + 4096).contains(&f.rsp))
+    {
+        console::print_forced(format_args!(
+            "\nsirocco: STACK OVERFLOW: the boot stack ran into its guard page at {guard:#x} (rip {:#x})\n",
+            f.rip
+        ));
+    }
     console::print_forced(format_args!(
         "\nsirocco: CPU exception {} ({}), error code {:#x}, at rip {:#018x} rsp {:#018x}{}\n",
         f.vector,

@@ -1,0 +1,31 @@
+# The HVM suite (issue 11, `make test-hvm`, not part of `make test`: an HVM guest needs ~15 minutes here to get
+# through hvmloader and SeaBIOS under nested TCG). The disk `make image` wrote is booted as type="hvm" with
+# Debian's device model: SeaBIOS -> GRUB -> Sirocco (multiboot2), which must find Xen, unplug the emulated disk
+# and NIC, connect netfront, and answer HTTP from dom0.
+cd /job
+. /job/lab/net-lib.sh
+expect hvm-serial-greeting hvm-mode hvm-unplug hvm-http hvm-stats hvm-shutdown
+SERIAL=/var/log/xen/console/hvm-serial.log
+rm -f "$SERIAL"
+start_bg httpd-hvm xl-configs/httpd-hvm.cfg "serial=\"file:$SERIAL\""
+t0=$(now)
+for _ in $(seq 2400); do grep -q 'Sirocco .* booting' "$SERIAL" 2>/dev/null && break; sleep 1; done
+log "hvm: first Sirocco line on the serial port after $(since "$t0") s"
+sed 's/^/serial|/' "$SERIAL" 2>/dev/null | tail -n 40
+check hvm-serial-greeting "Sirocco's first line on the serial port (COM1)" grep -q 'Sirocco .* booting as HVM on Xen 4\.17' "$SERIAL"
+check hvm-mode "the console names the mode HVM" grep -q 'booting as HVM' "$SERIAL"
+check hvm-unplug "emulated disks and NICs unplugged before the PV drivers connect" \
+    grep -q 'unplugged the emulated disks and NICs' "$SERIAL"
+if wait_http 10.0.0.2 80 300; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' http://10.0.0.2/)
+    check hvm-http "GET / from dom0 answered $code (netfront over the PV vif)" [ "$code" = 200 ]
+    curl -s http://10.0.0.2/stats >/tmp/hvm-stats.json
+    check hvm-stats "GET /stats: $(head -c 200 /tmp/hvm-stats.json)" grep -q '"vifs"' /tmp/hvm-stats.json
+else
+    fail hvm-http "no HTTP answer from 10.0.0.2 within 300 s of the greeting"; fail hvm-stats "no HTTP"
+    show_guest; sed 's/^/serial|/' "$SERIAL" | tail -n 60
+fi
+timeout 120 xl shutdown -w httpd-hvm >/dev/null 2>&1 || xl destroy httpd-hvm
+wait $XL_PID
+GUEST_REASON=$(shutdown_reason "$GUEST_XL" tail)
+check hvm-shutdown "xl shutdown of the HVM guest (got $GUEST_REASON)" ended poweroff
