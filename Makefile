@@ -52,7 +52,7 @@ host-test:
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	# The platform crate and apps are linted on the host too (checked, not linked; panic=abort as on the target).
-	cargo clippy -p sirocco $(addprefix -p ,$(APPS)) --config 'profile.dev.panic="abort"' -- -D warnings
+	cargo clippy -p sirocco-boot -p sirocco $(addprefix -p ,$(APPS)) --config 'profile.dev.panic="abort"' -- -D warnings
 	cargo test
 	python3 -m unittest discover -s lab -p 'test_*.py'
 

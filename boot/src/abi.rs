@@ -3,7 +3,7 @@
 //! (`/usr/include/xen/*.h`, printed with `offsetof` by a C probe when these were written).
 
 use core::mem::{offset_of, size_of};
-pub use sirocco_kernel::pagetable::MmuUpdate;
+pub use sirocco_boot_logic::pagetable::MmuUpdate;
 pub use xen_sys::{shared_info, start_info, vcpu_info, vcpu_time_info};
 
 // xen.h: struct start_info.

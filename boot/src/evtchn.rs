@@ -1,12 +1,14 @@
 //! Event channels (2-level ABI): binding, sending, masking, closing, and the scan of shared_info's pending bitmap
-//! that dispatches events to their owners through `sirocco_kernel::events::EventRegistry`.
+//! that dispatches events to their owners through `sirocco_boot_logic::events::EventRegistry`.
 
+/// xen.h: `VIRQ_TIMER`, the per-vCPU timer set by `set_timer_op`.
+pub use crate::abi::VIRQ_TIMER;
 use crate::abi::*;
 use crate::hypercall::{self, evtchn_op};
 use crate::xen;
 use core::fmt;
 use core::future::poll_fn;
-use sirocco_kernel::events::{pending_in_word, EventRegistry};
+use sirocco_boot_logic::events::{pending_in_word, EventRegistry};
 
 /// The registry of our ports; locked briefly by tasks (to wait) and by the run loop (to dispatch).
 pub(crate) static EVENTS: spin::Mutex<EventRegistry> = spin::Mutex::new(EventRegistry::new());
@@ -74,7 +76,7 @@ impl EventChannel {
     }
 
     /// Takes over a port someone else bound (start_info's console and xenstore ports).
-    pub(crate) fn existing(port: u32) -> Self {
+    pub fn existing(port: u32) -> Self {
         Self::adopt(port)
     }
 
@@ -135,7 +137,7 @@ impl Drop for EventChannel {
 
 /// Finds pending, unmasked ports in shared_info, clears them, and hands them to their owners. Returns how many
 /// events were dispatched.
-pub(crate) fn dispatch() -> usize {
+pub fn dispatch() -> usize {
     let mut n = 0;
     xen::clear_upcall_pending();
     for word in 0..64 {
@@ -155,7 +157,7 @@ pub(crate) fn dispatch() -> usize {
 }
 
 /// The ports to wake up for.
-pub(crate) fn ports(buf: &mut [u32]) -> usize {
+pub fn ports(buf: &mut [u32]) -> usize {
     let ev = EVENTS.lock();
     let mut n = 0;
     for (slot, p) in buf.iter_mut().zip(ev.ports()) {

@@ -11,9 +11,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{fence, AtomicU16, Ordering};
+use sirocco_boot_logic::pagetable::DATA_FLAGS;
 use sirocco_drivers::grant::abi::GrantEntryV1;
 use sirocco_drivers::grant::{EndAccess, GrantEntries, GrantError, GrantRef, GrantTable};
-use sirocco_kernel::pagetable::DATA_FLAGS;
 
 /// Frames reserved in linker.ld.
 const MAX_FRAMES: u32 = 16;

@@ -1,19 +1,16 @@
-//! Sirocco's platform layer and runtime: the entry points of each boot mode (PV, PVH, multiboot2/HVM), hypercalls, memory, console, logging, and the API an
-//! application is written against. It is the only crate with `unsafe`; each use says why it is sound. The logic
-//! it drives (page tables, command line, console ring, ...) lives in `sirocco-kernel` and `sirocco-drivers`,
-//! tested on the host.
+//! Sirocco's platform layer: the entry point and start of day of each boot mode, and the Xen interfaces the
+//! runtime stands on. It holds all of Sirocco's `unsafe` but the runtime's executor hand-off; each use says why it
+//! is sound.
 //!
-//! An application is a `#![no_std] #![no_main]` binary crate:
-//! ```ignore
-//! #![no_std]
-//! #![no_main]
-//! sirocco::main!(main);
-//! fn main(env: &sirocco::Env) {
-//!     sirocco::println!("hello from {}", env.xen);
-//! }
-//! ```
-//! Returning powers the domain off; returning `Err(e)` (any `Display`) logs it and crashes the domain; a panic
-//! prints its message and location and crashes the domain.
+//! - **Boot modes**: `pv/` (Xen enters `_start` in 64-bit mode with `start_info`), `hvm/` (the PVH entry named by
+//!   `XEN_ELFNOTE_PHYS32_ENTRY`, and the multiboot2 entry GRUB uses for HVM guests: 32-bit code, our own page
+//!   tables, Xen found through CPUID), and `start.rs`, the steps they share before handing over to the runtime
+//!   (crate `sirocco`, in `kernel/`) through [`Started`].
+//! - **Xen interfaces**: hypercalls, memory and the heap, shared_info and the PV clock, event channels, the grant
+//!   table, shared rings, the console (and, in PVH/HVM, the serial and debug ports), CPU exceptions.
+//!
+//! The logic all of this drives (page tables, boot information, CPUID, the command line, the console ring, grant
+//! bookkeeping, ...) lives in `sirocco-boot-logic` and `sirocco-drivers`, tested on the host.
 #![no_std]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -21,53 +18,30 @@
 extern crate alloc;
 
 mod abi;
-pub mod blkfront;
-pub mod block;
 pub mod console;
 mod early;
-mod entry;
 pub mod evtchn;
 pub mod grant;
 mod hvm;
-mod hypercall;
+pub mod hypercall;
 mod logger;
 mod mm;
 mod mode;
-pub mod net;
-pub mod netfront;
 mod panic;
 pub mod profile;
+mod pv;
 pub mod ring;
-pub mod runtime;
-pub mod shutdown;
-pub mod xenstore;
-/// Front-end device discovery and the xenbus state machine (logic in `sirocco-drivers`).
-pub use sirocco_drivers::frontend;
 mod start;
-mod xen;
+pub mod xen;
+pub mod xsring;
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-pub use log;
-pub use mm::{heap_stats, HeapStats, MemoryInfo};
+pub use mm::{heap_stats, virt_to_mfn, HeapStats, MemoryInfo};
 pub use mode::{boot_mode, BootMode};
-pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant, SpawnError};
-pub use sirocco_kernel::cmdline::{Arg, Cmdline};
-pub use sirocco_kernel::future::{select, Either};
-
-/// What the application is given at start.
-pub struct Env {
-    /// The guest command line (`extra = "..."` in the xl config).
-    pub cmdline: Cmdline<'static>,
-    /// Memory facts from boot.
-    pub memory: MemoryInfo,
-    /// The hypervisor's version.
-    pub xen: XenVersion,
-    /// How the domain was booted (PV, PVH, or HVM through a boot loader).
-    pub mode: BootMode,
-}
+pub use start::Started;
 
 /// Xen's version, as `XENVER_version` and `XENVER_extraversion` report it.
 #[derive(Clone, Copy, Debug)]
@@ -104,59 +78,6 @@ pub enum Exit {
     Crash,
 }
 
-/// What an application's `main` may return.
-pub trait Termination {
-    /// How the domain should end.
-    fn report(self) -> Exit;
-}
-
-impl Termination for () {
-    fn report(self) -> Exit {
-        Exit::Poweroff
-    }
-}
-
-impl Termination for Exit {
-    fn report(self) -> Exit {
-        self
-    }
-}
-
-impl<E: fmt::Display> Termination for Result<(), E> {
-    fn report(self) -> Exit {
-        match self {
-            Ok(()) => Exit::Poweroff,
-            Err(e) => {
-                log::error!("application failed: {e}");
-                Exit::Crash
-            }
-        }
-    }
-}
-
-impl<E: fmt::Display> Termination for Result<Exit, E> {
-    fn report(self) -> Exit {
-        match self {
-            Ok(exit) => exit,
-            Err(e) => {
-                log::error!("application failed: {e}");
-                Exit::Crash
-            }
-        }
-    }
-}
-
-/// Declares the application's entry point: `sirocco::main!(main)` with `fn main(env: &Env) -> impl Termination`.
-#[macro_export]
-macro_rules! main {
-    ($f:path) => {
-        #[no_mangle]
-        pub fn __sirocco_app_main(env: &$crate::Env) -> $crate::Exit {
-            $crate::Termination::report($f(env))
-        }
-    };
-}
-
 static BOOT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Time since Sirocco's entry point ran.
@@ -165,9 +86,9 @@ pub fn uptime() -> Duration {
     Duration::from_nanos(now.saturating_sub(BOOT_NS.load(Ordering::Relaxed)))
 }
 
-/// Ends the domain: waits (bounded) for the console to drain so the last lines are not lost, then asks Xen.
+/// Ends the domain as `how` says: waits (bounded) for the console to drain so the last lines are not lost, then
+/// asks Xen. (The runtime's `sirocco::exit` first turns a poweroff into the reboot the toolstack asked for.)
 pub fn exit(how: Exit) -> ! {
-    let how = shutdown::adjust(how);
     let reason = match how {
         Exit::Poweroff => abi::SHUTDOWN_poweroff,
         Exit::Reboot => abi::SHUTDOWN_reboot,

@@ -1,25 +1,13 @@
-//! Memory: the heap, and for PV the machine<->pseudo-physical translations, page tables over all of the domain's memory (the logic is
-//! `sirocco_kernel::pagetable`, tested on the host; this is its hypervisor-facing half), and the heap.
+//! Memory every mode shares: the heap, what boot did with memory, and the frame numbers Xen knows our pages by.
+//! (Each mode's own set-up is `pv::memory` and `hvm::memory_init`.)
 
-use crate::abi::{start_info, MmuUpdate, MACH2PHYS_VIRT_START};
-use crate::hypercall;
-use core::fmt;
-use core::ptr::addr_of;
 use linked_list_allocator::LockedHeap;
-use sirocco_kernel::layout::{self, LayoutError, StartOfDay};
-use sirocco_kernel::pagetable::{self, MapRequest, PageTableError, PageTableOps};
-use sirocco_kernel::{Mfn, Pfn, PAGE_SIZE};
+use sirocco_boot_logic::PAGE_SIZE;
 
 /// The heap over every free page. linked_list_allocator is the well-kept crate for a first-fit heap over one
 /// region; Sirocco needs nothing fancier until it has many cores.
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
-
-extern "C" {
-    static __image_start: u8;
-    static __image_end: u8;
-    static __stack_guard: u8;
-}
 
 /// What boot did with memory; apps see it in `Env::memory`.
 #[derive(Clone, Copy, Debug)]
@@ -58,12 +46,10 @@ pub fn heap_stats() -> HeapStats {
     HeapStats { size: h.size(), used: h.used(), free: h.free() }
 }
 
-static P2M: spin::Once<&'static [u64]> = spin::Once::new();
-
 /// The frame number Xen knows the page at virtual address `va` by (any address of ours): the machine frame under
 /// PV (through the p2m list), the guest frame under PVH/HVM (virtual = guest-physical, and Xen translates).
 pub fn virt_to_mfn(va: u64) -> u64 {
-    match P2M.get() {
+    match crate::pv::memory::p2m() {
         Some(p2m) => p2m[(va / PAGE_SIZE) as usize],
         None => {
             assert!(crate::mode::boot_mode().translated(), "memory set up at boot");
@@ -79,110 +65,4 @@ pub fn virt_to_mfn(va: u64) -> u64 {
 pub(crate) unsafe fn init_heap(start: u64, bytes: u64) {
     // SAFETY: the caller's promise.
     unsafe { HEAP.lock().init(start as *mut u8, bytes as usize) };
-}
-
-/// Looks up the machine-to-phys table Xen maps read-only into every PV guest.
-pub(crate) fn mfn_to_pfn(mfn: Mfn) -> Pfn {
-    // SAFETY: xen.h guarantees the M2P table is mapped readable at MACH2PHYS_VIRT_START for PV guests, one u64 per
-    // machine frame; the frames asked about (console, xenstore, our page tables) are real frames of this domain.
-    Pfn(unsafe { (MACH2PHYS_VIRT_START as *const u64).add(mfn.0 as usize).read_volatile() })
-}
-
-/// The platform half of the page-table builder.
-struct XenPageTables {
-    p2m: &'static [u64],
-}
-
-impl PageTableOps for XenPageTables {
-    fn read_entry(&self, table: Mfn, index: usize) -> u64 {
-        assert!(index < pagetable::ENTRIES);
-        let va = mfn_to_pfn(table).vaddr();
-        // SAFETY: the builder only asks about tables reachable from the L4 in use; every one of them lies in the
-        // start-of-day region or was taken from a mapped free frame, and page tables are always mapped (read-only)
-        // at their identity address. Volatile: Xen, not Rust, writes these pages.
-        unsafe { (va as *const u64).add(index).read_volatile() }
-    }
-
-    fn zero_page(&mut self, pfn: Pfn) {
-        // SAFETY: the builder zeroes only frames at or after the first free frame that it has checked are mapped;
-        // nothing else uses them yet.
-        unsafe { core::ptr::write_bytes(pfn.vaddr() as *mut u8, 0, PAGE_SIZE as usize) };
-    }
-
-    fn pfn_to_mfn(&self, pfn: Pfn) -> Mfn {
-        Mfn(self.p2m.get(pfn.0 as usize).copied().unwrap_or(u64::MAX))
-    }
-
-    fn mmu_update(&mut self, updates: &[MmuUpdate]) -> Result<(), i64> {
-        // SAFETY: the builder only adds mappings of unused frames and makes new table frames read-only; no mapping
-        // Rust code relies on changes.
-        unsafe { hypercall::mmu_update(updates) }
-    }
-}
-
-/// Why memory could not be set up.
-#[derive(Debug)]
-pub enum MemoryError {
-    /// start_info's layout breaks the rules.
-    Layout(LayoutError),
-    /// Mapping the rest of memory failed.
-    PageTables(PageTableError),
-}
-
-impl fmt::Display for MemoryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MemoryError::Layout(e) => write!(f, "start-of-day layout: {e}"),
-            MemoryError::PageTables(e) => write!(f, "mapping memory: {e}"),
-        }
-    }
-}
-
-/// PV: maps all memory and starts the heap.
-pub(crate) fn init(si: &start_info) -> Result<MemoryInfo, MemoryError> {
-    let (image_start, image_end, guard) =
-        (addr_of!(__image_start) as u64, addr_of!(__image_end) as u64, addr_of!(__stack_guard) as u64);
-    let sod = StartOfDay {
-        nr_pages: si.nr_pages,
-        pt_base: si.pt_base,
-        nr_pt_frames: si.nr_pt_frames,
-        mfn_list: si.mfn_list,
-        start_info: si as *const start_info as u64,
-        image_start,
-        image_end,
-    };
-    let plan = layout::plan(&sod).map_err(MemoryError::Layout)?;
-    // SAFETY: Xen puts the p2m list (nr_pages u64s) at mfn_list inside the start-of-day region (checked by
-    // `layout::plan` to lie after the image); it stays there, and only Xen would change it (it does not for a
-    // domain that does not balloon).
-    let p2m: &'static [u64] = unsafe { core::slice::from_raw_parts(si.mfn_list as *const u64, si.nr_pages as usize) };
-
-    P2M.call_once(|| p2m);
-    let mut ops = XenPageTables { p2m };
-    let root = ops.pfn_to_mfn(Pfn::containing(si.pt_base));
-    let req = MapRequest { root, first_pfn: plan.first_mapped, nr_pages: plan.nr_pages, first_free: plan.first_free };
-    let mut batch = [MmuUpdate::default(); 256];
-    let out = pagetable::map_all(&mut ops, &req, &mut batch).map_err(MemoryError::PageTables)?;
-    // Only now, so the builder (which checks every present entry against the p2m, and maps every missing one)
-    // sees the start-of-day mappings untouched: unmap page 0 (null pointers fault) and the guard page under the
-    // boot stack (an overflow faults instead of corrupting .bss).
-    for (va, what) in [(0u64, "page 0"), (guard, "stack guard page")] {
-        // SAFETY: nothing uses page 0 (the image starts at 1 MiB) or the guard page (reserved in linker.ld).
-        if let Err(e) = unsafe { hypercall::update_va_mapping(va, 0) } {
-            log::debug!("could not unmap {what} at {va:#x}: error {e} (was it mapped?)");
-        }
-    }
-    let (heap_start, heap_bytes) = layout::heap_region(out.next_free, plan.nr_pages);
-    // SAFETY: the heap region runs from the first frame after the new page tables to the end of memory: all of it
-    // is now mapped writable, and nothing else uses it.
-    unsafe { init_heap(heap_start, heap_bytes) };
-    Ok(MemoryInfo {
-        domain_bytes: si.nr_pages * PAGE_SIZE,
-        image_bytes: image_end - image_start,
-        heap_start,
-        heap_bytes,
-        page_tables_added: out.new_tables.iter().sum(),
-        pages_mapped: out.pages_mapped,
-        mmu_hypercalls: out.hypercalls,
-    })
 }

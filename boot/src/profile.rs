@@ -14,12 +14,14 @@ static NET_POLL_NS: AtomicU64 = AtomicU64::new(0);
 static NET_POLLS: AtomicU64 = AtomicU64::new(0);
 static KICKS: AtomicU64 = AtomicU64::new(0);
 
-pub(crate) fn add_idle(ns: u64) {
+/// Counts `ns` spent blocked in the hypervisor (one wake-up).
+pub fn add_idle(ns: u64) {
     IDLE_NS.fetch_add(ns, Ordering::Relaxed);
     WAKEUPS.fetch_add(1, Ordering::Relaxed);
 }
 
-pub(crate) fn add_net_poll(ns: u64) {
+/// Counts `ns` spent in one network poll.
+pub fn add_net_poll(ns: u64) {
     NET_POLL_NS.fetch_add(ns, Ordering::Relaxed);
     NET_POLLS.fetch_add(1, Ordering::Relaxed);
 }

@@ -6,8 +6,8 @@ use crate::hypercall;
 use core::arch::asm;
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use sirocco_kernel::pagetable::DATA_FLAGS;
-use sirocco_kernel::time::{to_ns, TimeInfo};
+use sirocco_boot_logic::pagetable::DATA_FLAGS;
+use sirocco_boot_logic::time::{to_ns, TimeInfo};
 
 extern "C" {
     static mut __shared_info_page: [u8; 4096];
@@ -95,7 +95,7 @@ pub fn system_time_ns() -> Option<u64> {
 }
 
 /// Clears the pending bit of event channel `port` (2-level ABI: bit `port % 64` of word `port / 64`).
-pub(crate) fn clear_pending(port: u32) {
+pub fn clear_pending(port: u32) {
     if let Some(s) = shared() {
         bitmap_word(s, false, (port / 64) as usize).fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
     }
@@ -114,7 +114,7 @@ fn bitmap_word(s: *mut shared_info, mask: bool, word: usize) -> &'static AtomicU
 }
 
 /// Word `word` of the pending and mask bitmaps.
-pub(crate) fn pending_word(word: usize) -> (u64, u64) {
+pub fn pending_word(word: usize) -> (u64, u64) {
     let Some(s) = shared() else { return (0, 0) };
     (bitmap_word(s, false, word).load(Ordering::SeqCst), bitmap_word(s, true, word).load(Ordering::SeqCst))
 }
@@ -133,7 +133,7 @@ pub(crate) fn set_mask(port: u32, masked: bool) {
 }
 
 /// Clears vCPU 0's upcall-pending flag and selector (we scan the bitmap ourselves; upcalls stay masked).
-pub(crate) fn clear_upcall_pending() {
+pub fn clear_upcall_pending() {
     if let Some(v) = vcpu0() {
         // SAFETY: fields of the mapped vcpu_info; the selector is updated atomically as Xen sets bits in it.
         unsafe {

@@ -1,52 +1,118 @@
-//! Sirocco's core logic, free of `unsafe` and of any hypervisor access, so every edge case is tested on the host.
+//! Sirocco's runtime core and the API an application is written against: the run loop, tasks and timers
+//! (`runtime`), xenstore and `control/shutdown` (`xenstore`, `shutdown`), the network and block devices (`net`,
+//! `netfront`, `block`, `blkfront`), and [`Env`] / [`main!`]. It starts where the platform layer (`sirocco-boot`,
+//! `boot/`) hands over after the start of day of whichever mode booted (PV, PVH or HVM), and stands on its
+//! hypercalls, event channels, grant table and console. The logic it drives lives in `sirocco-kernel-logic`,
+//! `sirocco-drivers` and `sirocco-net`, tested on the host.
 //!
-//! The platform layer (`boot/`, crate `sirocco`) reads Xen's structures, performs hypercalls, and hands plain
-//! values to the functions here; in tests the same functions run against fakes of Xen (see each module's tests).
-#![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+//! An application is a `#![no_std] #![no_main]` binary crate:
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! sirocco::main!(main);
+//! fn main(env: &sirocco::Env) {
+//!     sirocco::println!("hello from {}", env.xen);
+//! }
+//! ```
+//! Returning powers the domain off; returning `Err(e)` (any `Display`) logs it and crashes the domain; a panic
+//! prints its message and location and crashes the domain.
+#![no_std]
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
-pub mod bootinfo;
-pub mod cmdline;
-pub mod cpuid;
-pub mod elfnote;
-pub mod events;
-pub mod future;
-pub mod layout;
-pub mod pagetable;
-pub mod time;
-pub mod timer;
-pub mod unplug;
+pub mod blkfront;
+pub mod block;
+/// Front-end device discovery and the xenbus state machine (logic in `sirocco-drivers`).
+pub use sirocco_drivers::frontend;
+pub mod net;
+pub mod netfront;
+pub mod runtime;
+pub mod shutdown;
+mod start;
+pub mod xenstore;
 
-/// Size of a page (x86_64 base pages, the unit of Xen's frame numbers).
-pub const PAGE_SIZE: u64 = 4096;
-/// `PAGE_SIZE` as a shift.
-pub const PAGE_SHIFT: u32 = 12;
+use core::fmt;
 
-/// A pseudo-physical frame number: the guest's own page numbering (index into the p2m list).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Pfn(pub u64);
+pub use log;
+pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant, SpawnError};
+pub use sirocco_boot::{
+    boot_mode, heap_stats, print, println, uptime, BootMode, Exit, HeapStats, MemoryInfo, XenVersion,
+};
+/// The platform layer's modules apps and drivers use directly (console, event channels, grants, shared rings,
+/// profile counters).
+pub use sirocco_boot::{console, evtchn, grant, profile, ring};
+pub use sirocco_boot_logic::cmdline::{Arg, Cmdline};
+pub use sirocco_kernel_logic::future::{select, Either};
 
-/// A machine frame number: the hypervisor's page numbering, what page-table entries and grants hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Mfn(pub u64);
+/// What the application is given at start.
+pub struct Env {
+    /// The guest command line (`extra = "..."` in the xl config).
+    pub cmdline: Cmdline<'static>,
+    /// Memory facts from boot.
+    pub memory: MemoryInfo,
+    /// The hypervisor's version.
+    pub xen: XenVersion,
+    /// How the domain was booted (PV, PVH, or HVM through a boot loader).
+    pub mode: BootMode,
+}
 
-impl Pfn {
-    /// Virtual address of this frame in Sirocco's address space (VIRT_BASE = 0: virtual = pseudo-physical).
-    pub fn vaddr(self) -> u64 {
-        self.0 << PAGE_SHIFT
-    }
-    /// The frame containing virtual address `va`.
-    pub fn containing(va: u64) -> Pfn {
-        Pfn(va >> PAGE_SHIFT)
+/// What an application's `main` may return.
+pub trait Termination {
+    /// How the domain should end.
+    fn report(self) -> Exit;
+}
+
+impl Termination for () {
+    fn report(self) -> Exit {
+        Exit::Poweroff
     }
 }
 
-impl Mfn {
-    /// Machine address of byte `offset` of this frame.
-    pub fn maddr(self, offset: u64) -> u64 {
-        (self.0 << PAGE_SHIFT) + offset
+impl Termination for Exit {
+    fn report(self) -> Exit {
+        self
     }
+}
+
+impl<E: fmt::Display> Termination for Result<(), E> {
+    fn report(self) -> Exit {
+        match self {
+            Ok(()) => Exit::Poweroff,
+            Err(e) => {
+                log::error!("application failed: {e}");
+                Exit::Crash
+            }
+        }
+    }
+}
+
+impl<E: fmt::Display> Termination for Result<Exit, E> {
+    fn report(self) -> Exit {
+        match self {
+            Ok(exit) => exit,
+            Err(e) => {
+                log::error!("application failed: {e}");
+                Exit::Crash
+            }
+        }
+    }
+}
+
+/// Declares the application's entry point: `sirocco::main!(main)` with `fn main(env: &Env) -> impl Termination`.
+#[macro_export]
+macro_rules! main {
+    ($f:path) => {
+        #[no_mangle]
+        pub fn __sirocco_app_main(env: &$crate::Env) -> $crate::Exit {
+            $crate::Termination::report($f(env))
+        }
+    };
+}
+
+/// Ends the domain: a poweroff becomes the reboot the toolstack asked for (`control/shutdown`), the console is
+/// drained (bounded) so the last lines are not lost, then Xen is asked.
+pub fn exit(how: Exit) -> ! {
+    sirocco_boot::exit(shutdown::adjust(how))
 }

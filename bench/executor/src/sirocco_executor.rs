@@ -133,7 +133,7 @@ impl Executor {
 mod tests {
     use super::*;
     use core::task::Poll;
-    use sirocco_kernel::future::{select, Either};
+    use sirocco_kernel_logic::future::{select, Either};
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     /// A future that is pending until its flag is set, registering the waker it was given.

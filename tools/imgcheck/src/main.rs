@@ -1,7 +1,7 @@
 //! `sirocco-imgcheck IMAGE...`: checks each built image the way Xen's PV loader reads it (Xen ELF notes,
 //! loadable segments) before it is ever booted, and prints its size. Exits 1 on the first bad image.
 
-use sirocco_kernel::elfnote::check_pv_image;
+use sirocco_boot_logic::elfnote::check_pv_image;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

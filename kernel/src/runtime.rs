@@ -7,7 +7,6 @@
 //! structures and no re-entrancy at all; its limits (128 ports per call, one vCPU) fit a unikernel.
 
 use crate::evtchn::{self, EventChannel};
-use crate::{hypercall, xen};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::task::Wake;
@@ -18,8 +17,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
 use embassy_executor::raw;
-pub(crate) use sirocco_kernel::future::select;
-use sirocco_kernel::timer::{TimerId, TimerQueue};
+use sirocco_boot::{hypercall, xen};
+pub(crate) use sirocco_kernel_logic::future::select;
+use sirocco_kernel_logic::timer::{TimerId, TimerQueue};
 
 /// The executor is embassy-executor's raw executor (chosen over our own on measurements: docs/executor.md).
 /// It tells us it has work through `__pender`; we poll it from the loop below and never from anywhere else.
@@ -60,7 +60,7 @@ pub(crate) static SERVICE_HOOK: spin::Once<fn() -> bool> = spin::Once::new();
 /// Sets up the executor and binds VIRQ_TIMER. Called once at boot.
 pub(crate) fn init() {
     TASKS.call_once(|| Box::leak(Box::new(Tasks(raw::Executor::new(core::ptr::null_mut())))));
-    match EventChannel::bind_virq(crate::abi::VIRQ_TIMER) {
+    match EventChannel::bind_virq(sirocco_boot::evtchn::VIRQ_TIMER) {
         Ok(ch) => {
             TIMER_PORT.call_once(|| ch);
         }

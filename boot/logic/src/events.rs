@@ -102,7 +102,10 @@ impl EventRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::future::noop_waker;
+
+    fn noop_waker() -> core::task::Waker {
+        core::task::Waker::noop().clone()
+    }
 
     #[test]
     fn pending_bits_become_ports_minus_masked() {

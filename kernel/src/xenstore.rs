@@ -1,4 +1,5 @@
-//! Xenstore, the platform half: the shared page and event channel from start_info, a blocking client (the
+//! Xenstore in the runtime: the shared page (`sirocco_boot::xsring`) and event channel the start of day found, a
+//! blocking client (the
 //! protocol is `sirocco_drivers::xenstore`, tested on the host against a fake xenstored), and the routing of
 //! watch events to the tasks waiting for them. Also the `control/shutdown` protocol.
 //!
@@ -11,19 +12,21 @@
 //! Watch events are queued by the client (bounded, coalesced) and routed by the service hook.
 
 use crate::evtchn::EventChannel;
+use crate::runtime;
 use crate::runtime::Instant;
 use crate::Either;
-use crate::{hypercall, runtime, xen};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::{poll_fn, Future};
-use core::sync::atomic::{fence, AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
+use sirocco_boot::xsring::StorePage;
+use sirocco_boot::{hypercall, xen};
 use sirocco_drivers::control::{self, ShutdownRequest};
 use sirocco_drivers::frontend::lifecycle::{Action, Lifecycle};
 use sirocco_drivers::frontend::{DeviceInfo, FrontendError, XenbusState};
-use sirocco_drivers::xenstore::{self as xs, Pending, Tx, WatchEvent, WatchQueue, XsAsync, XsPlatform, XsRing};
+use sirocco_drivers::xenstore::{self as xs, Pending, Tx, WatchEvent, WatchQueue, XsAsync, XsPlatform};
 
 /// A request for [`request`] (`sirocco_drivers::xenstore::Request`).
 pub use sirocco_drivers::xenstore::Request as XsRequest;
@@ -33,64 +36,10 @@ pub use sirocco_drivers::xenstore::XsError;
 /// The client type.
 pub type Client = xs::Xenstore<StorePage, StorePlatform>;
 
-/// The shared xenstore page (`struct xenstore_domain_interface`).
-pub struct StorePage(*mut u8);
-
-// SAFETY: the page is mapped for the domain's life; one vCPU, and the client's Mutex serialises our side.
-unsafe impl Send for StorePage {}
-
-use sirocco_drivers::xenstore::offsets::{REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD};
-
 /// How long a xenbus connect waits for each of the backend's steps (InitWait, Connected), for every device kind.
 pub(crate) const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
 /// How long a xenbus close handshake waits for each of the backend's steps (Closing, Closed).
 pub(crate) const CLOSE_TIMEOUT_NS: u64 = 5_000_000_000;
-
-impl StorePage {
-    fn load(&self, off: usize) -> u32 {
-        // SAFETY: an aligned u32 index inside the mapped page; xenstored writes some of them, hence volatile.
-        let v = unsafe { (self.0.add(off) as *const u32).read_volatile() };
-        fence(Ordering::Acquire);
-        v
-    }
-    fn store(&mut self, off: usize, v: u32) {
-        fence(Ordering::SeqCst);
-        // SAFETY: an aligned u32 index inside the mapped page.
-        unsafe { (self.0.add(off) as *mut u32).write_volatile(v) };
-        fence(Ordering::SeqCst);
-    }
-}
-
-impl XsRing for StorePage {
-    fn req_cons(&self) -> u32 {
-        self.load(REQ_CONS)
-    }
-    fn req_prod(&self) -> u32 {
-        self.load(REQ_PROD)
-    }
-    fn write_req(&mut self, index: usize, byte: u8) {
-        assert!(index < 1024);
-        // SAFETY: req[index] inside the mapped page (checked above).
-        unsafe { self.0.add(REQ + index).write_volatile(byte) };
-    }
-    fn publish_req_prod(&mut self, prod: u32) {
-        self.store(REQ_PROD, prod);
-    }
-    fn rsp_prod(&self) -> u32 {
-        self.load(RSP_PROD)
-    }
-    fn rsp_cons(&self) -> u32 {
-        self.load(RSP_CONS)
-    }
-    fn read_rsp(&self, index: usize) -> u8 {
-        assert!(index < 1024);
-        // SAFETY: rsp[index] inside the mapped page (checked above).
-        unsafe { self.0.add(RSP + index).read_volatile() }
-    }
-    fn publish_rsp_cons(&mut self, cons: u32) {
-        self.store(RSP_CONS, cons);
-    }
-}
 
 /// The xenstore event channel and clock.
 pub struct StorePlatform {
@@ -128,7 +77,9 @@ const CONTROL_TOKEN: &str = "sirocco:control/shutdown";
 
 /// Connects to xenstore, advertises the shutdown features and watches `control/shutdown`. Called once at boot.
 pub(crate) fn init(page_va: u64, port: u32) -> Result<(), XsError> {
-    let page = StorePage(page_va as *mut u8);
+    // SAFETY: the start of day hands over the address at which it mapped the domain's xenstore page, which stays
+    // mapped for the domain's life and which nothing else accesses.
+    let page = unsafe { StorePage::new(page_va) };
     // The port stays bound for the domain's life: register it for the run loop and never close it.
     core::mem::forget(EventChannel::existing(port));
     let mut client = Client::new(page, StorePlatform { port });

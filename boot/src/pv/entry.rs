@@ -27,7 +27,7 @@ _start:
 HYPERCALL_PAGE:
     .fill 4096, 1, 0xcc
     "#,
-    start = sym crate::start::start,
+    start = sym super::start,
     options(att_syntax)
 );
 

@@ -1,0 +1,10 @@
+//! The runtime core's logic, free of `unsafe` and of any hypervisor access, so every edge case is tested on the
+//! host: the timer queue and the small futures the run loop and apps combine. The runtime (`kernel/`, crate `sirocco`) drives them with Xen's clock and events.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod future;
+pub mod timer;
