@@ -10,7 +10,7 @@ use crate::abi::*;
 use core::arch::asm;
 
 extern "C" {
-    /// Defined in entry.rs; Xen writes the stubs into it at domain build.
+    /// Defined in pv/entry.rs; Xen writes the stubs into it at domain build (PV) or when we name it (PVH/HVM).
     static HYPERCALL_PAGE: [u8; 4096];
 }
 
