@@ -26,6 +26,9 @@ OUT = os.path.join(ROOT, "build", "lab")
 # "pvh:S" runs suite S again with every Sirocco guest booted as PVH (the same image; lab/guest/lib.sh's LAB_MODE),
 # its checks reported with a "pvh-" prefix.
 PV_SUITES = ["boot", "core", "net", "blk", "kv"]
+# The lab's CPU model: qemu64 is an AMD model, so with nested SVM and nested paging Xen can run PVH and HVM guests
+# (shared/xen-lab.md). LAB_CPU=qemu64 gives the old CPU, to compare PV figures with and without SVM.
+CPU = os.environ.get("LAB_CPU", "qemu64,+svm,+npt")
 SUITES = PV_SUITES + [f"pvh:{s}" for s in PV_SUITES]
 # Run only when named (`make soak`, `make test-hvm`): long, and not needed per commit.
 EXTRA_SUITES = ["soak", "hvm"]
@@ -79,7 +82,7 @@ def boot(mode, dom0, job_img, timeout_s, show, extra_args=(), on_line=None):
     initrd = (f"{dom0}/vmlinuz console=hvc0 root=/dev/vda rw quiet init=/sbin/sirocco-lab-init,"
               f"{dom0}/initrd.img")
     cmd = [
-        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "qemu64,+svm,+npt", "-m", "3072", "-smp", "2",
+        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", CPU, "-m", "3072", "-smp", "2",
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-net", "none",
         "-kernel", f"{dom0}/xen",
         "-append", "dom0_mem=1536M,max:1536M console=com1 com1=115200,8n1 loglvl=warning guest_loglvl=warning",

@@ -128,22 +128,21 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         }
         // Nothing to do: program the next timer and sleep until an event.
         let deadline = TIMERS.lock().next_deadline();
-        match deadline {
+        // Old hypervisors have no set_timer_op for HVM guests (ENOSYS): the poll's own timeout is then the timer.
+        let timer_ok = match deadline {
             Some(d) if d <= now => continue,
-            Some(d) => {
-                hypercall::set_timer_op(d);
-            }
-            None => {
-                hypercall::set_timer_op(0);
-            }
-        }
+            Some(d) => hypercall::set_timer_op(d) >= 0,
+            None => hypercall::set_timer_op(0) >= 0,
+        };
         let n = evtchn::ports(&mut ports);
         if n == 0 && deadline.is_none() {
             panic!("block_on: nothing can ever wake this domain (no timers, no event channels)");
         }
-        // The poll timeout is a backstop for the timer VIRQ: a deadline missed by both would be a Xen bug.
+        // The poll timeout is a backstop for the timer VIRQ (a deadline missed by both would be a Xen bug), or the
+        // timer itself where set_timer_op is refused.
         let slept = now_ns();
-        hypercall::sched_poll(&ports[..n], deadline.map_or(0, |d| d + 1_000_000));
+        let backstop = if timer_ok { 1_000_000 } else { 0 };
+        hypercall::sched_poll(&ports[..n], deadline.map_or(0, |d| d + backstop));
         crate::profile::add_idle(now_ns().saturating_sub(slept));
     }
 }

@@ -9,7 +9,12 @@ SERIAL=/var/log/xen/console/hvm-serial.log
 rm -f "$SERIAL"
 start_bg httpd-hvm xl-configs/httpd-hvm.cfg "serial=\"file:$SERIAL\""
 t0=$(now)
-for _ in $(seq 2400); do grep -q 'Sirocco .* booting' "$SERIAL" 2>/dev/null && break; sleep 1; done
+# hvmloader and SeaBIOS take ~15 minutes under nested TCG: say how it goes once a minute.
+for i in $(seq 2400); do
+    grep -q 'Sirocco .* booting' "$SERIAL" 2>/dev/null && break
+    [ $((i % 60)) = 0 ] && log "hvm: ${i} s, no Sirocco line yet; serial: $(tail -c 80 "$SERIAL" 2>/dev/null | tr -cd '[:print:]' | tail -c 60); $(xl list httpd-hvm 2>/dev/null | awk 'NR == 2 { print "cpu " $6 " s" }')"
+    sleep 1
+done
 log "hvm: first Sirocco line on the serial port after $(since "$t0") s"
 sed 's/^/serial|/' "$SERIAL" 2>/dev/null | tail -n 40
 check hvm-serial-greeting "Sirocco's first line on the serial port (COM1)" grep -q 'Sirocco .* booting as HVM on Xen 4\.17' "$SERIAL"

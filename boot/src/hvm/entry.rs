@@ -41,6 +41,9 @@ _start_multiboot2:
     movl %eax, boot_args + 8
 
 1:  movl $__stack_top, %esp
+    /* Known flags whatever the loader left: all clear (IF and DF included). */
+    pushl $0
+    popfl
     /* Zero the boot tables (PML4, PDPT, 4 PDs), whatever the loader left in .bss. */
     movl $boot_pml4, %edi
     movl $(6 * 1024), %ecx
@@ -77,8 +80,8 @@ _start_multiboot2:
     rdmsr
     orl $0x100, %eax
     wrmsr
-    movl %cr0, %eax
-    orl $0x80000001, %eax
+    /* CR0 written whole (multiboot2 leaves its other bits undefined): PG | WP | NE | ET | MP | PE; caches on. */
+    movl $0x80010033, %eax
     movl %eax, %cr0
     lgdt boot_gdt_ptr
     ljmp $0x08, $4f

@@ -255,7 +255,7 @@ fn report(leaves: &XenLeaves, boot: &BootInfo, map: &MemoryMap) {
         log::warn!("Xen does not report XENFEAT_auto_translated_physmap in a PVH/HVM guest");
     }
     if features & (1 << crate::abi::XENFEAT_HVM_SAFE_PVCLOCK) == 0 {
-        log::warn!("Xen does not report XENFEAT_hvm_safe_pvclock; the PV clock is used anyway");
+        log::error!("Xen does not report XENFEAT_hvm_safe_pvclock: the PV clock may be wrong in this HVM guest");
     }
     for r in map.regions() {
         log::debug!("memory map: {:#014x}-{:#014x} {:?}", r.start, r.end(), r.kind);

@@ -70,9 +70,9 @@ global_asm!(
     .asciz "Xen"
 25: .asciz "!writable_page_tables"
 26: .balign 4
-    .long 4, 4, 18
+    .long 4, 8, 18
     .asciz "Xen"
-    .long _start_pvh
+    .quad _start_pvh
     "#,
     options(att_syntax)
 );
