@@ -1,5 +1,7 @@
-//! Reading a PV image the way Xen's loader does (ELF64 program headers and the "Xen" notes of `elfnote.h`), to
-//! check every built image before it is booted (`tools/imgcheck`) and to pin the note numbers.
+//! Reading an image the way its loaders do, to check every built image before it is booted (`tools/imgcheck`) and to
+//! pin the numbers: Xen's PV loader (ELF64 program headers and the "Xen" notes of `elfnote.h`, [`check_pv_image`]),
+//! and the entries of the other two boot modes, the PVH `PHYS32_ENTRY` note and the multiboot2 header GRUB searches
+//! for ([`check_boot_entries`]).
 
 use core::fmt;
 
@@ -21,8 +23,24 @@ pub const GUEST_VERSION: u32 = 7;
 pub const LOADER: u32 = 8;
 /// `XEN_ELFNOTE_FEATURES`.
 pub const FEATURES: u32 = 10;
-/// `XEN_ELFNOTE_PHYS32_ENTRY` (PVH entry; Sirocco is PV only for now).
+/// `XEN_ELFNOTE_PHYS32_ENTRY`: physical address of the PVH entry (`_start_pvh`, `boot/src/hvm/entry.rs`), entered in
+/// 32-bit protected mode with paging off, so below 4 GiB. A PV boot ignores it.
 pub const PHYS32_ENTRY: u32 = 18;
+
+/// `MULTIBOOT2_HEADER_MAGIC`: the first field of a multiboot2 header.
+pub const MULTIBOOT2_MAGIC: u32 = 0xe852_50d6;
+/// `MULTIBOOT_SEARCH`: a multiboot2 header lies entirely within this many bytes from the start of the file.
+pub const MULTIBOOT2_SEARCH: u64 = 32768;
+/// `MULTIBOOT_HEADER_ALIGN`: the header starts at a file offset that is a multiple of this, and so does each tag.
+pub const MULTIBOOT2_ALIGN: u64 = 8;
+/// `MULTIBOOT_HEADER_TAG_END`.
+const MB2_TAG_END: u16 = 0;
+/// `MULTIBOOT_HEADER_TAG_ENTRY_ADDRESS`: {u16 type, u16 flags, u32 size = 12, u32 entry_addr}.
+const MB2_TAG_ENTRY_ADDRESS: u16 = 3;
+/// `MULTIBOOT_HEADER_TAG_RELOCATABLE`, the highest tag type GRUB knows.
+const MB2_TAG_LAST_KNOWN: u16 = 10;
+/// `MULTIBOOT_HEADER_TAG_OPTIONAL`: a loader that does not know the tag may ignore it.
+const MB2_TAG_OPTIONAL: u16 = 1;
 
 /// Start of the hypervisor's reserved virtual range on x86_64 (`HYPERVISOR_VIRT_START`): a PV image must lie below.
 pub const HYPERVISOR_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
@@ -60,6 +78,15 @@ pub enum ImageError {
         /// What was wrong.
         why: &'static str,
     },
+    /// No multiboot2 header magic anywhere in the file.
+    MissingMultiboot2,
+    /// A multiboot2 header that GRUB would not find, or would refuse.
+    BadMultiboot2 {
+        /// File offset of its magic.
+        offset: u64,
+        /// What was wrong.
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for ImageError {
@@ -71,6 +98,12 @@ impl fmt::Display for ImageError {
             ImageError::BadNote { note, why } => write!(f, "Xen ELF note {note}: {why}"),
             ImageError::BadSegment { vaddr, why } => {
                 write!(f, "loadable segment at {vaddr:#x}: {why}")
+            }
+            ImageError::MissingMultiboot2 => {
+                write!(f, "no multiboot2 header (magic {MULTIBOOT2_MAGIC:#x}) in the file")
+            }
+            ImageError::BadMultiboot2 { offset, why } => {
+                write!(f, "multiboot2 header at file offset {offset:#x}: {why}")
             }
         }
     }
@@ -87,6 +120,8 @@ pub struct Segment {
     pub offset: u64,
     /// `p_vaddr`.
     pub vaddr: u64,
+    /// `p_paddr`: where PVH loaders and GRUB put the segment (Sirocco's linker script makes it equal `p_vaddr`).
+    pub paddr: u64,
     /// `p_filesz`.
     pub filesz: u64,
     /// `p_memsz`.
@@ -178,6 +213,7 @@ impl<'a> Elf<'a> {
             flags: u32_at(self.bytes, at + 4, w)?,
             offset: u64_at(self.bytes, at + 8, w)?,
             vaddr: u64_at(self.bytes, at + 16, w)?,
+            paddr: u64_at(self.bytes, at + 24, w)?,
             filesz: u64_at(self.bytes, at + 32, w)?,
             memsz: u64_at(self.bytes, at + 40, w)?,
         })
@@ -216,6 +252,29 @@ impl<'a> Elf<'a> {
         }
         Ok(())
     }
+
+    /// The Xen notes by number (up to `PHYS32_ENTRY`); of two with the same number, the later.
+    fn xen_notes(&self) -> Result<[Option<XenNote<'a>>; 19], ImageError> {
+        let mut notes: [Option<XenNote<'a>>; 19] = [None; 19];
+        self.for_each_xen_note(|n| {
+            if let Some(slot) = notes.get_mut(n.kind as usize) {
+                *slot = Some(n);
+            }
+        })?;
+        Ok(notes)
+    }
+
+    /// Whether the byte at physical address `paddr` is loaded from the file by an executable PT_LOAD segment, as
+    /// PVH loaders and GRUB load them (at `p_paddr`): code to enter there is in the image, not in zero-filled memory.
+    pub fn loads_code_at(&self, paddr: u64) -> Result<bool, ImageError> {
+        for seg in self.segments() {
+            let seg = seg?;
+            if seg.kind == PT_LOAD && seg.flags & PF_X != 0 && paddr >= seg.paddr && paddr - seg.paddr < seg.filesz {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// What [`check_pv_image`] found.
@@ -236,12 +295,7 @@ pub struct PvImage<'a> {
 /// Checks an image against what Xen's PV loader needs and what Sirocco's boot code assumes.
 pub fn check_pv_image(bytes: &[u8]) -> Result<PvImage<'_>, ImageError> {
     let elf = Elf::parse(bytes)?;
-    let mut notes: [Option<XenNote<'_>>; 19] = [None; 19];
-    elf.for_each_xen_note(|n| {
-        if let Some(slot) = notes.get_mut(n.kind as usize) {
-            *slot = Some(n);
-        }
-    })?;
+    let notes = elf.xen_notes()?;
     let get = |kind: u32, note: &'static str| notes[kind as usize].ok_or(ImageError::MissingNote { note });
     let number = |kind, note| get(kind, note)?.number().ok_or(ImageError::BadNote { note, why: "not a number" });
     let text = |kind, note| get(kind, note)?.text().ok_or(ImageError::BadNote { note, why: "not a string" });
@@ -307,6 +361,141 @@ pub fn check_pv_image(bytes: &[u8]) -> Result<PvImage<'_>, ImageError> {
         return Err(ImageError::BadNote { note: "HYPERCALL_PAGE", why: "not inside an executable segment" });
     }
     Ok(PvImage { entry, hypercall_page, guest_os, file_bytes, memory_bytes: hi.saturating_sub(lo) })
+}
+
+/// What [`check_boot_entries`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootEntries {
+    /// The PVH entry (`PHYS32_ENTRY`), a physical address.
+    pub pvh_entry: u64,
+    /// The multiboot2 entry (the header's entry-address tag), a physical address.
+    pub multiboot2_entry: u64,
+    /// File offset of the multiboot2 header.
+    pub multiboot2_offset: u64,
+}
+
+/// Checks the entries of the other boot modes: the PHYS32_ENTRY note is a number below 4 GiB inside an executable
+/// PT_LOAD segment; a multiboot2 header is found at an 8-byte-aligned file offset within the first 32 KiB, with a
+/// valid checksum, a header_length that fits in those 32 KiB and ends with an end tag, and an entry-address tag whose
+/// address is below 4 GiB and inside an executable PT_LOAD segment (and whose file offset lies inside a PT_LOAD
+/// segment's file range, since GRUB loads it from there).
+///
+/// Both entries are physical addresses, so they are looked up in the segments' `p_paddr` ranges, and both must fall in
+/// the part of the segment loaded from the file (below `p_filesz`), which holds for the PVH entry for the same reason.
+pub fn check_boot_entries(bytes: &[u8]) -> Result<BootEntries, ImageError> {
+    let elf = Elf::parse(bytes)?;
+    let note = "PHYS32_ENTRY";
+    let pvh_entry = elf.xen_notes()?[PHYS32_ENTRY as usize]
+        .ok_or(ImageError::MissingNote { note })?
+        .number()
+        .ok_or(ImageError::BadNote { note, why: "not a number" })?;
+    if pvh_entry > u64::from(u32::MAX) {
+        return Err(ImageError::BadNote { note, why: "not below 4 GiB (PVH enters in 32-bit mode)" });
+    }
+    if !elf.loads_code_at(pvh_entry)? {
+        return Err(ImageError::BadNote { note, why: "not inside the file bytes of an executable loadable segment" });
+    }
+    let (offset, entry) = find_multiboot2(bytes)?;
+    if !elf.loads_code_at(u64::from(entry))? {
+        return Err(ImageError::BadMultiboot2 {
+            offset,
+            why: "entry address not inside the file bytes of an executable loadable segment",
+        });
+    }
+    Ok(BootEntries { pvh_entry, multiboot2_entry: u64::from(entry), multiboot2_offset: offset })
+}
+
+/// Finds the multiboot2 header as GRUB does (the first 8-byte-aligned offset within the first 32 KiB holding the
+/// magic, architecture 0 and a checksum that makes the four fields sum to 0) and walks its tags. Returns the header's
+/// file offset and the entry-address tag's address (a `u32`, so below 4 GiB). When GRUB would find no header, says
+/// why from where the magic does appear.
+fn find_multiboot2(bytes: &[u8]) -> Result<(u64, u32), ImageError> {
+    let window = (bytes.len() as u64).min(MULTIBOOT2_SEARCH);
+    let fields = |at: u64| {
+        read::<16>(bytes, at, "multiboot2 header").map(|b| {
+            let f = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+            (f(0), f(4), f(8), f(12))
+        })
+    };
+    let found = (0..window).step_by(MULTIBOOT2_ALIGN as usize).filter(|at| at + 16 <= window).find(|&at| {
+        fields(at).is_ok_and(|(magic, arch, length, checksum)| {
+            magic == MULTIBOOT2_MAGIC
+                && arch == 0
+                && magic.wrapping_add(arch).wrapping_add(length).wrapping_add(checksum) == 0
+        })
+    });
+    let Some(at) = found else { return Err(why_no_multiboot2(bytes, window)) };
+    let bad = |why| ImageError::BadMultiboot2 { offset: at, why };
+    let end = at + u64::from(fields(at)?.2);
+    if end < at + 16 + 8 {
+        return Err(bad("header_length is shorter than the header and an end tag"));
+    }
+    if end > MULTIBOOT2_SEARCH {
+        return Err(bad("header_length runs past the file's first 32 KiB"));
+    }
+    if end > bytes.len() as u64 {
+        return Err(ImageError::Truncated { what: "multiboot2 header" });
+    }
+    let (mut tag, mut entry) = (at + 16, None);
+    loop {
+        if tag + 8 > end {
+            return Err(bad("no end tag within header_length"));
+        }
+        let w = "multiboot2 tag";
+        let (kind, flags, size) = (u16_at(bytes, tag, w)?, u16_at(bytes, tag + 2, w)?, u32_at(bytes, tag + 4, w)?);
+        let size = u64::from(size);
+        if size < 8 {
+            return Err(bad("a tag is shorter than 8 bytes"));
+        }
+        if tag + size > end {
+            return Err(bad("a tag runs past header_length"));
+        }
+        match kind {
+            MB2_TAG_END if size != 8 => return Err(bad("the end tag's size is not 8")),
+            MB2_TAG_END if tag + 8 != end => return Err(bad("header_length does not end at the end tag")),
+            MB2_TAG_END => break,
+            MB2_TAG_ENTRY_ADDRESS if size != 12 => return Err(bad("the entry-address tag's size is not 12")),
+            MB2_TAG_ENTRY_ADDRESS => entry = Some(u32_at(bytes, tag + 8, w)?),
+            k if k > MB2_TAG_LAST_KNOWN && flags & MB2_TAG_OPTIONAL == 0 => {
+                return Err(bad("a required tag of a type GRUB does not know"));
+            }
+            _ => {}
+        }
+        tag += size.next_multiple_of(MULTIBOOT2_ALIGN);
+    }
+    // Without an entry-address tag GRUB would jump to the ELF entry point, which is the PV entry.
+    let entry = entry.ok_or(bad("no entry-address tag (GRUB would enter at the ELF entry point, the PV one)"))?;
+    Ok((at, entry))
+}
+
+/// Why GRUB would find no multiboot2 header: the first magic at an aligned offset within the first 32 KiB (bad
+/// checksum or architecture), else the first at a misaligned one, else the first beyond 32 KiB.
+fn why_no_multiboot2(bytes: &[u8], window: u64) -> ImageError {
+    let magic = MULTIBOOT2_MAGIC.to_le_bytes();
+    let found = bytes.windows(4).enumerate().filter(|(_, w)| *w == magic).map(|(i, _)| i as u64);
+    let (mut aligned, mut misaligned, mut beyond) = (None, None, None);
+    for i in found {
+        if i >= window {
+            beyond = beyond.or(Some(i));
+            break;
+        } else if i % MULTIBOOT2_ALIGN == 0 {
+            aligned = Some(i);
+            break;
+        }
+        misaligned = misaligned.or(Some(i));
+    }
+    let bad = |offset, why| ImageError::BadMultiboot2 { offset, why };
+    match (aligned, misaligned, beyond) {
+        (Some(i), _, _) if i + 16 > bytes.len() as u64 => ImageError::Truncated { what: "multiboot2 header" },
+        (Some(i), _, _) if i + 16 > window => bad(i, "runs past the file's first 32 KiB"),
+        (Some(i), _, _) if u32_at(bytes, i + 4, "").is_ok_and(|arch| arch != 0) => {
+            bad(i, "architecture is not 0 (i386)")
+        }
+        (Some(i), _, _) => bad(i, "checksum: magic + architecture + header_length + checksum is not 0 mod 2^32"),
+        (None, Some(i), _) => bad(i, "not at an 8-byte-aligned file offset"),
+        (None, None, Some(i)) => bad(i, "not within the file's first 32 KiB"),
+        (None, None, None) => ImageError::MissingMultiboot2,
+    }
 }
 
 #[cfg(test)]

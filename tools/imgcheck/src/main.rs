@@ -1,7 +1,8 @@
-//! `sirocco-imgcheck IMAGE...`: checks each built image the way Xen's PV loader reads it (Xen ELF notes,
-//! loadable segments) before it is ever booted, and prints its size. Exits 1 on the first bad image.
+//! `sirocco-imgcheck IMAGE...`: checks each built image the way its loaders read it before it is ever booted: Xen's
+//! PV loader (Xen ELF notes, loadable segments), the PVH entry note and GRUB's multiboot2 header, and prints its size
+//! and entries. Exits 1 on the first bad image.
 
-use sirocco_boot_logic::elfnote::check_pv_image;
+use sirocco_boot_logic::elfnote::{check_boot_entries, check_pv_image};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -18,14 +19,19 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match check_pv_image(&bytes) {
-            Ok(img) => println!(
-                "imgcheck: {path}: ok ({} bytes on disk, {} KiB in memory, entry {:#x}, hypercall page {:#x}, guest OS {})",
+        let checked = check_pv_image(&bytes).and_then(|img| Ok((img, check_boot_entries(&bytes)?)));
+        match checked {
+            Ok((img, boot)) => println!(
+                "imgcheck: {path}: ok ({} bytes on disk, {} KiB in memory, entry {:#x}, hypercall page {:#x}, \
+                 guest OS {}, PVH entry {:#x}, multiboot2 entry {:#x} (header at file offset {:#x}))",
                 bytes.len(),
                 img.memory_bytes / 1024,
                 img.entry,
                 img.hypercall_page,
-                img.guest_os
+                img.guest_os,
+                boot.pvh_entry,
+                boot.multiboot2_entry,
+                boot.multiboot2_offset
             ),
             Err(e) => {
                 eprintln!("imgcheck: {path}: {e}");
