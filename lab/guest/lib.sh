@@ -41,7 +41,7 @@ shutdown_reason() {
 }
 
 lab_start() {
-    modprobe -a xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback xen-blkback bridge loop 2>&1 |
+    modprobe -a xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback xen-blkback bridge loop tun 2>&1 |
         sed 's/^/modprobe: /'
     mount -t xenfs xenfs /proc/xen
     mkdir -p /run/xen /var/lib/xen /var/log/xen/console /run/lock /var/run/xen
@@ -50,6 +50,7 @@ lab_start() {
     for _ in $(seq 50); do xenstore-exists / 2>/dev/null && break; sleep 0.2; done
     xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 || { cat /tmp/xen-init-dom0.log; fail lab-start "xen-init-dom0 failed"; }
     xenconsoled --log=guest --log-dir=/var/log/xen/console --timestamp=guest
+    ip link set lo up # loopback: the device model of an HVM guest binds its (unused) VNC server there
     ip link add xenbr0 type bridge && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up
     log "Xen $(xl info | sed -n 's/^xen_version *: *//p') up, dom0 $(uname -r), $(xl info | sed -n 's/^free_memory *: *//p') MiB free for guests"
 }
