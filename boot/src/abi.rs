@@ -157,8 +157,18 @@ pub const XENMEM_MEMORY_MAP: u32 = 9;
 pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
 /// memory.h: `XENMAPSPACE_grant_table`.
 pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// hvm/hvm_op.h: `HVMOP_set_param`.
+pub const HVMOP_SET_PARAM: u32 = 0;
 /// hvm/hvm_op.h: `HVMOP_get_param`.
 pub const HVMOP_GET_PARAM: u32 = 1;
+/// hvm/params.h: `HVM_PARAM_CALLBACK_IRQ`: how vCPU 0's event notifications are delivered (0 = not at all).
+pub const HVM_PARAM_CALLBACK_IRQ: u32 = 0;
+/// hvm/params.h: `HVM_PARAM_CALLBACK_TYPE_GSI` (in bits 63:56 of the value; bits 55:0 are the GSI).
+pub const HVM_PARAM_CALLBACK_TYPE_GSI: u64 = 0;
+/// hvm/params.h: `HVM_PARAM_CALLBACK_TYPE_VECTOR` (bits 7:0 are the vector; needs `XENFEAT_hvm_callback_vector`).
+pub const HVM_PARAM_CALLBACK_TYPE_VECTOR: u64 = 2;
+/// features.h: `XENFEAT_hvm_callback_vector`.
+pub const XENFEAT_HVM_CALLBACK_VECTOR: u32 = 8;
 /// hvm/params.h: `HVM_PARAM_STORE_PFN`, `HVM_PARAM_STORE_EVTCHN`, `HVM_PARAM_CONSOLE_PFN`, `HVM_PARAM_CONSOLE_EVTCHN`.
 pub const HVM_PARAM_STORE_PFN: u32 = 1;
 /// See [`HVM_PARAM_STORE_PFN`].

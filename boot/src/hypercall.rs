@@ -196,6 +196,18 @@ pub fn hvm_get_param(index: u32) -> Result<u64, i64> {
     }
 }
 
+/// `HVMOP_set_param` on our own domain.
+pub fn hvm_set_param(index: u32, value: u64) -> Result<(), i64> {
+    let mut arg = HvmParam { domid: DOMID_SELF as u16, pad: 0, index, value };
+    // SAFETY: `arg` is a live `struct xen_hvm_param`; Xen only reads it.
+    let rc = unsafe { hypercall5(HYPERVISOR_HVM_OP, u64::from(HVMOP_SET_PARAM), &mut arg as *mut _ as u64, 0, 0, 0) };
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(())
+    }
+}
+
 /// `XENVER_get_features`, submap 0 (the only one Xen defines).
 pub fn xen_features() -> u32 {
     let mut arg = FeatureInfo { submap_idx: 0, submap: 0 };

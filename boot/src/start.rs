@@ -2,8 +2,7 @@
 //! (`pv/`, `hvm/`) has memory, shared_info and the console up; then the hand-over to the runtime.
 
 use crate::mode::{self, BootMode};
-use crate::{hypercall, logger, xen, MemoryInfo, XenVersion};
-use core::sync::atomic::Ordering;
+use crate::{hypercall, logger, MemoryInfo, XenVersion};
 use sirocco_boot_logic::cmdline::{Cmdline, CmdlineError};
 
 /// What the start of day hands to the runtime (crate `sirocco`, `kernel/`).
@@ -48,10 +47,9 @@ pub(crate) fn command_line(parsed: Result<Cmdline<'static>, CmdlineError>) -> Cm
     cmdline
 }
 
-/// The steps every mode shares once memory, shared_info and the console are up: the clock's zero and the grant
+/// The steps every mode shares once memory, shared_info and the console are up: the grant
 /// table, then the hand-over to the runtime (which starts the run loop and xenstore, then the application).
 pub(crate) fn finish(cmdline: Cmdline<'static>, memory: MemoryInfo, xen: XenVersion, xenstore: (u64, u32)) -> ! {
-    crate::BOOT_NS.store(xen::system_time_ns().unwrap_or(0), Ordering::Relaxed);
     match crate::grant::init() {
         Ok(frames) => log::debug!("grant table: {frames} frames, {} refs", frames * 512),
         Err(e) => log::error!("{e}; sharing pages with other domains will not work"),

@@ -52,6 +52,8 @@ pub(crate) fn map_shared_info_hvm() -> Result<(), i64> {
 /// by asynchronous callback or interrupt.
 fn mapped() {
     MAPPED.store(true, Ordering::Release);
+    // Uptime counts from here, the first moment the clock can be read (log lines before it show 0).
+    crate::BOOT_NS.store(system_time_ns().unwrap_or(0), Ordering::Relaxed);
     if let Some(v) = vcpu0() {
         // SAFETY: a byte of the mapped vcpu_info; a volatile store is what the PV ABI expects.
         unsafe { addr_of_mut!((*v).evtchn_upcall_mask).write_volatile(1) };

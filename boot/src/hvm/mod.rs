@@ -101,8 +101,9 @@ pub(crate) extern "C" fn start(entry: u32, info: u32, magic: u32) -> ! {
     if boot.cmdline_truncated {
         log::warn!("the command line was longer than {} bytes; the rest is ignored", bootinfo::MAX_CMDLINE);
     }
-    report(&leaves, boot, &memmap);
+    let features = report(&leaves, boot, &memmap);
     if mode == BootMode::Hvm {
+        declare_callback(features);
         unplug_emulated_devices();
     }
     let store = (param(crate::abi::HVM_PARAM_STORE_PFN), param(crate::abi::HVM_PARAM_STORE_EVTCHN));
@@ -242,8 +243,8 @@ fn memory_init(map: &MemoryMap) -> Result<MemoryInfo, ErrorText> {
     })
 }
 
-/// What was found, at debug level (and the facts that matter at info).
-fn report(leaves: &XenLeaves, boot: &BootInfo, map: &MemoryMap) {
+/// What was found, at debug level (and the facts that matter at info); returns Xen's feature bits.
+fn report(leaves: &XenLeaves, boot: &BootInfo, map: &MemoryMap) -> u32 {
     let features = hypercall::xen_features();
     log::debug!(
         "xen: CPUID base {:#x} (max leaf {:#x}), hypercall MSR {:#x}, features {features:#x}",
@@ -262,6 +263,26 @@ fn report(leaves: &XenLeaves, boot: &BootInfo, map: &MemoryMap) {
     }
     if boot.nr_modules + boot.modules_dropped > 0 {
         log::info!("{} boot module(s) ignored (Sirocco uses none)", boot.nr_modules + boot.modules_dropped);
+    }
+    features
+}
+
+/// Names an event callback in `HVM_PARAM_CALLBACK_IRQ` (HVM only). Sirocco does not need it: the run loop takes
+/// events with `SCHEDOP_poll`, upcalls masked and interrupts off, so the callback never fires. But the toolstack
+/// takes a non-zero value as "this HVM guest has PV drivers" (libxl's PV-control check): without it `xl shutdown`
+/// and `xl reboot` refuse, and EC2's stop would fall back to ACPI, which Sirocco does not have. The vector type
+/// where Xen offers it (`XENFEAT_hvm_callback_vector`); else what older Xen has, a GSI: 28, the Xen platform PCI
+/// device's own line (slot 3, INTA), which nothing here unmasks.
+fn declare_callback(features: u32) {
+    use crate::abi::*;
+    let value = if features & (1 << XENFEAT_HVM_CALLBACK_VECTOR) != 0 {
+        HVM_PARAM_CALLBACK_TYPE_VECTOR << 56 | u64::from(trap::UPCALL_VECTOR)
+    } else {
+        HVM_PARAM_CALLBACK_TYPE_GSI << 56 | 28
+    };
+    match hypercall::hvm_set_param(HVM_PARAM_CALLBACK_IRQ, value) {
+        Ok(()) => log::debug!("HVM_PARAM_CALLBACK_IRQ = {value:#x} (never fires: events are polled)"),
+        Err(e) => log::warn!("HVM_PARAM_CALLBACK_IRQ refused ({e}): `xl shutdown` will not see PV drivers"),
     }
 }
 

@@ -140,6 +140,11 @@ exc_stubs:
     pushq $0
     pushq $31
     jmp exc_common
+    /* The event-callback vector (hvm::declare_callback): upcalls stay masked and interrupts off, so it is never
+       delivered; if it were, there is nothing to do (the run loop polls the pending bits), so it returns. */
+    .balign 16
+upcall_stub:
+    iretq
 exc_common:
     pushq %rax
     pushq %rbx
@@ -169,7 +174,12 @@ exc_common:
 extern "C" {
     /// The first of 32 stubs, 16 bytes apart (see the module docs).
     static exc_stubs: [u8; 32 * 16];
+    /// `iretq`: the handler of [`UPCALL_VECTOR`].
+    static upcall_stub: u8;
 }
+
+/// The vector named in `HVM_PARAM_CALLBACK_IRQ` (an unused one, above the exceptions and legacy IRQs).
+pub(super) const UPCALL_VECTOR: u8 = 0xf3;
 
 /// What the stubs and the CPU leave on the stack, lowest address first.
 #[repr(C)]
@@ -321,6 +331,7 @@ pub(super) fn init() {
             idt.hv_injection_exception.set_handler_addr(stub(28));
             idt.vmm_communication_exception.set_handler_addr(stub(29));
             idt.security_exception.set_handler_addr(stub(30));
+            idt[UPCALL_VECTOR].set_handler_addr(VirtAddr::new(core::ptr::addr_of!(upcall_stub) as u64));
         }
         idt
     });
