@@ -348,12 +348,14 @@ extern "C" fn exception(f: &TrapFrame) -> ! {
     let name = NAMES.get(f.vector as usize).copied().unwrap_or("unknown");
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     let guard = core::ptr::addr_of!(__stack_guard) as u64;
-    if (f.vector == 14 && (guard..guard + 4096).contains(&cr2))
-        || (f.vector == 8 && (guard..guard + 4096).contains(&f.rsp))
-    {
+    // An overflow shows as a fault in the guard page (CR2), or, as seen under nested virtualisation where CR2 came
+    // back 0, as a fault taken with RSP at or below the bottom of the boot stack.
+    let in_guard = |a: u64| (guard..guard + 4096).contains(&a);
+    let rsp_exhausted = f.rsp < guard + 4096 && f.rsp >= guard.saturating_sub(64 * 1024);
+    if matches!(f.vector, 8 | 14) && (in_guard(cr2) || rsp_exhausted) {
         console::print_forced(format_args!(
-            "\nsirocco: STACK OVERFLOW: the boot stack ran into its guard page at {guard:#x} (rip {:#x})\n",
-            f.rip
+            "\nsirocco: STACK OVERFLOW: the boot stack ran into its guard page at {guard:#x} (rip {:#x}, rsp {:#x})\n",
+            f.rip, f.rsp
         ));
     }
     console::print_forced(format_args!(
