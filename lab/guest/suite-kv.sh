@@ -14,6 +14,7 @@ expect $(for c in $(seq "$CYCLES"); do echo "kv-after-restart-$c kv-acked-$c"; d
     kv-final kv-delete kv-list kv-stats kv-soak-puts kv-delete-durable kv-soak-replayed kv-soak-all-present \
     kv-upload-flood kv-upload-flood-after
 : >/tmp/kv.acked
+rm -f /tmp/kv.acked.[1-4]
 # Writers and the verifier are lab/peer/httpload.c: one keep-alive connection each, every key recorded (write(2))
 # only once its 204 arrived, values derived from the key (so a value under the wrong key is caught).
 
@@ -69,6 +70,7 @@ if wait_http "$KVIP" 80 120; then
     check kv-stats "GET /stats: $(head -c 300 /tmp/kv.stats)" grep -q '"live_keys"' /tmp/kv.stats
     # Soak: 20,000 PUTs (four keep-alive writers), then a clean restart must replay every one.
     : >/tmp/kv.soak
+    rm -f /tmp/kv.soak.[1-4] /tmp/kv.soak.out.* # the writers append: a second pass (PVH) must start empty
     t0=$(now); pids=""
     for w in 1 2 3 4; do
         timeout 900 ./lab/httpload put "$KVIP" 80 "s-w$w" "/tmp/kv.soak.$w" $((SOAK_PUTS / 4)) >/tmp/kv.soak.out.$w &
