@@ -56,3 +56,22 @@ class Results(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Suites(unittest.TestCase):
+    def test_every_pv_suite_runs_again_as_pvh(self):
+        self.assertEqual([s for s in lab.SUITES if s.startswith("pvh:")], [f"pvh:{s}" for s in lab.PV_SUITES])
+
+    def test_pvh_suite_sets_the_mode_around_the_same_script(self):
+        script = lab.suite_script("pvh:net")
+        self.assertEqual(script.splitlines(),
+                         ["echo SIROCCO-SUITE pvh:net", "LAB_MODE=pvh", ". /job/lab/suite-net.sh", "LAB_MODE=pv"])
+
+    def test_plain_suite_is_pv(self):
+        self.assertIn("LAB_MODE=pv\n. /job/lab/suite-kv.sh", lab.suite_script("kv"))
+
+    def test_pvh_checks_are_held_to_their_own_declarations(self):
+        lines = ["SIROCCO-SUITE pvh:net", "SIROCCO-EXPECT pvh-a", "SIROCCO-RESULT PASS a fine"]
+        rc, out = verdict(lines, ["pvh:net"])
+        self.assertEqual(rc, 1)
+        self.assertIn("declared check pvh-a never reported", out)
