@@ -342,7 +342,11 @@ pub(super) fn init() {
 extern "C" fn exception(f: &TrapFrame) -> ! {
     if IN_HANDLER.swap(true, Ordering::SeqCst) {
         // A fault while reporting one: say the least possible and stop.
-        early::write(b"sirocco: exception while reporting an exception; halting\n");
+        // Under Xen, `hlt` with interrupts off takes the vCPU down and the domain ends as a *poweroff*: say crash.
+        early::write(b"sirocco: exception while reporting an exception; crashing\n");
+        if super::hypercalls_ready() {
+            crate::hypercall::shutdown(crate::abi::SHUTDOWN_crash);
+        }
         halt();
     }
     let name = NAMES.get(f.vector as usize).copied().unwrap_or("unknown");
