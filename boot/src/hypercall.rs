@@ -14,6 +14,15 @@ extern "C" {
     static HYPERCALL_PAGE: [u8; 4096];
 }
 
+/// A hypercall's return value as a result: negative is Xen's error code.
+fn status(rc: i64) -> Result<(), i64> {
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(())
+    }
+}
+
 /// Address of the stub for hypercall `nr`.
 fn stub(nr: u32) -> usize {
     debug_assert!(nr < 128);
@@ -108,11 +117,7 @@ pub unsafe fn mmu_update(updates: &[MmuUpdate]) -> Result<(), i64> {
             0,
         )
     };
-    if rc < 0 {
-        Err(rc)
-    } else {
-        Ok(())
-    }
+    status(rc)
 }
 
 /// `HYPERVISOR_update_va_mapping`: sets the leaf entry for `va` to `pte` and flushes that TLB entry.
@@ -122,11 +127,7 @@ pub unsafe fn mmu_update(updates: &[MmuUpdate]) -> Result<(), i64> {
 pub unsafe fn update_va_mapping(va: u64, pte: u64) -> Result<(), i64> {
     // SAFETY: no memory argument; the caller vouches for the mapping change.
     let rc = unsafe { hypercall5(HYPERVISOR_UPDATE_VA_MAPPING, va, pte, UVMF_INVLPG, 0, 0) };
-    if rc < 0 {
-        Err(rc)
-    } else {
-        Ok(())
-    }
+    status(rc)
 }
 
 /// `HYPERVISOR_event_channel_op(cmd, arg)` with an in/out argument struct.
@@ -164,11 +165,7 @@ pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), i64>
     let rc = unsafe {
         hypercall5(HYPERVISOR_MEMORY_OP, u64::from(XENMEM_ADD_TO_PHYSMAP), &mut arg as *mut _ as u64, 0, 0, 0)
     };
-    if rc < 0 {
-        Err(rc)
-    } else {
-        Ok(())
-    }
+    status(rc)
 }
 
 /// `XENMEM_memory_map`: the domain's e820 map as 20-byte entries into `buf`; the number of entries written.
@@ -177,11 +174,7 @@ pub fn memory_map(buf: &mut [u8]) -> Result<usize, i64> {
     // SAFETY: `arg` is a live `struct xen_memory_map` pointing at `buf`, which has room for `nr_entries` entries.
     let rc =
         unsafe { hypercall5(HYPERVISOR_MEMORY_OP, u64::from(XENMEM_MEMORY_MAP), &mut arg as *mut _ as u64, 0, 0, 0) };
-    if rc < 0 {
-        Err(rc)
-    } else {
-        Ok(arg.nr_entries as usize)
-    }
+    status(rc).map(|()| arg.nr_entries as usize)
 }
 
 /// `HVMOP_get_param` on our own domain.
@@ -189,11 +182,7 @@ pub fn hvm_get_param(index: u32) -> Result<u64, i64> {
     let mut arg = HvmParam { domid: DOMID_SELF as u16, pad: 0, index, value: 0 };
     // SAFETY: `arg` is a live `struct xen_hvm_param`; Xen writes only its `value`.
     let rc = unsafe { hypercall5(HYPERVISOR_HVM_OP, u64::from(HVMOP_GET_PARAM), &mut arg as *mut _ as u64, 0, 0, 0) };
-    if rc < 0 {
-        Err(rc)
-    } else {
-        Ok(arg.value)
-    }
+    status(rc).map(|()| arg.value)
 }
 
 /// `HVMOP_set_param` on our own domain.
@@ -201,11 +190,7 @@ pub fn hvm_set_param(index: u32, value: u64) -> Result<(), i64> {
     let mut arg = HvmParam { domid: DOMID_SELF as u16, pad: 0, index, value };
     // SAFETY: `arg` is a live `struct xen_hvm_param`; Xen only reads it.
     let rc = unsafe { hypercall5(HYPERVISOR_HVM_OP, u64::from(HVMOP_SET_PARAM), &mut arg as *mut _ as u64, 0, 0, 0) };
-    if rc < 0 {
-        Err(rc)
-    } else {
-        Ok(())
-    }
+    status(rc)
 }
 
 /// `XENVER_get_features`, submap 0 (the only one Xen defines).

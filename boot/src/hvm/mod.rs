@@ -20,8 +20,9 @@
 mod entry;
 mod trap;
 
+use crate::hypercall::{self, hvm_get_param as param};
 use crate::mode::{self, BootMode};
-use crate::{console, early, hypercall, mm, start, xen, MemoryInfo};
+use crate::{console, early, mm, start, xen, MemoryInfo};
 use core::fmt;
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -167,10 +168,6 @@ fn xen_memory_map() -> Result<MemoryMap, ErrorText> {
     let mut buf = [0u8; 20 * bootinfo::MAX_REGIONS];
     let n = hypercall::memory_map(&mut buf).map_err(|e| ErrorText::Code("XENMEM_memory_map failed", e))?;
     MemoryMap::from_e820_bytes(&buf[..n * 20]).map_err(ErrorText::BootInfo)
-}
-
-fn param(index: u32) -> Result<u64, i64> {
-    hypercall::hvm_get_param(index)
 }
 
 /// Builds the final identity map and starts the heap.
