@@ -4,6 +4,8 @@
 """
 import io
 import contextlib
+import os
+import subprocess
 import unittest
 
 import lab
@@ -54,10 +56,6 @@ class Results(unittest.TestCase):
         self.assertEqual(rc, 1)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class Suites(unittest.TestCase):
     def test_every_pv_suite_runs_again_as_pvh(self):
         self.assertEqual([s for s in lab.SUITES if s.startswith("pvh:")], [f"pvh:{s}" for s in lab.PV_SUITES])
@@ -75,3 +73,26 @@ class Suites(unittest.TestCase):
         rc, out = verdict(lines, ["pvh:net"])
         self.assertEqual(rc, 1)
         self.assertIn("declared check pvh-a never reported", out)
+
+
+def mode_type(mode, cfg):
+    """lib.sh's mode_type CFG with LAB_MODE=mode, as the xl arguments it expands to."""
+    lib = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest", "lib.sh")
+    out = subprocess.run(["bash", "-c", f'LAB_MODE={mode}; . "{lib}"; printf "%s\\n" $(mode_type {cfg})'],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout
+    return out.split()
+
+
+class ModeType(unittest.TestCase):
+    def test_pv_adds_nothing(self):
+        self.assertEqual(mode_type("pv", "xl-configs/httpd.cfg"), [])
+
+    def test_pvh_boots_our_configs_as_pvh_without_rdtsc_emulation(self):
+        self.assertEqual(mode_type("pvh", "xl-configs/httpd.cfg"), ['type="pvh"', 'tsc_mode="native"'])
+
+    def test_linux_peers_stay_pv(self):
+        self.assertEqual(mode_type("pvh", "/tmp/linux-peer.cfg"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -102,7 +102,7 @@ bench_guest() {
 }
 
 bench_guest sirocco 10.0.0.2 http xl-configs/httpd.cfg 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
-bench_guest sirocco-pvh 10.0.0.2 http xl-configs/httpd.cfg 'type="pvh"' 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
+bench_guest sirocco-pvh 10.0.0.2 http xl-configs/httpd.cfg 'type="pvh"' "$LAB_HVM_XL" 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
 # httpd has no discard/source ports: measure throughput against echo, the same image family.
 start_bg bench-echo xl-configs/echo.cfg 'extra="log=warn ip=10.0.0.3/24 gw=10.0.0.1"'
 if wait_tcp 10.0.0.3 9 120; then
