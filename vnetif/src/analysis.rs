@@ -59,6 +59,9 @@ pub struct Retransmission {
     pub len: usize,
     /// Sent in answer to three or more duplicate ACKs, before a retransmission timeout could have fired.
     pub fast: bool,
+    /// Sent in fast recovery in answer to a partial ACK (RFC 6582: an ACK that covers part of what was in flight
+    /// when the fast retransmit began points at another lost segment), before a timeout could have fired.
+    pub after_partial_ack: bool,
     /// Duplicate ACKs received for this sequence number before it.
     pub dup_acks_before: u64,
 }
@@ -107,15 +110,20 @@ impl FlowReport {
         self.retransmissions.iter().filter(|r| r.fast).count()
     }
 
+    /// Retransmissions in answer to a partial ACK in fast recovery.
+    pub fn partial_ack_retransmits(&self) -> usize {
+        self.retransmissions.iter().filter(|r| r.after_partial_ack).count()
+    }
+
     /// Retransmissions after a timeout.
     pub fn timeout_retransmits(&self) -> usize {
-        self.retransmissions.iter().filter(|r| !r.fast).count()
+        self.retransmissions.iter().filter(|r| !r.fast && !r.after_partial_ack).count()
     }
 }
 
-/// smoltcp's smallest retransmission timeout: a retransmission sooner than this after the third duplicate ACK is
-/// a fast retransmit.
-const RTO_MIN_US: u64 = 1_000_000;
+/// smoltcp's smallest retransmission timeout (200 ms, third_party/README.md): a retransmission sooner than this
+/// after the third duplicate ACK (or a partial ACK) is a fast retransmit.
+const RTO_MIN_US: u64 = 200_000;
 
 /// Reads the flow of data from `src` to `dst`.
 pub fn analyse_flow(capture: &Capture, src: SocketAddr, dst: SocketAddr) -> FlowReport {
@@ -158,6 +166,10 @@ fn sender_view(
     let mut last_ack: Option<(u32, u16)> = None;
     let mut dup_run = 0u64;
     let mut third_dup_at: Option<u64> = None;
+    // Fast recovery as the sender must see it: the highest sequence number sent when a fast retransmit went out,
+    // and when the last ACK below it moved SND.UNA on (a partial ACK).
+    let mut recover: Option<u32> = None;
+    let mut partial_ack_at: Option<u64> = None;
     for s in all.iter().filter(|s| s.port == port) {
         let seg = s.seg;
         match s.way {
@@ -188,11 +200,18 @@ fn sender_view(
                 }
                 if seq_lt(seg.seq, max) && seg.len > 0 && !probe {
                     let fast = seg.seq == una && dup_run >= 3 && third_dup_at.is_some_and(|t| s.t_us - t < RTO_MIN_US);
+                    let after_partial_ack =
+                        !fast && seg.seq == una && partial_ack_at.is_some_and(|t| s.t_us - t < RTO_MIN_US);
+                    if fast && recover.is_none() {
+                        recover = Some(max);
+                    }
+                    partial_ack_at = None;
                     r.retransmissions.push(Retransmission {
                         t_us: s.t_us,
                         seq: seg.seq,
                         len: seg.len,
                         fast,
+                        after_partial_ack,
                         dup_acks_before: dup_run,
                     });
                 }
@@ -226,6 +245,11 @@ fn sender_view(
                 }
                 if snd_una.is_none_or(|u| seq_lt(u, ack)) {
                     snd_una = Some(ack);
+                    match recover {
+                        Some(end) if seq_lt(ack, end) => partial_ack_at = Some(s.t_us),
+                        Some(_) => (recover, partial_ack_at) = (None, None),
+                        None => {}
+                    }
                 }
                 last_ack = Some((ack, seg.window));
                 window = Some(scaled);
@@ -385,6 +409,33 @@ mod tests {
     }
 
     #[test]
+    fn a_retransmission_right_after_a_partial_ack_in_fast_recovery_is_not_a_timeout() {
+        let mut c = Capture::new(65535);
+        opened(&mut c);
+        for k in 0..5u32 {
+            both(&mut c, 10_000, true, &frame(A, B, TcpControl::None, 1 + 100 * k, Some(501), 100, 1000));
+        }
+        // Segments 0 and 2 lost: three duplicate ACKs of 1 (for 1, 3 and 4), the fast retransmit of 1, then the
+        // partial ACK 201 (below 501, the highest sent) and at once the retransmission of 201, then the full ACK.
+        for _ in 0..3 {
+            both(&mut c, 12_000, false, &frame(B, A, TcpControl::None, 501, Some(1), 0, 1000));
+        }
+        both(&mut c, 14_000, true, &frame(A, B, TcpControl::None, 1, Some(501), 100, 1000));
+        both(&mut c, 16_000, false, &frame(B, A, TcpControl::None, 501, Some(201), 0, 1000));
+        both(&mut c, 17_000, true, &frame(A, B, TcpControl::None, 201, Some(501), 100, 1000));
+        both(&mut c, 19_000, false, &frame(B, A, TcpControl::None, 501, Some(501), 0, 1000));
+        // Later a lone loss after the recovery ended: a partial ACK from before must not make its timeout fast.
+        both(&mut c, 30_000, true, &frame(A, B, TcpControl::None, 501, Some(501), 100, 1000));
+        both(&mut c, 230_000, true, &frame(A, B, TcpControl::None, 501, Some(501), 100, 1000));
+        let r = analyse_flow(&c, addr(A), addr(B));
+        assert_eq!(r.retransmissions.len(), 3, "{:?}", r.retransmissions);
+        assert!(r.retransmissions[0].fast && !r.retransmissions[0].after_partial_ack);
+        assert!(!r.retransmissions[1].fast && r.retransmissions[1].after_partial_ack);
+        assert!(!r.retransmissions[2].fast && !r.retransmissions[2].after_partial_ack);
+        assert_eq!((r.fast_retransmits(), r.partial_ack_retransmits(), r.timeout_retransmits()), (1, 1, 1));
+    }
+
+    #[test]
     fn a_retransmission_after_three_duplicate_acks_is_fast_and_one_after_silence_is_not() {
         let mut c = Capture::new(65535);
         opened(&mut c);
@@ -398,7 +449,7 @@ mod tests {
         }
         both(&mut c, 14_000, true, &frame(A, B, TcpControl::None, 1, Some(501), 100, 1000));
         both(&mut c, 16_000, false, &frame(B, A, TcpControl::None, 501, Some(501), 0, 1000));
-        // Segment 5 lost, nothing behind it: retransmitted 1 s later.
+        // Segment 5 lost, nothing behind it: retransmitted after a timeout.
         both(&mut c, 20_000, true, &frame(A, B, TcpControl::None, 501, Some(501), 100, 1000));
         both(&mut c, 1_020_000, true, &frame(A, B, TcpControl::None, 501, Some(501), 100, 1000));
         let r = analyse_flow(&c, addr(A), addr(B));

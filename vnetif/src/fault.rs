@@ -130,8 +130,9 @@ pub enum Verdict {
     },
 }
 
-/// The test's own decision about each frame.
-pub type Filter = Box<dyn FnMut(&[u8]) -> Verdict>;
+/// The test's own decision about each frame. It may also change the frame in place (a middlebox, or a peer that
+/// behaves differently from smoltcp): what it leaves is what travels on.
+pub type Filter = Box<dyn FnMut(&mut [u8]) -> Verdict>;
 
 /// What a lane did with the frames offered to it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -191,7 +192,7 @@ impl Lane {
 
     /// Offers `frame` at `now_us`: the times (one, two with a duplicate, none if dropped) it arrives at the far
     /// end.
-    pub fn offer(&mut self, now_us: u64, frame: &[u8]) -> Vec<u64> {
+    pub fn offer(&mut self, now_us: u64, frame: &mut [u8]) -> Vec<u64> {
         let f = self.faults;
         self.stats.offered += 1;
         if !f.up {
@@ -283,7 +284,7 @@ mod tests {
     #[test]
     fn a_perfect_lane_delivers_at_once() {
         let mut l = lane(Faults::NONE, 1);
-        assert_eq!(l.offer(5, &tcp_frame(10)), [5]);
+        assert_eq!(l.offer(5, &mut tcp_frame(10)), [5]);
         assert_eq!(l.stats, LaneStats { offered: 1, delivered: 1, ..LaneStats::default() });
         assert_eq!(Faults::NONE.to_string(), "none");
     }
@@ -291,7 +292,7 @@ mod tests {
     #[test]
     fn loss_rates_are_close_to_the_configured_probability() {
         let mut l = lane(Faults::loss(0.1), 2);
-        let delivered = (0..20_000).filter(|_| !l.offer(0, &tcp_frame(0)).is_empty()).count();
+        let delivered = (0..20_000).filter(|_| !l.offer(0, &mut tcp_frame(0)).is_empty()).count();
         assert!((17_600..18_400).contains(&delivered), "{delivered}");
         assert_eq!(l.stats.lost as usize, 20_000 - delivered);
     }
@@ -299,9 +300,9 @@ mod tests {
     #[test]
     fn data_loss_spares_frames_without_payload() {
         let mut l = lane(Faults { data_loss: 1.0, ..Faults::NONE }, 3);
-        assert!(l.offer(0, &tcp_frame(100)).is_empty());
-        assert_eq!(l.offer(0, &tcp_frame(0)), [0], "a pure ACK passes");
-        assert_eq!(l.offer(0, &[0u8; 60]), [0], "not TCP");
+        assert!(l.offer(0, &mut tcp_frame(100)).is_empty());
+        assert_eq!(l.offer(0, &mut tcp_frame(0)), [0], "a pure ACK passes");
+        assert_eq!(l.offer(0, &mut [0u8; 60]), [0], "not TCP");
         assert_eq!(l.stats.data_lost, 1);
     }
 
@@ -309,7 +310,7 @@ mod tests {
     fn the_same_seed_drops_the_same_frames() {
         let run = |seed| {
             let mut l = lane(Faults { loss: 0.3, duplicate: 0.2, jitter_us: 500, ..Faults::NONE }, seed);
-            (0..200).map(|i| l.offer(i * 10, &tcp_frame(1))).collect::<Vec<_>>()
+            (0..200).map(|i| l.offer(i * 10, &mut tcp_frame(1))).collect::<Vec<_>>()
         };
         assert_eq!(run(9), run(9));
         assert_ne!(run(9), run(10));
@@ -320,22 +321,22 @@ mod tests {
         // 8 Mbit/s: one byte per microsecond.
         let f = Faults { bandwidth_bps: Some(8_000_000), queue_bytes: 3000, delay_us: 100, ..Faults::NONE };
         let mut l = lane(f, 4);
-        let frame = vec![0u8; 1000];
-        assert_eq!(l.offer(0, &frame), [1100]);
-        assert_eq!(l.offer(0, &frame), [2100], "waits for the first");
-        assert_eq!(l.offer(0, &frame), [3100]);
-        assert!(l.offer(0, &frame).is_empty(), "3000 bytes already queued");
-        assert_eq!(l.offer(5000, &frame), [6100], "the link went idle meanwhile");
+        let mut frame = vec![0u8; 1000];
+        assert_eq!(l.offer(0, &mut frame), [1100]);
+        assert_eq!(l.offer(0, &mut frame), [2100], "waits for the first");
+        assert_eq!(l.offer(0, &mut frame), [3100]);
+        assert!(l.offer(0, &mut frame).is_empty(), "3000 bytes already queued");
+        assert_eq!(l.offer(5000, &mut frame), [6100], "the link went idle meanwhile");
         assert_eq!(l.stats.queue_full, 1);
     }
 
     #[test]
     fn mtu_down_and_filters_drop_before_anything_random() {
         let mut l = lane(Faults { mtu: Some(1000), ..Faults::NONE }, 5);
-        assert!(l.offer(0, &vec![0u8; 1015]).is_empty());
-        assert_eq!(l.offer(0, &vec![0u8; 1014]), [0]);
+        assert!(l.offer(0, &mut vec![0u8; 1015]).is_empty());
+        assert_eq!(l.offer(0, &mut vec![0u8; 1014]), [0]);
         l.faults.up = false;
-        assert!(l.offer(0, &[0u8; 60]).is_empty());
+        assert!(l.offer(0, &mut [0u8; 60]).is_empty());
         l.faults.up = true;
         let mut n = 0;
         l.set_filter(Some(Box::new(move |_| {
@@ -347,10 +348,10 @@ mod tests {
                 _ => Verdict::Pass,
             }
         })));
-        assert_eq!(l.offer(0, &[0u8; 60]), [0]);
-        assert!(l.offer(0, &[0u8; 60]).is_empty());
-        assert_eq!(l.offer(0, &[0u8; 60]), [40], "held back");
-        assert_eq!(l.offer(0, &[0u8; 60]), [0, 100, 101], "late copies");
+        assert_eq!(l.offer(0, &mut [0u8; 60]), [0]);
+        assert!(l.offer(0, &mut [0u8; 60]).is_empty());
+        assert_eq!(l.offer(0, &mut [0u8; 60]), [40], "held back");
+        assert_eq!(l.offer(0, &mut [0u8; 60]), [0, 100, 101], "late copies");
         assert_eq!((l.stats.too_big, l.stats.down, l.stats.filtered, l.stats.held_back), (1, 1, 1, 1));
         assert_eq!(l.stats.dropped(), 3);
     }
@@ -358,7 +359,7 @@ mod tests {
     #[test]
     fn duplicates_and_reordering_add_copies_and_delay() {
         let mut l = lane(Faults { duplicate: 1.0, reorder: 1.0, reorder_delay_us: 700, ..Faults::NONE }, 6);
-        assert_eq!(l.offer(10, &[0u8; 60]), [710, 711]);
+        assert_eq!(l.offer(10, &mut [0u8; 60]), [710, 711]);
         assert_eq!((l.stats.duplicated, l.stats.reordered, l.stats.delivered), (1, 1, 2));
         let text = Faults { loss: 0.01, delay_us: 5000, ..Faults::NONE }.to_string();
         assert_eq!(text, "loss 1%, delay 5 ms +0..0 ms");

@@ -102,8 +102,8 @@ impl Switch {
     }
 
     /// A frame the node on `port` transmitted at `now_us`.
-    pub fn send(&mut self, now_us: u64, port: usize, frame: Vec<u8>) {
-        for at in self.ports[port].uplink.offer(now_us, &frame) {
+    pub fn send(&mut self, now_us: u64, port: usize, mut frame: Vec<u8>) {
+        for at in self.ports[port].uplink.offer(now_us, &mut frame) {
             self.schedule(at, Hop::AtSwitch { from: port }, frame.clone());
         }
     }
@@ -154,8 +154,9 @@ impl Switch {
             }
         };
         for port in targets {
-            for t in self.ports[port].downlink.offer(at, &frame) {
-                self.schedule(t, Hop::AtPort { port }, frame.clone());
+            let mut copy = frame.clone();
+            for t in self.ports[port].downlink.offer(at, &mut copy) {
+                self.schedule(t, Hop::AtPort { port }, copy.clone());
             }
         }
     }

@@ -151,8 +151,10 @@ const RTTE_MIN_MARGIN: u32 = 5;
 const RTTE_K: u32 = 4;
 
 // RFC 6298 (2.4): Whenever RTO is computed, if it is less than 1 second, then the
-// RTO SHOULD be rounded up to 1 second.
-const RTTE_MIN_RTO: u32 = 1000;
+// RTO SHOULD be rounded up to 1 second. Like Linux (TCP_RTO_MIN), use 200 ms instead: with
+// the 1 s floor every loss that fast retransmit cannot repair (the last segments of a burst,
+// a lost retransmission) stalls the connection for a second, however short the path.
+const RTTE_MIN_RTO: u32 = 200;
 
 // RFC 6298 (2.5) A maximum value MAY be placed on RTO provided it is at least 60
 // seconds
@@ -523,6 +525,11 @@ pub struct Socket<'a> {
     local_rx_dup_acks: u8,
     /// If a fast retransmit needs to occur
     pending_fast_retransmit: bool,
+    /// RFC 6582 (NewReno) "recover": the highest sequence number sent when fast retransmit
+    /// started, while in fast recovery. An ACK below it acknowledges only part of what was in
+    /// flight (a partial ACK), so the segment it points at was lost too and is retransmitted at
+    /// once instead of waiting for three more duplicate ACKs or the retransmission timer.
+    fast_recovery_end: Option<TcpSeqNumber>,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -614,6 +621,7 @@ impl<'a> Socket<'a> {
             local_rx_last_seq: None,
             local_rx_dup_acks: 0,
             pending_fast_retransmit: false,
+            fast_recovery_end: None,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -924,6 +932,10 @@ impl<'a> Socket<'a> {
         self.remote_win_shift = rx_cap_log2.saturating_sub(16) as u8;
         self.remote_mss = DEFAULT_MSS;
         self.remote_last_ts = None;
+        self.local_rx_last_ack = None;
+        self.local_rx_dup_acks = 0;
+        self.pending_fast_retransmit = false;
+        self.fast_recovery_end = None;
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
 
@@ -2096,11 +2108,16 @@ impl<'a> Socket<'a> {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
                 // Increment duplicate ACK count, notify congestion controller and
                 // set for retransmit if we just received the third duplicate ACK
+                // RFC 5681 requires an unchanged window, but a receiver whose window grows
+                // while it holds out-of-order data (Linux's does) would then never send a
+                // duplicate ACK; RFC 6675 counts an ACK that carries SACK blocks instead.
                 Some(last_rx_ack)
                     if repr.payload.is_empty()
                         && last_rx_ack == ack_number
                         && ack_number < self.remote_last_seq
-                        && !is_window_update =>
+                        && (!is_window_update
+                            || (self.remote_has_sack
+                                && repr.sack_ranges.iter().any(|r| r.is_some()))) =>
                 {
                     // Increment duplicate ACK count
                     self.local_rx_dup_acks = self.local_rx_dup_acks.saturating_add(1);
@@ -2116,8 +2133,9 @@ impl<'a> Socket<'a> {
                         }
                     );
 
-                    if self.local_rx_dup_acks == 3 {
+                    if self.local_rx_dup_acks == 3 && self.fast_recovery_end.is_none() {
                         self.timer.set_for_fast_retransmit();
+                        self.fast_recovery_end = Some(self.remote_last_seq);
                         net_debug!("started fast retransmit");
                     }
 
@@ -2138,6 +2156,17 @@ impl<'a> Socket<'a> {
                         net_debug!("reset duplicate ACK count");
                     }
                     self.local_rx_last_ack = Some(ack_number);
+
+                    // RFC 6582 (3.2): a partial ACK in fast recovery means the segment it points
+                    // at was lost as well; retransmit it now. A full ACK ends the recovery.
+                    if let Some(end) = self.fast_recovery_end {
+                        if ack_number < end && ack_len > 0 {
+                            self.pending_fast_retransmit = true;
+                            net_debug!("partial ACK in fast recovery: retransmitting {}", ack_number);
+                        } else if ack_number >= end {
+                            self.fast_recovery_end = None;
+                        }
+                    }
 
                     // Notify of fresh ACK
                     self.rtte.on_ack(cx.now(), ack_number);
@@ -2486,6 +2515,7 @@ impl<'a> Socket<'a> {
                 // had sent them. This will cause all data in the queue
                 // to be sent again.
                 self.remote_last_seq = self.local_seq_no;
+                self.fast_recovery_end = None;
 
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
