@@ -18,7 +18,7 @@ XL_ARGS ?=
 IMGCHECK = cargo run -q --release -p sirocco-imgcheck --
 
 .PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test soak test lab-run run bench clean
-.PHONY: image qemu-boot-check test-hvm lab-tsc-repro
+.PHONY: image qemu-boot-check test-hvm lab-tsc-repro bench-loss
 FUZZ_SECONDS ?= 300
 
 all: build
@@ -88,6 +88,10 @@ bench: build-all
 	@echo "vnetif: 1 MiB transfers through the fault profiles (host, simulated clock)"
 	cargo run --release -q -p sirocco-vnetif --example bench | tee build/bench/vnetif.md
 	python3 lab/lab.py bench
+
+# Only the TCP-under-loss table (one lab run; every build/echo*.xen against a Linux PV guest).
+bench-loss: build-all
+	python3 lab/lab.py bench loss
 
 clean:
 	rm -rf build target

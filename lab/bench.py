@@ -150,16 +150,144 @@ def blk_table(lines):
     return "\n".join(out) if out else None
 
 
-def main(dom0_image, job_disk, boot):
+# The boot steps in the order they happen: (key, what, whose side). Keys without a dash-free "t0"-relative dom0
+# time are the guest's own steps (microseconds since its start of day).
+BOOT_STEPS = [
+    ("named", "the domain's keys appear in xenstore", "dom0 (toolstack)"),
+    ("xl_ret", "`xl create` returns: domain built, vif attached, unpaused", "dom0 (toolstack)"),
+    ("start", "Sirocco's start of day", "guest"),
+    ("xenstore", "xenstore up", "guest"),
+    ("vif-initialising", "vif front end Initialising", "guest"),
+    ("back_initwait", "backend at InitWait", "dom0 (netback)"),
+    ("vif-backend-initwait", "guest sees InitWait", "guest"),
+    ("vif-connected", "front end Connected", "guest"),
+    ("back_connected", "backend Connected", "dom0 (netback)"),
+    ("first-frame-sent", "first frame sent", "guest"),
+    ("first-frame-received", "first frame received", "guest"),
+    ("ipv4-address", "IPv4 address ready", "guest"),
+    ("listen", "httpd listening", "guest"),
+    ("first-request", "first request parsed", "guest"),
+    ("t200", "first HTTP 200 at dom0's curl", "dom0"),
+]
+
+
+def boot_steps_table(lines):
+    """`xl create` -> first HTTP 200, step by step, on dom0's clock (median of the runs), and the toolstack floor."""
+    rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=bootsteps ")]
+    floor = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=bootfloor ")]
+    runs = []
+    for r in rows:
+        try:
+            t0 = float(r["t0"])
+            # Guest time 0 on dom0's clock: dom0 saw the vif go Initialising when the guest says it set it.
+            start = float(r["front_init"]) - int(r["vif-initialising"]) / 1e6
+        except (KeyError, ValueError):
+            continue
+        at = {}
+        for key, _, side in BOOT_STEPS:
+            if key == "start":
+                at[key] = start - t0
+            elif side == "guest" and key in r:
+                at[key] = start + int(r[key]) / 1e6 - t0
+            elif key in r and r[key] not in ("", "none"):
+                at[key] = float(r[key]) - t0
+        runs.append(at)
+    if not runs:
+        return None
+    med = {k: statistics.median(a[k] for a in runs if k in a) for k, _, _ in BOOT_STEPS if any(k in a for a in runs)}
+    fl = statistics.median(float(f["xl_ret"]) - float(f["t0"]) for f in floor) if floor else None
+    out = [
+        f"Boot broken down: `xl create` of httpd (static address) -> first HTTP 200 from dom0, median of {len(runs)} runs."
+        " dom0's steps come from a xenstore watch; the guest's from its /stats (`boot_steps_us`), placed on dom0's"
+        " clock by the vif's Initialising, which both see. Times are from the start of `xl create`.",
+        "",
+        "| step | side | at | since the previous step |",
+        "|---|---|---:|---:|",
+    ]
+    prev = 0.0
+    for key, what, side in sorted((s for s in BOOT_STEPS if s[0] in med), key=lambda s: med[s[0]]):
+        out.append(f"| {what} | {side} | {med[key]:.3f} s | {med[key] - prev:+.3f} s |")
+        prev = med[key]
+    if fl is not None and "t200" in med:
+        ours = med["t200"] - med.get("xl_ret", 0.0)
+        out.append("")
+        out.append(f"Toolstack floor: `xl create` of a do-nothing guest (hello) with the same vif returns after {fl:.3f} s "
+                   f"(median of {len(floor)}). Create -> HTTP 200 is {med['t200']:.3f} s = {med['t200'] / fl:.2f}x the "
+                   f"floor; of it {ours:.3f} s come after `xl create` returned.")
+    return "\n".join(out)
+
+
+def loss_table(lines):
+    """TCP under loss: seconds per transfer for each guest and case, and each Sirocco image's ratio to Linux."""
+    rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=loss ")]
+    if not rows:
+        return None
+    guests = list(dict.fromkeys(r["guest"] for r in rows))
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    got = {(r["guest"], r["case"]): r for r in rows}
+    r0 = rows[0]
+    siro = [g for g in guests if g != "linux"]
+    out = [
+        f"TCP under loss: {r0['mib']} MiB to the guest (its discard port) and {r0['mib']} MiB from it (its zero source),"
+        " netem in dom0 on the guest's vif in both directions, same lab run. Seconds (lower is better);"
+        f" \"> {r0['limit_s']}\" did not finish in that time. Ratio: Sirocco's time / Linux's (below 1: Sirocco faster).",
+        "",
+        "| case | direction | " + " | ".join(guests) + " | " + " | ".join(f"ratio {g}/linux" for g in siro) + " |",
+        "|---|---|" + "---|" * (len(guests) + len(siro)),
+    ]
+
+    def secs(g, c, d):
+        v = got.get((g, c), {}).get(f"{d}_s", "none")
+        return None if v == "none" else float(v)
+
+    for c in cases:
+        for d, what in (("to", "to guest"), ("from", "from guest")):
+            cells = []
+            for g in guests:
+                v = secs(g, c, d)
+                cells.append(f"{v:.2f}" if v is not None else f"> {got.get((g, c), r0)['limit_s']}")
+            lin = secs("linux", c, d)
+            ratios = []
+            for g in siro:
+                v = secs(g, c, d)
+                ratios.append(f"{v / lin:.2f}" if v is not None and lin else "-")
+            out.append(f"| {c.replace('_', ' ')} | {what} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    return "\n".join(out)
+
+
+def main(dom0_image, job_disk, boot, only=None):
     os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
     dom0 = dom0_image()
-    lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh\n. /job/lab/suite-netbench.sh\n. /job/lab/suite-blkbench.sh", {}), 2400,
+    if only == "loss":
+        lines = boot("bench", dom0, job_disk(". /job/lab/suite-lossbench.sh", {}), 3600,
+                     lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=")))
+        lt = loss_table(lines)
+        if lt:
+            with open(os.path.join(ROOT, "build", "bench", "loss.md"), "w") as f:
+                f.write(lt + "\n")
+            print()
+            print(lt)
+        return 0 if lt and not any(l.startswith("SIROCCO-RESULT FAIL") for l in lines) else 1
+    lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh\n. /job/lab/suite-netbench.sh\n. /job/lab/suite-lossbench.sh\n"
+                                       ". /job/lab/suite-blkbench.sh", {}), 3600,
                  lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=")))
     t = table(lines)
     nt = net_table(lines)
     pt = prof_table(lines)
     if nt and pt:
         nt = nt + "\n\n" + pt
+    lt = loss_table(lines)
+    if lt:
+        with open(os.path.join(ROOT, "build", "bench", "loss.md"), "w") as f:
+            f.write(lt + "\n")
+        print()
+        print(lt)
+    st = boot_steps_table(lines)
+    if st:
+        with open(os.path.join(ROOT, "build", "bench", "boot-steps.md"), "w") as f:
+            f.write(st + "\n")
+        print()
+        print(st)
     bt = blk_table(lines)
     if bt:
         with open(os.path.join(ROOT, "build", "bench", "blk.md"), "w") as f:

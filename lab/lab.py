@@ -6,6 +6,7 @@
                                boot build/APP.xen with xl-configs/APP.cfg (+ xl key=value overrides), show its
                                console; an image still running after S seconds (default 300) is destroyed
     lab.py bench               boot-time / size benchmarks against a Linux PV guest, printed as a table
+    lab.py bench loss          only the TCP-under-loss table (suite-lossbench: every build/echo*.xen and a Linux PV guest)
 
 The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ and
 lab/guest/ into a small ext4 "job" disk that dom0's init mounts and runs; results come back on the serial line.
@@ -234,7 +235,7 @@ def main(argv):
     if mode == "bench":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench
-        return bench.main(dom0_image, job_disk, boot)
+        return bench.main(dom0_image, job_disk, boot, rest[0] if rest else None)
     print(__doc__)
     return 2
 

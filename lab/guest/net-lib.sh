@@ -149,3 +149,40 @@ INIT
         console_has "linux-peer: fetched [1-9]"
     set -- $saved; GUEST_NAME=$1; GUEST_LOG=$2; GUEST_XL=$3; XL_PID=$4
 }
+
+# linux_bench_peer: the Linux PV guest the benchmarks compare against (/tmp/nb.cfg, address 10.0.0.20): lighttpd
+# (keep-alive, as Sirocco's httpd) on 80, a discard sink on 9, a zero source on 19. Its initrd is built once per lab boot.
+linux_bench_peer() {
+    [ -f /tmp/nb.cfg ] && return 0
+    mkdir -p /tmp/nb/www /tmp/nb/tmp /tmp/nb/etc
+    # The same page as Sirocco's index, so both answer the same job.
+    curl -s -o /tmp/nb/www/index.html http://10.0.0.2/ 2>/dev/null
+    [ -s /tmp/nb/www/index.html ] || head -c 300 /dev/zero | tr '\0' x >/tmp/nb/www/index.html
+    add_binary /tmp/nb lighttpd
+    cp -r /usr/lib/lighttpd /tmp/nb/usr/lib/ 2>/dev/null
+    cat >/tmp/nb/etc/lighttpd.conf <<'CONF'
+server.document-root = "/www"
+server.port = 80
+server.errorlog = "/tmp/lighttpd.err"
+index-file.names = ( "index.html" )
+mimetype.assign = ( ".html" => "text/html; charset=utf-8" )
+server.max-keep-alive-requests = 100000
+server.max-keep-alive-idle = 30
+CONF
+    cat >/tmp/nb/init.sh <<'INIT'
+#!/bin/busybox sh
+b=/bin/busybox
+$b mount -t proc proc /proc; $b mount -t sysfs sys /sys; $b mount -t devtmpfs dev /dev
+$b insmod /netfront.ko
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; $b sleep 0.5; done
+$b ip link set lo up; $b ip link set eth0 up; $b ip addr add 10.0.0.20/24 dev eth0
+( while true; do $b nc -l -p 9 >/dev/null; done ) &
+( while true; do $b nc -l -p 19 </dev/zero; done ) &
+/usr/sbin/lighttpd -f /etc/lighttpd.conf || { echo "linux-peer: lighttpd failed"; $b cat /tmp/lighttpd.err; }
+echo "linux-peer: serving"
+while true; do $b sleep 3600; done
+INIT
+    peer_initrd /tmp/nb
+    kernel=$(ls /boot/vmlinuz-* | sort -V | tail -n1)
+    printf 'type = "pv"\nkernel = "%s"\nramdisk = "/tmp/nb.img"\nmemory = 128\nvif = [ "bridge=xenbr0" ]\nextra = "console=hvc0 quiet"\non_poweroff = "destroy"\n' "$kernel" >/tmp/nb.cfg
+}
