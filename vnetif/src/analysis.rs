@@ -231,7 +231,10 @@ fn sender_view(
                 let Some(ack) = seg.ack else { continue };
                 let scaled = u64::from(seg.window) << if seg.syn { 0 } else { rcv_shift };
                 let outstanding = snd_max.is_some_and(|m| seq_lt(ack, m));
-                let dup = seg.is_pure_ack() && last_ack == Some((ack, seg.window)) && outstanding;
+                // A duplicate as the sender counts them (the patched smoltcp, RFC 6675): the same ACK with no data,
+                // and the same window or SACK blocks.
+                let same = last_ack.is_some_and(|(a, w)| a == ack && (w == seg.window || seg.sack));
+                let dup = seg.is_pure_ack() && same && outstanding;
                 if dup {
                     r.dup_acks_received += 1;
                     dup_run += 1;

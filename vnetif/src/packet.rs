@@ -1,11 +1,11 @@
 //! Reading captured frames with smoltcp's wire views: what a frame is (TCP segment, data-carrying or not) and the
 //! TCP header fields the tests reason about. Works on frames cut to a snap length: lengths come from the IP
-//! header, not from the bytes kept.
+//! header, not from the bytes kept. Also the one rewrite filters make: a TCP window (a Linux-like receiver).
 
 use std::net::{IpAddr, SocketAddr};
 
 use sirocco_net::smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv6Packet, TcpOption, TcpPacket,
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpOption, TcpPacket,
 };
 
 /// The TCP header of a captured frame, and its payload length.
@@ -29,6 +29,8 @@ pub struct Segment {
     pub window: u16,
     /// The window scale option (SYN segments only).
     pub window_scale: Option<u8>,
+    /// Carries SACK blocks (RFC 2018).
+    pub sack: bool,
     /// Payload bytes (from the IP length: right even when the capture cut the frame).
     pub len: usize,
 }
@@ -66,13 +68,14 @@ impl Segment {
         if hlen < 20 || l4.len() < hlen {
             return None;
         }
-        let mut window_scale = None;
+        let (mut window_scale, mut sack) = (None, false);
         let mut options = tcp.options();
         while !options.is_empty() {
             let Ok((rest, option)) = TcpOption::parse(options) else { break };
             match option {
                 TcpOption::EndOfList => break,
                 TcpOption::WindowScale(s) => window_scale = Some(s),
+                TcpOption::SackRange(r) => sack |= r.iter().any(Option::is_some),
                 _ => {}
             }
             options = rest;
@@ -87,6 +90,7 @@ impl Segment {
             rst: tcp.rst(),
             window: tcp.window_len(),
             window_scale,
+            sack,
             len: l4_len.checked_sub(hlen)?,
         })
     }
@@ -120,6 +124,40 @@ pub fn is_tcp_data(frame: &[u8]) -> bool {
 /// The IP packet's length (the frame minus its Ethernet header), for MTU checks.
 pub fn ip_len(frame: &[u8]) -> usize {
     frame.len().saturating_sub(14)
+}
+
+/// Sets the window field of the TCP segment in `frame` (Ethernet + IPv4) to `f(old)`, and the checksum to match.
+/// Does nothing to anything else.
+pub fn set_tcp_window(frame: &mut [u8], f: impl FnOnce(u16) -> u16) {
+    let Ok(mut eth) = EthernetFrame::new_checked(frame) else { return };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return;
+    }
+    let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else { return };
+    if ip.next_header() != IpProtocol::Tcp {
+        return;
+    }
+    let (src, dst) = (IpAddress::Ipv4(ip.src_addr()), IpAddress::Ipv4(ip.dst_addr()));
+    let len = usize::from(ip.total_len()).saturating_sub(usize::from(ip.header_len()));
+    let Some(payload) = ip.payload_mut().get_mut(..len) else { return };
+    let Ok(mut tcp) = TcpPacket::new_checked(payload) else { return };
+    let w = f(tcp.window_len());
+    tcp.set_window_len(w);
+    tcp.fill_checksum(&src, &dst);
+}
+
+/// A filter for a receiver's uplink that makes its pure ACKs look like Linux's: the window field of every other
+/// one is one unit larger, so no two ACKs in a row advertise the same window (Linux grows its window as the
+/// receive buffer auto-tunes, even while it holds out-of-order data; smoltcp's stays put).
+pub fn window_changes_on_every_ack() -> crate::fault::Filter {
+    let mut n = 0u16;
+    Box::new(move |frame| {
+        if Segment::parse(frame).is_some_and(|s| s.len == 0 && !s.syn && !s.fin && !s.rst && s.ack.is_some()) {
+            n = n.wrapping_add(1);
+            set_tcp_window(frame, |w| w.saturating_add(n % 2));
+        }
+        crate::fault::Verdict::Pass
+    })
 }
 
 #[cfg(test)]

@@ -73,6 +73,10 @@ matrix! {
     quick_reorder_5_percent, long_reorder_5_percent: "reorder 5%";
     quick_wan_with_jitter, long_wan_with_jitter: "WAN 20 ms, jitter 5 ms";
     quick_10_mbit_bottleneck, long_10_mbit_bottleneck: "10 Mbit/s bottleneck";
+    quick_linux_receiver_clean, long_linux_receiver_clean: "to a Linux-like receiver, clean";
+    quick_linux_receiver_loss_1, long_linux_receiver_loss_1: "to a Linux-like receiver, loss 1%";
+    quick_linux_receiver_loss_2, long_linux_receiver_loss_2: "to a Linux-like receiver, loss 2%";
+    quick_linux_receiver_loss_5, long_linux_receiver_loss_5: "to a Linux-like receiver, loss 5%";
     quick_shallow_bottleneck_queue, long_shallow_bottleneck_queue: "10 Mbit/s, 16 KiB queue";
     quick_bad_wifi, long_bad_wifi: "bad wifi";
     quick_jumbo_frames, long_jumbo_frames: "jumbo frames (MTU 9000)";

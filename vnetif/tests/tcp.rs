@@ -12,7 +12,7 @@ use std::rc::Rc;
 use common::*;
 use sirocco_net::{NetError, SocketOptions, TcpState};
 use sirocco_vnetif::analysis::{analyse_flow, segments};
-use sirocco_vnetif::packet::Segment;
+use sirocco_vnetif::packet::{window_changes_on_every_ack, Segment};
 use sirocco_vnetif::transfer::{fill_pattern, receive, send};
 use sirocco_vnetif::*;
 
@@ -208,26 +208,15 @@ fn fast_retransmit_after_three_duplicate_acks() {
 /// ACK while it holds out-of-order data, as Linux's does (it grows the window as its buffer auto-tunes), still
 /// draws a fast retransmit. smoltcp 0.14.0 counted an ACK as a duplicate only if the window was unchanged
 /// (RFC 5681), so against such a receiver every loss waited for the retransmission timer; it now also counts an ACK
-/// that carries SACK blocks (RFC 6675). Here a middlebox on the receiver's uplink bumps the window field of every
-/// other pure ACK.
+/// that carries SACK blocks (RFC 6675). Here the receiver's uplink bumps the window field of every other pure ACK
+/// (`packet::window_changes_on_every_ack`, the matrix's Linux-like receiver).
 #[test]
 fn fast_retransmit_when_the_receivers_window_changes_on_every_ack() {
     let mut sim = pair(119);
     sim.set_faults_everywhere(Faults { delay_us: 5_000, ..Faults::NONE });
     let dropped = Rc::new(Cell::new(None));
     sim.set_filter(0, Direction::Uplink, drop_nth_data_segment(20, dropped.clone()));
-    let mut n = 0u16;
-    sim.set_filter(
-        1,
-        Direction::Uplink,
-        Box::new(move |frame| {
-            if Segment::parse(frame).is_some_and(|s| s.len == 0 && !s.syn && !s.fin && s.ack.is_some()) {
-                n = n.wrapping_add(1);
-                set_tcp_window(frame, |w| w.saturating_add(n % 2));
-            }
-            Verdict::Pass
-        }),
-    );
+    sim.set_filter(1, Direction::Uplink, window_changes_on_every_ack());
     clean_transfer(&mut sim, 256 * 1024);
     let lost = dropped.get().expect("the 20th data segment was dropped");
     let sent = segments(&sim.capture)
@@ -241,19 +230,6 @@ fn fast_retransmit_when_the_receivers_window_changes_on_every_ack() {
     let waited = retx[0].t_us - sent.t_us;
     assert!(waited < 60_000, "retransmitted {waited} us after the original: by the timer, not by duplicate ACKs");
     settle_and_assert_clean(&mut sim);
-}
-
-/// Sets the window field of the TCP segment in `frame` (IPv4) to `f(old)` and the checksum to match.
-fn set_tcp_window(frame: &mut [u8], f: impl FnOnce(u16) -> u16) {
-    use sirocco_net::smoltcp::wire::{EthernetFrame, IpAddress, Ipv4Packet, TcpPacket};
-    let mut eth = EthernetFrame::new_unchecked(frame);
-    let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
-    let (src, dst) = (IpAddress::Ipv4(ip.src_addr()), IpAddress::Ipv4(ip.dst_addr()));
-    let len = usize::from(ip.total_len()) - usize::from(ip.header_len());
-    let mut tcp = TcpPacket::new_unchecked(&mut ip.payload_mut()[..len]);
-    let w = f(tcp.window_len());
-    tcp.set_window_len(w);
-    tcp.fill_checksum(&src, &dst);
 }
 
 /// Regression test (smoltcp patch 3, third_party/README.md): two segments lost in one window, the second with too
