@@ -165,7 +165,7 @@ fn sender_view(
     let mut window: Option<u64> = None;
     let mut last_ack: Option<(u32, u16)> = None;
     let mut dup_run = 0u64;
-    let mut third_dup_at: Option<u64> = None;
+    let mut last_dup_at: Option<u64> = None;
     // Fast recovery as the sender must see it: the highest sequence number sent when a fast retransmit went out,
     // and when the last ACK below it moved SND.UNA on (a partial ACK).
     let mut recover: Option<u32> = None;
@@ -199,7 +199,9 @@ fn sender_view(
                     r.window_probes += 1;
                 }
                 if seq_lt(seg.seq, max) && seg.len > 0 && !probe {
-                    let fast = seg.seq == una && dup_run >= 3 && third_dup_at.is_some_and(|t| s.t_us - t < RTO_MIN_US);
+                    // Fast: in answer to duplicate ACKs (three, or fewer with little in flight: early retransmit,
+                    // RFC 5827), sooner after the last of them than a retransmission timeout could fire.
+                    let fast = seg.seq == una && dup_run >= 1 && last_dup_at.is_some_and(|t| s.t_us - t < RTO_MIN_US);
                     let after_partial_ack =
                         !fast && seg.seq == una && partial_ack_at.is_some_and(|t| s.t_us - t < RTO_MIN_US);
                     if fast && recover.is_none() {
@@ -238,13 +240,11 @@ fn sender_view(
                 if dup {
                     r.dup_acks_received += 1;
                     dup_run += 1;
-                    if dup_run == 3 {
-                        third_dup_at = Some(s.t_us);
-                    }
+                    last_dup_at = Some(s.t_us);
                     r.longest_dup_ack_run = r.longest_dup_ack_run.max(dup_run);
                 } else if last_ack.is_none_or(|(a, _)| a != ack) {
                     dup_run = 0;
-                    third_dup_at = None;
+                    last_dup_at = None;
                 }
                 if snd_una.is_none_or(|u| seq_lt(u, ack)) {
                     snd_una = Some(ack);

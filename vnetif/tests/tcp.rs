@@ -283,6 +283,78 @@ fn a_partial_ack_retransmits_the_next_lost_segment_at_once() {
     settle_and_assert_clean(&mut sim);
 }
 
+/// Regression test (smoltcp patch 6, third_party/README.md): the fast retransmission of a lost segment is lost
+/// too. Data sent after it is SACKed while the hole stays, which shows the retransmission is gone; it is sent
+/// again at once. smoltcp 0.14.0 (and NewReno alone) cannot tell and waited for the retransmission timer.
+#[test]
+fn a_lost_fast_retransmission_is_sent_again_without_the_timer() {
+    let mut sim = pair(121);
+    sim.set_faults_everywhere(Faults { delay_us: 5_000, ..Faults::NONE });
+    // Drop the 60th data segment and its first retransmission, once each.
+    let (mut seen, mut target, mut drops) = (0u32, None, 0);
+    sim.set_filter(
+        0,
+        Direction::Uplink,
+        Box::new(move |frame| match Segment::parse(frame) {
+            Some(s) if s.len > 0 => {
+                seen += 1;
+                if seen == 60 {
+                    target = Some(s.seq);
+                }
+                if target == Some(s.seq) && drops < 2 {
+                    drops += 1;
+                    return Verdict::Drop;
+                }
+                Verdict::Pass
+            }
+            _ => Verdict::Pass,
+        }),
+    );
+    sim.set_filter(1, Direction::Uplink, window_changes_on_every_ack());
+    clean_transfer(&mut sim, 512 * 1024);
+    assert_eq!(sim.lane_stats(0, Direction::Uplink).filtered, 2, "the segment and its retransmission were dropped");
+    let flow = upload_flow(&sim);
+    assert_eq!(flow.timeout_retransmits(), 0, "{:?}", flow.retransmissions);
+    settle_and_assert_clean(&mut sim);
+}
+
+/// Regression test (smoltcp patch 4, third_party/README.md): a short message's first segment is lost; with so
+/// little in flight three duplicate ACKs can never come. Early retransmit (RFC 5827) sends it again after fewer;
+/// smoltcp 0.14.0 waited for the retransmission timer.
+#[test]
+fn early_retransmit_with_three_segments_in_flight() {
+    let mut sim = pair(122);
+    sim.set_faults_everywhere(Faults { delay_us: 5_000, ..Faults::NONE });
+    let dropped = Rc::new(Cell::new(None));
+    sim.set_filter(0, Direction::Uplink, drop_nth_data_segment(1, dropped.clone()));
+    let (a, b, b_ip) = (sim.net(0), sim.net(1), sim.ip(1));
+    let mut listener = TcpListener::bind(&b, 7, 1).unwrap();
+    let message = vec![0x3c; 3 * 1460];
+    let len = message.len();
+    let server = sim.spawn(async move {
+        let mut s = listener.accept().await;
+        let got = read_exact(&mut s, len).await;
+        s.write_all(b"ok").await.unwrap();
+        assert_eq!(read_to_end(&mut s).await, b"");
+        s.close().await.unwrap();
+        got
+    });
+    sim.run(async move {
+        let mut s = TcpStream::connect(&a, b_ip, 7).await.unwrap();
+        s.write_all(&message).await.unwrap();
+        assert_eq!(read_exact(&mut s, 2).await, b"ok");
+        s.close().await.unwrap();
+    });
+    assert_eq!(sim.join(server), vec![0x3c; len]);
+    let flow = upload_flow(&sim);
+    let lost = dropped.get().expect("the first data segment was dropped");
+    let retx: Vec<_> = flow.retransmissions.iter().filter(|r| r.seq == lost).collect();
+    assert_eq!(retx.len(), 1, "{:?}", flow.retransmissions);
+    // The initial congestion window lets two of the three leave at first, so one duplicate ACK is all that can come.
+    assert!(retx[0].fast && (1..3).contains(&retx[0].dup_acks_before), "early, on fewer than three: {:?}", retx[0]);
+    settle_and_assert_clean(&mut sim);
+}
+
 /// Regression test for a smoltcp 0.14 bug that `Stack` works around: with only our FIN unacknowledged, three
 /// duplicate ACKs made smoltcp start a fast retransmit with nothing to send and switch its retransmission timer
 /// off, so the FIN was never sent again and the close timed out 30 s later (the peer got a RST after all the

@@ -530,6 +530,10 @@ pub struct Socket<'a> {
     /// flight (a partial ACK), so the segment it points at was lost too and is retransmitted at
     /// once instead of waiting for three more duplicate ACKs or the retransmission timer.
     fast_recovery_end: Option<TcpSeqNumber>,
+    /// The highest sequence number sent when the hole was last retransmitted in fast recovery.
+    /// A SACK block beyond it means data sent after that retransmission arrived and the
+    /// retransmission did not: it was lost too, and goes again instead of waiting for the timer.
+    fast_retransmit_high: Option<TcpSeqNumber>,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -622,6 +626,7 @@ impl<'a> Socket<'a> {
             local_rx_dup_acks: 0,
             pending_fast_retransmit: false,
             fast_recovery_end: None,
+            fast_retransmit_high: None,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -936,6 +941,7 @@ impl<'a> Socket<'a> {
         self.local_rx_dup_acks = 0;
         self.pending_fast_retransmit = false;
         self.fast_recovery_end = None;
+        self.fast_retransmit_high = None;
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
 
@@ -1411,10 +1417,15 @@ impl<'a> Socket<'a> {
     }
 
     fn cwnd_remaining(&self) -> usize {
-        self.congestion_controller
-            .inner()
-            .window()
-            .saturating_sub(self.flight_size())
+        // RFC 3042 (limited transmit): each of the first two duplicate ACKs outside fast
+        // recovery lets one new segment go past the congestion window, so that a small window
+        // still draws the duplicates that repair a loss without the retransmission timer.
+        let limited = if self.fast_recovery_end.is_none() {
+            usize::from(self.local_rx_dup_acks.min(2)) * self.remote_mss
+        } else {
+            0
+        };
+        (self.congestion_controller.inner().window() + limited).saturating_sub(self.flight_size())
     }
 
     /// Return the amount of octets queued in the receive buffer. This value can be larger than
@@ -2133,10 +2144,29 @@ impl<'a> Socket<'a> {
                         }
                     );
 
-                    if self.local_rx_dup_acks == 3 && self.fast_recovery_end.is_none() {
+                    // RFC 5827 (early retransmit): with fewer than four segments in flight, three
+                    // duplicates can never come; retransmit after one fewer than the segments in
+                    // flight behind the loss instead of waiting for the retransmission timer.
+                    let in_flight_segs = self.flight_size().div_ceil(self.remote_mss.max(1));
+                    let dup_threshold = in_flight_segs.saturating_sub(1).clamp(1, 3);
+                    if usize::from(self.local_rx_dup_acks) >= dup_threshold
+                        && self.fast_recovery_end.is_none()
+                    {
                         self.timer.set_for_fast_retransmit();
                         self.fast_recovery_end = Some(self.remote_last_seq);
+                        self.fast_retransmit_high = Some(self.remote_last_seq);
                         net_debug!("started fast retransmit");
+                    } else if let Some(high) = self.fast_retransmit_high {
+                        // Data sent after our retransmission of the hole has been SACKed while
+                        // the hole is still missing: the retransmission was lost.
+                        let sacked_past = repr.sack_ranges.iter().flatten().any(|&(_, right)| {
+                            TcpSeqNumber(right as i32) > high
+                        });
+                        if sacked_past && !self.pending_fast_retransmit {
+                            self.pending_fast_retransmit = true;
+                            self.fast_retransmit_high = Some(self.remote_last_seq);
+                            net_debug!("retransmission of {} lost: sending it again", ack_number);
+                        }
                     }
 
                     // Notify of duplicate ACK
@@ -2162,9 +2192,11 @@ impl<'a> Socket<'a> {
                     if let Some(end) = self.fast_recovery_end {
                         if ack_number < end && ack_len > 0 {
                             self.pending_fast_retransmit = true;
+                            self.fast_retransmit_high = Some(self.remote_last_seq);
                             net_debug!("partial ACK in fast recovery: retransmitting {}", ack_number);
                         } else if ack_number >= end {
                             self.fast_recovery_end = None;
+                            self.fast_retransmit_high = None;
                         }
                     }
 
@@ -2516,6 +2548,7 @@ impl<'a> Socket<'a> {
                 // to be sent again.
                 self.remote_last_seq = self.local_seq_no;
                 self.fast_recovery_end = None;
+                self.fast_retransmit_high = None;
 
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
