@@ -24,6 +24,7 @@ extern crate alloc;
 
 pub mod blkfront;
 pub mod block;
+pub mod boot_steps;
 /// Front-end device discovery and the xenbus state machine (logic in `sirocco-drivers`).
 pub use sirocco_drivers::frontend;
 pub mod net;

@@ -134,10 +134,14 @@ fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
 async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend::DeviceInfo) {
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Reconnect);
+    let mut boot_steps_pending = true;
     loop {
         let started = runtime::now_ns();
         let next = net.poll(started / 1_000_000);
         crate::profile::add_net_poll(runtime::now_ns().saturating_sub(started));
+        if boot_steps_pending {
+            boot_steps_pending = record_boot_steps(&net);
+        }
         let wake = {
             let event = async { Wake::Event(channel.wait().await) };
             let requested = async {
@@ -165,6 +169,23 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
             Wake::Event(true) | Wake::Poll => {}
         }
     }
+}
+
+/// The network's boot steps (`boot_steps`): the first frame sent and received, and an IPv4 address (static, or a
+/// DHCP lease). Returns whether any is still to come.
+fn record_boot_steps(net: &Net) -> bool {
+    let stack = net.lock();
+    let c = stack.device().driver.counters();
+    if c.tx_packets > 0 {
+        crate::boot_steps::step("first-frame-sent");
+    }
+    if c.rx_packets > 0 {
+        crate::boot_steps::step("first-frame-received");
+    }
+    if stack.ipv4_address().is_some() {
+        crate::boot_steps::step("ipv4-address");
+    }
+    !(c.tx_packets > 0 && c.rx_packets > 0 && stack.ipv4_address().is_some())
 }
 
 /// Follows the backend's xenbus state (the policy is `frontend::lifecycle`, `OnBackendGone::Reconnect`): when it

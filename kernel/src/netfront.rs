@@ -97,8 +97,10 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     let backend = dev.backend_id;
     let config = xenstore::with(|xs| -> Result<_, NetError> {
         frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(NetError::Xenstore)?;
+        crate::boot_steps::step("vif-initialising");
         frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait, XenbusState::Connected], CONNECT_TIMEOUT_NS)
             .map_err(NetError::Frontend)?;
+        crate::boot_steps::step("vif-backend-initwait");
         nf::read_config(xs, dev).map_err(NetError::Config)
     })?;
     let features = Features::negotiate(&config.backend, Features { sg: true, csum_offload: true });
@@ -117,6 +119,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         ConnectKeys { tx_ring_ref: tx_ring.grefs()[0], rx_ring_ref: rx_ring.grefs()[0], event_channel: channel.port() };
     let mut driver = nf::Netfront::new(tx_ring, rx_ring, Buffers { tx, rx }, Kick(channel.port()), features);
     xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
+    crate::boot_steps::step("vif-connected");
     log::info!(
         "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, event channel {}",
         dev.id,

@@ -82,4 +82,58 @@ fi
 stop_net_guest
 bench_guest linux 10.0.0.20 none /tmp/nb.cfg
 
+# --- Boot broken down (issue 12): xl create -> first HTTP 200, step by step, as dom0 and the guest see them. ---
+# dom0 times its side from a xenstore watch (the domain's keys appearing, every xenbus state change) and `xl create`
+# returning; the guest reports its own steps (httpd's /stats, `boot_steps_us`, microseconds since its start of
+# day). The two clocks are lined up on one event both see: the guest's vif going to Initialising (its step
+# vif-initialising, and the watch seeing device/vif/0/state become 1). The toolstack floor is `xl create` of a
+# guest that does nothing, with the same one vif.
+bb_watch_start() {
+    : >/tmp/bb.watch
+    # Line-buffered: through a pipe xenstore-watch would hand over its lines in blocks, stamped late.
+    (stdbuf -oL xenstore-watch / 2>/dev/null | while read -r p; do
+        case $p in
+            */state | /local/domain/[1-9]*/name) echo "$(now) $p $(xenstore-read "$p" 2>/dev/null)" ;;
+        esac
+    done >>/tmp/bb.watch) &
+    sleep 0.5
+}
+bb_watch_stop() { pkill -f "xenstore-watch /" 2>/dev/null; sleep 0.2; }
+# bb_first PATTERN VALUE: the dom0 time of the first watch line whose path matches PATTERN with VALUE.
+bb_first() { awk -v p="$1" -v v="$2" '$2 ~ p && $3 == v { print $1; exit }' /tmp/bb.watch; }
+boot_breakdown() {
+    run=$1
+    bb_watch_start
+    # dom0 asks for / every 50 ms from before `xl create`, so the first 200 is timed even if it comes before
+    # `xl create` returns.
+    rm -f /tmp/bb.t200
+    (for _ in $(seq 1200); do
+        if [ "$(curl -s -o /dev/null --max-time 1 -w '%{http_code}' http://10.0.0.2/)" = 200 ]; then now >/tmp/bb.t200; break; fi
+        sleep 0.05
+    done) &
+    poller=$!
+    t0=$(now)
+    xl create xl-configs/httpd.cfg 'name="bb-httpd"' 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"' >/tmp/bb.xl 2>&1
+    t_ret=$(now)
+    wait $poller
+    t200=$(cat /tmp/bb.t200 2>/dev/null)
+    steps=$(curl -s --max-time 5 http://10.0.0.2/stats | sed -n 's/.*"boot_steps_us":{\([^}]*\)}.*/\1/p' | tr -d '"' | tr ',' ' ' | tr ':' '=')
+    id=$(xl domid bb-httpd)
+    xl destroy bb-httpd
+    bb_watch_stop
+    named=$(awk -v d="/local/domain/$id/name" '$2 == d { print $1; exit }' /tmp/bb.watch)
+    [ -n "$t200" ] || { fail "netbench-boot-breakdown" "run $run: no HTTP 200 from 10.0.0.2 within 60 s"; }
+    echo "SIROCCO-BENCH kind=bootsteps run=$run t0=$t0 named=${named:-none} xl_ret=$t_ret t200=${t200:-none}" \
+        "front_init=$(bb_first "^/local/domain/$id/device/vif/0/state$" 1)" \
+        "back_initwait=$(bb_first "^/local/domain/0/backend/vif/$id/0/state$" 2)" \
+        "back_connected=$(bb_first "^/local/domain/0/backend/vif/$id/0/state$" 4)" \
+        "front_connected=$(bb_first "^/local/domain/$id/device/vif/0/state$" 4) $steps"
+    # The floor: the same toolstack work for a guest that does nothing (hello, given the same vif).
+    t0=$(now)
+    xl create xl-configs/hello.cfg 'name="bb-floor"' 'vif=[ "bridge=xenbr0" ]' 'on_poweroff="preserve"' >/tmp/bb.xl 2>&1
+    t_ret=$(now)
+    xl destroy bb-floor 2>/dev/null
+    echo "SIROCCO-BENCH kind=bootfloor run=$run t0=$t0 xl_ret=$t_ret"
+}
+for run in 1 2 3; do boot_breakdown "$run"; done
 pass netbench-complete "network benchmark ran"

@@ -46,7 +46,13 @@ fn stats_json() -> String {
         BUDGET.peak(),
         BUDGET.refusals()
     );
-    let _ = writeln!(s, "\"profile\":{{{}}},{}}}", sirocco::profile::Profile::now(), net::vifs_json());
+    let _ = writeln!(
+        s,
+        "\"profile\":{{{}}},\"boot_steps_us\":{},{}}}",
+        sirocco::profile::Profile::now(),
+        sirocco::boot_steps::steps_json(),
+        net::vifs_json()
+    );
     s
 }
 
@@ -68,7 +74,9 @@ impl http::Handler for Httpd {
     }
 
     async fn respond(&mut self, req: &http::Request<'_>) -> Vec<u8> {
-        REQUESTS.fetch_add(1, Ordering::Relaxed);
+        if REQUESTS.fetch_add(1, Ordering::Relaxed) == 0 {
+            sirocco::boot_steps::step("first-request");
+        }
         if req.method == "GET" || req.method == "HEAD" {
             answer(req.target, req.keep_alive)
         } else {
@@ -93,6 +101,7 @@ async fn listen(net: Net, port: u16) {
         Ok(l) => l,
         Err(e) => return sirocco::log::error!("httpd: port {port}: {e}"),
     };
+    sirocco::boot_steps::step("listen");
     loop {
         let stream = listener.accept().await;
         if let Err(e) = sirocco::spawn(serve(stream)) {
