@@ -218,39 +218,46 @@ def boot_steps_table(lines):
 
 
 def loss_table(lines):
-    """TCP under loss: seconds per transfer for each guest and case, and each Sirocco image's ratio to Linux."""
+    """TCP under loss: median seconds per transfer for each guest and case, and each Sirocco image's ratio to
+    Linux's median. A transfer that did not finish counts as longer than any that did."""
     rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=loss ")]
     if not rows:
         return None
     guests = list(dict.fromkeys(r["guest"] for r in rows))
     cases = list(dict.fromkeys(r["case"] for r in rows))
-    got = {(r["guest"], r["case"]): r for r in rows}
     r0 = rows[0]
+    limit = float(r0["limit_s"])
     siro = [g for g in guests if g != "linux"]
+    runs = max(sum(1 for r in rows if r["guest"] == g and r["case"] == cases[0]) for g in guests)
     out = [
         f"TCP under loss: {r0['mib']} MiB to the guest (its discard port) and {r0['mib']} MiB from it (its zero source),"
-        " netem in dom0 on the guest's vif in both directions, same lab run. Seconds (lower is better);"
-        f" \"> {r0['limit_s']}\" did not finish in that time. Ratio: Sirocco's time / Linux's (below 1: Sirocco faster).",
+        " netem in dom0 on the guest's vif in both directions, same lab run. Median seconds of"
+        f" {runs} run(s) (lower is better); \"> {r0['limit_s']}\" did not finish in that time."
+        " Ratio: Sirocco's median / Linux's (below 1: Sirocco faster).",
         "",
         "| case | direction | " + " | ".join(guests) + " | " + " | ".join(f"ratio {g}/linux" for g in siro) + " |",
         "|---|---|" + "---|" * (len(guests) + len(siro)),
     ]
 
-    def secs(g, c, d):
-        v = got.get((g, c), {}).get(f"{d}_s", "none")
-        return None if v == "none" else float(v)
+    def median(g, c, d):
+        vals = [r[f"{d}_s"] for r in rows if r["guest"] == g and r["case"] == c]
+        if not vals:
+            return None
+        m = statistics.median(float("inf") if v == "none" else float(v) for v in vals)
+        return m
+
+    def cell(v):
+        return "-" if v is None else (f"> {limit:g}" if v == float("inf") else f"{v:.2f}")
 
     for c in cases:
         for d, what in (("to", "to guest"), ("from", "from guest")):
-            cells = []
-            for g in guests:
-                v = secs(g, c, d)
-                cells.append(f"{v:.2f}" if v is not None else f"> {got.get((g, c), r0)['limit_s']}")
-            lin = secs("linux", c, d)
+            cells = [cell(median(g, c, d)) for g in guests]
+            lin = median("linux", c, d)
             ratios = []
             for g in siro:
-                v = secs(g, c, d)
-                ratios.append(f"{v / lin:.2f}" if v is not None and lin else "-")
+                v = median(g, c, d)
+                ok = v not in (None, float("inf")) and lin not in (None, float("inf"), 0.0)
+                ratios.append(f"{v / lin:.2f}" if ok else "-")
             out.append(f"| {c.replace('_', ' ')} | {what} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     return "\n".join(out)
 
@@ -258,16 +265,26 @@ def loss_table(lines):
 def main(dom0_image, job_disk, boot, only=None):
     os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
     dom0 = dom0_image()
-    if only == "loss":
-        lines = boot("bench", dom0, job_disk(". /job/lab/suite-lossbench.sh", {}), 3600,
+    # One part alone: "loss" (TCP under loss) or "net" (network figures and the boot broken down).
+    parts = {"loss": ("suite-lossbench.sh", [("loss.md", loss_table)]),
+             "net": ("suite-netbench.sh", [("net.md", net_table), ("boot-steps.md", boot_steps_table)])}
+    if only is not None:
+        if only not in parts:
+            print(f"lab: no bench part {only!r} (have: {', '.join(parts)})")
+            return 2
+        script, tables = parts[only]
+        lines = boot("bench", dom0, job_disk(f". /job/lab/{script}", {}), 3600,
                      lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=")))
-        lt = loss_table(lines)
-        if lt:
-            with open(os.path.join(ROOT, "build", "bench", "loss.md"), "w") as f:
-                f.write(lt + "\n")
-            print()
-            print(lt)
-        return 0 if lt and not any(l.startswith("SIROCCO-RESULT FAIL") for l in lines) else 1
+        printed = 0
+        for name, make in tables:
+            t = make(lines)
+            if t:
+                with open(os.path.join(ROOT, "build", "bench", name), "w") as f:
+                    f.write(t + "\n")
+                print()
+                print(t)
+                printed += 1
+        return 0 if printed == len(tables) and not any(l.startswith("SIROCCO-RESULT FAIL") for l in lines) else 1
     lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh\n. /job/lab/suite-netbench.sh\n. /job/lab/suite-lossbench.sh\n"
                                        ". /job/lab/suite-blkbench.sh", {}), 3600,
                  lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=")))

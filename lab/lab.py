@@ -7,6 +7,7 @@
                                console; an image still running after S seconds (default 300) is destroyed
     lab.py bench               boot-time / size benchmarks against a Linux PV guest, printed as a table
     lab.py bench loss          only the TCP-under-loss table (suite-lossbench: every build/echo*.xen and a Linux PV guest)
+    lab.py bench net           only the network tables and the boot broken down (suite-netbench)
 
 The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ and
 lab/guest/ into a small ext4 "job" disk that dom0's init mounts and runs; results come back on the serial line.

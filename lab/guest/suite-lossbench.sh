@@ -7,6 +7,7 @@ cd /job
 . /job/lab/net-lib.sh
 LOSS_MB=${LOSS_MB:-4}
 LOSS_T=${LOSS_T:-100} # seconds a transfer may take before it counts as failed (reported as "> LOSS_T")
+LOSS_RUNS=${LOSS_RUNS:-3} # each case this many times (the table shows medians: one run is noisy)
 # name|netem arguments
 LOSS_CASES=${LOSS_CASES:-"clean|limit 1000
 loss 1%|loss 1%
@@ -51,13 +52,15 @@ loss_guest() {
         fail "lossbench-$label" "$label did not come up on $ip"; show_guest; stop_net_guest; return
     fi
     vif=vif$(xl domid "$GUEST_NAME").0
-    echo "$LOSS_CASES" | while IFS='|' read -r case args; do
-        netem_on "$vif" $args </dev/null
-        to=$(transfer "$ip" to)
-        from=$(transfer "$ip" from)
-        netem_off "$vif"
-        log "lossbench: $label, $case: to ${to:->$LOSS_T} s, from ${from:->$LOSS_T} s"
-        echo "SIROCCO-BENCH kind=loss guest=$label case=$(echo "$case" | tr ' ' '_') mib=$LOSS_MB limit_s=$LOSS_T to_s=${to:-none} from_s=${from:-none}"
+    for run in $(seq "$LOSS_RUNS"); do
+        echo "$LOSS_CASES" | while IFS='|' read -r case args; do
+            netem_on "$vif" $args </dev/null
+            to=$(transfer "$ip" to)
+            from=$(transfer "$ip" from)
+            netem_off "$vif"
+            log "lossbench: $label, $case, run $run: to ${to:->$LOSS_T} s, from ${from:->$LOSS_T} s"
+            echo "SIROCCO-BENCH kind=loss guest=$label case=$(echo "$case" | tr ' ' '_') run=$run mib=$LOSS_MB limit_s=$LOSS_T to_s=${to:-none} from_s=${from:-none}"
+        done
     done
     stop_net_guest
 }
