@@ -28,11 +28,15 @@ pub fn steps() -> Vec<(&'static str, u64)> {
     STEPS.lock().clone()
 }
 
-/// The steps as a JSON object, `{"xenstore":812,...}` (microseconds, in the order they happened).
+/// The steps as a JSON object, `{"wall_start_us":...,"xenstore":812,...}`: first the start of day on the wall
+/// clock (microseconds since the Unix epoch, from Xen's wall clock, which dom0 keeps), so that another machine's
+/// clock can place the steps; then each step in microseconds since the start of day, in the order they happened.
 pub fn steps_json() -> String {
-    let mut out = String::from("{");
-    for (i, (name, us)) in steps().iter().enumerate() {
-        let _ = write!(out, "{}\"{name}\":{us}", if i > 0 { "," } else { "" });
+    let now_us = crate::runtime::wall_clock().as_micros() as u64;
+    let wall_start_us = now_us.saturating_sub(sirocco_boot::uptime().as_micros() as u64);
+    let mut out = alloc::format!("{{\"wall_start_us\":{wall_start_us}");
+    for (name, us) in steps() {
+        let _ = write!(out, ",\"{name}\":{us}");
     }
     out.push('}');
     out
