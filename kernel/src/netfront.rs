@@ -103,7 +103,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         crate::boot_steps::step("vif-backend-initwait");
         nf::read_config(xs, dev).map_err(NetError::Config)
     })?;
-    let features = Features::negotiate(&config.backend, Features { sg: true, csum_offload: true });
+    let features = Features::negotiate(&config.backend, Features { sg: true, csum_offload: true, gso_tcpv4: true });
     let mut tx = Vec::with_capacity(usize::from(BUFFERS));
     let mut rx = Vec::with_capacity(usize::from(BUFFERS));
     for _ in 0..BUFFERS {
@@ -121,7 +121,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     crate::boot_steps::step("vif-connected");
     log::info!(
-        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, event channel {}",
+        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, event channel {}",
         dev.id,
         config.mac[0],
         config.mac[1],
@@ -132,6 +132,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         config.mtu,
         features.sg,
         features.csum_offload,
+        features.gso_tcpv4,
         channel.port()
     );
     Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channel))

@@ -13,7 +13,7 @@ ip link show xenbr1 >/dev/null 2>&1 ||
 expect net-ping4 net-ping6 http-index http-stats http-ipv6 http-keepalive http-concurrent http-malformed \
     http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap http-upload-flood \
     http-upload-flood-after linux-peer-fetch \
-    echo-16mib echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
+    echo-16mib echo-tso echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
     echo-64mib-across-detach-attach dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second
 
 # --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests, upload flood ---------
@@ -53,6 +53,10 @@ if wait_tcp 10.0.0.3 7 60; then
     took=$(since "$t0")
     sent=$(sha256sum </tmp/rand | cut -c1-16); back=$(sha256sum </tmp/rand.back | cut -c1-16)
     check echo-16mib "16 MiB through TCP echo and back in ${took} s: sha256 $sent vs $back ($(stat -c %s /tmp/rand.back) bytes)" [ "$sent" = "$back" ]
+    # Linux's netback offers feature-gso-tcpv4: the guest's big sends went out as TSO segments, cut up by netback.
+    gso=$(nc -w 5 10.0.0.3 11 | sed -n 's/.*tx [0-9]* pkts (\([0-9]*\) gso).*/\1/p')
+    check echo-tso "the 16 MiB echo left the guest as TSO segments netback cut up (${gso:-?} GSO packets)" \
+        [ "${gso:-0}" -gt 0 ]
     reply=$(echo "udp-hello" | nc -u -w 2 10.0.0.3 7)
     check echo-udp "UDP echo answered '$reply'" [ "$reply" = udp-hello ]
     # The backend vanishes mid-transfer and comes back: netback is unbound from the vif and bound again (as a

@@ -8,7 +8,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
+use core::num::NonZeroUsize;
+
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 
 use crate::slaac::{self, RouterAdvert};
@@ -47,6 +49,19 @@ pub trait NetDevice {
     fn can_transmit(&self) -> bool;
     /// Queues one complete Ethernet frame (without FCS) for transmission.
     fn transmit(&mut self, frame: &[u8]) -> Result<(), TxFull>;
+    /// The largest TCP/IPv4 frame (Ethernet header included) the device cuts into MTU-sized segments itself
+    /// (TSO), or `None` (the default). When it is `Some`, smoltcp builds TCP segments up to that size and leaves
+    /// every TCP checksum for the device: frames go through [`NetDevice::transmit_offloaded`] instead.
+    fn tso_tcpv4_max(&self) -> Option<usize> {
+        None
+    }
+    /// Queues a frame whose TCP checksum (if it is TCP) the device completes; `tso_mss` is set on a TCP/IPv4
+    /// segment larger than the MTU, for the device to cut into segments of that many payload bytes. Called
+    /// only when [`NetDevice::tso_tcpv4_max`] is `Some`.
+    fn transmit_offloaded(&mut self, frame: &mut [u8], tso_mss: Option<u16>) -> Result<(), TxFull> {
+        let _ = tso_mss;
+        self.transmit(frame)
+    }
 }
 
 /// [`NetDevice::transmit`] found no room for the frame.
@@ -138,20 +153,28 @@ impl<D: NetDevice> Adapter<D> {
         if !self.dev.can_transmit() {
             return false;
         }
-        send(&mut self.dev, &mut self.counters, frame);
+        // Router solicitations are ICMPv6: nothing for an offloading device to complete.
+        let sent = self.dev.transmit(frame);
+        count_sent(&mut self.counters, frame.len(), sent);
         true
     }
 }
 
-fn send<D: NetDevice>(dev: &mut D, counters: &mut DeviceCounters, frame: &[u8]) {
-    match dev.transmit(frame) {
+fn send<D: NetDevice>(dev: &mut D, counters: &mut DeviceCounters, frame: &mut [u8], tso_mss: Option<u16>) {
+    let sent = if dev.tso_tcpv4_max().is_some() { dev.transmit_offloaded(frame, tso_mss) } else { dev.transmit(frame) };
+    count_sent(counters, frame.len(), sent);
+}
+
+fn count_sent(counters: &mut DeviceCounters, len: usize, sent: Result<(), TxFull>) {
+    let frame_len = len;
+    match sent {
         Ok(()) => {
             counters.tx_frames += 1;
-            counters.tx_bytes += frame.len() as u64;
+            counters.tx_bytes += frame_len as u64;
         }
         Err(TxFull) => {
             counters.tx_dropped += 1;
-            log::warn!("net: driver refused a {}-byte frame after reporting room; dropped", frame.len());
+            log::warn!("net: driver refused a {frame_len}-byte frame after reporting room; dropped");
         }
     }
 }
@@ -179,7 +202,8 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
                 self.router_adverts.push(ra);
             }
         }
-        let tx = TxToken { dev: &mut self.dev, counters: &mut self.counters, scratch: &mut self.scratch };
+        let tx =
+            TxToken { dev: &mut self.dev, counters: &mut self.counters, scratch: &mut self.scratch, tso_mss: None };
         Some((RxToken { frame }, tx))
     }
 
@@ -187,7 +211,7 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
         if !self.dev.can_transmit() {
             return None;
         }
-        Some(TxToken { dev: &mut self.dev, counters: &mut self.counters, scratch: &mut self.scratch })
+        Some(TxToken { dev: &mut self.dev, counters: &mut self.counters, scratch: &mut self.scratch, tso_mss: None })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -196,8 +220,12 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
         caps.max_transmission_unit = self.dev.mtu() + ETHERNET_HEADER_LEN;
         caps.max_burst_size = None;
         // Compute and verify every checksum in software: netfront fixes up offloaded (csum_blank) packets
-        // before they reach us and does not ask the backend for transmit offload.
+        // before they reach us. A device that segments TCP itself also completes the TCP checksums we send.
         caps.checksum = ChecksumCapabilities::default();
+        if let Some(max) = self.dev.tso_tcpv4_max() {
+            caps.segmentation.tcpv4 = NonZeroUsize::new(max);
+            caps.checksum.tcp = Checksum::Rx;
+        }
         caps
     }
 }
@@ -218,6 +246,8 @@ pub(crate) struct TxToken<'a, D> {
     dev: &'a mut D,
     counters: &'a mut DeviceCounters,
     scratch: &'a mut Vec<u8>,
+    /// smoltcp asked the device to segment this frame (TSO) with this payload size.
+    tso_mss: Option<u16>,
 }
 
 impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
@@ -225,8 +255,12 @@ impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
         self.scratch.clear();
         self.scratch.resize(len, 0);
         let r = f(self.scratch);
-        send(self.dev, self.counters, self.scratch);
+        send(self.dev, self.counters, self.scratch, self.tso_mss);
         r
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.tso_mss = meta.segmentation_offload_size.map(|m| m.get());
     }
 }
 

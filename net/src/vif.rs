@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use sirocco_drivers::netfront::wire::PAGE_SIZE;
+use sirocco_drivers::netfront::csum::{fill_partial_checksum, fill_transport_checksum};
+use sirocco_drivers::netfront::wire::{MAX_TX_SIZE, PAGE_SIZE};
 use sirocco_drivers::netfront::{NetBuffers, Netfront, Phase, TxChecksum, TxError, RX_POLL_BUDGET};
 use sirocco_drivers::ring::{Notify, SharedRing};
 
@@ -74,20 +75,85 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
         self.driver.rx_pending()
     }
     fn can_transmit(&self) -> bool {
-        // Room for the largest frame the stack may hand over: a frame of several pages (MTU 9000) takes as many
-        // buffers and ring slots, and a frame refused after we reported room is lost.
-        let slots = (self.mtu() + ETHERNET_HEADER_LEN).div_ceil(PAGE_SIZE);
+        // Room for the largest frame the stack may hand over: a frame of several pages (MTU 9000, or a TSO segment
+        // of up to 64 KiB plus its extra info slot) takes as many buffers and ring slots, and a frame refused
+        // after we reported room is lost.
+        let largest = self.tso_tcpv4_max().unwrap_or(0).max(self.mtu() + ETHERNET_HEADER_LEN);
+        let buffers = largest.div_ceil(PAGE_SIZE);
+        let slots = buffers + usize::from(self.tso_tcpv4_max().is_some());
         matches!(self.driver.phase(), Phase::Connected)
-            && self.driver.tx_free_buffers() >= slots
+            && self.driver.tx_free_buffers() >= buffers
             && self.driver.tx_free_slots() as usize >= slots
+    }
+    fn tso_tcpv4_max(&self) -> Option<usize> {
+        // Netback takes a packet of up to 64 KiB less one byte (the first slot's size is a u16), in at most
+        // 17 data slots: 16 whole pages would be the limit, and our buffers must hold four such segments so
+        // that small frames still get through while one is in flight.
+        let f = self.driver.features();
+        (f.gso_tcpv4 && usize::from(self.driver.tx_buffer_count()) >= 4 * TSO_PAGES)
+            .then_some((TSO_PAGES * PAGE_SIZE).min(MAX_TX_SIZE))
+    }
+    fn transmit_offloaded(&mut self, frame: &mut [u8], tso_mss: Option<u16>) -> Result<(), TxFull> {
+        // smoltcp left every TCP checksum for us (`tso_tcpv4_max`). IPv4: the partial (pseudo-header) sum and
+        // `csum_blank`, and a segment over the MTU goes to netback to cut up. IPv6 (no offload asked for): the
+        // whole checksum, here.
+        let mtu_frame = self.mtu() + ETHERNET_HEADER_LEN;
+        let csum = match tcp_version(frame) {
+            Some(4) => {
+                if fill_partial_checksum(frame).is_err() {
+                    return self.transmit(frame);
+                }
+                match tso_mss {
+                    Some(mss) if frame.len() > mtu_frame => return self.transmit_gso(frame, mss),
+                    _ => TxChecksum::Blank,
+                }
+            }
+            Some(_) => {
+                if fill_transport_checksum(frame).is_err() {
+                    log_drop(self.id, &"an IPv6 TCP frame whose checksum cannot be computed");
+                    return Ok(());
+                }
+                TxChecksum::Valid
+            }
+            None => TxChecksum::Valid,
+        };
+        self.send(frame, csum)
     }
     fn transmit(&mut self, frame: &[u8]) -> Result<(), TxFull> {
         // smoltcp computed every checksum: tell the backend they are valid.
-        match self.driver.transmit(frame, TxChecksum::Valid) {
+        self.send(frame, TxChecksum::Valid)
+    }
+}
+
+/// Pages a TSO segment may span: 64 KiB less the Ethernet header's worth, in 16 pages.
+const TSO_PAGES: usize = 16;
+
+/// The IP version of a frame carrying TCP (no VLAN tag: smoltcp sends none), or `None`.
+fn tcp_version(frame: &[u8]) -> Option<u8> {
+    match (frame.get(12..14)?, frame.get(14)? >> 4) {
+        ([0x08, 0x00], 4) => (frame.get(23)? == &6).then_some(4),
+        ([0x86, 0xdd], 6) => (frame.get(20)? == &6).then_some(6),
+        _ => None,
+    }
+}
+
+impl<S: SharedRing, B: NetBuffers, E: Notify> Vif<S, B, E> {
+    /// Hands one frame to the driver, retrying once after reclaiming finished TX slots.
+    fn send(&mut self, frame: &[u8], csum: TxChecksum) -> Result<(), TxFull> {
+        self.retry(|d| d.transmit(frame, csum))
+    }
+
+    /// Hands one TSO segment to the driver (see [`Netfront::transmit_tcpv4_gso`]).
+    fn transmit_gso(&mut self, frame: &[u8], mss: u16) -> Result<(), TxFull> {
+        self.retry(|d| d.transmit_tcpv4_gso(frame, mss))
+    }
+
+    fn retry(&mut self, mut queue: impl FnMut(&mut Netfront<S, B, E>) -> Result<(), TxError>) -> Result<(), TxFull> {
+        match queue(&mut self.driver) {
             Ok(()) => Ok(()),
             Err(TxError::RingFull { .. }) => {
                 self.driver.poll_tx();
-                self.driver.transmit(frame, TxChecksum::Valid).map_err(|_| TxFull)
+                queue(&mut self.driver).map_err(|_| TxFull)
             }
             Err(e) => {
                 // Not retryable (device broken, packet too big): the frame is dropped and counted by the driver.

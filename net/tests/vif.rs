@@ -6,7 +6,7 @@ use sirocco_drivers::netfront::Features;
 use sirocco_net::{NetConfig, NetDevice, Stack, Vif};
 
 const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const SG: Features = Features { sg: true, csum_offload: true };
+const SG: Features = Features { sg: true, csum_offload: true, gso_tcpv4: false };
 /// RX buffers posted to the backend.
 const RX_BUFFERS: u16 = 32;
 /// The most responses one poll may take from a backend flooding us: the budget, plus the buffers the backend
@@ -68,4 +68,102 @@ fn the_stack_keeps_its_timers_while_the_backend_floods_it_with_bad_ids() {
     // smoltcp's DHCP client sends a DISCOVER at once and again after 10 s: both went out despite the flood.
     assert!(discovers(&nb) >= 2, "DHCP DISCOVERs sent: {} in {polls} polls", discovers(&nb));
     assert!(stack.device().driver.counters().rx_bad_id >= polls, "the flood was being taken all along");
+}
+
+// ----- transmit offloads (TSO) -----
+
+const GSO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true };
+
+/// A TCP segment from 10.0.0.2:80 to 10.0.0.1:5000 (IPv4) or fd00::2 to fd00::1 (IPv6) carrying `payload`
+/// bytes, its checksum field 0 (as smoltcp leaves it for an offloading device).
+fn tcp_frame(v6: bool, payload: usize) -> Vec<u8> {
+    use sirocco_net::smoltcp::phy::{Checksum, ChecksumCapabilities};
+    use sirocco_net::smoltcp::wire::*;
+    let data: Vec<u8> = (0..payload).map(|i| (i * 7) as u8).collect();
+    let tcp = TcpRepr {
+        src_port: 80,
+        dst_port: 5000,
+        control: TcpControl::Psh,
+        seq_number: TcpSeqNumber(1000),
+        ack_number: Some(TcpSeqNumber(2000)),
+        window_len: 1024,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &data,
+    };
+    let mut caps = ChecksumCapabilities::default();
+    caps.tcp = Checksum::Rx;
+    let (src, dst): (IpAddress, IpAddress) = if v6 {
+        (Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).into(), Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 1).into())
+    } else {
+        (Ipv4Address::new(10, 0, 0, 2).into(), Ipv4Address::new(10, 0, 0, 1).into())
+    };
+    let ip = IpRepr::new(src, dst, IpProtocol::Tcp, tcp.buffer_len(), 64);
+    let mut frame = vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
+    frame[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+    frame[12..14].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    ip.emit(&mut frame[14..], &caps);
+    let at = 14 + ip.header_len();
+    tcp.emit(&mut TcpPacket::new_unchecked(&mut frame[at..]), &src, &dst, &caps);
+    frame
+}
+
+/// Completes a csum_blank frame's TCP checksum as netback would (the field holds the pseudo-header sum).
+fn complete_as_backend(frame: &mut [u8], ihl: usize) {
+    let start = 14 + ihl;
+    let mut sum = 0u32;
+    for pair in frame[start..].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    frame[start + 16..start + 18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+#[test]
+fn tso_is_offered_only_with_gso_negotiated_and_enough_buffers() {
+    let h = connected(GSO, 64, 8);
+    let vif: TestVif = Vif { id: 0, mac: MAC, mtu: 1500, driver: h.nf };
+    assert_eq!(vif.tso_tcpv4_max(), Some(65535));
+    let h = connected(SG, 64, 8);
+    assert_eq!(Vif { id: 0, mac: MAC, mtu: 1500, driver: h.nf }.tso_tcpv4_max(), None);
+    let h = connected(GSO, 32, 8);
+    assert_eq!(Vif { id: 0, mac: MAC, mtu: 1500, driver: h.nf }.tso_tcpv4_max(), None, "32 buffers: 2 segments");
+}
+
+#[test]
+fn offloaded_frames_leave_with_the_right_checksum_flags_and_gso_slots() {
+    use sirocco_drivers::netfront::csum::transport_checksum_ok;
+    use sirocco_drivers::netfront::wire::{NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO};
+    let h = connected(GSO, 64, 8);
+    let (mut vif, mut nb): (TestVif, _) = (Vif { id: 0, mac: MAC, mtu: 1500, driver: h.nf }, h.nb);
+    let mut big = tcp_frame(false, 20_000);
+    let mut small = tcp_frame(false, 100);
+    let mut six = tcp_frame(true, 100);
+    vif.transmit_offloaded(&mut big, Some(1460)).unwrap();
+    vif.transmit_offloaded(&mut small, Some(1460)).unwrap();
+    vif.transmit_offloaded(&mut six, None).unwrap();
+    assert_eq!(nb.consume_tx(), 3);
+    // The big IPv4 segment: csum_blank, a GSO extra slot of MSS 1460, a partial sum netback can complete.
+    let s = &nb.sent[0];
+    assert_eq!(s.flags & (NETTXF_CSUM_BLANK | NETTXF_EXTRA_INFO), NETTXF_CSUM_BLANK | NETTXF_EXTRA_INFO);
+    assert_eq!((s.extras.len(), u16::from_le_bytes([s.extras[0].data[0], s.extras[0].data[1]])), (1, 1460));
+    let mut done = s.data.clone();
+    complete_as_backend(&mut done, 20);
+    assert_eq!(transport_checksum_ok(&done), Ok(true));
+    // One that fits the MTU: csum_blank, no extra slot, whatever smoltcp asked.
+    let s = &nb.sent[1];
+    assert_eq!((s.flags & NETTXF_CSUM_BLANK, s.extras.len()), (NETTXF_CSUM_BLANK, 0));
+    let mut done = s.data.clone();
+    complete_as_backend(&mut done, 20);
+    assert_eq!(transport_checksum_ok(&done), Ok(true));
+    // IPv6: computed here, sent as valid.
+    let s = &nb.sent[2];
+    assert_eq!(s.flags, NETTXF_DATA_VALIDATED);
+    assert_eq!(transport_checksum_ok(&s.data), Ok(true));
+    assert_eq!(vif.driver.counters().tx_gso_packets, 1);
 }

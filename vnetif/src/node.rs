@@ -53,7 +53,7 @@ impl NodeConfig {
             mtu: 1500,
             tx_buffers: 128,
             rx_buffers: 128,
-            features: Features { sg: true, csum_offload: true },
+            features: Features { sg: true, csum_offload: true, gso_tcpv4: false },
             options: SocketOptions::default(),
         }
     }

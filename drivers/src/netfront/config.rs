@@ -24,7 +24,7 @@ pub struct BackendFeatures {
     pub rx_copy: bool,
     /// `feature-sg`: scatter-gather.
     pub sg: bool,
-    /// `feature-gso-tcpv4` (offered; we do not negotiate GSO).
+    /// `feature-gso-tcpv4`: the backend accepts TCP/IPv4 segments to cut up (TSO on our transmit side).
     pub gso_tcpv4: bool,
     /// `feature-gso-tcpv6` (offered; not negotiated).
     pub gso_tcpv6: bool,
@@ -53,7 +53,12 @@ impl Features {
     /// What we use: scatter-gather if we want it and the backend offers it; checksum offload as we choose (the
     /// backend always accepts `feature-no-csum-offload`).
     pub fn negotiate(backend: &BackendFeatures, want: Features) -> Features {
-        Features { sg: want.sg && backend.sg, csum_offload: want.csum_offload }
+        let sg = want.sg && backend.sg;
+        Features {
+            sg,
+            csum_offload: want.csum_offload,
+            gso_tcpv4: want.gso_tcpv4 && backend.gso_tcpv4 && sg && want.csum_offload,
+        }
     }
 }
 

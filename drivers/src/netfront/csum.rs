@@ -95,6 +95,17 @@ pub fn fill_transport_checksum(frame: &mut [u8]) -> Result<Transport, CsumError>
     Ok(seg.transport)
 }
 
+/// Writes the partial TCP or UDP checksum a frame sent with `NETTXF_csum_blank` must carry: the pseudo-header sum
+/// (addresses, protocol, transport length), folded and not complemented, as Linux leaves it for
+/// `CHECKSUM_PARTIAL` (`~csum_tcpudp_magic(...)`). The backend (or the segmentation of a TSO segment) adds the
+/// payload and writes the real checksum.
+pub fn fill_partial_checksum(frame: &mut [u8]) -> Result<Transport, CsumError> {
+    let seg = locate(frame)?;
+    let at = seg.checksum_at();
+    frame[at..at + 2].copy_from_slice(&fold(seg.pseudo).to_be_bytes());
+    Ok(seg.transport)
+}
+
 /// Whether the frame's TCP or UDP checksum is correct (an IPv4 UDP checksum of 0, "none", counts as correct).
 pub fn transport_checksum_ok(frame: &[u8]) -> Result<bool, CsumError> {
     let seg = locate(frame)?;

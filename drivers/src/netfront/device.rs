@@ -10,10 +10,10 @@ use alloc::vec::Vec;
 use super::csum::{self, CsumError, Transport};
 use super::error::{Counters, Direction, Fault, FaultKind, RxDrop, TxError};
 use super::wire::{
-    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, EXTRA_FLAG_MORE, MAX_TX_SIZE,
-    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED,
-    NETRXF_EXTRA_INFO, NETRXF_GSO_PREFIX, NETRXF_MORE_DATA, NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NETTXF_MORE_DATA,
-    NR_SLOTS_MIN, PAGE_SIZE, RX_ENTRY_SIZE, TX_ENTRY_SIZE,
+    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, EXTRA_FLAG_MORE, EXTRA_TYPE_GSO,
+    GSO_TYPE_TCPV4, MAX_TX_SIZE, NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_CSUM_BLANK,
+    NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_GSO_PREFIX, NETRXF_MORE_DATA, NETTXF_CSUM_BLANK,
+    NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, NR_SLOTS_MIN, PAGE_SIZE, RX_ENTRY_SIZE, TX_ENTRY_SIZE,
 };
 use crate::grant::GrantRef;
 use crate::ring::{FrontRing, Notify, RingError, SharedRing};
@@ -50,6 +50,10 @@ pub struct Features {
     /// them in with [`RxPacket::fill_checksum`]) and may send packets with a blank checksum
     /// ([`TxChecksum::Blank`]). Off: we write `feature-no-csum-offload=1` and refuse blank checksums on TX.
     pub csum_offload: bool,
+    /// TCP/IPv4 segmentation offload on transmit (the backend's `feature-gso-tcpv4`): we may hand the backend one
+    /// TCP segment of up to 64 KiB with a GSO extra info slot, and it cuts it into MSS-sized segments
+    /// ([`Netfront::transmit_tcpv4_gso`]). Needs scatter-gather and checksum offload.
+    pub gso_tcpv4: bool,
 }
 
 /// The state of a packet's transport checksum, as the caller of [`Netfront::transmit`] knows it.
@@ -161,6 +165,8 @@ pub struct Netfront<S: SharedRing, B: NetBuffers, E: Notify> {
     tx_free: Vec<u16>,
     /// Per TX buffer: a request with its id is outstanding.
     tx_outstanding: Vec<bool>,
+    /// GSO extra info slots sent and not yet answered (each is answered `NETIF_RSP_NULL`, with no id).
+    tx_extras_outstanding: u32,
     /// RX buffers free (not posted).
     rx_free: Vec<u16>,
     /// Per RX ring slot: the buffer whose request occupies it (netif.h: the backend answers in that slot).
@@ -203,6 +209,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             phase: Phase::Initialising,
             tx_free: (0..tx_count).rev().collect(),
             tx_outstanding: vec![false; usize::from(tx_count)],
+            tx_extras_outstanding: 0,
             rx_free: (0..rx_count).rev().collect(),
             rx_posted: vec![None; rx_slots],
             rx_batch,
@@ -215,6 +222,11 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
     /// The device's phase.
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// TX buffers the device was given.
+    pub fn tx_buffer_count(&self) -> u16 {
+        self.buffers.tx_count()
     }
 
     /// The features in use.
@@ -356,6 +368,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
     /// [`Phase::Initialising`]: transmitting is refused until [`Netfront::backend_connected`].
     pub fn reset(&mut self, tx_page: S, rx_page: S) -> ResetReport {
         let mut report = ResetReport::default();
+        self.tx_extras_outstanding = 0;
         for (id, outstanding) in self.tx_outstanding.iter_mut().enumerate() {
             if core::mem::take(outstanding) {
                 // Buffer indices fit in u16: there are `tx_count()` of them.
@@ -406,6 +419,22 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
     /// the last; the first slot's size is the whole length), publishes the requests and notifies the backend if it
     /// asked. On error nothing is queued.
     pub fn transmit(&mut self, packet: &[u8], csum: TxChecksum) -> Result<(), TxError> {
+        self.transmit_with(packet, csum, None)
+    }
+
+    /// Queues one TCP/IPv4 segment larger than the MTU for the backend to cut into segments of `mss` payload
+    /// bytes (TSO): the first slot carries `NETTXF_extra_info`, the next slot a GSO extra info (type TCPv4, size
+    /// `mss`), then the rest of the data. The TCP checksum must hold the pseudo-header sum only (partial, as
+    /// Linux's `CHECKSUM_PARTIAL`): the backend fills in each segment's. Needs [`Features::gso_tcpv4`].
+    pub fn transmit_tcpv4_gso(&mut self, packet: &[u8], mss: u16) -> Result<(), TxError> {
+        if !self.features.gso_tcpv4 || mss == 0 {
+            self.counters.tx_gso_refused += 1;
+            return Err(TxError::GsoOff);
+        }
+        self.transmit_with(packet, TxChecksum::Blank, Some(mss))
+    }
+
+    fn transmit_with(&mut self, packet: &[u8], csum: TxChecksum, gso_mss: Option<u16>) -> Result<(), TxError> {
         match self.phase {
             Phase::Connected => {}
             Phase::Initialising => {
@@ -441,14 +470,16 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             }
             TxChecksum::Unchecked => 0,
         };
+        let extra = usize::from(gso_mss.is_some());
+        let flags = if extra > 0 { flags | NETTXF_EXTRA_INFO } else { flags };
         let (free_slots, free_buffers) = (self.tx.free_requests(), self.tx_free.len());
-        if (free_slots as usize) < slots || free_buffers < slots {
-            if (free_slots as usize) < slots {
+        if (free_slots as usize) < slots + extra || free_buffers < slots {
+            if (free_slots as usize) < slots + extra {
                 self.counters.tx_ring_full += 1;
             } else {
                 self.counters.tx_no_buffer += 1;
             }
-            return Err(TxError::RingFull { needed: slots, free_slots, free_buffers });
+            return Err(TxError::RingFull { needed: slots + extra, free_slots, free_buffers });
         }
         for (k, chunk) in packet.chunks(PAGE_SIZE).enumerate() {
             let Some(buf) = self.tx_free.pop() else { unreachable_free_list() };
@@ -466,12 +497,27 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
                 unreachable_free_list();
             }
             self.tx_outstanding[usize::from(buf)] = true;
+            if let (0, Some(mss)) = (k, gso_mss) {
+                // The GSO extra info follows the first slot (netif.h): `struct netif_extra_info` at the start of
+                // a request slot, its `gso` member = size, type, pad, features.
+                let m = mss.to_le_bytes();
+                let info = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [m[0], m[1], GSO_TYPE_TCPV4, 0, 0, 0] };
+                let mut slot = [0u8; TX_ENTRY_SIZE];
+                slot[..8].copy_from_slice(&info.emit());
+                if self.tx.push_request(&slot).is_err() {
+                    unreachable_free_list();
+                }
+                self.tx_extras_outstanding += 1;
+            }
         }
         if self.tx.push_and_check_notify() {
             self.notify();
         }
         self.counters.tx_packets += 1;
         self.counters.tx_bytes += len as u64;
+        if extra > 0 {
+            self.counters.tx_gso_packets += 1;
+        }
         Ok(())
     }
 
@@ -518,7 +564,11 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
     fn complete_tx(&mut self, rsp: NetifTxResponse) -> (bool, Option<FaultKind>) {
         let c = &mut self.counters;
         if rsp.status == NETIF_RSP_NULL {
-            // Only extra info slots are answered NULL, and we never send any.
+            // The answer to a GSO extra info slot (no id of its own). One we never sent is a fault.
+            if self.tx_extras_outstanding > 0 {
+                self.tx_extras_outstanding -= 1;
+                return (false, None);
+            }
             c.tx_bad_status += 1;
             return (false, Some(FaultKind::Status { status: rsp.status }));
         }

@@ -140,6 +140,8 @@ pub enum TxError {
     },
     /// The packet's checksum was left blank, but checksum offload is off for this device.
     ChecksumOffloadOff,
+    /// A segment for the backend to cut up, but TCP/IPv4 segmentation offload was not negotiated (or the MSS is 0).
+    GsoOff,
     /// Not enough free ring slots or TX buffers now: call `poll_tx` and retry.
     RingFull {
         /// Slots the packet needs.
@@ -166,6 +168,7 @@ impl fmt::Display for TxError {
             TxError::ChecksumOffloadOff => {
                 f.write_str("not sent: checksum left blank, but checksum offload is off for this device")
             }
+            TxError::GsoOff => f.write_str("not sent: segmentation offload is off for this device (or MSS 0)"),
             TxError::RingFull { needed, free_slots, free_buffers } => write!(
                 f,
                 "not sent: {needed} slots needed, {free_slots} ring slots and {free_buffers} buffers free; retry \
@@ -180,6 +183,8 @@ impl fmt::Display for TxError {
 pub struct Counters {
     /// Packets queued for transmission.
     pub tx_packets: u64,
+    /// Of those, segments handed to the backend to cut up (TSO, a GSO extra info slot each).
+    pub tx_gso_packets: u64,
     /// Their bytes.
     pub tx_bytes: u64,
     /// Packets received and delivered.
@@ -199,6 +204,8 @@ pub struct Counters {
     pub tx_needs_sg: u64,
     /// Transmits refused: blank checksum with offload off.
     pub tx_csum_refused: u64,
+    /// Transmits refused: a GSO segment without segmentation offload.
+    pub tx_gso_refused: u64,
     /// Transmits refused: not connected (or stopped).
     pub tx_not_connected: u64,
 
@@ -242,17 +249,19 @@ impl fmt::Display for Counters {
         let c = self;
         write!(
             f,
-            "tx {} pkts {} B (refused: ring full {}, no buffer {}, too big {}, needs sg {}, csum {}, not connected \
-             {}; responses: bad id {}, error {}, dropped {}, bad status {}); rx {} pkts {} B (dropped {}: bad id {}, \
+            "tx {} pkts ({} gso) {} B (refused: ring full {}, no buffer {}, too big {}, needs sg {}, csum {}, gso {}, \
+             not connected {}; responses: bad id {}, error {}, dropped {}, bad status {}); rx {} pkts {} B (dropped {}: bad id {}, \
              bad status {}, bad offset {}, bad flags {}, bad extra {}, too big {}; extras skipped {}); ring overruns \
              {}; resets {} (tx slots dropped {}); notifies {}",
             c.tx_packets,
+            c.tx_gso_packets,
             c.tx_bytes,
             c.tx_ring_full,
             c.tx_no_buffer,
             c.tx_too_big,
             c.tx_needs_sg,
             c.tx_csum_refused,
+            c.tx_gso_refused,
             c.tx_not_connected,
             c.tx_bad_id,
             c.tx_error,

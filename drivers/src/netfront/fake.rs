@@ -11,8 +11,9 @@ use std::{boxed::Box, vec, vec::Vec};
 
 use super::device::{Features, NetBuffers, Netfront};
 use super::wire::{
-    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, NETIF_RSP_OKAY,
-    NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, PAGE_SIZE, RX_ENTRY_SIZE, TX_ENTRY_SIZE,
+    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, EXTRA_FLAG_MORE, NETIF_RSP_NULL,
+    NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, PAGE_SIZE, RX_ENTRY_SIZE,
+    TX_ENTRY_SIZE,
 };
 use crate::grant::GrantRef;
 use crate::ring::testing::{get, page, set, BackRing, HeapRing, Page};
@@ -93,6 +94,8 @@ pub struct Sent {
     /// The first slot's flags.
     pub flags: u16,
     pub requests: Vec<NetifTxRequest>,
+    /// The extra info slots that followed the first request (a GSO one for TSO).
+    pub extras: Vec<NetifExtraInfo>,
 }
 
 pub struct FakeNetback {
@@ -111,6 +114,11 @@ pub struct FakeNetback {
     /// Times a response push decided the front end must be notified.
     pub notified_front: u32,
     partial: Vec<NetifTxRequest>,
+    partial_extras: Vec<NetifExtraInfo>,
+    /// Extra info slots still to come for the packet being taken.
+    extras_due: bool,
+    /// The packet's last data slot was taken but its extras were not (a one-slot packet with extras).
+    complete_after_extras: bool,
 }
 
 /// The driver under test, the fake backend, and the kick counter.
@@ -150,6 +158,9 @@ pub fn harness_at(features: Features, tx: u16, rx: u16, start: u32) -> Harness {
         rx_offset: 0,
         notified_front: 0,
         partial: Vec::new(),
+        partial_extras: Vec::new(),
+        extras_due: false,
+        complete_after_extras: false,
     };
     Harness { nf, nb, kicks }
 }
@@ -202,6 +213,25 @@ impl FakeNetback {
         let mut completed = 0;
         loop {
             while let Some(bytes) = self.tx.take_request() {
+                if self.extras_due {
+                    // An extra info slot: answered NULL, as netback does (its id means nothing).
+                    let info = NetifExtraInfo::parse(bytes[..8].try_into().unwrap());
+                    self.extras_due = info.flags & EXTRA_FLAG_MORE != 0;
+                    self.partial_extras.push(info);
+                    let response = NetifTxResponse { id: 0xFFFF, status: NETIF_RSP_NULL };
+                    if self.hold_tx_responses {
+                        self.held.push(response);
+                    } else {
+                        self.tx.put_response(&response.emit());
+                    }
+                    if !self.extras_due && std::mem::take(&mut self.complete_after_extras) {
+                        let requests = std::mem::take(&mut self.partial);
+                        self.sent.push(self.reassemble(requests));
+                        self.partial_extras.clear();
+                        completed += 1;
+                    }
+                    continue;
+                }
                 let req = NetifTxRequest::parse(bytes[..12].try_into().unwrap());
                 let response = NetifTxResponse { id: req.id, status: self.tx_status };
                 if self.hold_tx_responses {
@@ -210,9 +240,17 @@ impl FakeNetback {
                     self.tx.put_response(&response.emit());
                 }
                 self.partial.push(req);
+                if self.partial.len() == 1 && req.flags & NETTXF_EXTRA_INFO != 0 {
+                    self.extras_due = true;
+                    if req.flags & NETTXF_MORE_DATA == 0 {
+                        self.complete_after_extras = true;
+                        continue;
+                    }
+                }
                 if req.flags & NETTXF_MORE_DATA == 0 {
                     let requests = std::mem::take(&mut self.partial);
                     self.sent.push(self.reassemble(requests));
+                    self.partial_extras.clear();
                     completed += 1;
                 }
             }
@@ -236,7 +274,7 @@ impl FakeNetback {
             assert!(store.tx.contains(&r.gref), "gref {} is not a TX buffer", r.gref);
             data.extend_from_slice(&store.pages[&r.gref][start..start + own]);
         }
-        Sent { data, flags: requests[0].flags, requests }
+        Sent { data, flags: requests[0].flags, requests, extras: self.partial_extras.clone() }
     }
 
     /// Answers the held TX requests.

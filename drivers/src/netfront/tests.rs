@@ -6,8 +6,9 @@ use super::wire::*;
 use super::*;
 use crate::ring::{offsets, RingError};
 
-const SG: Features = Features { sg: true, csum_offload: true };
-const PLAIN: Features = Features { sg: false, csum_offload: false };
+const SG: Features = Features { sg: true, csum_offload: true, gso_tcpv4: false };
+const GSO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true };
+const PLAIN: Features = Features { sg: false, csum_offload: false, gso_tcpv4: false };
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
@@ -132,6 +133,62 @@ fn tx_checksum_flags_follow_the_callers_word_and_the_offload_choice() {
     assert_eq!(h.nf.transmit(&frame(100, 0), TxChecksum::Blank), Err(TxError::ChecksumOffloadOff));
     assert_eq!(h.nf.counters().tx_csum_refused, 1);
     assert_eq!(h.nf.tx_free_buffers(), 8);
+}
+
+#[test]
+fn a_tso_segment_goes_out_with_a_gso_extra_info_slot_answered_null() {
+    let mut h = connected(GSO, 32, 4);
+    let data = frame(30_000, 3);
+    h.nf.transmit_tcpv4_gso(&data, 1448).unwrap();
+    assert_eq!(h.nf.tx_free_buffers(), 32 - 8, "8 pages of data; the extra slot takes no buffer");
+    assert_eq!(h.nf.tx_free_slots(), 256 - 9, "8 data slots and the extra info slot");
+    assert_eq!(h.nb.consume_tx(), 1);
+    let sent = &h.nb.sent[0];
+    assert_eq!(sent.data, data);
+    assert_eq!(sent.requests.len(), 8);
+    assert_eq!(sent.flags, NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED | NETTXF_MORE_DATA | NETTXF_EXTRA_INFO);
+    assert!(sent.requests[1..].iter().all(|r| r.flags & NETTXF_EXTRA_INFO == 0), "only the first slot says so");
+    let m = 1448u16.to_le_bytes();
+    let gso = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [m[0], m[1], GSO_TYPE_TCPV4, 0, 0, 0] };
+    assert_eq!(sent.extras, [gso]);
+    // Eight OKAY responses and one NULL (the extra slot's): every buffer back, nothing counted as a fault.
+    let poll = h.nf.poll_tx();
+    assert_eq!(poll, TxPoll { freed: 8, faults: 0, first_fault: None });
+    assert_eq!(h.nf.tx_free_buffers(), 32);
+    let c = h.nf.counters();
+    assert_eq!((c.tx_packets, c.tx_gso_packets, c.tx_bad_status), (1, 1, 0));
+    // A NULL nobody was owed stays a fault (tx_error_statuses_free_the_buffer_and_are_counted).
+}
+
+#[test]
+fn a_one_slot_tso_segment_still_carries_its_extra_slot() {
+    let mut h = connected(GSO, 8, 4);
+    h.nf.transmit_tcpv4_gso(&frame(3000, 1), 1448).unwrap();
+    h.nf.transmit(&frame(60, 2), TxChecksum::Valid).unwrap();
+    assert_eq!(h.nb.consume_tx(), 2, "the packet after it is taken apart correctly");
+    assert_eq!((h.nb.sent[0].requests.len(), h.nb.sent[0].extras.len()), (1, 1));
+    assert_eq!(h.nb.sent[0].flags & NETTXF_MORE_DATA, 0);
+    assert_eq!((h.nb.sent[1].data.len(), h.nb.sent[1].extras.len()), (60, 0));
+    assert_eq!(h.nf.poll_tx(), TxPoll { freed: 2, faults: 0, first_fault: None });
+}
+
+#[test]
+fn tso_without_negotiation_is_refused_and_the_extra_slot_counts_for_room() {
+    let mut h = connected(SG, 32, 4);
+    assert_eq!(h.nf.transmit_tcpv4_gso(&frame(9000, 0), 1448), Err(TxError::GsoOff));
+    assert_eq!(h.nf.counters().tx_gso_refused, 1);
+    let mut h = connected(GSO, 32, 4);
+    assert_eq!(h.nf.transmit_tcpv4_gso(&frame(9000, 0), 0), Err(TxError::GsoOff), "MSS 0");
+    // 253 one-slot packets in flight (unanswered) leave three slots and three buffers: a 3-page segment fits the
+    // buffers but needs a fourth slot for its extra info.
+    let mut h = connected(GSO, 256, 4);
+    for _ in 0..253 {
+        h.nf.transmit(&frame(60, 0), TxChecksum::Valid).unwrap();
+    }
+    assert_eq!((h.nf.tx_free_slots(), h.nf.tx_free_buffers()), (3, 3));
+    let pages = 3;
+    let e = h.nf.transmit_tcpv4_gso(&frame(pages * PAGE_SIZE, 0), 1448);
+    assert!(matches!(e, Err(TxError::RingFull { needed, .. }) if needed == pages + 1), "{e:?}");
 }
 
 #[test]
@@ -655,7 +712,8 @@ fn counters_display_every_field() {
     h.nb.deliver(&frame(60, 0), 0);
     rx_ok(&mut h);
     let text = h.nf.counters().to_string();
-    assert!(text.starts_with("tx 1 pkts 100 B (refused: ring full 0"), "{text}");
+    assert!(text.starts_with("tx 1 pkts (0 gso) 100 B (refused: ring full 0"), "{text}");
+    assert!(text.contains("csum 0, gso 0, not connected 0"), "{text}");
     assert!(text.contains("rx 1 pkts 60 B (dropped 0: bad id 0"), "{text}");
     assert!(text.ends_with("ring overruns 0; resets 0 (tx slots dropped 0); notifies 2"), "{text}");
 }
@@ -797,6 +855,34 @@ fn blank_checksums_are_filled_in_correctly() {
     }
 }
 
+/// What a backend does with a `csum_blank` frame: sum the transport segment from its header (the checksum field
+/// holding the partial sum) and write the complement.
+fn finish_partial(f: &mut [u8], start: usize, at: usize) -> u16 {
+    let mut sum = 0u32;
+    for pair in f[start..].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    let c = !(sum as u16);
+    f[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    c
+}
+
+#[test]
+fn partial_checksums_are_what_a_backend_completes() {
+    for &(name, text, at, expected) in FRAMES {
+        // Only frames with no padding after the IP packet (the backend sums to the packet's end).
+        let mut f = hex(text);
+        f[at..at + 2].copy_from_slice(&[0x12, 0x34]);
+        csum::fill_partial_checksum(&mut f).unwrap();
+        let start = at - if name.starts_with("tcp") { 16 } else { 6 };
+        assert_eq!(finish_partial(&mut f, start, at), expected, "{name}");
+        assert_eq!(f, hex(text), "{name}");
+    }
+}
+
 #[test]
 fn frames_whose_checksum_cannot_be_filled_are_left_alone() {
     use csum::CsumError;
@@ -896,11 +982,16 @@ mod xenbus {
 
     #[test]
     fn features_are_negotiated_against_the_backend() {
-        let offered = BackendFeatures { rx_copy: true, sg: true, ..BackendFeatures::default() };
-        let all = Features { sg: true, csum_offload: true };
+        let offered = BackendFeatures { rx_copy: true, sg: true, gso_tcpv4: true, ..BackendFeatures::default() };
+        let all = Features { sg: true, csum_offload: true, gso_tcpv4: true };
         assert_eq!(Features::negotiate(&offered, all), all);
+        // TSO needs scatter-gather (a segment spans pages) and checksum offload (the backend fills each segment's).
         let no_sg = BackendFeatures { sg: false, ..offered };
-        assert_eq!(Features::negotiate(&no_sg, all), Features { sg: false, csum_offload: true });
+        assert_eq!(Features::negotiate(&no_sg, all), Features { sg: false, csum_offload: true, gso_tcpv4: false });
+        let no_csum = Features { csum_offload: false, ..all };
+        assert_eq!(Features::negotiate(&offered, no_csum), Features { gso_tcpv4: false, ..no_csum });
+        let no_gso = BackendFeatures { gso_tcpv4: false, ..offered };
+        assert_eq!(Features::negotiate(&no_gso, all), SG);
         assert_eq!(Features::negotiate(&offered, PLAIN), PLAIN);
     }
 
