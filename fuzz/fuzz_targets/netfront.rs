@@ -1,7 +1,7 @@
 //! netfront against a hostile netback: the fuzzer chooses what the backend does (answer honestly, answer with bad
 //! or repeated ids, wrong statuses, offsets and sizes outside the page, extra-info chains, a producer index that
 //! jumps past the requests, a flood of responses as fast as buffers are posted) interleaved with what the guest
-//! does (transmit, poll, reset).
+//! does (transmit, TSO transmit with its GSO extra info slot, poll, reset).
 //!
 //! Oracles, checked after every step:
 //! - no panic (the fake netback's own assertions check the requests the driver publishes);
@@ -18,8 +18,8 @@ use sirocco_drivers::netfront::fake::{
     bad_id, endless_chain, harness_at, Harness, RxBufferOp, RX_GREF_BASE, TX_GREF_BASE,
 };
 use sirocco_drivers::netfront::wire::{
-    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, NETTXF_MORE_DATA, PAGE_SIZE,
-    RX_ENTRY_SIZE, TX_ENTRY_SIZE,
+    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, EXTRA_FLAG_MORE, EXTRA_TYPE_GSO,
+    GSO_TYPE_TCPV4, NETIF_RSP_NULL, NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, PAGE_SIZE, RX_ENTRY_SIZE, TX_ENTRY_SIZE,
 };
 use sirocco_drivers::netfront::{Features, Phase, TxChecksum, RX_POLL_BUDGET};
 use sirocco_drivers::ring::offsets;
@@ -127,8 +127,24 @@ impl Run {
         if !self.tx_sane {
             return;
         }
+        let (mut first, mut extra_due, mut last_data) = (true, false, false);
         while let Some(bytes) = self.h.nb.tx.take_request() {
+            if extra_due {
+                // A GSO extra info slot follows a TSO packet's first request; netback answers it NULL.
+                let info = NetifExtraInfo::parse(bytes[..8].try_into().unwrap());
+                assert_eq!((info.ty, info.data[2]), (EXTRA_TYPE_GSO, GSO_TYPE_TCPV4), "extra info slot {info:?}");
+                assert_ne!(u16::from_le_bytes([info.data[0], info.data[1]]), 0, "a GSO slot with MSS 0");
+                extra_due = info.flags & EXTRA_FLAG_MORE != 0;
+                let status = if input.u8() % 4 == 0 { input.u16() as i16 } else { NETIF_RSP_NULL };
+                self.h.nb.tx.put_response(&NetifTxResponse { id: input.u16(), status }.emit());
+                if !extra_due && last_data {
+                    break;
+                }
+                continue;
+            }
             let req = NetifTxRequest::parse(bytes[..TX_ENTRY_SIZE].try_into().unwrap());
+            extra_due = first && req.flags & NETTXF_EXTRA_INFO != 0;
+            first = false;
             assert!(req.id < self.tx_count, "TX request id {} for {} buffers", req.id, self.tx_count);
             assert_eq!(req.gref, TX_GREF_BASE + u32::from(req.id), "TX request {} names another grant", req.id);
             assert!(usize::from(req.offset) < PAGE_SIZE, "TX request offset {}", req.offset);
@@ -147,6 +163,10 @@ impl Run {
             self.last_tx_id = req.id;
             self.h.nb.tx.put_response(&NetifTxResponse { id, status }.emit());
             if req.flags & NETTXF_MORE_DATA == 0 {
+                if extra_due {
+                    last_data = true;
+                    continue;
+                }
                 break;
             }
         }
@@ -247,7 +267,7 @@ fn frame(len: usize, seed: u8) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let setup = input.u8();
-    let features = Features { sg: setup & 1 != 0, csum_offload: setup & 2 != 0 };
+    let features = Features { sg: setup & 1 != 0, csum_offload: setup & 2 != 0, gso_tcpv4: setup & 16 != 0 };
     let tx_count = 1 + u16::from(input.u8() % 24);
     let rx_count = 1 + u16::from(input.u8() % 48);
     let start = match setup >> 2 & 3 {
@@ -277,12 +297,19 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         match input.u8() % 13 {
-            0 | 1 => {
+            op @ (0 | 1) => {
                 let max = run.h.nf.max_packet();
                 let len = 1 + usize::from(input.u16()) % max;
                 let csum = [TxChecksum::Valid, TxChecksum::Blank, TxChecksum::Unchecked][usize::from(input.u8() % 3)];
                 let before = run.h.nf.tx_free_buffers();
-                match run.h.nf.transmit(&frame(len, input.u8()), csum) {
+                let data = frame(len, input.u8());
+                // With TSO negotiated, op 1 sends a segment for the backend to cut up (a GSO extra info slot).
+                let sent = if op == 1 && features.gso_tcpv4 {
+                    run.h.nf.transmit_tcpv4_gso(&data, input.u16())
+                } else {
+                    run.h.nf.transmit(&data, csum)
+                };
+                match sent {
                     Ok(()) => assert_eq!(run.h.nf.tx_free_buffers(), before - len.div_ceil(PAGE_SIZE)),
                     Err(_) => assert_eq!(run.h.nf.tx_free_buffers(), before, "a refused packet took buffers"),
                 }
