@@ -264,67 +264,42 @@ def loss_table(lines):
     return "\n".join(out)
 
 
+def net_and_prof_table(lines):
+    """The network table followed by where the time went (the profile table)."""
+    nt, pt = net_table(lines), prof_table(lines)
+    return nt + "\n\n" + pt if nt and pt else nt
+
+
+def emit(name, text):
+    """Writes a table to build/bench/NAME and prints it; False when the run produced no such table."""
+    if not text:
+        print(f"lab: no figures for build/bench/{name}; see build/lab/bench.log")
+        return False
+    with open(os.path.join(ROOT, "build", "bench", name), "w") as f:
+        f.write(text + "\n")
+    print()
+    print(text)
+    return True
+
+
+# What `make bench` runs (every part), and the parts `lab.py bench PART` runs alone: guest scripts, then tables.
+ALL = (["suite-bench.sh", "suite-netbench.sh", "suite-lossbench.sh", "suite-blkbench.sh"],
+       [("blk.md", blk_table), ("loss.md", loss_table), ("boot-steps.md", boot_steps_table),
+        ("net.md", net_and_prof_table), ("boot.md", table)])
+PARTS = {"loss": (["suite-lossbench.sh"], [("loss.md", loss_table)]),
+         "net": (["suite-netbench.sh"], [("net.md", net_and_prof_table), ("boot-steps.md", boot_steps_table)])}
+
+
 def main(dom0_image, job_disk, boot, only=None):
     os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
+    if only is not None and only not in PARTS:
+        print(f"lab: no bench part {only!r} (have: {', '.join(PARTS)})")
+        return 2
+    scripts, tables = PARTS[only] if only else ALL
     dom0 = dom0_image()
-    # One part alone: "loss" (TCP under loss) or "net" (network figures and the boot broken down).
-    parts = {"loss": ("suite-lossbench.sh", [("loss.md", loss_table)]),
-             "net": ("suite-netbench.sh", [("net.md", net_table), ("boot-steps.md", boot_steps_table)])}
-    if only is not None:
-        if only not in parts:
-            print(f"lab: no bench part {only!r} (have: {', '.join(parts)})")
-            return 2
-        script, tables = parts[only]
-        lines = boot("bench", dom0, job_disk(f". /job/lab/{script}", {}), 3600,
-                     lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=")))
-        printed = 0
-        for name, make in tables:
-            t = make(lines)
-            if t:
-                with open(os.path.join(ROOT, "build", "bench", name), "w") as f:
-                    f.write(t + "\n")
-                print()
-                print(t)
-                printed += 1
-        return 0 if printed == len(tables) and not any(l.startswith("SIROCCO-RESULT FAIL") for l in lines) else 1
-    lines = boot("bench", dom0, job_disk(". /job/lab/suite-bench.sh\n. /job/lab/suite-netbench.sh\n. /job/lab/suite-lossbench.sh\n"
-                                       ". /job/lab/suite-blkbench.sh", {}), 3600,
+    lines = boot("bench", dom0, job_disk("\n".join(f". /job/lab/{s}" for s in scripts), {}), 3600,
                  lambda l: l.startswith(("SIROCCO-RESULT", "lab:", "SIROCCO-BENCH kind=")))
-    t = table(lines)
-    nt = net_table(lines)
-    pt = prof_table(lines)
-    if nt and pt:
-        nt = nt + "\n\n" + pt
-    lt = loss_table(lines)
-    if lt:
-        with open(os.path.join(ROOT, "build", "bench", "loss.md"), "w") as f:
-            f.write(lt + "\n")
-        print()
-        print(lt)
-    st = boot_steps_table(lines)
-    if st:
-        with open(os.path.join(ROOT, "build", "bench", "boot-steps.md"), "w") as f:
-            f.write(st + "\n")
-        print()
-        print(st)
-    bt = blk_table(lines)
-    if bt:
-        with open(os.path.join(ROOT, "build", "bench", "blk.md"), "w") as f:
-            f.write(bt + "\n")
-        print()
-        print(bt)
-    if nt:
-        with open(os.path.join(ROOT, "build", "bench", "net.md"), "w") as f:
-            f.write(nt + "\n")
-        print()
-        print(nt)
-    if t is None:
-        print("lab: bench produced no complete figures; see build/lab/bench.log")
-        return 1
-    with open(os.path.join(ROOT, "build", "bench", "boot.md"), "w") as f:
-        f.write(t + "\n")
+    shown = [emit(name, make(lines)) for name, make in tables]
     print()
-    print(t)
-    print()
-    failed = [l for l in lines if l.startswith("SIROCCO-RESULT FAIL")]
-    return 1 if failed else 0
+    failed = any(l.startswith("SIROCCO-RESULT FAIL") for l in lines)
+    return 0 if all(shown) and not failed else 1
