@@ -53,6 +53,20 @@ async fn echo(mut s: TcpStream<WireEnd>) -> Result<usize, NetError> {
     }
 }
 
+/// An ARP request whose sender and target address are the same, broadcast: an announcement (RFC 5227).
+fn is_gratuitous_arp(f: &[u8]) -> bool {
+    ethertype(f) == 0x0806 && f[0..6] == [0xff; 6] && f[20..22] == [0, 1] && f[28..32] == f[38..42]
+}
+
+/// Every gratuitous ARP on the wire, as (side, address announced), in order.
+fn gratuitous_arps(sim: &Sim) -> Vec<(usize, Ipv4Addr)> {
+    let log = sim.wire.log();
+    log.iter()
+        .filter(|(_, f)| is_gratuitous_arp(f))
+        .map(|(side, f)| (*side, Ipv4Addr::new(f[28], f[29], f[30], f[31])))
+        .collect()
+}
+
 #[test]
 fn arp_then_icmp_echo() {
     let mut sim = Sim::new(STATIC_V4.0, STATIC_V4.1);
@@ -67,12 +81,14 @@ fn arp_then_icmp_echo() {
     });
     assert_eq!(r1, EchoReply { from: ip(B4), seq: 1, len: 5 });
     assert_eq!(r2, EchoReply { from: ip(B4), seq: 2, len: 1000 });
-    // One ARP exchange: A asks, B answers (and learns A from the request); the second ping needs none.
+    // Each side announced its static address once (a gratuitous ARP: broadcast, sender and target address its
+    // own); then one ARP exchange: A asks, B answers (and learns A from the request); the second ping needs none.
+    assert_eq!(gratuitous_arps(&sim), [(0, A4), (1, B4)]);
     let arp: Vec<(usize, u16)> = sim
         .wire
         .log()
         .iter()
-        .filter(|(_, f)| ethertype(f) == 0x0806)
+        .filter(|(_, f)| ethertype(f) == 0x0806 && !is_gratuitous_arp(f))
         .map(|(side, f)| (*side, u16::from_be_bytes([f[20], f[21]])))
         .collect();
     assert_eq!(arp, [(0, 1), (1, 2)]);
@@ -505,6 +521,9 @@ fn dhcp_lease_is_applied_used_and_lost() {
         async move { a.wait_ipv4().await }
     });
     assert_eq!(lease, Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 50), 24));
+    sim.advance(1);
+    // The lease was announced once with a gratuitous ARP (and B's static address at its start).
+    assert_eq!(gratuitous_arps(&sim), [(1, A4), (0, Ipv4Addr::new(10, 0, 0, 50))]);
     {
         let s = a.lock();
         assert_eq!(s.ipv4_gateway(), Some(A4));
