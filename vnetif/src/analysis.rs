@@ -411,25 +411,41 @@ mod tests {
         both(c, 4000, true, &frame(A, B, TcpControl::None, 1, Some(501), 0, 1000));
     }
 
-    #[test]
-    fn a_retransmission_right_after_a_partial_ack_in_fast_recovery_is_not_a_timeout() {
+    /// A sends 100 bytes at sequence `seq` at `t`.
+    fn data(c: &mut Capture, t: u64, seq: u32) {
+        both(c, t, true, &frame(A, B, TcpControl::None, seq, Some(501), 100, 1000));
+    }
+
+    /// B sends `n` pure ACKs of `ack` at `t`.
+    fn acks(c: &mut Capture, t: u64, n: usize, ack: u32) {
+        for _ in 0..n {
+            both(c, t, false, &frame(B, A, TcpControl::None, 501, Some(ack), 0, 1000));
+        }
+    }
+
+    /// [`opened`], then data segments 0..5 (sequence 1 + 100 k) at 10 ms.
+    fn five_sent() -> Capture {
         let mut c = Capture::new(65535);
         opened(&mut c);
         for k in 0..5u32 {
-            both(&mut c, 10_000, true, &frame(A, B, TcpControl::None, 1 + 100 * k, Some(501), 100, 1000));
+            data(&mut c, 10_000, 1 + 100 * k);
         }
+        c
+    }
+
+    #[test]
+    fn a_retransmission_right_after_a_partial_ack_in_fast_recovery_is_not_a_timeout() {
+        let mut c = five_sent();
         // Segments 0 and 2 lost: three duplicate ACKs of 1 (for 1, 3 and 4), the fast retransmit of 1, then the
         // partial ACK 201 (below 501, the highest sent) and at once the retransmission of 201, then the full ACK.
-        for _ in 0..3 {
-            both(&mut c, 12_000, false, &frame(B, A, TcpControl::None, 501, Some(1), 0, 1000));
-        }
-        both(&mut c, 14_000, true, &frame(A, B, TcpControl::None, 1, Some(501), 100, 1000));
-        both(&mut c, 16_000, false, &frame(B, A, TcpControl::None, 501, Some(201), 0, 1000));
-        both(&mut c, 17_000, true, &frame(A, B, TcpControl::None, 201, Some(501), 100, 1000));
-        both(&mut c, 19_000, false, &frame(B, A, TcpControl::None, 501, Some(501), 0, 1000));
+        acks(&mut c, 12_000, 3, 1);
+        data(&mut c, 14_000, 1);
+        acks(&mut c, 16_000, 1, 201);
+        data(&mut c, 17_000, 201);
+        acks(&mut c, 19_000, 1, 501);
         // Later a lone loss after the recovery ended: a partial ACK from before must not make its timeout fast.
-        both(&mut c, 30_000, true, &frame(A, B, TcpControl::None, 501, Some(501), 100, 1000));
-        both(&mut c, 230_000, true, &frame(A, B, TcpControl::None, 501, Some(501), 100, 1000));
+        data(&mut c, 30_000, 501);
+        data(&mut c, 230_000, 501);
         let r = analyse_flow(&c, addr(A), addr(B));
         assert_eq!(r.retransmissions.len(), 3, "{:?}", r.retransmissions);
         assert!(r.retransmissions[0].fast && !r.retransmissions[0].after_partial_ack);
@@ -440,21 +456,15 @@ mod tests {
 
     #[test]
     fn a_retransmission_after_three_duplicate_acks_is_fast_and_one_after_silence_is_not() {
-        let mut c = Capture::new(65535);
-        opened(&mut c);
-        for k in 0..5u32 {
-            both(&mut c, 10_000, true, &frame(A, B, TcpControl::None, 1 + 100 * k, Some(501), 100, 1000));
-        }
+        let mut c = five_sent();
         // Segment 0 was lost; the receiver answers the other four with duplicate ACKs of 1 (duplicates of the
         // SYN-ACK's ACK).
-        for _ in 0..4 {
-            both(&mut c, 12_000, false, &frame(B, A, TcpControl::None, 501, Some(1), 0, 1000));
-        }
-        both(&mut c, 14_000, true, &frame(A, B, TcpControl::None, 1, Some(501), 100, 1000));
-        both(&mut c, 16_000, false, &frame(B, A, TcpControl::None, 501, Some(501), 0, 1000));
+        acks(&mut c, 12_000, 4, 1);
+        data(&mut c, 14_000, 1);
+        acks(&mut c, 16_000, 1, 501);
         // Segment 5 lost, nothing behind it: retransmitted after a timeout.
-        both(&mut c, 20_000, true, &frame(A, B, TcpControl::None, 501, Some(501), 100, 1000));
-        both(&mut c, 1_020_000, true, &frame(A, B, TcpControl::None, 501, Some(501), 100, 1000));
+        data(&mut c, 20_000, 501);
+        data(&mut c, 1_020_000, 501);
         let r = analyse_flow(&c, addr(A), addr(B));
         assert_eq!(r.dup_acks_received, 4);
         assert_eq!(r.longest_dup_ack_run, 4);
