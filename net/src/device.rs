@@ -165,8 +165,7 @@ fn send<D: NetDevice>(dev: &mut D, counters: &mut DeviceCounters, frame: &mut [u
     count_sent(counters, frame.len(), sent);
 }
 
-fn count_sent(counters: &mut DeviceCounters, len: usize, sent: Result<(), TxFull>) {
-    let frame_len = len;
+fn count_sent(counters: &mut DeviceCounters, frame_len: usize, sent: Result<(), TxFull>) {
     match sent {
         Ok(()) => {
             counters.tx_frames += 1;

@@ -78,9 +78,9 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
         // Room for the largest frame the stack may hand over: a frame of several pages (MTU 9000, or a TSO segment
         // of up to 64 KiB plus its extra info slot) takes as many buffers and ring slots, and a frame refused
         // after we reported room is lost.
-        let largest = self.tso_tcpv4_max().unwrap_or(0).max(self.mtu() + ETHERNET_HEADER_LEN);
-        let buffers = largest.div_ceil(PAGE_SIZE);
-        let slots = buffers + usize::from(self.tso_tcpv4_max().is_some());
+        let tso = self.tso_tcpv4_max();
+        let buffers = tso.unwrap_or(0).max(self.mtu() + ETHERNET_HEADER_LEN).div_ceil(PAGE_SIZE);
+        let slots = buffers + usize::from(tso.is_some());
         matches!(self.driver.phase(), Phase::Connected)
             && self.driver.tx_free_buffers() >= buffers
             && self.driver.tx_free_slots() as usize >= slots
