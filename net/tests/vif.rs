@@ -167,3 +167,15 @@ fn offloaded_frames_leave_with_the_right_checksum_flags_and_gso_slots() {
     assert_eq!(transport_checksum_ok(&s.data), Ok(true));
     assert_eq!(vif.driver.counters().tx_gso_packets, 1);
 }
+
+#[test]
+fn an_offloaded_ipv4_tcp_frame_whose_checksum_cannot_be_set_up_is_dropped_not_vouched_for() {
+    let h = connected(GSO, 64, 8);
+    let (mut vif, mut nb): (TestVif, _) = (Vif { id: 0, mac: MAC, mtu: 1500, driver: h.nf }, h.nb);
+    // An IPv4 fragment (more-fragments set): its checksum covers a datagram this frame does not hold.
+    let mut frag = tcp_frame(false, 100);
+    frag[20] |= 0x20;
+    vif.transmit_offloaded(&mut frag, None).unwrap();
+    assert_eq!(nb.consume_tx(), 0, "nothing sent with a checksum nobody computed");
+    assert_eq!(vif.driver.counters().tx_packets, 0);
+}
