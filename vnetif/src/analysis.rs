@@ -204,6 +204,16 @@ fn sender_view(
                     let fast = seg.seq == una && dup_run >= 1 && last_dup_at.is_some_and(|t| s.t_us - t < RTO_MIN_US);
                     let after_partial_ack =
                         !fast && seg.seq == una && partial_ack_at.is_some_and(|t| s.t_us - t < RTO_MIN_US);
+                    // The rest of a hole sent right behind its first segment (SACK-based recovery, smoltcp patch
+                    // 7) is what that first segment was: fast, after a partial ACK, or after a timeout.
+                    let continued = r.retransmissions.last().filter(|p| {
+                        !fast
+                            && !after_partial_ack
+                            && p.seq.wrapping_add(p.len as u32) == seg.seq
+                            && s.t_us - p.t_us < RTO_MIN_US
+                    });
+                    let (fast, after_partial_ack) =
+                        continued.map_or((fast, after_partial_ack), |p| (p.fast, p.after_partial_ack));
                     if fast && recover.is_none() {
                         recover = Some(max);
                     }

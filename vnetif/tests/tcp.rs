@@ -318,6 +318,53 @@ fn a_lost_fast_retransmission_is_sent_again_without_the_timer() {
     settle_and_assert_clean(&mut sim);
 }
 
+/// Regression test (smoltcp patch 7, third_party/README.md): ten segments in a row are lost at once, as when
+/// netback or a qdisc drops one TSO frame of 64 KiB. The receiver's SACK blocks show where the hole ends, and the
+/// whole hole is sent again at once. smoltcp 0.14.0 (and NewReno alone) resent one segment per round trip, each
+/// after the partial ACK of the one before: ten round trips for one drop.
+#[test]
+fn a_burst_lost_at_once_is_resent_within_one_round_trip() {
+    const LOST: u32 = 10;
+    let mut sim = pair(122);
+    sim.set_faults_everywhere(Faults { delay_us: 5_000, ..Faults::NONE });
+    let (mut seen, mut gone) = (0u32, Vec::new());
+    let lost = Rc::new(RefCell::new(Vec::new()));
+    let record = lost.clone();
+    sim.set_filter(
+        0,
+        Direction::Uplink,
+        Box::new(move |frame| match Segment::parse(frame) {
+            Some(s) if s.len > 0 => {
+                seen += 1;
+                if (80..80 + LOST).contains(&seen) && !gone.contains(&s.seq) {
+                    gone.push(s.seq);
+                    record.borrow_mut().push(s.seq);
+                    return Verdict::Drop;
+                }
+                Verdict::Pass
+            }
+            _ => Verdict::Pass,
+        }),
+    );
+    clean_transfer(&mut sim, 512 * 1024);
+    let lost = lost.borrow().clone();
+    assert_eq!(lost.len(), LOST as usize, "the burst was dropped");
+    let flow = upload_flow(&sim);
+    assert_eq!(flow.timeout_retransmits(), 0, "{:?}", flow.retransmissions);
+    // When each lost segment went again: the first by fast retransmit, the rest must follow without waiting for
+    // the ACKs of those before them (a round trip here is at least 20 ms: 5 ms on each of four lanes).
+    let resent: Vec<u64> = lost
+        .iter()
+        .map(|seq| {
+            let r = flow.retransmissions.iter().find(|r| r.seq <= *seq && *seq < r.seq + r.len as u32);
+            r.unwrap_or_else(|| panic!("{seq} was never resent: {:?}", flow.retransmissions)).t_us
+        })
+        .collect();
+    let spread = resent.iter().max().unwrap() - resent.iter().min().unwrap();
+    assert!(spread < 10_000, "the hole took {spread} us to resend: {:?}", flow.retransmissions);
+    settle_and_assert_clean(&mut sim);
+}
+
 /// Regression test (smoltcp patch 4, third_party/README.md): a short message's first segment is lost; with so
 /// little in flight three duplicate ACKs can never come. Early retransmit (RFC 5827) sends it again after fewer;
 /// smoltcp 0.14.0 waited for the retransmission timer.

@@ -155,6 +155,8 @@ const RTTE_K: u32 = 4;
 // the 1 s floor every loss that fast retransmit cannot repair (the last segments of a burst,
 // a lost retransmission) stalls the connection for a second, however short the path.
 const RTTE_MIN_RTO: u32 = 200;
+/// Ranges of the receiver's SACK blocks the sender remembers (patch 7, third_party/README.md).
+const SACK_SCOREBOARD_LEN: usize = 4;
 
 // RFC 6298 (2.5) A maximum value MAY be placed on RTO provided it is at least 60
 // seconds
@@ -534,6 +536,13 @@ pub struct Socket<'a> {
     /// A SACK block beyond it means data sent after that retransmission arrived and the
     /// retransmission did not: it was lost too, and goes again instead of waiting for the timer.
     fast_retransmit_high: Option<TcpSeqNumber>,
+    /// The receiver's SACK blocks above SND.UNA, merged, lowest first (RFC 6675's scoreboard,
+    /// bounded: when full, the highest range is forgotten). The first one's left edge is where the
+    /// first hole in the receiver's buffer ends: a fast retransmission sends the whole hole, not
+    /// one segment per round trip.
+    sack_scoreboard: [Option<(TcpSeqNumber, TcpSeqNumber)>; SACK_SCOREBOARD_LEN],
+    /// The next sequence number of the hole to send while a fast retransmission is pending.
+    fast_retransmit_next: TcpSeqNumber,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -627,6 +636,8 @@ impl<'a> Socket<'a> {
             pending_fast_retransmit: false,
             fast_recovery_end: None,
             fast_retransmit_high: None,
+            sack_scoreboard: [None; SACK_SCOREBOARD_LEN],
+            fast_retransmit_next: TcpSeqNumber::default(),
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -942,6 +953,8 @@ impl<'a> Socket<'a> {
         self.pending_fast_retransmit = false;
         self.fast_recovery_end = None;
         self.fast_retransmit_high = None;
+        self.sack_scoreboard = [None; SACK_SCOREBOARD_LEN];
+        self.fast_retransmit_next = TcpSeqNumber::default();
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
 
@@ -1414,6 +1427,52 @@ impl<'a> Socket<'a> {
     /// Number of octets transmitted but not yet ACKed.
     fn flight_size(&self) -> usize {
         self.remote_last_seq - self.local_seq_no
+    }
+
+    /// Bytes above SND.UNA the receiver has SACKed (as far as the scoreboard remembers).
+    fn sacked_bytes(&self) -> usize {
+        self.sack_scoreboard
+            .iter()
+            .flatten()
+            .map(|&(left, right)| right - left)
+            .sum()
+    }
+
+    /// Merges an ACK's SACK blocks into the scoreboard and forgets what the ACK covers.
+    fn update_sack_scoreboard(&mut self, ack: TcpSeqNumber, blocks: &[Option<(u32, u32)>; 3]) {
+        let mut all = [None; SACK_SCOREBOARD_LEN + 3];
+        let new = blocks
+            .iter()
+            .flatten()
+            .map(|&(l, r)| (TcpSeqNumber(l as i32), TcpSeqNumber(r as i32)));
+        let mut n = 0;
+        for (left, right) in self.sack_scoreboard.iter().flatten().copied().chain(new) {
+            // Ranges at or below the ACK are acknowledged (or a D-SACK): nothing to keep.
+            if right > ack && left < right {
+                all[n] = Some((left.max(ack), right));
+                n += 1;
+            }
+        }
+        // Insertion sort by left edge, then merge overlapping or touching ranges.
+        for i in 1..n {
+            let mut j = i;
+            while j > 0 && all[j].unwrap().0 < all[j - 1].unwrap().0 {
+                all.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        self.sack_scoreboard = [None; SACK_SCOREBOARD_LEN];
+        let mut kept = 0usize;
+        for (left, right) in all.iter().take(n).flatten().copied() {
+            match kept.checked_sub(1).and_then(|k| self.sack_scoreboard[k].as_mut()) {
+                Some(last) if left <= last.1 => last.1 = last.1.max(right),
+                _ if kept < SACK_SCOREBOARD_LEN => {
+                    self.sack_scoreboard[kept] = Some((left, right));
+                    kept += 1;
+                }
+                _ => break,
+            }
+        }
     }
 
     fn cwnd_remaining(&self) -> usize {
@@ -2115,6 +2174,10 @@ impl<'a> Socket<'a> {
             // TODO: When flow control is implemented,
             // refractor the following block within that implementation
 
+            if self.remote_has_sack {
+                self.update_sack_scoreboard(ack_number, &repr.sack_ranges);
+            }
+
             match self.local_rx_last_ack {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
                 // Increment duplicate ACK count, notify congestion controller and
@@ -2147,9 +2210,18 @@ impl<'a> Socket<'a> {
                     // RFC 5827 (early retransmit): with fewer than four segments in flight, three
                     // duplicates can never come; retransmit after one fewer than the segments in
                     // flight behind the loss instead of waiting for the retransmission timer.
+                    // A lone segment in flight draws no duplicates from a loss (nothing behind it
+                    // arrives): the threshold stays at three then.
                     let in_flight_segs = self.flight_size().div_ceil(self.remote_mss.max(1));
-                    let dup_threshold = in_flight_segs.saturating_sub(1).clamp(1, 3);
-                    if usize::from(self.local_rx_dup_acks) >= dup_threshold
+                    let dup_threshold = match in_flight_segs {
+                        2 | 3 => in_flight_segs - 1,
+                        _ => 3,
+                    };
+                    // RFC 6675 (IsLost): with SACK, three segments' worth of data SACKed above the
+                    // hole shows it lost however few ACKs said so: a receiver sends one ACK per
+                    // frame it gets, and a TSO frame carries many segments.
+                    let sacked_enough = self.sacked_bytes() >= 3 * self.remote_mss;
+                    if (usize::from(self.local_rx_dup_acks) >= dup_threshold || sacked_enough)
                         && self.fast_recovery_end.is_none()
                     {
                         self.timer.set_for_fast_retransmit();
@@ -2164,6 +2236,7 @@ impl<'a> Socket<'a> {
                         });
                         if sacked_past && !self.pending_fast_retransmit {
                             self.pending_fast_retransmit = true;
+                            self.fast_retransmit_next = ack_number;
                             self.fast_retransmit_high = Some(self.remote_last_seq);
                             net_debug!("retransmission of {} lost: sending it again", ack_number);
                         }
@@ -2192,6 +2265,7 @@ impl<'a> Socket<'a> {
                     if let Some(end) = self.fast_recovery_end {
                         if ack_number < end && ack_len > 0 {
                             self.pending_fast_retransmit = true;
+                            self.fast_retransmit_next = ack_number;
                             self.fast_retransmit_high = Some(self.remote_last_seq);
                             net_debug!("partial ACK in fast recovery: retransmitting {}", ack_number);
                         } else if ack_number >= end {
@@ -2549,6 +2623,7 @@ impl<'a> Socket<'a> {
                 self.remote_last_seq = self.local_seq_no;
                 self.fast_recovery_end = None;
                 self.fast_retransmit_high = None;
+                self.sack_scoreboard = [None; SACK_SCOREBOARD_LEN];
 
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
@@ -2563,6 +2638,7 @@ impl<'a> Socket<'a> {
                     .on_loss(cx.now(), in_flight);
 
                 self.pending_fast_retransmit = true;
+                self.fast_retransmit_next = self.local_seq_no;
             }
 
             // Clear the `should_retransmit` state. If we can't retransmit right
@@ -2694,14 +2770,50 @@ impl<'a> Socket<'a> {
                 let local_mss = cx.ip_mtu() - ip_repr.header_len() - TCP_HEADER_LEN;
                 let effective_mss = local_mss.min(self.remote_mss).saturating_sub(options_len);
 
+                #[cfg(not(feature = "segmentation-offload"))]
+                let device_limit = effective_mss;
+
+                #[cfg(feature = "segmentation-offload")]
+                let device_limit = {
+                    let segmentation_caps = cx.segmentation_caps();
+                    match ip_repr.version() {
+                        #[cfg(feature = "proto-ipv4")]
+                        crate::wire::IpVersion::Ipv4 => segmentation_caps.tcpv4,
+                        #[cfg(feature = "proto-ipv6")]
+                        crate::wire::IpVersion::Ipv6 => segmentation_caps.tcpv6,
+                    }
+                    .map(|buf_size| {
+                        let pre_ip_header_len = cx.max_transmission_unit() - cx.ip_mtu();
+                        buf_size.get()
+                            - pre_ip_header_len
+                            - ip_repr.header_len()
+                            - TCP_HEADER_LEN
+                            - options_len
+                    })
+                    .unwrap_or(effective_mss)
+                };
+
                 let offset = if self.pending_fast_retransmit {
-                    let size = effective_mss.min(self.tx_buffer.len());
-                    repr.seq_number = self.local_seq_no;
-                    repr.payload = self.tx_buffer.get_allocated(0, size);
+                    // Send the hole from where the last retransmission stopped to where the
+                    // receiver's SACK blocks show it ends (one segment without SACK), as far as
+                    // the device takes in one frame; the rest of the hole goes in the next.
+                    let start = self.fast_retransmit_next.max(self.local_seq_no);
+                    let offset = (start - self.local_seq_no).min(self.tx_buffer.len());
+                    let hole_end = self.sack_scoreboard[0]
+                        .map(|(left, _)| left)
+                        .filter(|&end| end > start)
+                        .unwrap_or(start + effective_mss);
+                    let size = (hole_end - start)
+                        .min(device_limit)
+                        .min(self.tx_buffer.len() - offset);
+                    repr.seq_number = start;
+                    repr.payload = self.tx_buffer.get_allocated(offset, size);
 
-                    self.pending_fast_retransmit = false;
+                    self.fast_retransmit_next = start + repr.payload.len();
+                    self.pending_fast_retransmit =
+                        !repr.payload.is_empty() && self.fast_retransmit_next < hole_end;
 
-                    0
+                    offset
                 } else {
                     // Right edge of window, ie the max sequence number we're allowed to send.
                     let win_right_edge = self.local_seq_no + self.remote_win_len;
@@ -2732,31 +2844,19 @@ impl<'a> Socket<'a> {
                     //
                     // If the device supports its offload, segmentation that is needed
                     // to comply with the latter two will be handled by the device based on the
-                    // metadata we provide.
-
-                    #[cfg(not(feature = "segmentation-offload"))]
-                    let device_limit = effective_mss;
-
-                    #[cfg(feature = "segmentation-offload")]
-                    let device_limit = {
-                        let segmentation_caps = cx.segmentation_caps();
-                        match ip_repr.version() {
-                            #[cfg(feature = "proto-ipv4")]
-                            crate::wire::IpVersion::Ipv4 => segmentation_caps.tcpv4,
-                            #[cfg(feature = "proto-ipv6")]
-                            crate::wire::IpVersion::Ipv6 => segmentation_caps.tcpv6,
-                        }
-                        .map(|buf_size| {
-                            let pre_ip_header_len = cx.max_transmission_unit() - cx.ip_mtu();
-                            buf_size.get()
-                                - pre_ip_header_len
-                                - ip_repr.header_len()
-                                - TCP_HEADER_LEN
-                                - options_len
-                        })
-                        .unwrap_or(effective_mss)
-                    };
-
+                    // metadata we provide (`device_limit`).
+                    // A frame the device segments is one unit to everything before the wire: a
+                    // backend or qdisc that drops it drops all its segments. Keep at least four
+                    // such frames in what may be in flight, so that a lost one is followed by
+                    // others whose (SACK) ACKs repair it, instead of being a tail loss that only
+                    // the retransmission timer repairs (Linux sizes TSO frames down likewise).
+                    let flight_limit = self
+                        .congestion_controller
+                        .inner()
+                        .window()
+                        .min(self.remote_win_len)
+                        .min(self.tx_buffer.capacity());
+                    let device_limit = device_limit.min((flight_limit / 4).max(effective_mss));
                     let size = if is_zero_window_probe {
                         // Zero-window probes are exempt from the congestion window: they
                         // are sent precisely when normal transmission is impossible, and
@@ -2771,16 +2871,16 @@ impl<'a> Socket<'a> {
                     let offset = self.flight_size();
                     repr.payload = self.tx_buffer.get_allocated(offset, size);
 
-                    #[cfg(feature = "segmentation-offload")]
-                    if repr.payload.len() > effective_mss {
-                        packet_meta.segmentation_offload_size =
-                            core::num::NonZeroU16::try_from(u16::try_from(effective_mss).unwrap())
-                                .unwrap()
-                                .into();
-                    }
-
                     offset
                 };
+
+                #[cfg(feature = "segmentation-offload")]
+                if repr.payload.len() > effective_mss {
+                    packet_meta.segmentation_offload_size =
+                        core::num::NonZeroU16::try_from(u16::try_from(effective_mss).unwrap())
+                            .unwrap()
+                            .into();
+                }
 
                 // If we've sent everything we had in the buffer, follow it with the PSH or FIN
                 // flags, depending on whether the transmit half of the connection is open.
@@ -7086,6 +7186,96 @@ mod test {
         });
     }
 
+    // Patch 8 (Sirocco, RFC 6675 IsLost): one duplicate ACK whose SACK block covers three
+    // segments above the hole starts the fast retransmit; the receiver got a TSO frame's worth
+    // of segments and sent one ACK for them.
+    #[test]
+    fn test_fast_retransmit_after_three_segments_sacked_in_one_ack() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDDeeeFFF").unwrap();
+        for (i, chunk) in [&b"aaa"[..], b"BBB", b"ccc", b"DDD", b"eee", b"FFF"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+
+        // "aaa" is lost; one ACK SACKs BBB..DDD.
+        let sacked = ((LOCAL_SEQ + 1 + 3).0 as u32, (LOCAL_SEQ + 1 + 12).0 as u32);
+        send!(s, time 1050, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            sack_ranges: [Some(sacked), None, None],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1051, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    // Patch 7 (Sirocco, RFC 6675): the whole first hole, up to the SACKed data, is retransmitted
+    // at once rather than one segment per round trip.
+    #[test]
+    fn test_fast_retransmit_sends_the_whole_hole() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDDeeeFFFggg").unwrap();
+        for (i, chunk) in [&b"aaa"[..], b"BBB", b"ccc", b"DDD", b"eee", b"FFF", b"ggg"]
+            .iter()
+            .enumerate()
+        {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+
+        // aaa and BBB are lost; ccc..ggg arrive, one ACK each.
+        for end in [9, 12, 15, 18, 21] {
+            let sacked = ((LOCAL_SEQ + 1 + 6).0 as u32, (LOCAL_SEQ + 1 + end).0 as u32);
+            send!(s, time 1050, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                sack_ranges: [Some(sacked), None, None],
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1051, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv!(s, time 1051, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 3,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
     #[test]
     fn test_fast_retransmit_duplicate_detection_with_data() {
         let mut s = socket_established();
@@ -7641,7 +7831,9 @@ mod test {
             cx: interface.inner,
             ..socket_listen()
         };
-        s.tx_buffer = SocketBuffer::new(vec![0; 2 * MAX_SEGMENTABLE_SIZE]);
+        // Room for four frames of the largest size in flight (patch 8 keeps frames to a quarter
+        // of the send buffer and of the peer's window).
+        s.tx_buffer = SocketBuffer::new(vec![0; 8 * MAX_SEGMENTABLE_SIZE]);
 
         send!(
             s,
@@ -7649,7 +7841,7 @@ mod test {
                 control: TcpControl::Syn,
                 seq_number: REMOTE_SEQ,
                 ack_number: None,
-                window_scale: Some(2),
+                window_scale: Some(3),
                 ..SEND_TEMPL
             }
         );
@@ -7715,6 +7907,31 @@ mod test {
                 }
             ]
         );
+    }
+
+    // Patch 8 (Sirocco): frames the device segments stay at a quarter of what may be in flight
+    // (here the 64 KiB send buffer), so a lost one is followed by others.
+    #[cfg(feature = "segmentation-offload")]
+    #[test]
+    fn test_segmentation_offload_keeps_four_frames_in_flight() {
+        let (interface, _, _) =
+            crate::tests::segmentation_offload::setup_segmenting(crate::phy::Medium::Ip);
+        let mut s = TestSocket {
+            cx: interface.inner,
+            ..socket_established()
+        };
+        s.tx_buffer = SocketBuffer::new(vec![0; 65536]);
+        s.remote_win_len = 1 << 20;
+        s.send_slice(&[0; 65536][..]).unwrap();
+        let mut sizes = vec![];
+        while sizes.iter().sum::<usize>() < 65536 && sizes.len() < 64 {
+            recv(&mut s, Instant::from_millis(0), |result| {
+                sizes.push(result.map(|repr| repr.payload.len()).unwrap_or(0))
+            });
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 65536, "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= 65536 / 4), "{sizes:?}");
+        assert!(sizes[0] > usize::from(BASE_MSS), "{sizes:?}");
     }
 
     #[test]
