@@ -54,6 +54,8 @@ host-test:
 	# The platform crate and apps are linted on the host too (checked, not linked; panic=abort as on the target).
 	cargo clippy -p sirocco-boot -p sirocco $(addprefix -p ,$(APPS)) --config 'profile.dev.panic="abort"' -- -D warnings
 	cargo test
+	# The carried smoltcp's own tests: its patches (third_party/README.md) keep upstream's behaviour elsewhere.
+	cargo test --manifest-path third_party/smoltcp/Cargo.toml --target-dir target/smoltcp --lib --features segmentation-offload
 	python3 -m unittest discover -s lab -p 'test_*.py'
 
 # Each fuzz target over its committed corpus plus a few seconds of new inputs (regressions surface in make test).
