@@ -1062,6 +1062,9 @@ pub(crate) fn new_tcp_socket(o: &SocketOptions) -> tcp::Socket<'static> {
     s.set_timeout(o.tcp_timeout_ms.map(smoltcp::time::Duration::from_millis));
     s.set_keep_alive(o.tcp_keep_alive_ms.map(smoltcp::time::Duration::from_millis));
     s.set_nagle_enabled(!o.tcp_nodelay);
+    // A lost tail is repaired a few round trips after it went, not after the retransmission timeout (smoltcp
+    // patch 9, third_party/README.md).
+    s.set_tail_loss_probe(true);
     s
 }
 

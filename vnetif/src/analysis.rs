@@ -62,6 +62,9 @@ pub struct Retransmission {
     /// Sent in fast recovery in answer to a partial ACK (RFC 6582: an ACK that covers part of what was in flight
     /// when the fast retransmit began points at another lost segment), before a timeout could have fired.
     pub after_partial_ack: bool,
+    /// A tail loss probe (RFC 8985, smoltcp patch 9): the last data sent, sent again sooner after it than a
+    /// retransmission timeout could fire.
+    pub tail_probe: bool,
     /// Duplicate ACKs received for this sequence number before it.
     pub dup_acks_before: u64,
 }
@@ -115,9 +118,14 @@ impl FlowReport {
         self.retransmissions.iter().filter(|r| r.after_partial_ack).count()
     }
 
+    /// Tail loss probes.
+    pub fn tail_probes(&self) -> usize {
+        self.retransmissions.iter().filter(|r| r.tail_probe).count()
+    }
+
     /// Retransmissions after a timeout.
     pub fn timeout_retransmits(&self) -> usize {
-        self.retransmissions.iter().filter(|r| !r.fast && !r.after_partial_ack).count()
+        self.retransmissions.iter().filter(|r| !r.fast && !r.after_partial_ack && !r.tail_probe).count()
     }
 }
 
@@ -170,6 +178,8 @@ fn sender_view(
     // and when the last ACK below it moved SND.UNA on (a partial ACK).
     let mut recover: Option<u32> = None;
     let mut partial_ack_at: Option<u64> = None;
+    // When new data last went out (SND.MAX moved on).
+    let mut last_new_data_at: Option<u64> = None;
     for s in all.iter().filter(|s| s.port == port) {
         let seg = s.seg;
         match s.way {
@@ -214,6 +224,10 @@ fn sender_view(
                     });
                     let (fast, after_partial_ack) =
                         continued.map_or((fast, after_partial_ack), |p| (p.fast, p.after_partial_ack));
+                    let tail_probe = !fast
+                        && !after_partial_ack
+                        && seg.seq_end() == max
+                        && last_new_data_at.is_some_and(|t| s.t_us - t < RTO_MIN_US);
                     if fast && recover.is_none() {
                         recover = Some(max);
                     }
@@ -224,6 +238,7 @@ fn sender_view(
                         len: seg.len,
                         fast,
                         after_partial_ack,
+                        tail_probe,
                         dup_acks_before: dup_run,
                     });
                 }
@@ -237,6 +252,7 @@ fn sender_view(
                 // A probe's byte is sent again once the window opens: not a retransmission then.
                 if !probe && seq_lt(max, seg.seq_end()) {
                     snd_max = Some(seg.seq_end());
+                    last_new_data_at = Some(s.t_us);
                 }
             }
             Way::Received if is_rev(&seg) => {

@@ -365,6 +365,43 @@ fn a_burst_lost_at_once_is_resent_within_one_round_trip() {
     settle_and_assert_clean(&mut sim);
 }
 
+/// Regression test (smoltcp patch 9, third_party/README.md): the last three segments of a transfer are lost. No
+/// duplicate ACK can come (nothing follows them); a tail loss probe two round trips later sends the last one again,
+/// its SACK shows the other two lost, and fast recovery sends them. smoltcp 0.14.0 waited for the retransmission
+/// timer (and then restarted from a congestion window of one segment).
+#[test]
+fn a_lost_tail_is_repaired_by_a_probe_before_the_timer() {
+    const BYTES: u32 = 256 * 1024;
+    let mut sim = pair(123);
+    sim.set_faults_everywhere(Faults { delay_us: 5_000, ..Faults::NONE });
+    // Each of the last three segments' bytes is dropped once (the first segment that carries it).
+    let (mut isn, mut marks) = (None, vec![BYTES - 1, BYTES - 1_500, BYTES - 3_000]);
+    sim.set_filter(
+        0,
+        Direction::Uplink,
+        Box::new(move |frame| {
+            let Some(s) = Segment::parse(frame) else { return Verdict::Pass };
+            if s.syn {
+                isn = Some(s.seq);
+            }
+            let Some(isn) = isn.filter(|_| s.len > 0) else { return Verdict::Pass };
+            let start = s.seq.wrapping_sub(isn).wrapping_sub(1);
+            let before = marks.len();
+            marks.retain(|&b| !(start <= b && b < start + s.len as u32));
+            if marks.len() < before {
+                return Verdict::Drop;
+            }
+            Verdict::Pass
+        }),
+    );
+    clean_transfer(&mut sim, u64::from(BYTES));
+    assert_eq!(sim.lane_stats(0, Direction::Uplink).filtered, 3, "the tail was dropped");
+    let flow = upload_flow(&sim);
+    assert!(flow.tail_probes() >= 1, "no tail loss probe: {:?}", flow.retransmissions);
+    assert_eq!(flow.timeout_retransmits(), 0, "{:?}", flow.retransmissions);
+    settle_and_assert_clean(&mut sim);
+}
+
 /// Regression test (smoltcp patch 4, third_party/README.md): a short message's first segment is lost; with so
 /// little in flight three duplicate ACKs can never come. Early retransmit (RFC 5827) sends it again after fewer;
 /// smoltcp 0.14.0 waited for the retransmission timer.

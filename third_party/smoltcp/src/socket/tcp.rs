@@ -157,6 +157,11 @@ const RTTE_K: u32 = 4;
 const RTTE_MIN_RTO: u32 = 200;
 /// Ranges of the receiver's SACK blocks the sender remembers (patch 7, third_party/README.md).
 const SACK_SCOREBOARD_LEN: usize = 4;
+/// Shortest probe timeout of a tail loss probe (patch 9, RFC 8985 7.2 leaves it to the implementation).
+const TLP_MIN_PTO_MS: u32 = 10;
+/// Added to the probe timeout when a single segment is in flight: the peer may delay its ACK of it that long
+/// (RFC 8985 7.2, RFC 9293's limit on delayed ACKs).
+const TLP_DELAYED_ACK_MS: u32 = 200;
 
 // RFC 6298 (2.5) A maximum value MAY be placed on RTO provided it is at least 60
 // seconds
@@ -543,6 +548,14 @@ pub struct Socket<'a> {
     sack_scoreboard: [Option<(TcpSeqNumber, TcpSeqNumber)>; SACK_SCOREBOARD_LEN],
     /// The next sequence number of the hole to send while a fast retransmission is pending.
     fast_retransmit_next: TcpSeqNumber,
+    /// RFC 8985 tail loss probe: when to send one. Armed after data is sent or new data is
+    /// acknowledged, outside fast recovery, once an RTT is measured, when it comes before the RTO.
+    tlp_at: Option<Instant>,
+    /// Where the probe's data starts (while it is unacknowledged). A SACK of data past it while
+    /// data below is missing shows that data lost: fast recovery starts.
+    tlp_seq: Option<TcpSeqNumber>,
+    /// Whether tail loss probes are sent (off unless [`Socket::set_tail_loss_probe`] turns them on).
+    tlp_enabled: bool,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -638,6 +651,9 @@ impl<'a> Socket<'a> {
             fast_retransmit_high: None,
             sack_scoreboard: [None; SACK_SCOREBOARD_LEN],
             fast_retransmit_next: TcpSeqNumber::default(),
+            tlp_at: None,
+            tlp_seq: None,
+            tlp_enabled: false,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -830,6 +846,19 @@ impl<'a> Socket<'a> {
         self.ack_delay = duration
     }
 
+    /// Enable or disable tail loss probes (RFC 8985 section 7; off by default).
+    ///
+    /// With data in flight and no ACK for two smoothed round-trip times (the probe timeout,
+    /// well before the retransmission timeout), the last segment is sent again. The receiver's
+    /// SACK of it shows what of the tail was lost, and fast recovery repairs that at once instead
+    /// of the retransmission timer, which also collapses the congestion window.
+    pub fn set_tail_loss_probe(&mut self, enabled: bool) {
+        self.tlp_enabled = enabled;
+        if !enabled {
+            self.tlp_at = None;
+        }
+    }
+
     /// Enable or disable Nagle's Algorithm.
     ///
     /// Also known as "tinygram prevention". By default, it is enabled.
@@ -955,6 +984,8 @@ impl<'a> Socket<'a> {
         self.fast_retransmit_high = None;
         self.sack_scoreboard = [None; SACK_SCOREBOARD_LEN];
         self.fast_retransmit_next = TcpSeqNumber::default();
+        self.tlp_at = None;
+        self.tlp_seq = None;
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
 
@@ -1427,6 +1458,48 @@ impl<'a> Socket<'a> {
     /// Number of octets transmitted but not yet ACKed.
     fn flight_size(&self) -> usize {
         self.remote_last_seq - self.local_seq_no
+    }
+
+    /// Enters fast recovery: the first hole goes at the next dispatch (RFC 6582's "recover" set).
+    fn start_fast_retransmit(&mut self) {
+        self.timer.set_for_fast_retransmit();
+        self.fast_recovery_end = Some(self.remote_last_seq);
+        self.fast_retransmit_high = Some(self.remote_last_seq);
+        self.tlp_at = None;
+        self.tlp_seq = None;
+        net_debug!("started fast retransmit");
+    }
+
+    /// Whether the receiver SACKed the tail loss probe while data below it is still missing.
+    fn tail_loss_probe_sacked(&self) -> bool {
+        self.tlp_seq.is_some_and(|probe| {
+            self.sack_scoreboard
+                .iter()
+                .flatten()
+                .any(|&(_, right)| right > probe)
+        })
+    }
+
+    /// RFC 8985 (7.2): schedules a tail loss probe two smoothed RTTs from now (more with a
+    /// single segment in flight, whose ACK the peer may delay), if that comes before the RTO.
+    fn arm_tail_loss_probe(&mut self, now: Instant) {
+        self.tlp_at = None;
+        let flight = self.flight_size();
+        if !self.tlp_enabled
+            || flight == 0
+            || self.fast_recovery_end.is_some()
+            || self.tlp_seq.is_some()
+            || !self.rtte.have_measurement
+        {
+            return;
+        }
+        let mut pto = (2 * self.rtte.srtt).max(TLP_MIN_PTO_MS);
+        if flight <= self.remote_mss {
+            pto += TLP_DELAYED_ACK_MS;
+        }
+        if pto < self.rtte.rto {
+            self.tlp_at = Some(now + Duration::from_millis(pto.into()));
+        }
     }
 
     /// Bytes above SND.UNA the receiver has SACKed (as far as the scoreboard remembers).
@@ -2221,13 +2294,12 @@ impl<'a> Socket<'a> {
                     // hole shows it lost however few ACKs said so: a receiver sends one ACK per
                     // frame it gets, and a TSO frame carries many segments.
                     let sacked_enough = self.sacked_bytes() >= 3 * self.remote_mss;
-                    if (usize::from(self.local_rx_dup_acks) >= dup_threshold || sacked_enough)
+                    if (usize::from(self.local_rx_dup_acks) >= dup_threshold
+                        || sacked_enough
+                        || self.tail_loss_probe_sacked())
                         && self.fast_recovery_end.is_none()
                     {
-                        self.timer.set_for_fast_retransmit();
-                        self.fast_recovery_end = Some(self.remote_last_seq);
-                        self.fast_retransmit_high = Some(self.remote_last_seq);
-                        net_debug!("started fast retransmit");
+                        self.start_fast_retransmit();
                     } else if let Some(high) = self.fast_retransmit_high {
                         // Data sent after our retransmission of the hole has been SACKed while
                         // the hole is still missing: the retransmission was lost.
@@ -2274,6 +2346,11 @@ impl<'a> Socket<'a> {
                         }
                     }
 
+                    // A tail loss probe SACKed above a hole the ACK leaves: the hole is lost.
+                    if self.fast_recovery_end.is_none() && self.tail_loss_probe_sacked() {
+                        self.start_fast_retransmit();
+                    }
+
                     // Notify of fresh ACK
                     self.rtte.on_ack(cx.now(), ack_number);
                     let new_flight_size = self.flight_size().saturating_sub(ack_len);
@@ -2289,6 +2366,9 @@ impl<'a> Socket<'a> {
             // We've processed everything in the incoming segment, so advance the local
             // sequence number past it.
             self.local_seq_no = ack_number;
+            if self.tlp_seq.is_some_and(|probe| ack_number > probe) {
+                self.tlp_seq = None;
+            }
 
             // During retransmission, if an earlier segment got lost but later was
             // successfully received, self.local_seq_no can move past self.remote_last_seq.
@@ -2297,6 +2377,9 @@ impl<'a> Socket<'a> {
             // deallocated from the buffer.
             if self.remote_last_seq < self.local_seq_no {
                 self.remote_last_seq = self.local_seq_no
+            }
+            if ack_len > 0 {
+                self.arm_tail_loss_probe(cx.now());
             }
         }
 
@@ -2624,6 +2707,8 @@ impl<'a> Socket<'a> {
                 self.fast_recovery_end = None;
                 self.fast_retransmit_high = None;
                 self.sack_scoreboard = [None; SACK_SCOREBOARD_LEN];
+                self.tlp_at = None;
+                self.tlp_seq = None;
 
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
@@ -2654,6 +2739,20 @@ impl<'a> Socket<'a> {
         #[cfg(feature = "socket-tcp-pause-synack")]
         if matches!(self.state, State::SynReceived) && self.synack_paused {
             return Ok(());
+        }
+
+        // RFC 8985 (7.3): the probe timeout expired with data in flight and no ACK since: send the
+        // last segment again, so that the receiver's (SACK) answer shows what of the tail is lost.
+        if self.tlp_at.is_some_and(|at| cx.now() >= at) {
+            self.tlp_at = None;
+            let flight = self.flight_size();
+            if flight > 0 && self.fast_recovery_end.is_none() && !self.pending_fast_retransmit {
+                net_debug!("tail loss probe");
+                self.fast_retransmit_next = self.remote_last_seq - flight.min(self.remote_mss);
+                self.pending_fast_retransmit = true;
+                self.tlp_seq = Some(self.fast_retransmit_next);
+                self.rtte.on_retransmit();
+            }
         }
 
         // Decide whether we're sending a packet.
@@ -3005,6 +3104,9 @@ impl<'a> Socket<'a> {
             let rto = self.rtte.retransmission_timeout();
             self.timer.set_for_retransmit(cx.now(), rto);
         }
+        if repr.segment_len() > 0 {
+            self.arm_tail_loss_probe(cx.now());
+        }
 
         if self.state == State::Closed {
             // When aborting a connection, forget about it after sending a single RST packet.
@@ -3055,8 +3157,10 @@ impl<'a> Socket<'a> {
                 (_, _) => PollAt::Ingress,
             };
 
+            let probe_poll_at = self.tlp_at.map_or(PollAt::Ingress, PollAt::Time);
+
             // We wait for the earliest of our timers to fire.
-            *[self.timer.poll_at(), timeout_poll_at, delayed_ack_poll_at]
+            *[self.timer.poll_at(), timeout_poll_at, delayed_ack_poll_at, probe_poll_at]
                 .iter()
                 .min()
                 .unwrap_or(&PollAt::Ingress)
@@ -7272,6 +7376,70 @@ mod test {
             seq_number: LOCAL_SEQ + 1 + 3,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"BBB"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    // Patch 9 (Sirocco, RFC 8985 7): the tail of a flight is lost and no ACK comes. Two smoothed
+    // RTTs later the last segment is sent again; its SACK shows the rest lost, and fast recovery
+    // sends the hole at once instead of waiting for the retransmission timer.
+    #[test]
+    fn test_tail_loss_probe_repairs_a_lost_tail_before_the_rto() {
+        let mut s = socket_established();
+        s.remote_mss = 6;
+        s.remote_has_sack = true;
+        s.set_tail_loss_probe(true);
+
+        // One round trip of 10 ms measured.
+        s.send_slice(b"abcdef").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..RECV_TEMPL
+        }));
+        send!(s, time 10, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        });
+
+        // Three segments, all lost.
+        s.send_slice(b"ghijkl012345mnopqr").unwrap();
+        for (i, chunk) in [&b"ghijkl"[..], b"012345", b"mnopqr"].iter().enumerate() {
+            recv!(s, time 20, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 6 + 6 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        // The probe: the last segment again, 2 x SRTT later.
+        recv_nothing!(s, time 39);
+        recv!(s, time 40, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 18,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"mnopqr"[..],
+            ..RECV_TEMPL
+        }));
+        // Its SACK: the rest of the tail is missing, and goes at once.
+        let sacked = ((LOCAL_SEQ + 1 + 18).0 as u32, (LOCAL_SEQ + 1 + 24).0 as u32);
+        send!(s, time 50, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            sack_ranges: [Some(sacked), None, None],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 50, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ghijkl"[..],
+            ..RECV_TEMPL
+        }));
+        recv!(s, time 50, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 12,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"012345"[..],
             ..RECV_TEMPL
         }));
     }
