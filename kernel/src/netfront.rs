@@ -16,8 +16,8 @@ use sirocco_drivers::xenstore::Tx;
 
 pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksum, TxError};
 
-/// Buffer pages per direction: 128 RX buffers in flight, 128 TX slots (512 KiB each way).
-pub const BUFFERS: u16 = 128;
+/// TX buffer pages (512 KiB): a TSO frame of 64 KiB takes 17 of them, so several are in flight at once.
+pub const TX_BUFFERS: u16 = 128;
 
 /// The buffer pages, each granted once (TX read-only, RX writable).
 pub struct Buffers {
@@ -104,10 +104,14 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         nf::read_config(xs, dev).map_err(NetError::Config)
     })?;
     let features = Features::negotiate(&config.backend, Features { sg: true, csum_offload: true, gso_tcpv4: true });
-    let mut tx = Vec::with_capacity(usize::from(BUFFERS));
-    let mut rx = Vec::with_capacity(usize::from(BUFFERS));
-    for _ in 0..BUFFERS {
+    // RX: the whole ring (256 pages) when the heap affords it (`nf::rx_buffer_count`).
+    let rx_buffers = nf::rx_buffer_count(crate::heap_stats().free);
+    let mut tx = Vec::with_capacity(usize::from(TX_BUFFERS));
+    let mut rx = Vec::with_capacity(usize::from(rx_buffers));
+    for _ in 0..TX_BUFFERS {
         tx.push(grant(backend, Page::new(), true)?);
+    }
+    for _ in 0..rx_buffers {
         rx.push(grant(backend, Page::new(), false)?);
     }
     // Granted before `Netfront::new` initialises them: the backend learns the refs only from the keys written
@@ -121,7 +125,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     crate::boot_steps::step("vif-connected");
     log::info!(
-        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, event channel {}",
+        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, rx buffers {}, event channel {}",
         dev.id,
         config.mac[0],
         config.mac[1],
@@ -133,6 +137,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         features.sg,
         features.csum_offload,
         features.gso_tcpv4,
+        rx_buffers,
         channel.port()
     );
     Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channel))

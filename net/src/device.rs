@@ -55,6 +55,13 @@ pub trait NetDevice {
     fn tso_tcpv4_max(&self) -> Option<usize> {
         None
     }
+    /// Frames the device can take in from the wire before the stack reads them (RX buffers posted to the
+    /// backend), or `None` (the default) when that is not bounded. The stack keeps every TCP receive window
+    /// within what so many frames carry: a window's worth of data arriving in one burst is then never dropped
+    /// for want of buffers.
+    fn rx_frames(&self) -> Option<usize> {
+        None
+    }
     /// Queues a frame whose TCP checksum (if it is TCP) the device completes; `tso_mss` is set on a TCP/IPv4
     /// segment larger than the MTU, for the device to cut into segments of that many payload bytes. Called
     /// only when [`NetDevice::tso_tcpv4_max`] is `Some`.

@@ -1007,9 +1007,29 @@ impl<D: NetDevice> Stack<D> {
         self.options
     }
 
-    /// Changes the options for sockets created from now on (existing ones keep theirs).
+    /// Changes the options for sockets created from now on (existing ones keep theirs). A TCP receive buffer
+    /// larger than [`Stack::max_tcp_window`] is cut down to it (and logged): a window the device cannot take
+    /// in one burst only gets data dropped.
     pub fn set_socket_options(&mut self, options: SocketOptions) {
+        let mut options = options;
+        if let Some(max) = self.max_tcp_window() {
+            if options.tcp_rx_buffer > max {
+                log::info!(
+                    "net: TCP receive buffer {} bytes cut to {max}: the device takes {} frames at once",
+                    options.tcp_rx_buffer,
+                    self.device.dev.rx_frames().unwrap_or(0)
+                );
+                options.tcp_rx_buffer = max;
+            }
+        }
         self.options = options;
+    }
+
+    /// The largest TCP receive window the device can take in one burst: as many full-sized segments (an MTU
+    /// less the IPv4 and TCP headers) as it takes frames ([`NetDevice::rx_frames`]); `None` when unbounded.
+    pub fn max_tcp_window(&self) -> Option<usize> {
+        let frames = self.device.dev.rx_frames()?;
+        Some(frames * self.device.dev.mtu().saturating_sub(40))
     }
 
     /// The device.

@@ -47,6 +47,11 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
     fn reap(&mut self) {
         self.driver.poll_tx();
     }
+    fn rx_frames(&self) -> Option<usize> {
+        // A frame above a page (jumbo, with scatter-gather) takes several RX buffers.
+        let pages_per_frame = (self.mtu() + ETHERNET_HEADER_LEN).div_ceil(PAGE_SIZE);
+        Some(usize::from(self.driver.rx_buffer_count()) / pages_per_frame.max(1))
+    }
     fn receive(&mut self) -> Option<Vec<u8>> {
         // One budget for the whole call: a backend that answers every buffer with a bad id as fast as we post
         // them must not keep us here (it froze the guest: 200,000 drops in one call, timers starved).

@@ -179,3 +179,21 @@ fn an_offloaded_ipv4_tcp_frame_whose_checksum_cannot_be_set_up_is_dropped_not_vo
     assert_eq!(nb.consume_tx(), 0, "nothing sent with a checksum nobody computed");
     assert_eq!(vif.driver.counters().tx_packets, 0);
 }
+
+/// Issue 12: a TCP receive window larger than the RX buffers posted to the backend can take in one burst only gets
+/// data dropped (256 KiB buffers over 128 posted RX buffers ran slower than 64 KiB); the stack cuts it to what
+/// they carry.
+#[test]
+fn the_tcp_receive_window_is_kept_within_the_posted_rx_buffers() {
+    let (vif, _nb) = vif();
+    assert_eq!(vif.rx_frames(), Some(usize::from(RX_BUFFERS)));
+    let config = NetConfig::from_lookup(|k| (k == "slaac").then_some("0")).unwrap();
+    let mut stack = Stack::new(vif, &config, 7, 0).unwrap();
+    let carried = usize::from(RX_BUFFERS) * 1460;
+    assert_eq!(stack.max_tcp_window(), Some(carried));
+    let options = stack.socket_options();
+    stack.set_socket_options(sirocco_net::SocketOptions { tcp_rx_buffer: 1 << 20, ..options });
+    assert_eq!(stack.socket_options().tcp_rx_buffer, carried);
+    stack.set_socket_options(sirocco_net::SocketOptions { tcp_rx_buffer: 8192, ..options });
+    assert_eq!(stack.socket_options().tcp_rx_buffer, 8192, "a smaller buffer is kept");
+}

@@ -34,7 +34,7 @@ pub struct NodeConfig {
     pub mtu: u16,
     /// TX buffer pages (the platform uses 128).
     pub tx_buffers: u16,
-    /// RX buffer pages (the platform uses 128).
+    /// RX buffer pages (the platform posts the whole ring, 256, when its heap affords them).
     pub rx_buffers: u16,
     /// What netfront asks for (the platform asks for both).
     pub features: Features,
@@ -44,7 +44,7 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// Node `index` (from 0): MAC `02:00:00:00:00:<index + 1>`, `ip=10.0.0.<index + 1>/24 slaac=off`, MTU 1500,
-    /// 128 TX and RX buffers, scatter-gather and checksum offload, default socket options: the platform's setup.
+    /// 128 TX and 256 RX buffers, scatter-gather and checksum offload, default socket options: the platform's setup.
     pub fn new(index: u8) -> NodeConfig {
         NodeConfig {
             name: format!("node{index}"),
@@ -52,7 +52,7 @@ impl NodeConfig {
             cmdline: format!("ip=10.0.0.{}/24 slaac=off", u16::from(index) + 1),
             mtu: 1500,
             tx_buffers: 128,
-            rx_buffers: 128,
+            rx_buffers: 256,
             features: Features { sg: true, csum_offload: true, gso_tcpv4: false },
             options: SocketOptions::default(),
         }

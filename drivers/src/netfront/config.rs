@@ -17,6 +17,21 @@ use crate::xenstore::{parse_decimal, InlineStr, Tx, Xenstore, XsError, XsPlatfor
 /// The MTU when the toolstack gives none.
 pub const DEFAULT_MTU: u16 = 1500;
 
+/// Slots of the one-page RX ring (256): the most RX buffers that can be posted at once.
+pub const RX_RING_SLOTS: u16 = crate::ring::ring_size(super::wire::RX_ENTRY_SIZE) as u16;
+
+/// Fewest RX buffers a vif posts, however small the guest: 64 full frames, 92 KiB of TCP window.
+pub const MIN_RX_BUFFERS: u16 = 64;
+
+/// How many RX buffer pages (one frame each) to post given the heap's free bytes: the whole ring when a quarter
+/// of the free heap holds them (a guest of 16 MiB and more), fewer on a small guest, never below
+/// [`MIN_RX_BUFFERS`]. Each buffer is one full frame the backend can deliver before we read: with the whole ring
+/// posted, a TCP window of 256 frames (366 KiB) arrives without a drop (`Stack::max_tcp_window`).
+pub fn rx_buffer_count(heap_free: usize) -> u16 {
+    let affordable = heap_free / 4 / super::wire::PAGE_SIZE;
+    affordable.clamp(usize::from(MIN_RX_BUFFERS), usize::from(RX_RING_SLOTS)) as u16
+}
+
 /// What the backend offers (its `feature-*` keys; a missing key means 0).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BackendFeatures {

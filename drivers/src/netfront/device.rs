@@ -229,6 +229,11 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         self.buffers.tx_count()
     }
 
+    /// RX buffers the device was given (posted to the backend whenever the ring has room).
+    pub fn rx_buffer_count(&self) -> u16 {
+        self.buffers.rx_count()
+    }
+
     /// The features in use.
     pub fn features(&self) -> Features {
         self.features

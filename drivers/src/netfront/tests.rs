@@ -1250,3 +1250,14 @@ fn the_audit_holds_through_traffic_faults_and_reset() {
     h.nf.audit().unwrap();
     assert_eq!((h.nf.tx_free_buffers(), h.nf.rx_free_buffers(), h.nf.tx_in_flight()), (4, 8, 0));
 }
+
+/// Issue 12: the whole RX ring is posted when the heap affords it, fewer buffers on a small guest, never too few.
+#[test]
+fn rx_buffers_fill_the_ring_when_the_heap_affords_them() {
+    use super::{rx_buffer_count, MIN_RX_BUFFERS, RX_RING_SLOTS};
+    assert_eq!(RX_RING_SLOTS, 256, "one page of 8-byte RX entries");
+    assert_eq!(rx_buffer_count(16 << 20), 256);
+    assert_eq!(rx_buffer_count(4 << 20), 256);
+    assert_eq!(rx_buffer_count(2 << 20), 128);
+    assert_eq!(rx_buffer_count(0), MIN_RX_BUFFERS);
+}
