@@ -158,9 +158,12 @@ struct PageBuf([u8; 4096]);
 unsafe impl Send for Page {}
 
 impl Page {
-    /// A zeroed page.
+    /// A zeroed page: from the page pool while it lasts (`mm::take_pool_page`), then from the heap.
     pub fn new() -> Page {
-        Page(core::ptr::NonNull::from(Box::leak(Box::new(PageBuf([0; 4096])))))
+        match mm::take_pool_page() {
+            Some(page) => Page(page.cast()),
+            None => Page(core::ptr::NonNull::from(Box::leak(Box::new(PageBuf([0; 4096]))))),
+        }
     }
     /// Its bytes (an ungranted page is ours alone).
     pub fn bytes(&self) -> &[u8; 4096] {
@@ -184,8 +187,12 @@ impl Page {
 
 impl Drop for Page {
     fn drop(&mut self) {
-        // SAFETY: allocated by Box::leak in `new`, freed only here.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        if mm::is_pool_page(self.0.as_ptr() as *const u8) {
+            mm::give_back_pool_page(self.0.cast());
+        } else {
+            // SAFETY: not a pool page, so allocated by Box::leak in `new`, and freed only here.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
     }
 }
 

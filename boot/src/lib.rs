@@ -39,7 +39,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-pub use mm::{heap_stats, virt_to_mfn, HeapStats, MemoryInfo};
+pub use mm::{heap_stats, page_pool_free, virt_to_mfn, HeapStats, MemoryInfo};
 pub use mode::{boot_mode, BootMode};
 pub use start::Started;
 

@@ -55,10 +55,11 @@ pub(crate) fn finish(cmdline: Cmdline<'static>, memory: MemoryInfo, xen: XenVers
         Err(e) => log::error!("{e}; sharing pages with other domains will not work"),
     }
     log::info!(
-        "memory: {} KiB domain, {} KiB image, {} KiB heap; mapped {} pages with {} new page tables in {} mmu_update calls",
+        "memory: {} KiB domain, {} KiB image, {} KiB heap, {} KiB page pool; mapped {} pages with {} new page tables in {} mmu_update calls",
         memory.domain_bytes / 1024,
         memory.image_bytes / 1024,
         memory.heap_bytes / 1024,
+        crate::mm::page_pool_free() / 1024,
         memory.pages_mapped,
         memory.page_tables_added,
         memory.mmu_hypercalls

@@ -39,7 +39,7 @@ use core::fmt;
 pub use log;
 pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant, SpawnError};
 pub use sirocco_boot::{
-    boot_mode, heap_stats, print, println, uptime, BootMode, Exit, HeapStats, MemoryInfo, XenVersion,
+    boot_mode, heap_stats, page_pool_free, print, println, uptime, BootMode, Exit, HeapStats, MemoryInfo, XenVersion,
 };
 /// The platform layer's modules apps and drivers use directly (console, event channels, grants, shared rings,
 /// profile counters).

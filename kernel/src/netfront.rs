@@ -16,9 +16,6 @@ use sirocco_drivers::xenstore::Tx;
 
 pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksum, TxError};
 
-/// TX buffer pages (512 KiB): a TSO frame of 64 KiB takes 17 of them, so several are in flight at once.
-pub const TX_BUFFERS: u16 = 128;
-
 /// The buffer pages, each granted once (TX read-only, RX writable).
 pub struct Buffers {
     tx: Vec<Grant>,
@@ -104,11 +101,12 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         nf::read_config(xs, dev).map_err(NetError::Config)
     })?;
     let features = Features::negotiate(&config.backend, Features { sg: true, csum_offload: true, gso_tcpv4: true });
-    // RX: the whole ring (256 pages) when the heap affords it (`nf::rx_buffer_count`).
-    let rx_buffers = nf::rx_buffer_count(crate::heap_stats().free);
-    let mut tx = Vec::with_capacity(usize::from(TX_BUFFERS));
+    // RX: the whole ring (256 pages) when the heap affords it; TX: 128 pages, 64 on a small guest (TSO stays on).
+    let heap_free = crate::heap_stats().free + crate::page_pool_free();
+    let (tx_buffers, rx_buffers) = (nf::tx_buffer_count(heap_free), nf::rx_buffer_count(heap_free));
+    let mut tx = Vec::with_capacity(usize::from(tx_buffers));
     let mut rx = Vec::with_capacity(usize::from(rx_buffers));
-    for _ in 0..TX_BUFFERS {
+    for _ in 0..tx_buffers {
         tx.push(grant(backend, Page::new(), true)?);
     }
     for _ in 0..rx_buffers {
@@ -125,7 +123,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     crate::boot_steps::step("vif-connected");
     log::info!(
-        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, rx buffers {}, event channel {}",
+        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, buffers {} tx / {} rx, event channel {}",
         dev.id,
         config.mac[0],
         config.mac[1],
@@ -137,6 +135,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         features.sg,
         features.csum_offload,
         features.gso_tcpv4,
+        tx_buffers,
         rx_buffers,
         channel.port()
     );

@@ -113,6 +113,10 @@ pub(crate) fn init(si: &start_info) -> Result<MemoryInfo, MemoryError> {
     // SAFETY: the heap region runs from the first frame after the new page tables to the end of memory: all of it
     // is now mapped writable, and nothing else uses it.
     unsafe { init_heap(heap_start, heap_bytes) };
+    // SAFETY: frames 1 up to the image are RAM the builder left unused (it lays out everything from the image
+    // up: `layout::plan` checks the start-of-day region lies after it), mapped writable by `map_all` (from frame
+    // 1), and used by nothing else from now on.
+    unsafe { crate::mm::init_page_pool(Pfn(1).vaddr(), image_start) };
     Ok(MemoryInfo {
         domain_bytes: si.nr_pages * PAGE_SIZE,
         image_bytes: image_end - image_start,

@@ -23,6 +23,19 @@ pub const RX_RING_SLOTS: u16 = crate::ring::ring_size(super::wire::RX_ENTRY_SIZE
 /// Fewest RX buffers a vif posts, however small the guest: 64 full frames, 92 KiB of TCP window.
 pub const MIN_RX_BUFFERS: u16 = 64;
 
+/// TX buffer pages a vif takes at most (512 KiB): a TSO frame of 64 KiB takes 17, so several fit in flight.
+pub const MAX_TX_BUFFERS: u16 = 128;
+
+/// Fewest TX buffer pages: four TSO frames' worth of pages (with fewer, `Vif` turns TSO off).
+pub const MIN_TX_BUFFERS: u16 = 64;
+
+/// How many TX buffer pages to take given the heap's free bytes: [`MAX_TX_BUFFERS`] when an eighth of the free heap
+/// holds them (a heap of 4 MiB and more), [`MIN_TX_BUFFERS`] on a smaller guest.
+pub fn tx_buffer_count(heap_free: usize) -> u16 {
+    let affordable = heap_free / 8 / super::wire::PAGE_SIZE;
+    affordable.clamp(usize::from(MIN_TX_BUFFERS), usize::from(MAX_TX_BUFFERS)) as u16
+}
+
 /// How many RX buffer pages (one frame each) to post given the heap's free bytes: the whole ring when a quarter
 /// of the free heap holds them (a guest of 16 MiB and more), fewer on a small guest, never below
 /// [`MIN_RX_BUFFERS`]. Each buffer is one full frame the backend can deliver before we read: with the whole ring

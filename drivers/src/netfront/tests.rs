@@ -1261,3 +1261,13 @@ fn rx_buffers_fill_the_ring_when_the_heap_affords_them() {
     assert_eq!(rx_buffer_count(2 << 20), 128);
     assert_eq!(rx_buffer_count(0), MIN_RX_BUFFERS);
 }
+
+/// Issue 12 (density): a small guest takes fewer TX buffers, but never so few that TSO goes off.
+#[test]
+fn tx_buffers_shrink_on_a_small_heap_but_keep_tso() {
+    use super::{tx_buffer_count, MAX_TX_BUFFERS, MIN_TX_BUFFERS};
+    assert_eq!(tx_buffer_count(16 << 20), MAX_TX_BUFFERS);
+    assert_eq!(tx_buffer_count(4 << 20), 128);
+    assert_eq!(tx_buffer_count(2 << 20), MIN_TX_BUFFERS);
+    assert_eq!(tx_buffer_count(0), 64);
+}
