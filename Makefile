@@ -18,7 +18,7 @@ XL_ARGS ?=
 IMGCHECK = cargo run -q --release -p sirocco-imgcheck --
 
 .PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test soak test lab-run run bench clean
-.PHONY: image qemu-boot-check test-hvm lab-tsc-repro bench-loss
+.PHONY: image qemu-boot-check test-hvm lab-tsc-repro bench-loss bench-density
 FUZZ_SECONDS ?= 300
 
 all: build
@@ -94,6 +94,9 @@ bench: build-all
 # Only the TCP-under-loss table (one lab run; every build/echo*.xen against a Linux PV guest).
 bench-loss: build-all
 	python3 lab/lab.py bench loss
+
+bench-density: build-all
+	python3 lab/lab.py bench density
 
 clean:
 	rm -rf build target

@@ -8,6 +8,7 @@
     lab.py bench               boot-time / size benchmarks against a Linux PV guest, printed as a table
     lab.py bench loss          only the TCP-under-loss table (suite-lossbench: every build/echo*.xen and a Linux PV guest)
     lab.py bench net           only the network tables and the boot broken down (suite-netbench)
+    lab.py bench density       only the density table (suite-density, in a lab of 2 GiB: Xen's free memory filled)
 
 The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ and
 lab/guest/ into a small ext4 "job" disk that dom0's init mounts and runs; results come back on the serial line.
@@ -79,13 +80,14 @@ def job_disk(run_script, env):
     return img
 
 
-def boot(mode, dom0, job_img, timeout_s, show, extra_args=(), on_line=None):
-    """Runs QEMU to completion; returns the serial lines. `show(line)` decides what to echo live."""
+def boot(mode, dom0, job_img, timeout_s, show, extra_args=(), on_line=None, memory_mb=None):
+    """Runs QEMU to completion; returns the serial lines. `show(line)` decides what to echo live. `memory_mb`:
+    the machine's memory (default 3072 MiB; dom0 keeps 1536 MiB, the rest is Xen's for guests)."""
     log_path = os.path.join(OUT, f"{mode}.log")
     initrd = (f"{dom0}/vmlinuz console=hvc0 root=/dev/vda rw quiet init=/sbin/sirocco-lab-init,"
               f"{dom0}/initrd.img")
     cmd = [
-        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", CPU, "-m", "3072", "-smp", "2",
+        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", CPU, "-m", str(memory_mb or 3072), "-smp", "2",
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-net", "none",
         "-kernel", f"{dom0}/xen",
         "-append", "dom0_mem=1536M,max:1536M console=com1 com1=115200,8n1 loglvl=warning guest_loglvl=warning",
