@@ -305,6 +305,39 @@ def density_table(lines):
     return "\n".join(out)
 
 
+def sim_vs_lab_table(lines):
+    """The loss cases the host simulation and the lab share, side by side: each as a slowdown against the same
+    path without loss (the simulation's "x clean" from build/bench/vnetif.md, written earlier in `make bench`; the
+    lab's medians, guest -> dom0, Sirocco's newest image), so the simulation's table can be checked against the
+    lab's."""
+    path = os.path.join(ROOT, "build", "bench", "vnetif.md")
+    rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=loss ")]
+    if not rows or not os.path.exists(path):
+        return None
+    sim = {}
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) > 3 and cells[0].startswith("to a Linux-like receiver, loss "):
+                sim[cells[0].rsplit(" ", 1)[1]] = cells[3]
+    guest = "sirocco-echo" if any(r["guest"] == "sirocco-echo" for r in rows) else rows[0]["guest"]
+
+    def median(case):
+        vals = [float(r["from_s"]) for r in rows if r["guest"] == guest and r["case"] == case and r["from_s"] != "none"]
+        return statistics.median(vals) if vals else None
+
+    clean = median("clean")
+    out = ["Simulation against the lab: TCP from the guest under loss as a slowdown against no loss (the "
+           "simulation: 1 MiB to a Linux-like receiver over the lab's path, MSS segments; the lab: 4 MiB through "
+           f"netback to dom0, TSO frames, {guest}, medians).", "",
+           "| loss | simulation, x clean | lab, x clean |", "|---|---|---|"]
+    for pct in ("1%", "2%", "5%"):
+        lab = median(f"loss_{pct}")
+        lab_x = f"{lab / clean:.1f}" if lab and clean else "-"
+        out.append(f"| {pct} | {sim.get(pct, '-')} | {lab_x} |")
+    return "\n".join(out)
+
+
 def net_and_prof_table(lines):
     """The network table followed by where the time went (the profile table)."""
     nt, pt = net_table(lines), prof_table(lines)
@@ -325,9 +358,10 @@ def emit(name, text):
 
 # What `make bench` runs (every part), and the parts `lab.py bench PART` runs alone: guest scripts, then tables.
 ALL = (["suite-bench.sh", "suite-netbench.sh", "suite-lossbench.sh", "suite-blkbench.sh"],
-       [("blk.md", blk_table), ("loss.md", loss_table), ("boot-steps.md", boot_steps_table),
+       [("blk.md", blk_table), ("loss.md", loss_table), ("sim-vs-lab.md", sim_vs_lab_table),
+        ("boot-steps.md", boot_steps_table),
         ("net.md", net_and_prof_table), ("boot.md", table)])
-PARTS = {"loss": (["suite-lossbench.sh"], [("loss.md", loss_table)]),
+PARTS = {"loss": (["suite-lossbench.sh"], [("loss.md", loss_table), ("sim-vs-lab.md", sim_vs_lab_table)]),
          "net": (["suite-netbench.sh"], [("net.md", net_and_prof_table), ("boot-steps.md", boot_steps_table)]),
          "density": (["suite-density.sh"], [("density.md", density_table)])}
 # The density part runs in a lab of its own with less memory: filling the usual lab's ~1.5 GiB with guests of a

@@ -39,7 +39,7 @@ fn main() {
     };
     println!(
         "| fault profile | MiB transferred | simulated time | x clean | wall time | wall MiB/s | retransmissions \
-         (fast / after a partial ACK / timeout) |"
+         (fast / after a partial ACK / tail probe / timeout) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     // Each row's simulated time against its clean baseline (the same receiver, no faults).
@@ -54,10 +54,11 @@ fn main() {
         let retx = connections(&sim.capture).first().map_or(String::from("-"), |&(c, s)| {
             let f = analyse_flow(&sim.capture, c, s);
             format!(
-                "{} ({} / {} / {})",
+                "{} ({} / {} / {} / {})",
                 f.retransmissions.len(),
                 f.fast_retransmits(),
                 f.partial_ack_retransmits(),
+                f.tail_probes(),
                 f.timeout_retransmits()
             )
         });
