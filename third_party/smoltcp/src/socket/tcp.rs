@@ -157,6 +157,8 @@ const RTTE_K: u32 = 4;
 const RTTE_MIN_RTO: u32 = 200;
 /// Ranges of the receiver's SACK blocks the sender remembers (patch 7, third_party/README.md).
 const SACK_SCOREBOARD_LEN: usize = 4;
+/// Fewest frames the device segments (TSO) that what may be in flight is cut into (patch 8).
+const TSO_FRAMES_IN_FLIGHT: usize = 4;
 /// Shortest probe timeout of a tail loss probe (patch 9, RFC 8985 7.2 leaves it to the implementation).
 const TLP_MIN_PTO_MS: u32 = 10;
 /// Added to the probe timeout when a single segment is in flight: the peer may delay its ACK of it that long
@@ -2945,17 +2947,19 @@ impl<'a> Socket<'a> {
                     // to comply with the latter two will be handled by the device based on the
                     // metadata we provide (`device_limit`).
                     // A frame the device segments is one unit to everything before the wire: a
-                    // backend or qdisc that drops it drops all its segments. Keep at least four
-                    // such frames in what may be in flight, so that a lost one is followed by
-                    // others whose (SACK) ACKs repair it, instead of being a tail loss that only
-                    // the retransmission timer repairs (Linux sizes TSO frames down likewise).
+                    // backend or qdisc that drops it drops all its segments. Keep at least
+                    // `TSO_FRAMES_IN_FLIGHT` such frames in what may be in flight, so that a lost
+                    // one is followed by another whose (SACK) ACK repairs it, instead of being a
+                    // tail loss that only the retransmission timer repairs (Linux sizes TSO
+                    // frames down likewise).
                     let flight_limit = self
                         .congestion_controller
                         .inner()
                         .window()
                         .min(self.remote_win_len)
                         .min(self.tx_buffer.capacity());
-                    let device_limit = device_limit.min((flight_limit / 4).max(effective_mss));
+                    let device_limit =
+                        device_limit.min((flight_limit / TSO_FRAMES_IN_FLIGHT).max(effective_mss));
                     let size = if is_zero_window_probe {
                         // Zero-window probes are exempt from the congestion window: they
                         // are sent precisely when normal transmission is impossible, and
@@ -7999,8 +8003,8 @@ mod test {
             cx: interface.inner,
             ..socket_listen()
         };
-        // Room for four frames of the largest size in flight (patch 8 keeps frames to a quarter
-        // of the send buffer and of the peer's window).
+        // Room for several frames of the largest size in flight (patch 8 keeps frames to a
+        // fraction of the send buffer and of the peer's window).
         s.tx_buffer = SocketBuffer::new(vec![0; 8 * MAX_SEGMENTABLE_SIZE]);
 
         send!(
@@ -8077,11 +8081,11 @@ mod test {
         );
     }
 
-    // Patch 8 (Sirocco): frames the device segments stay at a quarter of what may be in flight
+    // Patch 8 (Sirocco): frames the device segments stay at a fraction of what may be in flight
     // (here the 64 KiB send buffer), so a lost one is followed by others.
     #[cfg(feature = "segmentation-offload")]
     #[test]
-    fn test_segmentation_offload_keeps_four_frames_in_flight() {
+    fn test_segmentation_offload_keeps_several_frames_in_flight() {
         let (interface, _, _) =
             crate::tests::segmentation_offload::setup_segmenting(crate::phy::Medium::Ip);
         let mut s = TestSocket {
@@ -8098,7 +8102,8 @@ mod test {
             });
         }
         assert_eq!(sizes.iter().sum::<usize>(), 65536, "{sizes:?}");
-        assert!(sizes.iter().all(|&n| n <= 65536 / 4), "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= 65536 / TSO_FRAMES_IN_FLIGHT), "{sizes:?}");
+        assert!(sizes.len() >= TSO_FRAMES_IN_FLIGHT, "{sizes:?}");
         assert!(sizes[0] > usize::from(BASE_MSS), "{sizes:?}");
     }
 
