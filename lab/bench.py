@@ -79,6 +79,11 @@ def net_table(lines):
     row("HTTP requests/s (wrk -t2 -c10, 10 s, GET /)", s["rps"], l["rps"], "req/s")
     row("TCP dom0 -> guest", st.get("to_guest_mbps", 0), l["to_guest_mbps"], "MiB/s")
     row("TCP guest -> dom0", st.get("from_guest_mbps", 0), l["from_guest_mbps"], "MiB/s")
+    if "sirocco-256k" in tput:
+        big = tput["sirocco-256k"]
+        row("TCP dom0 -> guest, 256 KiB TCP buffers (echo tcpbuf=)", big["to_guest_mbps"], l["to_guest_mbps"], "MiB/s")
+        row("TCP guest -> dom0, 256 KiB TCP buffers (echo tcpbuf=)", big["from_guest_mbps"], l["from_guest_mbps"],
+            "MiB/s")
     return "\n".join(out)
 
 

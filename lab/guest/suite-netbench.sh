@@ -80,6 +80,16 @@ else
     fail netbench-echo "echo did not come up"; show_guest
 fi
 stop_net_guest
+# The same with 256 KiB TCP buffers (echo's tcpbuf=): the window, not either side's CPU, bounds a transfer over
+# this path (both sides mostly idle with 64 KiB); the stack keeps it within the posted RX buffers.
+start_bg bench-echo-256k xl-configs/echo.cfg 'extra="log=warn ip=10.0.0.3/24 gw=10.0.0.1 tcpbuf=262144"'
+if wait_tcp 10.0.0.3 9 120; then
+    tput sirocco-256k "$GUEST_NAME" 10.0.0.3 systat
+    echo "SIROCCO-BENCH kind=tput guest=sirocco-256k to_guest_mbps=$TO from_guest_mbps=$FROM"
+else
+    fail netbench-echo-256k "echo (tcpbuf=262144) did not come up"; show_guest
+fi
+stop_net_guest
 bench_guest linux 10.0.0.20 none /tmp/nb.cfg
 
 # --- Boot broken down (issue 12): xl create -> first HTTP 200, step by step, as dom0 and the guest see them. ---
