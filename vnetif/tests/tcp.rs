@@ -54,6 +54,27 @@ fn drop_nth_data_segment(nth: u32, dropped: Rc<Cell<Option<u32>>>) -> Filter {
     })
 }
 
+/// A filter that drops the first data segment carrying each of `marks` (byte offsets into the stream, counted from
+/// the first byte after the SYN), once per mark, and records the sequence numbers it dropped in `dropped`.
+fn drop_bytes_once(mut marks: Vec<u32>, dropped: Rc<RefCell<Vec<u32>>>) -> Filter {
+    let mut isn = None;
+    Box::new(move |frame| {
+        let Some(s) = Segment::parse(frame) else { return Verdict::Pass };
+        if s.syn {
+            isn = Some(s.seq);
+        }
+        let Some(isn) = isn.filter(|_| s.len > 0) else { return Verdict::Pass };
+        let start = s.seq.wrapping_sub(isn).wrapping_sub(1);
+        let before = marks.len();
+        marks.retain(|&b| !(start <= b && b < start + s.len as u32));
+        if marks.len() == before {
+            return Verdict::Pass;
+        }
+        dropped.borrow_mut().push(s.seq);
+        Verdict::Drop
+    })
+}
+
 #[test]
 fn data_integrity_under_1_percent_loss() {
     let mut sim = pair(101);
@@ -245,28 +266,8 @@ fn a_partial_ack_retransmits_the_next_lost_segment_at_once() {
     // replay); the rest of the data only once that window is acknowledged. Lose the burst's first segment (the
     // seven behind it draw its fast retransmit) and its third-last: only two segments of new data follow that one
     // after the partial ACK, too few for three duplicate ACKs, so without NewReno only the timer repairs it.
-    let (mut isn, mut gone) = (None, Vec::new());
     let lost = Rc::new(RefCell::new(Vec::new()));
-    let seen = lost.clone();
-    sim.set_filter(
-        0,
-        Direction::Uplink,
-        Box::new(move |frame| {
-            let Some(s) = Segment::parse(frame) else { return Verdict::Pass };
-            if s.syn {
-                isn = Some(s.seq);
-            }
-            let Some(isn) = isn.filter(|_| s.len > 0) else { return Verdict::Pass };
-            let start = s.seq.wrapping_sub(isn).wrapping_sub(1);
-            let holds = |b: u32| start <= b && b < start + s.len as u32;
-            if (holds(BYTES - 15_000) || holds(BYTES - 5_000)) && !gone.contains(&s.seq) {
-                gone.push(s.seq);
-                seen.borrow_mut().push(s.seq);
-                return Verdict::Drop;
-            }
-            Verdict::Pass
-        }),
-    );
+    sim.set_filter(0, Direction::Uplink, drop_bytes_once(vec![BYTES - 15_000, BYTES - 5_000], lost.clone()));
     clean_transfer(&mut sim, u64::from(BYTES));
     let lost = lost.borrow().clone();
     assert_eq!(lost.len(), 2, "both segments were dropped");
@@ -375,25 +376,8 @@ fn a_lost_tail_is_repaired_by_a_probe_before_the_timer() {
     let mut sim = pair(123);
     sim.set_faults_everywhere(Faults { delay_us: 5_000, ..Faults::NONE });
     // Each of the last three segments' bytes is dropped once (the first segment that carries it).
-    let (mut isn, mut marks) = (None, vec![BYTES - 1, BYTES - 1_500, BYTES - 3_000]);
-    sim.set_filter(
-        0,
-        Direction::Uplink,
-        Box::new(move |frame| {
-            let Some(s) = Segment::parse(frame) else { return Verdict::Pass };
-            if s.syn {
-                isn = Some(s.seq);
-            }
-            let Some(isn) = isn.filter(|_| s.len > 0) else { return Verdict::Pass };
-            let start = s.seq.wrapping_sub(isn).wrapping_sub(1);
-            let before = marks.len();
-            marks.retain(|&b| !(start <= b && b < start + s.len as u32));
-            if marks.len() < before {
-                return Verdict::Drop;
-            }
-            Verdict::Pass
-        }),
-    );
+    let marks = vec![BYTES - 1, BYTES - 1_500, BYTES - 3_000];
+    sim.set_filter(0, Direction::Uplink, drop_bytes_once(marks, Rc::new(RefCell::new(Vec::new()))));
     clean_transfer(&mut sim, u64::from(BYTES));
     assert_eq!(sim.lane_stats(0, Direction::Uplink).filtered, 3, "the tail was dropped");
     let flow = upload_flow(&sim);
