@@ -110,6 +110,7 @@ bb_watch_start() {
 bb_watch_stop() { pkill -f "xenstore-watch /" 2>/dev/null; sleep 0.2; }
 # bb_first PATTERN VALUE: the dom0 time of the first watch line whose path matches PATTERN with VALUE.
 bb_first() { awk -v p="$1" -v v="$2" '$2 ~ p && $3 == v { print $1; exit }' /tmp/bb.watch; }
+BB_MEMORY=$(sed -n 's/^memory *= *//p' xl-configs/httpd.cfg)
 boot_breakdown() {
     run=$1
     bb_watch_start
@@ -142,9 +143,10 @@ boot_breakdown() {
         "back_initwait=$(bb_first "^/local/domain/0/backend/vif/$id/0/state$" 2)" \
         "back_connected=$(bb_first "^/local/domain/0/backend/vif/$id/0/state$" 4)" \
         "front_connected=$(bb_first "^/local/domain/$id/device/vif/0/state$" 4) $steps"
-    # The floor: the same toolstack work for a guest that does nothing (ticker, given the same vif).
+    # The floor: the same toolstack work for a guest that does nothing (ticker, given the same vif and memory:
+    # building a bigger domain takes the toolstack longer).
     t0=$(now)
-    xl create xl-configs/ticker.cfg 'name="bb-floor"' 'vif=[ "bridge=xenbr0" ]' >/tmp/bb.xl 2>&1
+    xl create xl-configs/ticker.cfg 'name="bb-floor"' 'vif=[ "bridge=xenbr0" ]' "memory=$BB_MEMORY" >/tmp/bb.xl 2>&1
     t_ret=$(now)
     xl destroy bb-floor 2>/dev/null
     echo "SIROCCO-BENCH kind=bootfloor run=$run t0=$t0 xl_ret=$t_ret"
