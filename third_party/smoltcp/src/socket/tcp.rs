@@ -2296,9 +2296,7 @@ impl<'a> Socket<'a> {
                     // hole shows it lost however few ACKs said so: a receiver sends one ACK per
                     // frame it gets, and a TSO frame carries many segments.
                     let sacked_enough = self.sacked_bytes() >= 3 * self.remote_mss;
-                    if (usize::from(self.local_rx_dup_acks) >= dup_threshold
-                        || sacked_enough
-                        || self.tail_loss_probe_sacked())
+                    if (usize::from(self.local_rx_dup_acks) >= dup_threshold || sacked_enough)
                         && self.fast_recovery_end.is_none()
                     {
                         self.start_fast_retransmit();
@@ -2348,11 +2346,6 @@ impl<'a> Socket<'a> {
                         }
                     }
 
-                    // A tail loss probe SACKed above a hole the ACK leaves: the hole is lost.
-                    if self.fast_recovery_end.is_none() && self.tail_loss_probe_sacked() {
-                        self.start_fast_retransmit();
-                    }
-
                     // Notify of fresh ACK
                     self.rtte.on_ack(cx.now(), ack_number);
                     let new_flight_size = self.flight_size().saturating_sub(ack_len);
@@ -2364,6 +2357,12 @@ impl<'a> Socket<'a> {
                     );
                 }
             };
+
+            // A tail loss probe SACKed above a hole the ACK (duplicate or not) leaves: the hole
+            // is lost.
+            if self.fast_recovery_end.is_none() && self.tail_loss_probe_sacked() {
+                self.start_fast_retransmit();
+            }
 
             // We've processed everything in the incoming segment, so advance the local
             // sequence number past it.
