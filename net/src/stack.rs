@@ -10,7 +10,8 @@ use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, HardwareAddress,
-    IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv6Cidr, Ipv6Packet, TcpPacket,
+    IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv6Cidr, Ipv6Packet, TcpPacket, IPV4_HEADER_LEN,
+    TCP_HEADER_LEN,
 };
 
 use crate::config::{is_link_local, link_local_address, Ipv4Config, NetConfig};
@@ -364,7 +365,7 @@ impl<D: NetDevice> Stack<D> {
             config.ipv6_address.map_or_else(|| "-".into(), |a| alloc::format!("{a}")),
             if config.slaac { " +slaac" } else { "" },
         );
-        Ok(Stack {
+        let mut stack = Stack {
             iface,
             sockets,
             device: adapter,
@@ -390,7 +391,10 @@ impl<D: NetDevice> Stack<D> {
             fin_dup_acks_absorbed: 0,
             tcp_time_wait_evicted: 0,
             tcp_refused_no_memory: 0,
-        })
+        };
+        // The defaults too must fit the device (`set_socket_options`).
+        stack.set_socket_options(SocketOptions::default());
+        Ok(stack)
     }
 
     /// Moves frames: takes received frames from the device (up to [`MAX_FRAMES_PER_POLL`]), runs timers,
@@ -1029,7 +1033,7 @@ impl<D: NetDevice> Stack<D> {
     /// less the IPv4 and TCP headers) as it takes frames ([`NetDevice::rx_frames`]); `None` when unbounded.
     pub fn max_tcp_window(&self) -> Option<usize> {
         let frames = self.device.dev.rx_frames()?;
-        Some(frames * self.device.dev.mtu().saturating_sub(40))
+        Some(frames * self.device.dev.mtu().saturating_sub(IPV4_HEADER_LEN + TCP_HEADER_LEN))
     }
 
     /// The device.

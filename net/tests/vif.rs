@@ -191,6 +191,8 @@ fn the_tcp_receive_window_is_kept_within_the_posted_rx_buffers() {
     let mut stack = Stack::new(vif, &config, 7, 0).unwrap();
     let carried = usize::from(RX_BUFFERS) * 1460;
     assert_eq!(stack.max_tcp_window(), Some(carried));
+    // The default 64 KiB is more than 32 buffers hold: cut from the start, not only when an app sets options.
+    assert_eq!(stack.socket_options().tcp_rx_buffer, carried, "the default options were not cut");
     let options = stack.socket_options();
     stack.set_socket_options(sirocco_net::SocketOptions { tcp_rx_buffer: 1 << 20, ..options });
     assert_eq!(stack.socket_options().tcp_rx_buffer, carried);
