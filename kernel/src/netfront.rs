@@ -102,8 +102,8 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     })?;
     let features = Features::negotiate(&config.backend, Features { sg: true, csum_offload: true, gso_tcpv4: true });
     // RX: the whole ring (256 pages) when the heap affords it; TX: 128 pages, 64 on a small guest (TSO stays on).
-    let heap_free = crate::heap_stats().free + crate::page_pool_free();
-    let (tx_buffers, rx_buffers) = (nf::tx_buffer_count(heap_free), nf::rx_buffer_count(heap_free));
+    let free = crate::heap_stats().free + crate::page_pool_free();
+    let (tx_buffers, rx_buffers) = (nf::tx_buffer_count(free), nf::rx_buffer_count(free));
     let mut tx = Vec::with_capacity(usize::from(tx_buffers));
     let mut rx = Vec::with_capacity(usize::from(rx_buffers));
     for _ in 0..tx_buffers {

@@ -29,20 +29,23 @@ pub const MAX_TX_BUFFERS: u16 = 128;
 /// Fewest TX buffer pages: four TSO frames' worth of pages (with fewer, `Vif` turns TSO off).
 pub const MIN_TX_BUFFERS: u16 = 64;
 
-/// How many TX buffer pages to take given the heap's free bytes: [`MAX_TX_BUFFERS`] when an eighth of the free heap
-/// holds them (a heap of 4 MiB and more), [`MIN_TX_BUFFERS`] on a smaller guest.
-pub fn tx_buffer_count(heap_free: usize) -> u16 {
-    let affordable = heap_free / 8 / super::wire::PAGE_SIZE;
-    affordable.clamp(usize::from(MIN_TX_BUFFERS), usize::from(MAX_TX_BUFFERS)) as u16
+/// How many TX buffer pages to take given the free memory (heap and page pool): [`MAX_TX_BUFFERS`] when an eighth
+/// of it holds them (4 MiB free and more), [`MIN_TX_BUFFERS`] on a smaller guest.
+pub fn tx_buffer_count(free: usize) -> u16 {
+    affordable_pages(free / 8, MIN_TX_BUFFERS, MAX_TX_BUFFERS)
 }
 
-/// How many RX buffer pages (one frame each) to post given the heap's free bytes: the whole ring when a quarter
-/// of the free heap holds them (a guest of 16 MiB and more), fewer on a small guest, never below
+/// How many RX buffer pages (one frame each) to post given the free memory (heap and page pool): the whole ring
+/// when a quarter of it holds them (a guest of 16 MiB and more), fewer on a small guest, never below
 /// [`MIN_RX_BUFFERS`]. Each buffer is one full frame the backend can deliver before we read: with the whole ring
 /// posted, a TCP window of 256 frames (366 KiB) arrives without a drop (`Stack::max_tcp_window`).
-pub fn rx_buffer_count(heap_free: usize) -> u16 {
-    let affordable = heap_free / 4 / super::wire::PAGE_SIZE;
-    affordable.clamp(usize::from(MIN_RX_BUFFERS), usize::from(RX_RING_SLOTS)) as u16
+pub fn rx_buffer_count(free: usize) -> u16 {
+    affordable_pages(free / 4, MIN_RX_BUFFERS, RX_RING_SLOTS)
+}
+
+/// The pages `budget` bytes hold, kept within `min..=max`.
+fn affordable_pages(budget: usize, min: u16, max: u16) -> u16 {
+    (budget / super::wire::PAGE_SIZE).clamp(usize::from(min), usize::from(max)) as u16
 }
 
 /// What the backend offers (its `feature-*` keys; a missing key means 0).
