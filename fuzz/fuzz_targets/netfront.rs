@@ -267,7 +267,12 @@ fn frame(len: usize, seed: u8) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let setup = input.u8();
-    let features = Features { sg: setup & 1 != 0, csum_offload: setup & 2 != 0, gso_tcpv4: setup & 16 != 0 };
+    let features = Features {
+        sg: setup & 1 != 0,
+        csum_offload: setup & 2 != 0,
+        gso_tcpv4: setup & 16 != 0,
+        gso_rx_tcpv4: setup & 32 != 0,
+    };
     let tx_count = 1 + u16::from(input.u8() % 24);
     let rx_count = 1 + u16::from(input.u8() % 48);
     let start = match setup >> 2 & 3 {
@@ -333,7 +338,9 @@ fuzz_target!(|data: &[u8]| {
                     let slot_len = 1 + usize::from(input.u16()) % PAGE_SIZE;
                     let flags = u16::from(input.u8() & 3);
                     let extras: Vec<NetifExtraInfo> = (0..input.u8() % 3)
-                        .map(|k| NetifExtraInfo { ty: 1 + k, flags: 0, data: [0; 6] })
+                        // A well-formed GSO extra first (MSS 1448, TCPv4): taken with large receive, refused
+                        // without it.
+                        .map(|k| NetifExtraInfo { ty: 1 + k, flags: 0, data: [0xa8 * u8::from(k == 0), 5, 1, 0, 0, 0] })
                         .collect();
                     let extras = match extras.len() {
                         2 => vec![NetifExtraInfo { flags: 1, ..extras[0] }, extras[1]],

@@ -18,7 +18,7 @@ use core::time::Duration;
 use sirocco_drivers::frontend;
 use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
 use sirocco_drivers::frontend::XenbusState;
-use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys};
+use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys, Features};
 use sirocco_net::{NetConfig, Stack};
 
 pub use crate::netfront::Counters;
@@ -91,8 +91,9 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
     let mut nets = Vec::new();
     for (index, dev) in devices.iter().enumerate() {
         let config = config_for(index).map_err(UpError::Config)?;
+        let want = Features { sg: true, csum_offload: true, gso_tcpv4: config.tso, gso_rx_tcpv4: config.lro };
         let (vif, channel) =
-            netfront::connect(dev).map_err(|error| UpError::Vif { id: dev.id, error: error.into() })?;
+            netfront::connect(dev, want).map_err(|error| UpError::Vif { id: dev.id, error: error.into() })?;
         let seed = runtime::now_ns() ^ u64::from(dev.id) << 48;
         let mut stack = Stack::new(vif, &config, seed, now_ms()).map_err(UpError::Stack)?;
         // TCP buffers may take 3/8 of the heap free now, shared by the vifs: a flood of connections is refused

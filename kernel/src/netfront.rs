@@ -89,8 +89,9 @@ pub fn enumerate() -> Result<Vec<DeviceInfo>, NetError> {
 }
 
 /// Connects one vif: the xenbus handshake, rings and buffers granted, keys written in one transaction, and the
-/// backend's Connected awaited before anything is transmitted. Returns the vif and its event channel.
-pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
+/// backend's Connected awaited before anything is transmitted. `want` is what we ask for (the command line's
+/// `tso=` and `lro=`), negotiated against what the backend offers. Returns the vif and its event channel.
+pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, EventChannel), NetError> {
     let backend = dev.backend_id;
     let config = xenstore::with(|xs| -> Result<_, NetError> {
         frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(NetError::Xenstore)?;
@@ -100,7 +101,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         crate::boot_steps::step("vif-backend-initwait");
         nf::read_config(xs, dev).map_err(NetError::Config)
     })?;
-    let features = Features::negotiate(&config.backend, Features { sg: true, csum_offload: true, gso_tcpv4: true });
+    let features = Features::negotiate(&config.backend, want);
     // RX: the whole ring (256 pages) when the heap affords it; TX: 128 pages, 64 on a small guest (TSO stays on).
     let free = crate::heap_stats().free + crate::page_pool_free();
     let (tx_buffers, rx_buffers) = (nf::tx_buffer_count(free), nf::rx_buffer_count(free));
@@ -123,7 +124,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
     xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     crate::boot_steps::step("vif-connected");
     log::info!(
-        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, buffers {} tx / {} rx, event channel {}",
+        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, large receive {}, buffers {} tx / {} rx, event channel {}",
         dev.id,
         config.mac[0],
         config.mac[1],
@@ -135,6 +136,7 @@ pub fn connect(dev: &DeviceInfo) -> Result<(Vif, EventChannel), NetError> {
         features.sg,
         features.csum_offload,
         features.gso_tcpv4,
+        features.gso_rx_tcpv4,
         tx_buffers,
         rx_buffers,
         channel.port()

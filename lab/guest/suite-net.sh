@@ -13,7 +13,7 @@ ip link show xenbr1 >/dev/null 2>&1 ||
 expect net-ping4 net-ping6 http-index http-stats http-ipv6 http-keepalive http-concurrent http-malformed \
     http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap http-upload-flood \
     http-upload-flood-after linux-peer-fetch \
-    echo-16mib echo-tso echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
+    echo-16mib echo-tso echo-lro echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
     echo-64mib-across-detach-attach dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second
 
 # --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests, upload flood ---------
@@ -57,6 +57,11 @@ if wait_tcp 10.0.0.3 7 60; then
     gso=$(nc -w 5 10.0.0.3 11 | sed -n 's/.*tx [0-9]* pkts (\([0-9]*\) gso).*/\1/p')
     check echo-tso "the 16 MiB echo left the guest as TSO segments netback cut up (${gso:-?} GSO packets)" \
         [ "${gso:-0}" -gt 0 ]
+    # And dom0's big sends came in whole (large receive: the guest wrote feature-gso-tcpv4, so netback gave the vif
+    # TSO and hands the guest up to 64 KiB per packet, with a GSO extra info slot).
+    lro=$(nc -w 5 10.0.0.3 11 | sed -n 's/.*rx [0-9]* pkts (\([0-9]*\) gso).*/\1/p')
+    check echo-lro "dom0's side of the 16 MiB echo arrived as large segments (${lro:-?} GSO packets received)" \
+        [ "${lro:-0}" -gt 0 ]
     reply=$(echo "udp-hello" | nc -u -w 2 10.0.0.3 7)
     check echo-udp "UDP echo answered '$reply'" [ "$reply" = udp-hello ]
     # The backend vanishes mid-transfer and comes back: netback is unbound from the vif and bound again (as a

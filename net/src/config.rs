@@ -7,6 +7,8 @@
 //! | `ip6` | `fd00::2/64` | static IPv6 address and prefix, in addition to the link-local one |
 //! | `gw6` | `fd00::1` or `fe80::1` | IPv6 default router: link-local, or inside the `ip6=` subnet |
 //! | `slaac` | `on` (default), `off` | IPv6 addresses and router from router advertisements |
+//! | `tso` | `on` (default), `off` | hand the backend TCP/IPv4 segments of up to 64 KiB to cut up (if it offers to) |
+//! | `lro` | `on` (default), `off` | take large TCP/IPv4 segments from the backend whole (large receive) |
 //!
 //! The IPv6 link-local address (`fe80::/64` + EUI-64 of the MAC) is always configured.
 //! [`NetConfig::from_lookup`] takes any `key -> value` lookup, e.g. `|k| cmdline.get(k)`.
@@ -28,6 +30,11 @@ pub struct NetConfig {
     pub ipv6_gateway: Option<Ipv6Addr>,
     /// Configure an IPv6 address and the default router from router advertisements (SLAAC).
     pub slaac: bool,
+    /// Ask for TCP segmentation offload on transmit (used if the backend offers `feature-gso-tcpv4`).
+    pub tso: bool,
+    /// Ask for large receive: the backend may deliver TCP/IPv4 segments of up to 64 KiB whole (fewer packets
+    /// for dom0 and for us; off, it cuts them into MTU-sized frames first).
+    pub lro: bool,
 }
 
 /// IPv4 configuration.
@@ -47,16 +54,17 @@ pub enum Ipv4Config {
 }
 
 impl Default for NetConfig {
-    /// DHCPv4, link-local IPv6 and SLAAC: what a guest gets with nothing on its command line.
+    /// DHCPv4, link-local IPv6 and SLAAC, both offloads asked for: what a guest gets with nothing on its command
+    /// line.
     fn default() -> Self {
-        NetConfig { ipv4: Ipv4Config::Dhcp, ipv6_address: None, ipv6_gateway: None, slaac: true }
+        NetConfig { ipv4: Ipv4Config::Dhcp, ipv6_address: None, ipv6_gateway: None, slaac: true, tso: true, lro: true }
     }
 }
 
 /// A command-line value that could not be used: `key=value: problem`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfigError<'a> {
-    /// The key (`ip`, `gw`, `ip6`, `gw6`, `slaac`).
+    /// The key (`ip`, `gw`, `ip6`, `gw6`, `slaac`, `tso`, `lro`).
     pub key: &'static str,
     /// The value as given.
     pub value: &'a str,
@@ -113,7 +121,7 @@ impl fmt::Display for ConfigError<'_> {
 }
 
 impl NetConfig {
-    /// Reads `ip=`, `gw=`, `ip6=`, `gw6=` and `slaac=` through `get` (e.g. `|k| cmdline.get(k)`).
+    /// Reads `ip=`, `gw=`, `ip6=`, `gw6=`, `slaac=`, `tso=` and `lro=` through `get` (e.g. `|k| cmdline.get(k)`).
     pub fn from_lookup<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<NetConfig, ConfigError<'a>> {
         let err = |key, value, problem| ConfigError { key, value, problem };
 
@@ -162,13 +170,14 @@ impl NetConfig {
                 Some(gw)
             }
         };
-        let slaac = match get("slaac") {
-            None => true,
-            Some("on" | "1" | "yes" | "true") => true,
-            Some("off" | "0" | "no" | "false") => false,
-            Some(v) => return Err(err("slaac", v, ConfigProblem::NotOnOff)),
+        let on_off = |key: &'static str| match get(key) {
+            None => Ok(true),
+            Some("on" | "1" | "yes" | "true") => Ok(true),
+            Some("off" | "0" | "no" | "false") => Ok(false),
+            Some(v) => Err(err(key, v, ConfigProblem::NotOnOff)),
         };
-        Ok(NetConfig { ipv4, ipv6_address: ip6, ipv6_gateway: gw6, slaac })
+        let (slaac, tso, lro) = (on_off("slaac")?, on_off("tso")?, on_off("lro")?);
+        Ok(NetConfig { ipv4, ipv6_address: ip6, ipv6_gateway: gw6, slaac, tso, lro })
     }
 }
 
@@ -256,7 +265,14 @@ mod tests {
 
     #[test]
     fn nothing_means_dhcp_link_local_and_slaac() {
-        let none = NetConfig { ipv4: Ipv4Config::Dhcp, ipv6_address: None, ipv6_gateway: None, slaac: true };
+        let none = NetConfig {
+            ipv4: Ipv4Config::Dhcp,
+            ipv6_address: None,
+            ipv6_gateway: None,
+            slaac: true,
+            tso: true,
+            lro: true,
+        };
         assert_eq!(parse("").unwrap(), none);
         assert_eq!(parse("ip=dhcp").unwrap(), NetConfig::default());
     }
@@ -275,6 +291,16 @@ mod tests {
         assert_eq!(c.ipv6_gateway, Some("fd00::1".parse().unwrap()));
         assert!(!c.slaac);
         assert_eq!(parse("ip=off").unwrap().ipv4, Ipv4Config::Off);
+    }
+
+    #[test]
+    fn offloads_are_on_unless_turned_off() {
+        let c = parse("tso=off lro=0").unwrap();
+        assert_eq!((c.tso, c.lro, c.slaac), (false, false, true));
+        let c = parse("tso=yes").unwrap();
+        assert_eq!((c.tso, c.lro), (true, true));
+        assert_eq!(error("lro=maybe"), "lro=maybe: expected on or off");
+        assert_eq!(error("tso="), "tso=: expected on or off");
     }
 
     #[test]

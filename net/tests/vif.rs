@@ -6,7 +6,7 @@ use sirocco_drivers::netfront::Features;
 use sirocco_net::{NetConfig, NetDevice, Stack, Vif};
 
 const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const SG: Features = Features { sg: true, csum_offload: true, gso_tcpv4: false };
+const SG: Features = Features { sg: true, csum_offload: true, gso_tcpv4: false, gso_rx_tcpv4: false };
 /// RX buffers posted to the backend.
 const RX_BUFFERS: u16 = 32;
 /// The most responses one poll may take from a backend flooding us: the budget, plus the buffers the backend
@@ -72,7 +72,7 @@ fn the_stack_keeps_its_timers_while_the_backend_floods_it_with_bad_ids() {
 
 // ----- transmit offloads (TSO) -----
 
-const GSO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true };
+const GSO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true, gso_rx_tcpv4: false };
 
 /// A TCP segment from 10.0.0.2:80 to 10.0.0.1:5000 (IPv4) or fd00::2 to fd00::1 (IPv6) carrying `payload`
 /// bytes, its checksum field 0 (as smoltcp leaves it for an offloading device).
@@ -102,7 +102,7 @@ fn tcp_frame(v6: bool, payload: usize) -> Vec<u8> {
         (Ipv4Address::new(10, 0, 0, 2).into(), Ipv4Address::new(10, 0, 0, 1).into())
     };
     let ip = IpRepr::new(src, dst, IpProtocol::Tcp, tcp.buffer_len(), 64);
-    let mut frame = vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
+    let mut frame = vec![0u8; 14 + ip.buffer_len()]; // `buffer_len` counts the IP payload (the TCP segment)
     frame[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
     frame[12..14].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
     ip.emit(&mut frame[14..], &caps);
@@ -178,6 +178,30 @@ fn an_offloaded_ipv4_tcp_frame_whose_checksum_cannot_be_set_up_is_dropped_not_vo
     vif.transmit_offloaded(&mut frag, None).unwrap();
     assert_eq!(nb.consume_tx(), 0, "nothing sent with a checksum nobody computed");
     assert_eq!(vif.driver.counters().tx_packets, 0);
+}
+
+/// Large receive: with `lro` asked for, netback hands over a sender's 60 KB TCP segment whole (page-sized slots, a
+/// GSO extra info slot, the checksum blank); the vif gives the stack that one frame, its checksum now whole.
+#[test]
+fn a_large_received_segment_reaches_the_stack_whole_with_a_valid_checksum() {
+    use sirocco_drivers::netfront::csum::{fill_partial_checksum, transport_checksum_ok};
+    use sirocco_drivers::netfront::wire::{
+        NetifExtraInfo, EXTRA_TYPE_GSO, GSO_TYPE_TCPV4, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, PAGE_SIZE,
+    };
+    let lro = Features { gso_rx_tcpv4: true, ..GSO };
+    let h = connected(lro, 8, 32);
+    let (mut vif, mut nb): (TestVif, _) = (Vif { id: 0, mac: MAC, mtu: 1500, driver: h.nf }, h.nb);
+    let mut segment = tcp_frame(false, 60_000);
+    fill_partial_checksum(&mut segment).unwrap();
+    let gso = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [0xb4, 0x05, GSO_TYPE_TCPV4, 0, 0, 0] };
+    let slot = PAGE_SIZE - usize::from(nb.rx_offset);
+    assert!(nb.deliver_slots(&segment, NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED, slot, &[gso]));
+    let got = vif.receive().unwrap_or_else(|| panic!("dropped: {}", vif.driver.counters()));
+    assert_eq!(got.len(), segment.len());
+    assert_eq!(transport_checksum_ok(&got), Ok(true));
+    assert_eq!(got[54..], segment[54..], "the payload");
+    assert_eq!(vif.driver.counters().rx_gso_packets, 1);
+    assert_eq!(vif.receive(), None);
 }
 
 /// Issue 12: a TCP receive window larger than the RX buffers posted to the backend can take in one burst only gets

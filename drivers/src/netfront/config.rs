@@ -82,13 +82,16 @@ pub struct NetConfig {
 
 impl Features {
     /// What we use: scatter-gather if we want it and the backend offers it; checksum offload as we choose (the
-    /// backend always accepts `feature-no-csum-offload`).
+    /// backend always accepts `feature-no-csum-offload`); TSO if the backend offers it; large receive as we
+    /// choose. Both offloads need scatter-gather and checksum offload.
     pub fn negotiate(backend: &BackendFeatures, want: Features) -> Features {
         let sg = want.sg && backend.sg;
         Features {
             sg,
             csum_offload: want.csum_offload,
             gso_tcpv4: want.gso_tcpv4 && backend.gso_tcpv4 && sg && want.csum_offload,
+            // Ours to offer: netback sends large segments to any frontend that writes the key.
+            gso_rx_tcpv4: want.gso_rx_tcpv4 && sg && want.csum_offload,
         }
     }
 }
@@ -226,8 +229,8 @@ fn hex_digit(c: u8) -> Option<u8> {
 
 /// Writes, in one transaction (run again from the start if the commit answers `EAGAIN`): `tx-ring-ref`,
 /// `rx-ring-ref`, `event-channel`, `request-rx-copy=1`, `feature-rx-notify=1`, `feature-sg` (1 if we use it, else
-/// 0), `feature-no-csum-offload` (0 with checksum offload, else 1), and our `state` = Connected (4). The backend
-/// sees all of them at once or none.
+/// 0), `feature-no-csum-offload` (0 with checksum offload, else 1), `feature-gso-tcpv4` (1 with large receive, else
+/// 0), and our `state` = Connected (4). The backend sees all of them at once or none.
 pub fn write_connect_keys<R: XsRing, P: XsPlatform>(
     xs: &mut Xenstore<R, P>,
     dev: &DeviceInfo,
@@ -243,6 +246,7 @@ pub fn write_connect_keys<R: XsRing, P: XsPlatform>(
         ("feature-rx-notify", "1".into()),
         ("feature-sg", flag(features.sg).into()),
         ("feature-no-csum-offload", flag(!features.csum_offload).into()),
+        ("feature-gso-tcpv4", flag(features.gso_rx_tcpv4).into()),
     ];
     xs.transaction(|xs, tx| {
         for (key, value) in &values {

@@ -54,6 +54,11 @@ pub struct Features {
     /// TCP segment of up to 64 KiB with a GSO extra info slot, and it cuts it into MSS-sized segments
     /// ([`Netfront::transmit_tcpv4_gso`]). Needs scatter-gather and checksum offload.
     pub gso_tcpv4: bool,
+    /// Large receive (we write `feature-gso-tcpv4=1`): the backend may hand us a TCP/IPv4 segment of up to 64 KiB
+    /// in several slots with a GSO extra info slot (its sender's, or dom0's, segment left whole), instead of cutting
+    /// it into MTU-sized frames first. Needs scatter-gather and checksum offload (such segments come with a blank
+    /// checksum).
+    pub gso_rx_tcpv4: bool,
 }
 
 /// The state of a packet's transport checksum, as the caller of [`Netfront::transmit`] knows it.
@@ -78,6 +83,9 @@ pub struct RxPacket {
     pub csum_blank: bool,
     /// `NETRXF_data_validated`: the backend (or the sender's stack) vouches for the data.
     pub data_validated: bool,
+    /// A large TCP/IPv4 segment (GSO extra info, with [`Features::gso_rx_tcpv4`]): the segment size its sender
+    /// would have cut it into.
+    pub gso_size: Option<u16>,
 }
 
 impl RxPacket {
@@ -142,6 +150,8 @@ enum Expect {
 struct RxChain {
     data: Vec<u8>,
     flags: u16,
+    /// The GSO extra info's segment size, if one came.
+    gso_size: Option<u16>,
     expect: Expect,
     /// The first fault: the packet will be dropped, its remaining slots consumed and recycled.
     fault: Option<Fault>,
@@ -699,13 +709,24 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         let chain = self.rx_chain.get_or_insert_with(|| RxChain {
             data: Vec::new(),
             flags: 0,
+            gso_size: None,
             expect: Expect::First,
             fault: None,
         });
         match chain.expect {
             Expect::Extra { more_data } => {
                 let extra = NetifExtraInfo::parse(raw);
-                if extra.type_is_valid() {
+                if extra.ty == EXTRA_TYPE_GSO {
+                    // netif.h's `u.gso`: size (u16), type, pad, features. Only the type we asked for, with a
+                    // segment size (Linux's netfront drops the same ones).
+                    let (size, gso_type) = (u16::from_le_bytes([extra.data[0], extra.data[1]]), extra.data[2]);
+                    if self.features.gso_rx_tcpv4 && gso_type == GSO_TYPE_TCPV4 && size != 0 {
+                        chain.gso_size = Some(size);
+                    } else {
+                        let asked = self.features.gso_rx_tcpv4;
+                        rx_fault(counters, chain, index, FaultKind::BadGso { gso_type, size, asked });
+                    }
+                } else if extra.type_is_valid() {
                     counters.rx_extra_skipped += 1;
                 } else {
                     rx_fault(counters, chain, index, FaultKind::BadExtra { ty: extra.ty });
@@ -764,11 +785,13 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             return Some(Err(fault));
         }
         self.counters.rx_packets += 1;
+        self.counters.rx_gso_packets += u64::from(chain.gso_size.is_some());
         self.counters.rx_bytes += chain.data.len() as u64;
         Some(Ok(RxPacket {
             data: chain.data,
             csum_blank: chain.flags & NETRXF_CSUM_BLANK != 0,
             data_validated: chain.flags & NETRXF_DATA_VALIDATED != 0,
+            gso_size: chain.gso_size,
         }))
     }
 }
@@ -780,7 +803,7 @@ fn rx_fault(counters: &mut Counters, chain: &mut RxChain, index: u32, kind: Faul
         FaultKind::Status { .. } => counters.rx_bad_status += 1,
         FaultKind::OutsidePage { .. } => counters.rx_bad_offset += 1,
         FaultKind::BadFlags { .. } => counters.rx_bad_flags += 1,
-        FaultKind::BadExtra { .. } => counters.rx_bad_extra += 1,
+        FaultKind::BadExtra { .. } | FaultKind::BadGso { .. } => counters.rx_bad_extra += 1,
         FaultKind::TooBig { .. } => counters.rx_too_big += 1,
         FaultKind::Ring(_) => counters.ring_overruns += 1,
     }

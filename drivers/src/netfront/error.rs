@@ -58,6 +58,16 @@ pub enum FaultKind {
         /// Its type.
         ty: u8,
     },
+    /// A GSO extra info slot we did not ask for (no large receive), of another GSO type than TCPv4, or with a
+    /// segment size of 0.
+    BadGso {
+        /// Its `u.gso.type`.
+        gso_type: u8,
+        /// Its `u.gso.size`.
+        size: u16,
+        /// Whether we asked for large receive (`feature-gso-tcpv4`).
+        asked: bool,
+    },
     /// The chained slots add up to more than a packet can hold.
     TooBig {
         /// Bytes so far.
@@ -108,6 +118,12 @@ impl fmt::Display for Fault {
             }
             FaultKind::BadFlags { flags } => write!(f, "flags {flags:#06x} include one we did not negotiate"),
             FaultKind::BadExtra { ty } => write!(f, "extra info slot of unknown type {ty}"),
+            FaultKind::BadGso { asked: false, .. } => {
+                f.write_str("a GSO extra info slot, but we never asked for large receive")
+            }
+            FaultKind::BadGso { gso_type, size, .. } => {
+                write!(f, "GSO extra info of type {gso_type}, size {size} (we asked for TCPv4 with a segment size)")
+            }
             FaultKind::TooBig { len } => write!(f, "the chained slots hold {len} bytes, more than 65535"),
             FaultKind::Ring(e) => write!(f, "{e}; the device is stopped"),
         }
@@ -228,12 +244,14 @@ pub struct Counters {
     pub rx_bad_offset: u64,
     /// RX responses with flags we did not negotiate.
     pub rx_bad_flags: u64,
-    /// RX extra info slots of an unknown type.
+    /// RX extra info slots of an unknown type, and GSO ones we cannot take.
     pub rx_bad_extra: u64,
     /// RX packets over 65535 bytes.
     pub rx_too_big: u64,
-    /// Extra info slots skipped (valid ones).
+    /// Extra info slots skipped (valid ones we have no use for).
     pub rx_extra_skipped: u64,
+    /// Large segments received (a GSO extra info slot with them).
+    pub rx_gso_packets: u64,
 
     /// Times the backend's `rsp_prod` ran ahead of our requests (the device stops at the first).
     pub ring_overruns: u64,
@@ -250,7 +268,7 @@ impl fmt::Display for Counters {
         write!(
             f,
             "tx {} pkts ({} gso) {} B (refused: ring full {}, no buffer {}, too big {}, needs sg {}, csum {}, gso {}, \
-             not connected {}; responses: bad id {}, error {}, dropped {}, bad status {}); rx {} pkts {} B (dropped {}: bad id {}, \
+             not connected {}; responses: bad id {}, error {}, dropped {}, bad status {}); rx {} pkts ({} gso) {} B (dropped {}: bad id {}, \
              bad status {}, bad offset {}, bad flags {}, bad extra {}, too big {}; extras skipped {}); ring overruns \
              {}; resets {} (tx slots dropped {}); notifies {}",
             c.tx_packets,
@@ -268,6 +286,7 @@ impl fmt::Display for Counters {
             c.tx_dropped,
             c.tx_bad_status,
             c.rx_packets,
+            c.rx_gso_packets,
             c.rx_bytes,
             c.rx_dropped,
             c.rx_bad_id,

@@ -6,9 +6,10 @@ use super::wire::*;
 use super::*;
 use crate::ring::{offsets, RingError};
 
-const SG: Features = Features { sg: true, csum_offload: true, gso_tcpv4: false };
-const GSO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true };
-const PLAIN: Features = Features { sg: false, csum_offload: false, gso_tcpv4: false };
+const SG: Features = Features { sg: true, csum_offload: true, gso_tcpv4: false, gso_rx_tcpv4: false };
+const GSO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true, gso_rx_tcpv4: false };
+const LRO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true, gso_rx_tcpv4: true };
+const PLAIN: Features = Features { sg: false, csum_offload: false, gso_tcpv4: false, gso_rx_tcpv4: false };
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
@@ -414,7 +415,7 @@ fn a_single_slot_frame_is_received_and_its_buffer_reposted() {
     let data = frame(1514, 9);
     h.nb.deliver(&data, 0);
     let p = rx_ok(&mut h);
-    assert_eq!(p, RxPacket { data: data.clone(), csum_blank: false, data_validated: false });
+    assert_eq!(p, RxPacket { data: data.clone(), csum_blank: false, data_validated: false, gso_size: None });
     assert_eq!(h.nf.poll_rx(), None);
     assert_eq!((h.nf.rx_free_buffers(), h.nb.rx_requests()), (0, 8), "reposted");
     let c = h.nf.counters();
@@ -477,7 +478,7 @@ fn a_chain_split_across_batches_waits_for_its_end() {
 
 #[test]
 fn extra_info_slots_are_skipped() {
-    let mut h = connected(SG, 4, 16);
+    let mut h = connected(LRO, 4, 16);
     let gso = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: EXTRA_FLAG_MORE, data: [0xb4, 0x05, 1, 0, 0, 0] };
     let hash = NetifExtraInfo { ty: EXTRA_TYPE_HASH, flags: 0, data: [1, 1, 0xde, 0xad, 0xbe, 0xef] };
     let data = frame(7000, 3);
@@ -485,13 +486,68 @@ fn extra_info_slots_are_skipped() {
     let p = rx_ok(&mut h);
     assert_eq!(p.data, data, "the extras are not data");
     assert!(p.data_validated);
+    assert_eq!(p.gso_size, Some(1460));
     let single = frame(64, 4);
     assert!(h.nb.deliver_slots(&single, 0, 4096, &[hash]));
-    assert_eq!(rx_ok(&mut h).data, single);
+    let p = rx_ok(&mut h);
+    assert_eq!((p.data, p.gso_size), (single, None));
     assert_eq!(h.nf.poll_rx(), None);
     let c = h.nf.counters();
-    assert_eq!((c.rx_extra_skipped, c.rx_packets, c.rx_dropped), (3, 2, 0));
+    assert_eq!((c.rx_extra_skipped, c.rx_gso_packets, c.rx_packets, c.rx_dropped), (2, 1, 2, 0));
     assert_eq!(h.nb.rx_requests(), 16, "the extras' slots' buffers were reposted too");
+}
+
+/// Large receive: the backend hands over dom0's 64 KiB TCP segment whole, in 16 page-sized slots after a GSO extra
+/// info slot, its checksum blank; it comes out as one packet whose checksum can be filled in.
+#[test]
+fn a_large_segment_arrives_whole_with_its_gso_size() {
+    let mut h = connected(LRO, 4, 32);
+    // FRAMES[0]'s Ethernet, IPv4 and TCP headers (54 bytes), 65481 bytes of payload, the IP length to match.
+    let mut segment = hex(FRAMES[0].1);
+    segment.truncate(54);
+    segment.extend((0..65535 - 54).map(|i| (i % 251) as u8));
+    segment[16..18].copy_from_slice(&((65535 - 14) as u16).to_be_bytes());
+    let gso = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [0xa8, 0x05, GSO_TYPE_TCPV4, 0, 0, 0] };
+    assert!(h.nb.deliver_slots(&segment, NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED, PAGE_SIZE, &[gso]));
+    let mut p = rx_ok(&mut h);
+    assert_eq!((p.data.len(), p.gso_size, p.csum_blank), (65535, Some(1448), true));
+    assert_eq!(p.fill_checksum(), Ok(Some(csum::Transport::Tcp)));
+    assert_eq!(&p.data[54..], &segment[54..]);
+    let c = h.nf.counters();
+    assert_eq!((c.rx_gso_packets, c.rx_packets, c.rx_dropped), (1, 1, 0));
+    assert_eq!(h.nb.rx_requests(), 32, "all 17 buffers (16 data, 1 extra) were posted again");
+}
+
+/// A GSO extra info slot we cannot take drops its packet, and only it: one without large receive asked for (the
+/// backend could then hand us segments over the MTU), a TCPv6 one (we ask only for TCPv4), a segment size of 0.
+#[test]
+fn a_gso_extra_we_cannot_take_drops_its_packet() {
+    let gso = |size: u16, ty: u8| {
+        let s = size.to_le_bytes();
+        NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [s[0], s[1], ty, 0, 0, 0] }
+    };
+    for (features, extra, asked) in [
+        (SG, gso(1448, GSO_TYPE_TCPV4), false),
+        (LRO, gso(1448, GSO_TYPE_TCPV6), true),
+        (LRO, gso(0, GSO_TYPE_TCPV4), true),
+    ] {
+        let mut h = connected(features, 4, 16);
+        assert!(h.nb.deliver_slots(&frame(9000, 0), NETRXF_CSUM_BLANK, PAGE_SIZE, &[extra]));
+        let d = rx_drop(&mut h);
+        let (size, gso_type) = (u16::from_le_bytes([extra.data[0], extra.data[1]]), extra.data[2]);
+        assert_eq!(d, Fault { dir: Direction::Rx, index: 1, kind: FaultKind::BadGso { gso_type, size, asked } });
+        h.nb.deliver(&frame(64, 1), 0);
+        assert_eq!(rx_ok(&mut h).data, frame(64, 1), "the next packet is fine");
+        assert_eq!(h.nf.poll_rx(), None);
+        let c = h.nf.counters();
+        assert_eq!((c.rx_bad_extra, c.rx_dropped, c.rx_packets, c.rx_gso_packets), (1, 1, 1, 0));
+        assert_eq!(h.nb.rx_requests(), 16, "every buffer of the dropped packet was posted again");
+    }
+    let d = Fault { dir: Direction::Rx, index: 1, kind: FaultKind::BadGso { gso_type: 1, size: 1448, asked: false } };
+    assert_eq!(
+        d.to_string(),
+        "rx response at ring index 1: a GSO extra info slot, but we never asked for large receive"
+    );
 }
 
 #[test]
@@ -714,7 +770,7 @@ fn counters_display_every_field() {
     let text = h.nf.counters().to_string();
     assert!(text.starts_with("tx 1 pkts (0 gso) 100 B (refused: ring full 0"), "{text}");
     assert!(text.contains("csum 0, gso 0, not connected 0"), "{text}");
-    assert!(text.contains("rx 1 pkts 60 B (dropped 0: bad id 0"), "{text}");
+    assert!(text.contains("rx 1 pkts (0 gso) 60 B (dropped 0: bad id 0"), "{text}");
     assert!(text.ends_with("ring overruns 0; resets 0 (tx slots dropped 0); notifies 2"), "{text}");
 }
 
@@ -983,15 +1039,24 @@ mod xenbus {
     #[test]
     fn features_are_negotiated_against_the_backend() {
         let offered = BackendFeatures { rx_copy: true, sg: true, gso_tcpv4: true, ..BackendFeatures::default() };
-        let all = Features { sg: true, csum_offload: true, gso_tcpv4: true };
+        let all = LRO;
         assert_eq!(Features::negotiate(&offered, all), all);
+        // Large receive is ours to offer, whatever the backend's own keys say.
+        let nothing = BackendFeatures { rx_copy: true, sg: true, ..BackendFeatures::default() };
+        assert_eq!(Features::negotiate(&nothing, all), Features { gso_tcpv4: false, ..LRO });
         // TSO needs scatter-gather (a segment spans pages) and checksum offload (the backend fills each segment's).
         let no_sg = BackendFeatures { sg: false, ..offered };
-        assert_eq!(Features::negotiate(&no_sg, all), Features { sg: false, csum_offload: true, gso_tcpv4: false });
+        assert_eq!(
+            Features::negotiate(&no_sg, all),
+            Features { sg: false, csum_offload: true, gso_tcpv4: false, gso_rx_tcpv4: false }
+        );
         let no_csum = Features { csum_offload: false, ..all };
-        assert_eq!(Features::negotiate(&offered, no_csum), Features { gso_tcpv4: false, ..no_csum });
+        assert_eq!(
+            Features::negotiate(&offered, no_csum),
+            Features { gso_tcpv4: false, gso_rx_tcpv4: false, ..no_csum }
+        );
         let no_gso = BackendFeatures { gso_tcpv4: false, ..offered };
-        assert_eq!(Features::negotiate(&no_gso, all), SG);
+        assert_eq!(Features::negotiate(&no_gso, GSO), SG);
         assert_eq!(Features::negotiate(&offered, PLAIN), PLAIN);
     }
 
@@ -1054,7 +1119,7 @@ mod xenbus {
             .collect()
     }
 
-    const EXPECTED: [&str; 8] = [
+    const EXPECTED: [&str; 9] = [
         "device/vif/0/tx-ring-ref=8",
         "device/vif/0/rx-ring-ref=9",
         "device/vif/0/event-channel=5",
@@ -1062,6 +1127,7 @@ mod xenbus {
         "device/vif/0/feature-rx-notify=1",
         "device/vif/0/feature-sg=1",
         "device/vif/0/feature-no-csum-offload=0",
+        "device/vif/0/feature-gso-tcpv4=0",
         "device/vif/0/state=4",
     ];
 
@@ -1072,6 +1138,10 @@ mod xenbus {
         let writes = connect_writes(&fake);
         let values: Vec<&str> = writes.iter().map(|(_, v)| v.as_str()).collect();
         assert_eq!(values, EXPECTED);
+        let (mut xs, fake, dev) = with_vif();
+        write_connect_keys(&mut xs, &dev, KEYS, LRO).unwrap();
+        let values: Vec<String> = connect_writes(&fake).into_iter().map(|(_, v)| v).collect();
+        assert!(values.contains(&"device/vif/0/feature-gso-tcpv4=1".to_string()), "{values:?}");
         let tx = writes[0].0;
         assert!(tx != 0 && writes.iter().all(|(t, _)| *t == tx), "{writes:?}");
         let f = fake.borrow();
@@ -1092,9 +1162,9 @@ mod xenbus {
         fake.borrow_mut().eagain_commits = 1;
         write_connect_keys(&mut xs, &dev, KEYS, SG).unwrap();
         let writes = connect_writes(&fake);
-        assert_eq!(writes.len(), 16, "all of it, twice");
-        assert_ne!(writes[0].0, writes[8].0, "in a fresh transaction");
-        assert_eq!(writes[8..].iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), EXPECTED);
+        assert_eq!(writes.len(), 18, "all of it, twice");
+        assert_ne!(writes[0].0, writes[9].0, "in a fresh transaction");
+        assert_eq!(writes[9..].iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), EXPECTED);
         let f = fake.borrow();
         assert_eq!(f.commits, 2);
         assert_eq!(f.get("device/vif/0/tx-ring-ref").unwrap(), b"8");
