@@ -79,6 +79,9 @@ def net_table(lines):
     row("HTTP requests/s (wrk -t2 -c10, 10 s, GET /)", s["rps"], l["rps"], "req/s")
     row("TCP dom0 -> guest", st.get("to_guest_mbps", 0), l["to_guest_mbps"], "MiB/s")
     row("TCP guest -> dom0", st.get("from_guest_mbps", 0), l["from_guest_mbps"], "MiB/s")
+    if "sirocco-nolro" in tput:
+        row("TCP dom0 -> guest, large receive off (echo lro=off)", tput["sirocco-nolro"]["to_guest_mbps"],
+            l["to_guest_mbps"], "MiB/s")
     if "sirocco-256k" in tput:
         big = tput["sirocco-256k"]
         row("TCP dom0 -> guest, 256 KiB TCP buffers (echo tcpbuf=)", big["to_guest_mbps"], l["to_guest_mbps"], "MiB/s")
@@ -165,7 +168,9 @@ BOOT_STEPS = [
     ("vif-initialising", "vif front end Initialising", "guest"),
     ("back_initwait", "backend at InitWait (watch)", "dom0 (netback)"),
     ("vif-backend-initwait", "guest sees InitWait", "guest"),
-    ("vif-connected", "front end Connected", "guest"),
+    ("vif-buffers-granted", "RX/TX buffers allocated and granted", "guest"),
+    ("vif-keys-written", "connect keys written (one xenstore transaction), front end Connected", "guest"),
+    ("vif-connected", "guest sees the backend Connected", "guest"),
     ("back_connected", "backend Connected (watch)", "dom0 (netback)"),
     ("first-frame-sent", "first frame sent", "guest"),
     ("first-frame-received", "first frame received", "guest"),

@@ -121,7 +121,10 @@ pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, EventChannel), 
     let keys =
         ConnectKeys { tx_ring_ref: tx_ring.grefs()[0], rx_ring_ref: rx_ring.grefs()[0], event_channel: channel.port() };
     let mut driver = nf::Netfront::new(tx_ring, rx_ring, Buffers { tx, rx }, Kick(channel.port()), features);
-    xenstore::with(|xs| nf::connect(xs, dev, &mut driver, keys, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
+    crate::boot_steps::step("vif-buffers-granted");
+    xenstore::with(|xs| nf::offer_connect(xs, dev, &mut driver, keys)).map_err(NetError::Config)?;
+    crate::boot_steps::step("vif-keys-written");
+    xenstore::with(|xs| nf::await_connected(xs, dev, &mut driver, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     crate::boot_steps::step("vif-connected");
     log::info!(
         "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, large receive {}, buffers {} tx / {} rx, event channel {}",

@@ -71,25 +71,25 @@ bench_guest() {
 
 bench_guest sirocco 10.0.0.2 http xl-configs/httpd.cfg 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
 bench_guest sirocco-pvh 10.0.0.2 http xl-configs/httpd.cfg 'type="pvh"' "$LAB_HVM_XL" 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
-# httpd has no discard/source ports: measure throughput against echo, the same image family.
-start_bg bench-echo xl-configs/echo.cfg 'extra="log=warn ip=10.0.0.3/24 gw=10.0.0.1"'
-if wait_tcp 10.0.0.3 9 120; then
-    tput sirocco "$GUEST_NAME" 10.0.0.3 systat
-    echo "SIROCCO-BENCH kind=tput guest=sirocco to_guest_mbps=$TO from_guest_mbps=$FROM"
-else
-    fail netbench-echo "echo did not come up"; show_guest
-fi
-stop_net_guest
+# echo_tput LABEL [ECHO ARGS]: TCP MiB/s both ways against echo (httpd has no discard/source ports; the same
+# image family), with ECHO ARGS added to its command line.
+echo_tput() {
+    label=$1; shift
+    start_bg "bench-$label" xl-configs/echo.cfg "extra=\"log=warn ip=10.0.0.3/24 gw=10.0.0.1 $*\""
+    if wait_tcp 10.0.0.3 9 120; then
+        tput "$label" "$GUEST_NAME" 10.0.0.3 systat
+        echo "SIROCCO-BENCH kind=tput guest=$label to_guest_mbps=$TO from_guest_mbps=$FROM"
+    else
+        fail "netbench-$label" "echo ($*) did not come up"; show_guest
+    fi
+    stop_net_guest
+}
+echo_tput sirocco
+# Before/after for large receive: netback cuts dom0's segments into MTU-sized frames for us.
+echo_tput sirocco-nolro lro=off
 # The same with 256 KiB TCP buffers (echo's tcpbuf=): the window, not either side's CPU, bounds a transfer over
 # this path (both sides mostly idle with 64 KiB); the stack keeps it within the posted RX buffers.
-start_bg bench-echo-256k xl-configs/echo.cfg 'extra="log=warn ip=10.0.0.3/24 gw=10.0.0.1 tcpbuf=262144"'
-if wait_tcp 10.0.0.3 9 120; then
-    tput sirocco-256k "$GUEST_NAME" 10.0.0.3 systat
-    echo "SIROCCO-BENCH kind=tput guest=sirocco-256k to_guest_mbps=$TO from_guest_mbps=$FROM"
-else
-    fail netbench-echo-256k "echo (tcpbuf=262144) did not come up"; show_guest
-fi
-stop_net_guest
+echo_tput sirocco-256k tcpbuf=262144
 bench_guest linux 10.0.0.20 none /tmp/nb.cfg
 
 # --- Boot broken down (issue 12): xl create -> first HTTP 200, step by step, as dom0 and the guest see them. ---

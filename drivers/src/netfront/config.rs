@@ -258,7 +258,8 @@ pub fn write_connect_keys<R: XsRing, P: XsPlatform>(
 
 /// The connect step: posts the RX buffers, writes the connect keys ([`write_connect_keys`]), waits for the backend
 /// to reach Connected, and only then lets the device transmit. Call with the backend in InitWait (see the module
-/// documentation for the whole sequence).
+/// documentation for the whole sequence). [`offer_connect`] then [`await_connected`], for a caller that marks the
+/// time between them.
 pub fn connect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify>(
     xs: &mut Xenstore<R, P>,
     dev: &DeviceInfo,
@@ -266,8 +267,29 @@ pub fn connect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify
     keys: ConnectKeys,
     timeout_ns: u64,
 ) -> Result<(), ConfigError> {
+    offer_connect(xs, dev, netfront, keys)?;
+    await_connected(xs, dev, netfront, timeout_ns)
+}
+
+/// The first half of [`connect`]: posts the RX buffers and writes the connect keys (our state Connected).
+pub fn offer_connect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify>(
+    xs: &mut Xenstore<R, P>,
+    dev: &DeviceInfo,
+    netfront: &mut Netfront<S, B, E>,
+    keys: ConnectKeys,
+) -> Result<(), ConfigError> {
     netfront.post_rx_buffers();
     write_connect_keys(xs, dev, keys, netfront.features())?;
+    Ok(())
+}
+
+/// The second half of [`connect`]: waits for the backend to reach Connected, then lets the device transmit.
+pub fn await_connected<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Notify>(
+    xs: &mut Xenstore<R, P>,
+    dev: &DeviceInfo,
+    netfront: &mut Netfront<S, B, E>,
+    timeout_ns: u64,
+) -> Result<(), ConfigError> {
     frontend::wait_for_backend(xs, dev, &[XenbusState::Connected], timeout_ns)?;
     netfront.backend_connected();
     Ok(())

@@ -2475,6 +2475,14 @@ impl<'a> Socket<'a> {
             && self.ack_to_transmit()
         {
             self.ack_delay_timer = match self.ack_delay_timer {
+                // Sirocco patch 10: one segment can carry more than one RMSS of new data (a receiver that
+                // coalesces, like Xen's netback handing over a 64 KiB segment whole): ACK it now, as Linux does
+                // ("more than one full frame received"), not after the delay. Delaying it stalls a sender whose
+                // whole window that one segment was.
+                AckDelayTimer::Idle if self.immediate_ack_to_transmit() => {
+                    tcp_trace!("more than one rmss of new data, acking at once");
+                    AckDelayTimer::Immediate
+                }
                 AckDelayTimer::Idle => {
                     tcp_trace!("starting delayed ack timer");
                     AckDelayTimer::Waiting(cx.now() + ack_delay)
@@ -9753,6 +9761,33 @@ mod test {
                 seq_number: LOCAL_SEQ + 1,
                 ack_number: Some(REMOTE_SEQ + 1 + (DEFAULT_MSS + 1)),
                 window_len: (DEFAULT_MSS - 1) as u16,
+                ..RECV_TEMPL
+            })
+        );
+    }
+
+    #[test]
+    fn test_no_delayed_ack_for_one_segment_of_more_than_rmss() {
+        let mut s = socket_established_with_buffer_sizes(DEFAULT_MSS * 4, DEFAULT_MSS * 4);
+        s.set_ack_delay(Some(ACK_DELAY_DEFAULT));
+        // One segment of two RMSS (a coalesced segment, as Xen's netback hands over with large receive).
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &[0; DEFAULT_MSS * 2],
+                ..SEND_TEMPL
+            }
+        );
+
+        // Acknowledged at once, not after the delay.
+        recv!(
+            s,
+            Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1 + DEFAULT_MSS * 2),
+                window_len: (DEFAULT_MSS * 2) as u16,
                 ..RECV_TEMPL
             })
         );
