@@ -223,7 +223,7 @@ def boot_steps_table(lines):
     if fl is not None and "t200" in med:
         ours = med["t200"] - med.get("xl_ret", 0.0)
         out.append("")
-        out.append(f"Toolstack floor: `xl create` of a do-nothing guest (ticker) with the same vif and memory returns after {fl:.3f} s "
+        out.append(f"Toolstack floor: `xl create` of a do-nothing guest (ticker) with the same vif and memory, dom0 running the same watch loop and poller, returns after {fl:.3f} s "
                    f"(median of {len(floor)}). Create -> HTTP 200 is {med['t200']:.3f} s = {med['t200'] / fl:.2f}x the "
                    f"floor; of it {ours:.3f} s come after `xl create` returned.")
     return "\n".join(out)
