@@ -15,7 +15,7 @@ DEFAULT_APP := httpd
 APP ?= $(DEFAULT_APP)
 APPS := $(notdir $(patsubst %/Cargo.toml,%,$(wildcard apps/*/Cargo.toml)))
 XL_ARGS ?=
-IMGCHECK = cargo run -q --release -p sirocco-imgcheck --
+IMGCHECK = cargo run -q --release -p sirocco-imgcheck --bin sirocco-imgcheck --
 
 .PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test soak test lab-run run bench clean
 .PHONY: image qemu-boot-check test-hvm lab-tsc-repro bench-loss bench-density

@@ -41,7 +41,17 @@ CARGO_TARGET_DIR="$root/target/xen" \
     "$CARGO_BIN" build --release "${pkgs[@]}" \
     -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem -Zjson-target-spec \
     --target "$root/x86_64-xen.json"
+# Each image gets its symbol table for crash reports (the function names a backtrace prints in the guest) in its
+# last section, filled in after the link so nothing else moves; its debug info goes to build/APP.debug (for
+# tools/symbolize and gdb, linked by .gnu_debuglink) and out of the image.
+cargo build -q --release -p sirocco-imgcheck --bin sirocco-symtab
 for app in "$@"; do
-    cp "target/xen/x86_64-xen/release/$app" "build/$app.xen"
-    echo "xbuild: build/$app.xen ($(stat -c %s "build/$app.xen") bytes)" >&2
+    img="build/$app.xen"
+    cp "target/xen/x86_64-xen/release/$app" "$img"
+    target/release/sirocco-symtab "$img" "build/$app.symtab" >&2
+    objcopy --update-section ".sirocco_syms=build/$app.symtab" "$img"
+    objcopy --only-keep-debug "$img" "build/$app.debug"
+    objcopy --strip-debug --add-gnu-debuglink="build/$app.debug" "$img"
+    rm -f "build/$app.symtab"
+    echo "xbuild: $img ($(stat -c %s "$img") bytes; debug info in build/$app.debug)" >&2
 done

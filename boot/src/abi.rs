@@ -238,3 +238,31 @@ const _: () = {
     assert!(offset_of!(HvmParam, value) == 8);
     assert!(size_of::<FeatureInfo>() == 8);
 };
+
+/// xen.h: `__HYPERVISOR_set_trap_table`.
+pub const HYPERVISOR_SET_TRAP_TABLE: u32 = 0;
+/// arch-x86/xen-x86_64.h: `FLAT_KERNEL_CS64`, the code selector of a 64-bit PV kernel.
+pub const FLAT_KERNEL_CS64: u16 = 0xe033;
+
+/// arch-x86/xen.h: `struct trap_info`, one entry of the table `HYPERVISOR_set_trap_table` takes (ended by an entry
+/// whose address is 0). `flags` bits 0-1: the privilege level that may raise the vector with `int`; bit 2: mask
+/// events on entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapInfo {
+    /// The exception vector.
+    pub vector: u8,
+    /// `TI_SET_DPL` / `TI_SET_IF` bits.
+    pub flags: u8,
+    /// The handler's code selector.
+    pub cs: u16,
+    /// The handler's address (0 ends the table).
+    pub address: u64,
+}
+const _: () = {
+    assert!(size_of::<TrapInfo>() == 16);
+    assert!(offset_of!(TrapInfo, cs) == 2);
+    assert!(offset_of!(TrapInfo, address) == 8);
+    // struct arch_vcpu_info { unsigned long cr2, pad; } inside vcpu_info.
+    assert!(offset_of!(vcpu_info, arch) == 16);
+};

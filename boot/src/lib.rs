@@ -19,6 +19,7 @@ extern crate alloc;
 
 mod abi;
 pub mod console;
+mod crash;
 mod early;
 pub mod evtchn;
 pub mod grant;
@@ -32,6 +33,7 @@ pub mod profile;
 mod pv;
 pub mod ring;
 mod start;
+mod trap;
 pub mod xen;
 pub mod xsring;
 

@@ -2,15 +2,37 @@
 //! (Each mode's own set-up is `pv::memory` and `hvm::memory_init`.)
 
 use alloc::vec::Vec;
+use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use linked_list_allocator::LockedHeap;
 use sirocco_boot_logic::PAGE_SIZE;
 use spin::{Mutex, Once};
 
 /// The heap over every free page. linked_list_allocator is the well-kept crate for a first-fit heap over one
-/// region; Sirocco needs nothing fancier until it has many cores.
+/// region; Sirocco needs nothing fancier until it has many cores. Wrapped only to count what it refuses, for the
+/// out-of-memory report (`crash::print_heap`).
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: Heap = Heap(LockedHeap::empty());
+
+struct Heap(LockedHeap);
+
+// SAFETY: every call is forwarded to linked_list_allocator's `LockedHeap` with the caller's layout and pointer
+// unchanged; the wrapper only records a null return.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's promises, passed on.
+        let p = unsafe { self.0.alloc(layout) };
+        if p.is_null() {
+            crate::crash::allocation_refused(layout.size(), layout.align());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's promises, passed on.
+        unsafe { self.0.dealloc(ptr, layout) }
+    }
+}
 
 /// What boot did with memory; apps see it in `Env::memory`.
 #[derive(Clone, Copy, Debug)]
@@ -45,8 +67,14 @@ pub struct HeapStats {
 
 /// The heap now.
 pub fn heap_stats() -> HeapStats {
-    let h = HEAP.lock();
+    let h = HEAP.0.lock();
     HeapStats { size: h.size(), used: h.used(), free: h.free() }
+}
+
+/// The heap now, unless its lock is held (by code that panicked or faulted inside the allocator).
+pub(crate) fn try_heap_stats() -> Option<HeapStats> {
+    let h = HEAP.0.try_lock()?;
+    Some(HeapStats { size: h.size(), used: h.used(), free: h.free() })
 }
 
 /// The frame number Xen knows the page at virtual address `va` by (any address of ours): the machine frame under
@@ -67,7 +95,7 @@ pub fn virt_to_mfn(va: u64) -> u64 {
 /// The range must be mapped writable, and nothing else may use it, for the domain's life.
 pub(crate) unsafe fn init_heap(start: u64, bytes: u64) {
     // SAFETY: the caller's promise.
-    unsafe { HEAP.lock().init(start as *mut u8, bytes as usize) };
+    unsafe { HEAP.0.lock().init(start as *mut u8, bytes as usize) };
 }
 
 /// Whole free pages outside the heap, handed out by [`crate::grant::Page::new`] before the heap. Under PV the

@@ -1,5 +1,7 @@
-//! Panics: the message and its source location on the console, then `SCHEDOP_shutdown(crash)`, so the toolstack
-//! sees a crash (xl's `on_crash`) and the log shows why.
+//! Panics: the message and its source location on the console, the backtrace (function names from the image's
+//! symbol table; `tools/symbolize` adds files and lines) and the heap's state (an out-of-memory panic names the
+//! request that failed), then `SCHEDOP_shutdown(crash)`, so the toolstack sees a crash (xl's `on_crash`) and the
+//! log shows why.
 
 use crate::{console, exit, Exit};
 use core::panic::PanicInfo;
@@ -26,5 +28,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         )),
         None => console::print_forced(format_args!("\nPANIC: {}\n  at an unknown location\n", info.message())),
     }
+    crate::crash::print_backtrace(None, None, crate::crash::frame_pointer());
+    crate::crash::print_heap();
     exit(Exit::Crash)
 }

@@ -164,3 +164,10 @@ pub fn wall_clock_ns() -> Option<u64> {
         }
     }
 }
+
+/// PV: the faulting address of the last page fault, which Xen puts in `vcpu_info.arch.cr2` (a PV guest cannot
+/// read CR2 itself). `None` before shared_info is mapped.
+pub(crate) fn pv_cr2() -> Option<u64> {
+    // SAFETY: a field of the mapped vcpu_info, which Xen writes when it delivers a page fault; read volatile.
+    vcpu0().map(|v| unsafe { core::ptr::read_volatile(addr_of!((*v).arch.cr2)) })
+}

@@ -107,7 +107,10 @@ macro_rules! main {
     ($f:path) => {
         #[no_mangle]
         pub fn __sirocco_app_main(env: &$crate::Env) -> $crate::Exit {
-            $crate::Termination::report($f(env))
+            // Called through an opaque pointer, so the app's main keeps a frame of its own (and its name in a
+            // backtrace) instead of being inlined here.
+            let main = ::core::hint::black_box($f as fn(&$crate::Env) -> _);
+            $crate::Termination::report(main(env))
         }
     };
 }

@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod cpuid;
+pub mod crash;
 pub mod elfnote;
 pub mod events;
 pub mod layout;

@@ -19,6 +19,7 @@
 
 mod entry;
 mod trap;
+pub(crate) use trap::halt;
 
 use crate::hypercall::{self, hvm_get_param as param};
 use crate::mode::{self, BootMode};
@@ -39,7 +40,6 @@ use x86_64::PhysAddr;
 
 extern "C" {
     static __image_start: u8;
-    static __image_end: u8;
     static __stack_guard: u8;
     static __stack_top: u8;
     static __shared_info_page: u8;
@@ -177,7 +177,8 @@ fn xen_memory_map() -> Result<MemoryMap, ErrorText> {
 /// image. The heap is the rest of the RAM region the image is in (linked_list_allocator manages one region).
 fn memory_init(map: &MemoryMap) -> Result<MemoryInfo, ErrorText> {
     let image_start = addr_of!(__image_start) as u64;
-    let image_end = addr_of!(__image_end) as u64;
+    // The linked image plus the symbol table the build appended after it.
+    let image_end = crate::crash::image_end();
     let guard = addr_of!(__stack_guard) as u64;
     let region =
         map.ram_containing(image_start).ok_or(ErrorText::Static("the image is not in RAM per the memory map"))?;

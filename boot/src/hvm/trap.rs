@@ -3,14 +3,12 @@
 //! a guest without an IDT gets. Interrupts stay off in every mode: events are waited for with `SCHEDOP_poll`.
 //!
 //! Each vector has a 16-byte stub that pushes a zero where the CPU pushes no error code, then the vector number,
-//! and jumps to a common path that saves every general register and calls [`exception`] with the frame.
+//! and jumps to the common path (`crate::trap`) that saves every general register and reports the exception.
 //! A page fault and a double fault run on stacks of their own (IST entries of a TSS in our own GDT), so a stack
 //! overflow into the guard page below the boot stack is reported as such instead of ending in a triple fault.
-//! (PV exceptions go through Xen's trap table, which is issue 13's work, as are backtraces.)
+//! The report itself (registers, stack overflow, backtrace) is `crate::crash`'s, shared with PV (`pv/trap.rs`).
 
-use crate::{console, early, Exit};
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, Ordering};
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
@@ -145,29 +143,8 @@ exc_stubs:
     .balign 16
 upcall_stub:
     iretq
-exc_common:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, %rdi
-    cld
-    call {handler}
-    ud2
     .popsection
     "#,
-    handler = sym exception,
     options(att_syntax)
 );
 
@@ -180,68 +157,6 @@ extern "C" {
 
 /// The vector named in `HVM_PARAM_CALLBACK_IRQ` (an unused one, above the exceptions and legacy IRQs).
 pub(super) const UPCALL_VECTOR: u8 = 0xf3;
-
-/// What the stubs and the CPU leave on the stack, lowest address first.
-#[repr(C)]
-pub(crate) struct TrapFrame {
-    r15: u64,
-    r14: u64,
-    r13: u64,
-    r12: u64,
-    r11: u64,
-    r10: u64,
-    r9: u64,
-    r8: u64,
-    rbp: u64,
-    rdi: u64,
-    rsi: u64,
-    rdx: u64,
-    rcx: u64,
-    rbx: u64,
-    rax: u64,
-    vector: u64,
-    error: u64,
-    rip: u64,
-    cs: u64,
-    rflags: u64,
-    rsp: u64,
-    ss: u64,
-}
-
-const NAMES: [&str; 32] = [
-    "divide error",
-    "debug",
-    "NMI",
-    "breakpoint",
-    "overflow",
-    "bound range exceeded",
-    "invalid opcode",
-    "device not available",
-    "double fault",
-    "coprocessor segment overrun",
-    "invalid TSS",
-    "segment not present",
-    "stack-segment fault",
-    "general protection fault",
-    "page fault",
-    "reserved (15)",
-    "x87 floating-point error",
-    "alignment check",
-    "machine check",
-    "SIMD floating-point error",
-    "virtualization exception",
-    "control protection exception",
-    "reserved (22)",
-    "reserved (23)",
-    "reserved (24)",
-    "reserved (25)",
-    "reserved (26)",
-    "reserved (27)",
-    "hypervisor injection",
-    "VMM communication",
-    "security exception",
-    "reserved (31)",
-];
 
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
 static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
@@ -257,10 +172,6 @@ const IST_PAGE_FAULT: u16 = 1;
 struct ExceptionStacks([[u8; EXCEPTION_STACK]; 2]);
 /// Only the CPU writes these (by pushing exception frames); Rust never reads or writes them.
 static mut EXCEPTION_STACKS: ExceptionStacks = ExceptionStacks([[0; EXCEPTION_STACK]; 2]);
-
-extern "C" {
-    static __stack_guard: u8;
-}
 
 /// A GDT of our own (64-bit code, data, and a TSS whose IST entries point at [`EXCEPTION_STACKS`]), replacing the
 /// boot GDT of `entry.rs`, which has no TSS.
@@ -294,7 +205,6 @@ fn load_gdt() {
         load_tss(tss);
     }
 }
-static IN_HANDLER: AtomicBool = AtomicBool::new(false);
 
 /// Installs our GDT (with the TSS) and the IDT. Called once, first thing in 64-bit mode.
 pub(super) fn init() {
@@ -336,70 +246,6 @@ pub(super) fn init() {
         idt
     });
     idt.load();
-}
-
-/// Reports an exception and crashes the domain.
-extern "C" fn exception(f: &TrapFrame) -> ! {
-    if IN_HANDLER.swap(true, Ordering::SeqCst) {
-        // A fault while reporting one: say the least possible and stop.
-        // Under Xen, `hlt` with interrupts off takes the vCPU down and the domain ends as a *poweroff*: say crash.
-        early::write(b"sirocco: exception while reporting an exception; crashing\n");
-        if super::hypercalls_ready() {
-            crate::hypercall::shutdown(crate::abi::SHUTDOWN_crash);
-        }
-        halt();
-    }
-    let name = NAMES.get(f.vector as usize).copied().unwrap_or("unknown");
-    let cr2 = x86_64::registers::control::Cr2::read_raw();
-    let guard = core::ptr::addr_of!(__stack_guard) as u64;
-    // An overflow shows as a fault in the guard page (CR2), or, as seen under nested virtualisation where CR2 came
-    // back 0, as a fault taken with RSP at or below the bottom of the boot stack.
-    let in_guard = |a: u64| (guard..guard + 4096).contains(&a);
-    let rsp_exhausted = f.rsp < guard + 4096 && f.rsp >= guard.saturating_sub(64 * 1024);
-    if matches!(f.vector, 8 | 14) && (in_guard(cr2) || rsp_exhausted) {
-        console::print_forced(format_args!(
-            "\nsirocco: STACK OVERFLOW: the boot stack ran into its guard page at {guard:#x} (rip {:#x}, rsp {:#x})\n",
-            f.rip, f.rsp
-        ));
-    }
-    console::print_forced(format_args!(
-        "\nsirocco: CPU exception {} ({}), error code {:#x}, at rip {:#018x} rsp {:#018x}{}\n",
-        f.vector,
-        name,
-        f.error,
-        f.rip,
-        f.rsp,
-        if f.vector == 14 { PageFault(cr2, f.error) } else { PageFault(u64::MAX, 0) },
-    ));
-    console::print_forced(format_args!(
-        "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n  rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}\n  r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}\n  r13 {:#018x} r14 {:#018x} r15 {:#018x} rflags {:#x} cs {:#x} ss {:#x}\n",
-        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15,
-        f.rflags, f.cs, f.ss
-    ));
-    if !super::hypercalls_ready() {
-        halt();
-    }
-    crate::exit(Exit::Crash)
-}
-
-/// The page-fault detail (CR2 and the kind of access), or nothing for other vectors.
-struct PageFault(u64, u64);
-
-impl core::fmt::Display for PageFault {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0 == u64::MAX {
-            return Ok(());
-        }
-        let access = if self.1 & 0x10 != 0 {
-            "fetch"
-        } else if self.1 & 0x2 != 0 {
-            "write"
-        } else {
-            "read"
-        };
-        let cause = if self.1 & 1 != 0 { "protection violation" } else { "page not present" };
-        write!(f, "; {access} of {:#x}: {cause}", self.0)
-    }
 }
 
 /// Stops this vCPU for good: interrupts off, `hlt` in a loop (an NMI would only return to the loop).

@@ -12,7 +12,6 @@ use sirocco_boot_logic::{Mfn, Pfn, PAGE_SIZE};
 
 extern "C" {
     static __image_start: u8;
-    static __image_end: u8;
     static __stack_guard: u8;
 }
 
@@ -77,8 +76,9 @@ impl fmt::Display for MemoryError {
 
 /// PV: maps all memory and starts the heap.
 pub(crate) fn init(si: &start_info) -> Result<MemoryInfo, MemoryError> {
+    // The image's end includes the symbol table the build appended after `__image_end`.
     let (image_start, image_end, guard) =
-        (addr_of!(__image_start) as u64, addr_of!(__image_end) as u64, addr_of!(__stack_guard) as u64);
+        (addr_of!(__image_start) as u64, crate::crash::image_end(), addr_of!(__stack_guard) as u64);
     let sod = StartOfDay {
         nr_pages: si.nr_pages,
         pt_base: si.pt_base,

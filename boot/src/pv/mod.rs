@@ -4,6 +4,7 @@
 
 mod entry;
 pub(crate) mod memory;
+mod trap;
 
 use crate::abi::{start_info, START_INFO_MAGIC};
 use crate::mode::{self, BootMode};
@@ -26,6 +27,8 @@ pub(crate) extern "C" fn start(si: *const start_info) -> ! {
     // SAFETY: `console` is a union of the dom0 and domU variants; a domU (all Sirocco guests) uses domU.
     let (con_mfn, con_port) = unsafe { (si.console.domU.mfn, si.console.domU.evtchn) };
     console::init(memory::mfn_to_pfn(Mfn(con_mfn)).vaddr(), con_port);
+    // Every fault from here on is reported.
+    trap::init();
     let xen = start::announce();
 
     // SAFETY: cmd_line is a byte array inside start_info; reading it as u8 is always valid.

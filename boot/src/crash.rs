@@ -1,0 +1,206 @@
+//! Crash reports, the platform side: reads what the logic in `sirocco_boot_logic::crash` needs (the boot stack's
+//! bounds, the words of its frames, the symbol table the build put in the image) and prints the report every mode
+//! shares: for a CPU exception its name, error code, the page-fault detail, every register, "STACK OVERFLOW" when
+//! the boot stack ran into its guard page, and a backtrace with function names; for a panic (`panic.rs`) the
+//! backtrace and the heap's state.
+//!
+//! Everything here runs with the domain already lost, so it allocates nothing, takes no lock it cannot break
+//! (`console::print_forced`), and reads memory only where it is mapped for the domain's whole life.
+
+use crate::console;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use sirocco_boot_logic::crash::frames::{self, WalkEnd};
+use sirocco_boot_logic::crash::symtab::{Symtab, MAGIC};
+use sirocco_boot_logic::crash::{exception_name, PageFault, Regs, Stack, VECTOR_PAGE_FAULT};
+use sirocco_boot_logic::PAGE_SIZE;
+
+extern "C" {
+    static __stack_bottom: u8;
+    static __stack_top: u8;
+    static __image_end: u8;
+    static __sirocco_syms: u8;
+}
+
+/// The table's place in the image until `tools/xbuild.sh` puts the real one there (`objcopy --update-section`):
+/// zeros, which read as "no table". 32 bytes, so the header is always inside the section.
+#[used]
+#[link_section = ".sirocco_syms"]
+static SYMS_PLACEHOLDER: [u8; 32] = [0; 32];
+
+/// Frames a backtrace shows at most.
+const MAX_FRAMES: usize = 48;
+/// The largest table believed (a real one is tens of KiB).
+const MAX_TABLE: usize = 1 << 20;
+
+/// The symbol table's bytes, or none (an image built without it).
+fn table_bytes() -> &'static [u8] {
+    let start = core::ptr::addr_of!(__sirocco_syms);
+    // SAFETY: the section holds at least the 32-byte placeholder, loaded with the image and never written.
+    let header: &[u8; 24] = unsafe { &*(start as *const [u8; 24]) };
+    if &header[..8] != MAGIC {
+        return &[];
+    }
+    let word = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]) as usize;
+    let len = 24 + word(8) * 8 + word(12);
+    if len > MAX_TABLE {
+        return &[];
+    }
+    // SAFETY: the build sized the section (and the segment the loader mapped) to exactly this table; the header is
+    // its own, written by `sirocco-symtab` with these lengths. Nothing writes the section.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
+
+/// The table, if the image has a valid one.
+pub(crate) fn symtab() -> Option<Symtab<'static>> {
+    Symtab::parse(table_bytes()).ok()
+}
+
+/// The end of the loaded image, page-aligned: the linker's `__image_end`, or past the symbol table the build
+/// appended after it. Nothing may be placed below this.
+pub(crate) fn image_end() -> u64 {
+    let linked = core::ptr::addr_of!(__image_end) as u64;
+    let table = core::ptr::addr_of!(__sirocco_syms) as u64 + table_bytes().len().max(32) as u64;
+    linked.max(table).next_multiple_of(PAGE_SIZE)
+}
+
+/// The boot stack (every task runs on it) and its guard page.
+pub(crate) fn boot_stack() -> Stack {
+    Stack { bottom: core::ptr::addr_of!(__stack_bottom) as u64, top: core::ptr::addr_of!(__stack_top) as u64 }
+}
+
+/// The caller's frame pointer.
+#[inline(always)]
+pub(crate) fn frame_pointer() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads a register; no memory is touched.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    rbp
+}
+
+/// Prints one frame: `#n address function+offset` (`?` when no function is known). A return address is looked up
+/// one byte back, inside the call that returns there (the call may be a function's last instruction).
+fn print_frame(table: Option<&Symtab<'_>>, n: usize, addr: u64, is_return: bool) {
+    let look = if is_return { addr.wrapping_sub(1) } else { addr };
+    match table.and_then(|t| t.lookup(look)) {
+        Some((name, off)) => {
+            console::print_forced(format_args!("  #{n:<2} {addr:#018x} {name}+{:#x}\n", off + (addr - look)))
+        }
+        None => console::print_forced(format_args!("  #{n:<2} {addr:#018x} ?\n")),
+    }
+}
+
+/// Prints the backtrace: `rip` first (a faulting instruction), then `pushed` (a return address a call left at RSP
+/// before jumping nowhere), then every return address of the frame-pointer chain from `rbp`, within the boot stack.
+/// Raw addresses go through `tools/symbolize` for file and line.
+pub(crate) fn print_backtrace(rip: Option<u64>, pushed: Option<u64>, rbp: u64) {
+    let table = symtab();
+    console::print_forced(format_args!(
+        "backtrace (most recent call first{}):\n",
+        if table.is_some() { "" } else { "; no symbol table in this image" }
+    ));
+    let mut n = 0;
+    if let Some(rip) = rip {
+        print_frame(table.as_ref(), n, rip, false);
+        n += 1;
+    }
+    if let Some(ret) = pushed {
+        print_frame(table.as_ref(), n, ret, true);
+        n += 1;
+    }
+    let stack = boot_stack();
+    let end = frames::walk(
+        rbp,
+        stack.bottom..stack.top,
+        MAX_FRAMES,
+        // SAFETY: `walk` reads only 8-byte-aligned words inside [__stack_bottom, __stack_top), the boot stack,
+        // mapped writable for the domain's life.
+        |a| unsafe { core::ptr::read_volatile(a as *const u64) },
+        |ret| {
+            print_frame(table.as_ref(), n, ret, true);
+            n += 1;
+        },
+    );
+    if end != WalkEnd::Bottom {
+        console::print_forced(format_args!("  ({end})\n"));
+    }
+}
+
+/// Set while an exception is being reported: a second one means the report itself faulted.
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether an exception report is already under way (a fault inside it must not start another).
+pub(crate) fn begin_report() -> bool {
+    !REPORTING.swap(true, Ordering::SeqCst)
+}
+
+/// Prints the report of CPU exception `vector` (error code `error`, CR2 `cr2` for a page fault, the registers at
+/// the fault). The caller ends the domain.
+pub(crate) fn report_exception(vector: u64, error: u64, cr2: Option<u64>, regs: &Regs) {
+    let stack = boot_stack();
+    if stack.overflowed(vector, cr2, regs.rsp) {
+        let guard = stack.guard();
+        console::print_forced(format_args!(
+            "\nsirocco: STACK OVERFLOW: the boot stack ({} KiB) ran into its guard page at {:#x}..{:#x}\n",
+            (stack.top - stack.bottom) / 1024,
+            guard.start,
+            guard.end
+        ));
+    }
+    console::print_forced(format_args!(
+        "\nsirocco: CPU exception {vector} ({}), error code {error:#x}, at rip {:#018x}\n",
+        exception_name(vector),
+        regs.rip
+    ));
+    let mut pushed = None;
+    if let (VECTOR_PAGE_FAULT, Some(address)) = (vector, cr2) {
+        let pf = PageFault { address, error, rip: regs.rip };
+        console::print_forced(format_args!("  page fault: {pf}\n"));
+        // A call to a bad address faults on the fetch of its target, before any frame is set up there: the
+        // caller is the return address the call left at RSP.
+        if pf.access() == "fetch" && address == regs.rip {
+            let stack = boot_stack();
+            if regs.rsp.is_multiple_of(8) && regs.rsp >= stack.bottom && regs.rsp + 8 <= stack.top {
+                // SAFETY: an aligned word inside the boot stack, mapped for the domain's life.
+                pushed = Some(unsafe { core::ptr::read_volatile(regs.rsp as *const u64) });
+            }
+        }
+    }
+    console::print_forced(format_args!("{regs}\n"));
+    print_backtrace(Some(regs.rip), pushed, regs.rbp);
+}
+
+/// Allocations the heap refused (each one a null return; `try_reserve` callers handle theirs), and the size and
+/// alignment of the last one, for the out-of-memory report.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+static LAST_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Records a refused allocation (called by the heap).
+pub(crate) fn allocation_refused(size: usize, align: usize) {
+    REFUSED.fetch_add(1, Ordering::Relaxed);
+    LAST_REFUSED.store((size as u64) << 16 | (align.trailing_zeros() as u64), Ordering::Relaxed);
+}
+
+/// Prints the heap's totals and the refused allocations (part of every panic report: the usual panic after a
+/// refused allocation is Rust's "memory allocation of N bytes failed").
+pub(crate) fn print_heap() {
+    match crate::mm::try_heap_stats() {
+        Some(h) => console::print_forced(format_args!(
+            "heap: {} KiB, {} KiB in use, {} KiB free",
+            h.size / 1024,
+            h.used / 1024,
+            h.free / 1024
+        )),
+        None => console::print_forced(format_args!("heap: locked by the code that panicked")),
+    }
+    let refused = REFUSED.load(Ordering::Relaxed);
+    if refused > 0 {
+        let last = LAST_REFUSED.load(Ordering::Relaxed);
+        console::print_forced(format_args!(
+            "; allocations refused: {refused}, the last of {} bytes (align {})\n",
+            last >> 16,
+            1u64 << (last & 0xffff)
+        ));
+    } else {
+        console::print_forced(format_args!("; no allocation refused\n"));
+    }
+}
