@@ -57,6 +57,7 @@ host-test:
 	# The carried smoltcp's own tests: its patches (third_party/README.md) keep upstream's behaviour elsewhere.
 	cargo test --manifest-path third_party/smoltcp/Cargo.toml --target-dir target/smoltcp --lib --features segmentation-offload
 	python3 -m unittest discover -s lab -p 'test_*.py'
+	python3 -m unittest discover -s tools -p 'test_*.py'
 
 # Each fuzz target over its committed corpus plus a few seconds of new inputs (regressions surface in make test).
 fuzz-brief:
