@@ -63,6 +63,10 @@ def job_disk(run_script, env):
         shutil.copy(os.path.join(ROOT, "build", f), os.path.join(job, "build", f))
     shutil.copytree(os.path.join(ROOT, "xl-configs"), os.path.join(job, "xl-configs"))
     shutil.copytree(os.path.join(ROOT, "lab", "guest"), os.path.join(job, "lab"))
+    # The post-mortem path (suite-boot): the crash app's debug info and the dump-core converter, for gdb in dom0.
+    if os.path.exists(os.path.join(ROOT, "build", "crash.debug")):
+        shutil.copy(os.path.join(ROOT, "build", "crash.debug"), os.path.join(job, "build", "crash.debug"))
+    shutil.copy(os.path.join(ROOT, "tools", "debug-core"), os.path.join(job, "lab", "debug-core"))
     # The dom0-side peer for grant/event-channel checks, built statically against libxen-dev's headers.
     subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", os.path.join(job, "lab", "labpeer"),
                     os.path.join(ROOT, "lab", "peer", "labpeer.c")], check=True)

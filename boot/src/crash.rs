@@ -68,15 +68,6 @@ pub(crate) fn boot_stack() -> Stack {
     Stack { bottom: core::ptr::addr_of!(__stack_bottom) as u64, top: core::ptr::addr_of!(__stack_top) as u64 }
 }
 
-/// The caller's frame pointer.
-#[inline(always)]
-pub(crate) fn frame_pointer() -> u64 {
-    let rbp: u64;
-    // SAFETY: reads a register; no memory is touched.
-    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
-    rbp
-}
-
 /// Prints one frame: `#n address function+offset` (`?` when no function is known). A return address is looked up
 /// one byte back, inside the call that returns there (the call may be a function's last instruction).
 fn print_frame(table: Option<&Symtab<'_>>, n: usize, addr: u64, is_return: bool) {
@@ -125,6 +116,62 @@ pub(crate) fn print_backtrace(rip: Option<u64>, pushed: Option<u64>, rbp: u64) {
     }
 }
 
+/// The crash record dom0's post-mortem tool reads from a dump of the domain (`tools/debug-core`, by this symbol's
+/// address in the image): a magic word, the vector (`u64::MAX` for a panic), the error code, CR2, then the
+/// registers in the order of Linux's `user_regs_struct` (r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx,
+/// rdx, rsi, rdi, rip, cs, rflags, rsp, ss), so the core it writes starts gdb's backtrace at the fault rather than
+/// at the shutdown hypercall the vCPU was in when it stopped.
+#[no_mangle]
+#[used]
+static SIROCCO_CRASH_RECORD: [AtomicU64; 24] = [const { AtomicU64::new(0) }; 24];
+/// `SIROCCO_CRASH_RECORD[0]` once the rest is written: "SIRCRSH1".
+const CRASH_RECORD_MAGIC: u64 = u64::from_le_bytes(*b"SIRCRSH1");
+
+/// Fills [`SIROCCO_CRASH_RECORD`].
+pub(crate) fn record(vector: u64, error: u64, cr2: u64, r: &Regs) {
+    let words = [
+        vector,
+        error,
+        cr2,
+        r.r15,
+        r.r14,
+        r.r13,
+        r.r12,
+        r.rbp,
+        r.rbx,
+        r.r11,
+        r.r10,
+        r.r9,
+        r.r8,
+        r.rax,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rip,
+        r.cs & 0xffff,
+        r.rflags,
+        r.rsp,
+        r.ss & 0xffff,
+    ];
+    for (slot, w) in SIROCCO_CRASH_RECORD[1..].iter().zip(words) {
+        slot.store(w, Ordering::Relaxed);
+    }
+    SIROCCO_CRASH_RECORD[0].store(CRASH_RECORD_MAGIC, Ordering::Release);
+}
+
+/// The caller's registers as far as a post-mortem backtrace needs them (frame, stack and instruction pointers).
+#[inline(always)]
+pub(crate) fn current_regs() -> Regs {
+    let (rbp, rsp, rip): (u64, u64, u64);
+    // SAFETY: reads registers and the address of the next instruction; no memory is touched.
+    unsafe {
+        core::arch::asm!("mov {0}, rbp", "mov {1}, rsp", "lea {2}, [rip]", out(reg) rbp, out(reg) rsp, out(reg) rip,
+            options(nomem, nostack, preserves_flags))
+    };
+    Regs { rbp, rsp, rip, ..Regs::default() }
+}
+
 /// Set while an exception is being reported: a second one means the report itself faulted.
 static REPORTING: AtomicBool = AtomicBool::new(false);
 
@@ -136,6 +183,7 @@ pub(crate) fn begin_report() -> bool {
 /// Prints the report of CPU exception `vector` (error code `error`, CR2 `cr2` for a page fault, the registers at
 /// the fault). The caller ends the domain.
 pub(crate) fn report_exception(vector: u64, error: u64, cr2: Option<u64>, regs: &Regs) {
+    record(vector, error, cr2.unwrap_or(0), regs);
     let stack = boot_stack();
     if stack.overflowed(vector, cr2, regs.rsp) {
         let guard = stack.guard();

@@ -28,7 +28,9 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         )),
         None => console::print_forced(format_args!("\nPANIC: {}\n  at an unknown location\n", info.message())),
     }
-    crate::crash::print_backtrace(None, None, crate::crash::frame_pointer());
+    let regs = crate::crash::current_regs();
+    crate::crash::record(u64::MAX, 0, 0, &regs);
+    crate::crash::print_backtrace(None, None, regs.rbp);
     crate::crash::print_heap();
     exit(Exit::Crash)
 }

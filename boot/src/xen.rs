@@ -171,3 +171,15 @@ pub(crate) fn pv_cr2() -> Option<u64> {
     // SAFETY: a field of the mapped vcpu_info, which Xen writes when it delivers a page fault; read volatile.
     vcpu0().map(|v| unsafe { core::ptr::read_volatile(addr_of!((*v).arch.cr2)) })
 }
+
+/// PV: publishes the p2m list to the toolstack (`shared_info.arch`): `max_pfn` and the machine frame of the top of
+/// the three-level `pfn_to_mfn_frame_list_list`. Without them `xl dump-core` (and saving the domain) refuse it.
+pub(crate) fn publish_p2m(max_pfn: u64, frame_list_list_mfn: u64) {
+    if let Some(s) = shared() {
+        // SAFETY: fields of the mapped shared_info that the guest owns and the toolstack reads; volatile stores.
+        unsafe {
+            core::ptr::write_volatile(addr_of_mut!((*s).arch.pfn_to_mfn_frame_list_list), frame_list_list_mfn);
+            core::ptr::write_volatile(addr_of_mut!((*s).arch.max_pfn), max_pfn);
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! is `sirocco_boot_logic::pagetable`, tested on the host; this is its hypervisor-facing half).
 
 use crate::abi::{start_info, MmuUpdate, MACH2PHYS_VIRT_START};
+use crate::grant::Page;
 use crate::hypercall;
 use crate::mm::{init_heap, MemoryInfo};
 use core::fmt;
@@ -131,4 +132,32 @@ pub(crate) fn init(si: &start_info) -> Result<MemoryInfo, MemoryError> {
 /// The p2m list (PV only; `None` in the translated modes).
 pub(crate) fn p2m() -> Option<&'static [u64]> {
     P2M.get().copied()
+}
+
+/// Publishes the p2m list in shared_info the way Linux does (`arch.max_pfn` and the three-level
+/// `pfn_to_mfn_frame_list_list`: one page naming the frame-list pages, each naming up to 512 pages of the p2m list),
+/// so the toolstack can read the domain's memory by pseudo-physical frame: `xl dump-core` refuses a PV domain
+/// without it ("p2m_size < nr_pages"). The two or three pages it takes are kept for the domain's life.
+pub(crate) fn publish_p2m() {
+    let Some(p2m) = p2m() else { return };
+    let base = p2m.as_ptr() as u64;
+    if !base.is_multiple_of(PAGE_SIZE) {
+        log::warn!("the p2m list at {base:#x} is not page-aligned: not published (xl dump-core will refuse us)");
+        return;
+    }
+    const PER_PAGE: usize = 512;
+    let p2m_pages = p2m.len().div_ceil(PER_PAGE);
+    let list_pages = p2m_pages.div_ceil(PER_PAGE);
+    let mut top = Page::new();
+    for (l, slot) in top.bytes_mut().chunks_exact_mut(8).take(list_pages).enumerate() {
+        let mut list = Page::new();
+        let first = l * PER_PAGE;
+        for (k, entry) in list.bytes_mut().chunks_exact_mut(8).take(p2m_pages - first).enumerate() {
+            entry.copy_from_slice(&crate::mm::virt_to_mfn(base + ((first + k) as u64) * PAGE_SIZE).to_le_bytes());
+        }
+        slot.copy_from_slice(&list.mfn().to_le_bytes());
+        core::mem::forget(list);
+    }
+    crate::xen::publish_p2m(p2m.len() as u64, top.mfn());
+    core::mem::forget(top);
 }

@@ -40,6 +40,7 @@ pub(crate) extern "C" fn start(si: *const start_info) -> ! {
     if let Err(e) = xen::map_shared_info_pv(si.shared_info) {
         panic!("could not map shared_info (maddr {:#x}): error {e}", si.shared_info);
     }
+    memory::publish_p2m();
     let store_va = memory::mfn_to_pfn(Mfn(si.store_mfn)).vaddr();
     start::finish(cmdline, memory, xen, (store_va, si.store_evtchn))
 }
