@@ -18,7 +18,7 @@ XL_ARGS ?=
 IMGCHECK = cargo run -q --release -p sirocco-imgcheck --bin sirocco-imgcheck --
 
 .PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test soak test lab-run run bench clean
-.PHONY: image qemu-boot-check test-hvm lab-tsc-repro bench-loss bench-density
+.PHONY: image qemu-boot-check test-hvm lab-tsc-repro bench-loss bench-density debug-core
 FUZZ_SECONDS ?= 300
 
 all: build
@@ -80,6 +80,13 @@ lab-tsc-repro: build-all
 
 lab-run: build
 	python3 lab/lab.py run $(APP) $(XL_ARGS)
+
+# Post-mortem of a crashed domain dumped on a Xen host (`xl dump-core DOMAIN dom.core`, with on_crash = "preserve"):
+# make debug-core APP=httpd CORE=dom.core -> what happened, then gdb on build/APP.core with build/APP.debug.
+debug-core:
+	@test -n "$(CORE)" || { echo "usage: make debug-core APP=<app> CORE=<file from xl dump-core>"; exit 2; }
+	tools/debug-core build/$(APP).xen $(CORE) build/$(APP).core
+	gdb -q build/$(APP).debug build/$(APP).core -ex bt
 
 run: setup
 	tools/xbuild.sh $(DEFAULT_APP)

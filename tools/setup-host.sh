@@ -19,6 +19,9 @@ if [ -z "$rustup_src" ]; then
     for p in rustc-web cargo-web rust-web-src; do have_pkg "$p" || need+=("$p"); done
 fi
 for p in libxen-dev mmdebstrap e2fsprogs zstd; do have_pkg "$p" || need+=("$p"); done
+# binutils: nm and objcopy (the symbol table and debug info split in tools/xbuild.sh), addr2line (tools/symbolize);
+# gdb for `make debug-core`.
+for p in binutils gdb; do have_pkg "$p" || need+=("$p"); done
 # BIOS disk images (tools/mkimage.sh): GRUB's i386-pc images and grub-mkimage, sfdisk.
 for p in grub-pc-bin grub-common fdisk; do have_pkg "$p" || need+=("$p"); done
 qemu_needed=""
