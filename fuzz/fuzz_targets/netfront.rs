@@ -271,7 +271,7 @@ fuzz_target!(|data: &[u8]| {
         sg: setup & 1 != 0,
         csum_offload: setup & 2 != 0,
         gso_tcpv4: setup & 16 != 0,
-        gso_rx_tcpv4: setup & 32 != 0,
+        gso_rx_tcpv4: setup & 32 != 0, gso_tcpv6: false, gso_rx_tcpv6: false,
     };
     let tx_count = 1 + u16::from(input.u8() % 24);
     let rx_count = 1 + u16::from(input.u8() % 48);

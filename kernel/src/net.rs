@@ -91,7 +91,14 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
     let mut nets = Vec::new();
     for (index, dev) in devices.iter().enumerate() {
         let config = config_for(index).map_err(UpError::Config)?;
-        let want = Features { sg: true, csum_offload: true, gso_tcpv4: config.tso, gso_rx_tcpv4: config.lro };
+        let want = Features {
+            sg: true,
+            csum_offload: true,
+            gso_tcpv4: config.tso,
+            gso_rx_tcpv4: config.lro,
+            gso_tcpv6: config.tso,
+            gso_rx_tcpv6: config.lro,
+        };
         let (vif, channel) =
             netfront::connect(dev, want).map_err(|error| UpError::Vif { id: dev.id, error: error.into() })?;
         let seed = runtime::now_ns() ^ u64::from(dev.id) << 48;

@@ -127,7 +127,7 @@ pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, EventChannel), 
     xenstore::with(|xs| nf::await_connected(xs, dev, &mut driver, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     crate::boot_steps::step("vif-connected");
     log::info!(
-        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}, large receive {}, buffers {} tx / {} rx, event channel {}",
+        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}/{}, large receive {}/{} (IPv4/IPv6), buffers {} tx / {} rx, event channel {}",
         dev.id,
         config.mac[0],
         config.mac[1],
@@ -139,7 +139,9 @@ pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, EventChannel), 
         features.sg,
         features.csum_offload,
         features.gso_tcpv4,
+        features.gso_tcpv6,
         features.gso_rx_tcpv4,
+        features.gso_rx_tcpv6,
         tx_buffers,
         rx_buffers,
         channel.port()

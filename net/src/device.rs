@@ -55,6 +55,10 @@ pub trait NetDevice {
     fn tso_tcpv4_max(&self) -> Option<usize> {
         None
     }
+    /// As [`NetDevice::tso_tcpv4_max`], for TCP/IPv6.
+    fn tso_tcpv6_max(&self) -> Option<usize> {
+        None
+    }
     /// Frames the device can take in from the wire before the stack reads them (RX buffers posted to the
     /// backend), or `None` (the default) when that is not bounded. The stack keeps every TCP receive window
     /// within what so many frames carry: a window's worth of data arriving in one burst is then never dropped
@@ -62,9 +66,9 @@ pub trait NetDevice {
     fn rx_frames(&self) -> Option<usize> {
         None
     }
-    /// Queues a frame whose TCP checksum (if it is TCP) the device completes; `tso_mss` is set on a TCP/IPv4
-    /// segment larger than the MTU, for the device to cut into segments of that many payload bytes. Called
-    /// only when [`NetDevice::tso_tcpv4_max`] is `Some`.
+    /// Queues a frame whose TCP checksum (if it is TCP) the device completes; `tso_mss` is set on a TCP segment
+    /// larger than the MTU, for the device to cut into segments of that many payload bytes. Called only when
+    /// [`NetDevice::tso_tcpv4_max`] or [`NetDevice::tso_tcpv6_max`] is `Some`.
     fn transmit_offloaded(&mut self, frame: &mut [u8], tso_mss: Option<u16>) -> Result<(), TxFull> {
         let _ = tso_mss;
         self.transmit(frame)
@@ -168,7 +172,8 @@ impl<D: NetDevice> Adapter<D> {
 }
 
 fn send<D: NetDevice>(dev: &mut D, counters: &mut DeviceCounters, frame: &mut [u8], tso_mss: Option<u16>) {
-    let sent = if dev.tso_tcpv4_max().is_some() { dev.transmit_offloaded(frame, tso_mss) } else { dev.transmit(frame) };
+    let offloading = dev.tso_tcpv4_max().is_some() || dev.tso_tcpv6_max().is_some();
+    let sent = if offloading { dev.transmit_offloaded(frame, tso_mss) } else { dev.transmit(frame) };
     count_sent(counters, frame.len(), sent);
 }
 
@@ -230,6 +235,10 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
         caps.checksum = ChecksumCapabilities::default();
         if let Some(max) = self.dev.tso_tcpv4_max() {
             caps.segmentation.tcpv4 = NonZeroUsize::new(max);
+            caps.checksum.tcp = Checksum::Rx;
+        }
+        if let Some(max) = self.dev.tso_tcpv6_max() {
+            caps.segmentation.tcpv6 = NonZeroUsize::new(max);
             caps.checksum.tcp = Checksum::Rx;
         }
         caps

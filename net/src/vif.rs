@@ -83,7 +83,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
         // Room for the largest frame the stack may hand over: a frame of several pages (MTU 9000, or a TSO segment
         // of up to 64 KiB plus its extra info slot) takes as many buffers and ring slots, and a frame refused
         // after we reported room is lost.
-        let tso = self.tso_tcpv4_max();
+        let tso = self.tso_tcpv4_max().max(self.tso_tcpv6_max());
         let buffers = tso.unwrap_or(0).max(self.mtu() + ETHERNET_HEADER_LEN).div_ceil(PAGE_SIZE);
         let slots = buffers + usize::from(tso.is_some());
         matches!(self.driver.phase(), Phase::Connected)
@@ -91,27 +91,27 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> NetDevice for Vif<S, B, E> {
             && self.driver.tx_free_slots() as usize >= slots
     }
     fn tso_tcpv4_max(&self) -> Option<usize> {
-        // Netback takes a packet of up to 64 KiB less one byte (the first slot's size is a u16), in at most
-        // 17 data slots: 16 whole pages would be the limit, and our buffers must hold four such segments so
-        // that small frames still get through while one is in flight.
-        let f = self.driver.features();
-        (f.gso_tcpv4 && usize::from(self.driver.tx_buffer_count()) >= 4 * TSO_PAGES)
-            .then_some((TSO_PAGES * PAGE_SIZE).min(MAX_TX_SIZE))
+        self.tso_max(self.driver.features().gso_tcpv4)
+    }
+    fn tso_tcpv6_max(&self) -> Option<usize> {
+        self.tso_max(self.driver.features().gso_tcpv6)
     }
     fn transmit_offloaded(&mut self, frame: &mut [u8], tso_mss: Option<u16>) -> Result<(), TxFull> {
-        // smoltcp left every TCP checksum for us (`tso_tcpv4_max`). IPv4: the partial (pseudo-header) sum and
-        // `csum_blank`, and a segment over the MTU goes to netback to cut up. IPv6 (no offload asked for): the
-        // whole checksum, here.
+        // smoltcp left every TCP checksum for us (`tso_tcpv4_max`, `tso_tcpv6_max`). With the version's offload
+        // negotiated: the partial (pseudo-header) sum and `csum_blank`, and a segment over the MTU goes to
+        // netback to cut up. IPv6 without it (the backend takes no partial IPv6 checksums): the whole checksum,
+        // here.
         let mtu_frame = self.mtu() + ETHERNET_HEADER_LEN;
+        let f = self.driver.features();
         let csum = match tcp_version(frame) {
-            Some(4) => {
+            Some(v) if v == 4 || f.gso_tcpv6 => {
                 if fill_partial_checksum(frame).is_err() {
                     // Sending it as valid would vouch for a checksum smoltcp left at 0.
-                    log_drop(self.id, &"an IPv4 TCP frame whose checksum cannot be set up for offload");
+                    log_drop(self.id, &"a TCP frame whose checksum cannot be set up for offload");
                     return Ok(());
                 }
                 match tso_mss {
-                    Some(mss) if frame.len() > mtu_frame => return self.transmit_gso(frame, mss),
+                    Some(mss) if frame.len() > mtu_frame => return self.transmit_gso(frame, mss, v == 6),
                     _ => TxChecksum::Blank,
                 }
             }
@@ -145,14 +145,26 @@ fn tcp_version(frame: &[u8]) -> Option<u8> {
 }
 
 impl<S: SharedRing, B: NetBuffers, E: Notify> Vif<S, B, E> {
+    /// The largest TSO segment, if that version's TSO is `negotiated`. Netback takes a packet of up to 64 KiB less
+    /// one byte (the first slot's size is a u16), in at most 17 data slots: 16 whole pages would be the limit, and
+    /// our buffers must hold four such segments so that small frames still get through while one is in flight.
+    fn tso_max(&self, negotiated: bool) -> Option<usize> {
+        (negotiated && usize::from(self.driver.tx_buffer_count()) >= 4 * TSO_PAGES)
+            .then_some((TSO_PAGES * PAGE_SIZE).min(MAX_TX_SIZE))
+    }
+
     /// Hands one frame to the driver, retrying once after reclaiming finished TX slots.
     fn send(&mut self, frame: &[u8], csum: TxChecksum) -> Result<(), TxFull> {
         self.retry(|d| d.transmit(frame, csum))
     }
 
-    /// Hands one TSO segment to the driver (see [`Netfront::transmit_tcpv4_gso`]).
-    fn transmit_gso(&mut self, frame: &[u8], mss: u16) -> Result<(), TxFull> {
-        self.retry(|d| d.transmit_tcpv4_gso(frame, mss))
+    /// Hands one TSO segment to the driver (see [`Netfront::transmit_tcpv4_gso`], [`Netfront::transmit_tcpv6_gso`]).
+    fn transmit_gso(&mut self, frame: &[u8], mss: u16, v6: bool) -> Result<(), TxFull> {
+        if v6 {
+            self.retry(|d| d.transmit_tcpv6_gso(frame, mss))
+        } else {
+            self.retry(|d| d.transmit_tcpv4_gso(frame, mss))
+        }
     }
 
     fn retry(&mut self, mut queue: impl FnMut(&mut Netfront<S, B, E>) -> Result<(), TxError>) -> Result<(), TxFull> {

@@ -6,7 +6,14 @@ use sirocco_drivers::netfront::Features;
 use sirocco_net::{NetConfig, NetDevice, Stack, Vif};
 
 const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const SG: Features = Features { sg: true, csum_offload: true, gso_tcpv4: false, gso_rx_tcpv4: false };
+const SG: Features = Features {
+    sg: true,
+    csum_offload: true,
+    gso_tcpv4: false,
+    gso_rx_tcpv4: false,
+    gso_tcpv6: false,
+    gso_rx_tcpv6: false,
+};
 /// RX buffers posted to the backend.
 const RX_BUFFERS: u16 = 32;
 /// The most responses one poll may take from a backend flooding us: the budget, plus the buffers the backend
@@ -72,7 +79,14 @@ fn the_stack_keeps_its_timers_while_the_backend_floods_it_with_bad_ids() {
 
 // ----- transmit offloads (TSO) -----
 
-const GSO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true, gso_rx_tcpv4: false };
+const GSO: Features = Features {
+    sg: true,
+    csum_offload: true,
+    gso_tcpv4: true,
+    gso_rx_tcpv4: false,
+    gso_tcpv6: false,
+    gso_rx_tcpv6: false,
+};
 
 /// A TCP segment from 10.0.0.2:80 to 10.0.0.1:5000 (IPv4) or fd00::2 to fd00::1 (IPv6) carrying `payload`
 /// bytes, its checksum field 0 (as smoltcp leaves it for an offloading device).
@@ -166,6 +180,35 @@ fn offloaded_frames_leave_with_the_right_checksum_flags_and_gso_slots() {
     assert_eq!(s.flags, NETTXF_DATA_VALIDATED);
     assert_eq!(transport_checksum_ok(&s.data), Ok(true));
     assert_eq!(vif.driver.counters().tx_gso_packets, 1);
+}
+
+/// With the backend's `feature-gso-tcpv6` (and `feature-ipv6-csum-offload`) IPv6 TCP goes out as IPv4 TCP does: a
+/// segment over the MTU with a TCPv6 GSO slot, every one with a partial checksum the backend completes.
+#[test]
+fn ipv6_tcp_is_offloaded_when_the_backend_takes_it() {
+    use sirocco_drivers::netfront::csum::transport_checksum_ok;
+    use sirocco_drivers::netfront::wire::{GSO_TYPE_TCPV6, NETTXF_CSUM_BLANK, NETTXF_EXTRA_INFO};
+    let six = Features { gso_tcpv6: true, ..GSO };
+    let h = connected(six, 64, 8);
+    let (mut vif, mut nb): (TestVif, _) = (Vif { id: 0, mac: MAC, mtu: 1500, driver: h.nf }, h.nb);
+    assert_eq!(vif.tso_tcpv6_max(), Some(65535));
+    let mut big = tcp_frame(true, 20_000);
+    let mut small = tcp_frame(true, 100);
+    vif.transmit_offloaded(&mut big, Some(1440)).unwrap();
+    vif.transmit_offloaded(&mut small, Some(1440)).unwrap();
+    assert_eq!(nb.consume_tx(), 2);
+    let s = &nb.sent[0];
+    assert_eq!(s.flags & (NETTXF_CSUM_BLANK | NETTXF_EXTRA_INFO), NETTXF_CSUM_BLANK | NETTXF_EXTRA_INFO);
+    assert_eq!((s.extras.len(), s.extras[0].data[2]), (1, GSO_TYPE_TCPV6));
+    for s in &nb.sent {
+        let mut done = s.data.clone();
+        complete_as_backend(&mut done, 40);
+        assert_eq!(transport_checksum_ok(&done), Ok(true));
+    }
+    assert_eq!(nb.sent[1].extras.len(), 0);
+    // Without it (the IPv4-only GSO features): no IPv6 TSO offered.
+    let h = connected(GSO, 64, 8);
+    assert_eq!(Vif { id: 0, mac: MAC, mtu: 1500, driver: h.nf }.tso_tcpv6_max(), None);
 }
 
 #[test]

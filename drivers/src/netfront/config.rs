@@ -57,9 +57,9 @@ pub struct BackendFeatures {
     pub sg: bool,
     /// `feature-gso-tcpv4`: the backend accepts TCP/IPv4 segments to cut up (TSO on our transmit side).
     pub gso_tcpv4: bool,
-    /// `feature-gso-tcpv6` (offered; not negotiated).
+    /// `feature-gso-tcpv6`: the backend accepts TCP/IPv6 segments to cut up.
     pub gso_tcpv6: bool,
-    /// `feature-ipv6-csum-offload` (offered; we do not ask for it, so IPv6 packets come with full checksums).
+    /// `feature-ipv6-csum-offload`: the backend accepts IPv6 packets with a partial checksum.
     pub ipv6_csum_offload: bool,
     /// `feature-rx-notify`, if the backend says so (we always write ours).
     pub rx_notify: bool,
@@ -92,6 +92,9 @@ impl Features {
             gso_tcpv4: want.gso_tcpv4 && backend.gso_tcpv4 && sg && want.csum_offload,
             // Ours to offer: netback sends large segments to any frontend that writes the key.
             gso_rx_tcpv4: want.gso_rx_tcpv4 && sg && want.csum_offload,
+            // IPv6 segments go with a partial checksum: the backend must take those (`feature-ipv6-csum-offload`).
+            gso_tcpv6: want.gso_tcpv6 && backend.gso_tcpv6 && backend.ipv6_csum_offload && sg && want.csum_offload,
+            gso_rx_tcpv6: want.gso_rx_tcpv6 && sg && want.csum_offload,
         }
     }
 }
@@ -229,8 +232,9 @@ fn hex_digit(c: u8) -> Option<u8> {
 
 /// Writes, in one transaction (run again from the start if the commit answers `EAGAIN`): `tx-ring-ref`,
 /// `rx-ring-ref`, `event-channel`, `request-rx-copy=1`, `feature-rx-notify=1`, `feature-sg` (1 if we use it, else
-/// 0), `feature-no-csum-offload` (0 with checksum offload, else 1), `feature-gso-tcpv4` (1 with large receive, else
-/// 0), and our `state` = Connected (4). The backend sees all of them at once or none.
+/// 0), `feature-no-csum-offload` (0 with checksum offload, else 1), `feature-gso-tcpv4` and `feature-gso-tcpv6` (1
+/// with large receive of each, else 0), `feature-ipv6-csum-offload` (as `feature-gso-tcpv6`), and our `state` =
+/// Connected (4). The backend sees all of them at once or none.
 pub fn write_connect_keys<R: XsRing, P: XsPlatform>(
     xs: &mut Xenstore<R, P>,
     dev: &DeviceInfo,
@@ -247,6 +251,9 @@ pub fn write_connect_keys<R: XsRing, P: XsPlatform>(
         ("feature-sg", flag(features.sg).into()),
         ("feature-no-csum-offload", flag(!features.csum_offload).into()),
         ("feature-gso-tcpv4", flag(features.gso_rx_tcpv4).into()),
+        ("feature-gso-tcpv6", flag(features.gso_rx_tcpv6).into()),
+        // IPv6 packets with a blank checksum are fine with us once we take IPv6 segments whole.
+        ("feature-ipv6-csum-offload", flag(features.gso_rx_tcpv6).into()),
     ];
     xs.transaction(|xs, tx| {
         for (key, value) in &values {

@@ -11,9 +11,10 @@ use super::csum::{self, CsumError, Transport};
 use super::error::{Counters, Direction, Fault, FaultKind, RxDrop, TxError};
 use super::wire::{
     NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, EXTRA_FLAG_MORE, EXTRA_TYPE_GSO,
-    GSO_TYPE_TCPV4, MAX_TX_SIZE, NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_CSUM_BLANK,
-    NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_GSO_PREFIX, NETRXF_MORE_DATA, NETTXF_CSUM_BLANK,
-    NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, NR_SLOTS_MIN, PAGE_SIZE, RX_ENTRY_SIZE, TX_ENTRY_SIZE,
+    GSO_TYPE_TCPV4, GSO_TYPE_TCPV6, MAX_TX_SIZE, NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY,
+    NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_GSO_PREFIX, NETRXF_MORE_DATA,
+    NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, NR_SLOTS_MIN, PAGE_SIZE,
+    RX_ENTRY_SIZE, TX_ENTRY_SIZE,
 };
 use crate::grant::GrantRef;
 use crate::ring::{FrontRing, Notify, RingError, SharedRing};
@@ -59,6 +60,12 @@ pub struct Features {
     /// it into MTU-sized frames first. Needs scatter-gather and checksum offload (such segments come with a blank
     /// checksum).
     pub gso_rx_tcpv4: bool,
+    /// TCP/IPv6 segmentation offload on transmit (the backend's `feature-gso-tcpv6`, with its
+    /// `feature-ipv6-csum-offload`: the segments go with a partial checksum): [`Netfront::transmit_tcpv6_gso`].
+    pub gso_tcpv6: bool,
+    /// Large receive for TCP/IPv6 (we write `feature-gso-tcpv6=1` and `feature-ipv6-csum-offload=1`): as
+    /// [`Features::gso_rx_tcpv4`], and IPv6 packets may then arrive with a blank checksum too.
+    pub gso_rx_tcpv6: bool,
 }
 
 /// The state of a packet's transport checksum, as the caller of [`Netfront::transmit`] knows it.
@@ -83,8 +90,8 @@ pub struct RxPacket {
     pub csum_blank: bool,
     /// `NETRXF_data_validated`: the backend (or the sender's stack) vouches for the data.
     pub data_validated: bool,
-    /// A large TCP/IPv4 segment (GSO extra info, with [`Features::gso_rx_tcpv4`]): the segment size its sender
-    /// would have cut it into.
+    /// A large TCP segment (GSO extra info, with [`Features::gso_rx_tcpv4`] or [`Features::gso_rx_tcpv6`]): the
+    /// segment size its sender would have cut it into.
     pub gso_size: Option<u16>,
 }
 
@@ -442,14 +449,24 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
     /// `mss`), then the rest of the data. The TCP checksum must hold the pseudo-header sum only (partial, as
     /// Linux's `CHECKSUM_PARTIAL`): the backend fills in each segment's. Needs [`Features::gso_tcpv4`].
     pub fn transmit_tcpv4_gso(&mut self, packet: &[u8], mss: u16) -> Result<(), TxError> {
-        if !self.features.gso_tcpv4 || mss == 0 {
+        self.transmit_gso(packet, mss, self.features.gso_tcpv4, GSO_TYPE_TCPV4)
+    }
+
+    /// As [`Netfront::transmit_tcpv4_gso`], for a TCP/IPv6 segment (GSO type TCPv6). Needs
+    /// [`Features::gso_tcpv6`].
+    pub fn transmit_tcpv6_gso(&mut self, packet: &[u8], mss: u16) -> Result<(), TxError> {
+        self.transmit_gso(packet, mss, self.features.gso_tcpv6, GSO_TYPE_TCPV6)
+    }
+
+    fn transmit_gso(&mut self, packet: &[u8], mss: u16, negotiated: bool, gso_type: u8) -> Result<(), TxError> {
+        if !negotiated || mss == 0 {
             self.counters.tx_gso_refused += 1;
             return Err(TxError::GsoOff);
         }
-        self.transmit_with(packet, TxChecksum::Blank, Some(mss))
+        self.transmit_with(packet, TxChecksum::Blank, Some((mss, gso_type)))
     }
 
-    fn transmit_with(&mut self, packet: &[u8], csum: TxChecksum, gso_mss: Option<u16>) -> Result<(), TxError> {
+    fn transmit_with(&mut self, packet: &[u8], csum: TxChecksum, gso: Option<(u16, u8)>) -> Result<(), TxError> {
         match self.phase {
             Phase::Connected => {}
             Phase::Initialising => {
@@ -485,7 +502,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             }
             TxChecksum::Unchecked => 0,
         };
-        let extra = usize::from(gso_mss.is_some());
+        let extra = usize::from(gso.is_some());
         let flags = if extra > 0 { flags | NETTXF_EXTRA_INFO } else { flags };
         let (free_slots, free_buffers) = (self.tx.free_requests(), self.tx_free.len());
         if (free_slots as usize) < slots + extra || free_buffers < slots {
@@ -512,11 +529,11 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
                 unreachable_free_list();
             }
             self.tx_outstanding[usize::from(buf)] = true;
-            if let (0, Some(mss)) = (k, gso_mss) {
+            if let (0, Some((mss, gso_type))) = (k, gso) {
                 // The GSO extra info follows the first slot (netif.h): `struct netif_extra_info` at the start of
                 // a request slot, its `gso` member = size, type, pad, features.
                 let m = mss.to_le_bytes();
-                let info = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [m[0], m[1], GSO_TYPE_TCPV4, 0, 0, 0] };
+                let info = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [m[0], m[1], gso_type, 0, 0, 0] };
                 let mut slot = [0u8; TX_ENTRY_SIZE];
                 slot[..8].copy_from_slice(&info.emit());
                 if self.tx.push_request(&slot).is_err() {
@@ -720,10 +737,16 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
                     // netif.h's `u.gso`: size (u16), type, pad, features. Only the type we asked for, with a
                     // segment size (Linux's netfront drops the same ones).
                     let (size, gso_type) = (u16::from_le_bytes([extra.data[0], extra.data[1]]), extra.data[2]);
-                    if self.features.gso_rx_tcpv4 && gso_type == GSO_TYPE_TCPV4 && size != 0 {
+                    let f = self.features;
+                    let taken = match gso_type {
+                        GSO_TYPE_TCPV4 => f.gso_rx_tcpv4,
+                        GSO_TYPE_TCPV6 => f.gso_rx_tcpv6,
+                        _ => false,
+                    };
+                    if taken && size != 0 {
                         chain.gso_size = Some(size);
                     } else {
-                        let asked = self.features.gso_rx_tcpv4;
+                        let asked = f.gso_rx_tcpv4 || f.gso_rx_tcpv6;
                         rx_fault(counters, chain, index, FaultKind::BadGso { gso_type, size, asked });
                     }
                 } else if extra.type_is_valid() {

@@ -58,7 +58,7 @@ pub enum FaultKind {
         /// Its type.
         ty: u8,
     },
-    /// A GSO extra info slot we did not ask for (no large receive), of another GSO type than TCPv4, or with a
+    /// A GSO extra info slot we did not ask for (no large receive), of a GSO type we did not ask for, or with a
     /// segment size of 0.
     BadGso {
         /// Its `u.gso.type`.
@@ -122,7 +122,7 @@ impl fmt::Display for Fault {
                 f.write_str("a GSO extra info slot, but we never asked for large receive")
             }
             FaultKind::BadGso { gso_type, size, .. } => {
-                write!(f, "GSO extra info of type {gso_type}, size {size} (we asked for TCPv4 with a segment size)")
+                write!(f, "GSO extra info of type {gso_type}, size {size}: not a type we asked for, or no segment size")
             }
             FaultKind::TooBig { len } => write!(f, "the chained slots hold {len} bytes, more than 65535"),
             FaultKind::Ring(e) => write!(f, "{e}; the device is stopped"),

@@ -6,10 +6,39 @@ use super::wire::*;
 use super::*;
 use crate::ring::{offsets, RingError};
 
-const SG: Features = Features { sg: true, csum_offload: true, gso_tcpv4: false, gso_rx_tcpv4: false };
-const GSO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true, gso_rx_tcpv4: false };
-const LRO: Features = Features { sg: true, csum_offload: true, gso_tcpv4: true, gso_rx_tcpv4: true };
-const PLAIN: Features = Features { sg: false, csum_offload: false, gso_tcpv4: false, gso_rx_tcpv4: false };
+const SG: Features = Features {
+    sg: true,
+    csum_offload: true,
+    gso_tcpv4: false,
+    gso_rx_tcpv4: false,
+    gso_tcpv6: false,
+    gso_rx_tcpv6: false,
+};
+const GSO: Features = Features {
+    sg: true,
+    csum_offload: true,
+    gso_tcpv4: true,
+    gso_rx_tcpv4: false,
+    gso_tcpv6: false,
+    gso_rx_tcpv6: false,
+};
+const LRO: Features = Features {
+    sg: true,
+    csum_offload: true,
+    gso_tcpv4: true,
+    gso_rx_tcpv4: true,
+    gso_tcpv6: false,
+    gso_rx_tcpv6: false,
+};
+const SIX: Features = Features { gso_tcpv6: true, gso_rx_tcpv6: true, ..LRO };
+const PLAIN: Features = Features {
+    sg: false,
+    csum_offload: false,
+    gso_tcpv4: false,
+    gso_rx_tcpv4: false,
+    gso_tcpv6: false,
+    gso_rx_tcpv6: false,
+};
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
@@ -159,6 +188,34 @@ fn a_tso_segment_goes_out_with_a_gso_extra_info_slot_answered_null() {
     let c = h.nf.counters();
     assert_eq!((c.tx_packets, c.tx_gso_packets, c.tx_bad_status), (1, 1, 0));
     // A NULL nobody was owed stays a fault (tx_error_statuses_free_the_buffer_and_are_counted).
+}
+
+#[test]
+fn a_tcpv6_tso_segment_carries_a_tcpv6_gso_slot_and_needs_its_own_negotiation() {
+    let mut h = connected(SIX, 32, 4);
+    let data = frame(20_000, 5);
+    h.nf.transmit_tcpv6_gso(&data, 1428).unwrap();
+    assert_eq!(h.nb.consume_tx(), 1);
+    let m = 1428u16.to_le_bytes();
+    let gso = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [m[0], m[1], GSO_TYPE_TCPV6, 0, 0, 0] };
+    assert_eq!((h.nb.sent[0].extras.as_slice(), h.nb.sent[0].data.as_slice()), ([gso].as_slice(), data.as_slice()));
+    assert_eq!(h.nf.counters().tx_gso_packets, 1);
+    // TCPv4 TSO does not imply TCPv6 TSO.
+    let mut h = connected(LRO, 32, 4);
+    assert_eq!(h.nf.transmit_tcpv6_gso(&data, 1428), Err(TxError::GsoOff));
+    assert_eq!(h.nf.counters().tx_gso_refused, 1);
+}
+
+#[test]
+fn a_large_tcpv6_segment_is_taken_only_with_ipv6_large_receive() {
+    let gso6 = NetifExtraInfo { ty: EXTRA_TYPE_GSO, flags: 0, data: [0xa0, 0x05, GSO_TYPE_TCPV6, 0, 0, 0] };
+    let mut h = connected(SIX, 4, 16);
+    assert!(h.nb.deliver_slots(&frame(9000, 2), NETRXF_CSUM_BLANK, PAGE_SIZE, &[gso6]));
+    let p = rx_ok(&mut h);
+    assert_eq!((p.data.len(), p.gso_size), (9000, Some(1440)));
+    let mut h = connected(LRO, 4, 16);
+    assert!(h.nb.deliver_slots(&frame(9000, 2), NETRXF_CSUM_BLANK, PAGE_SIZE, &[gso6]));
+    assert_eq!(rx_drop(&mut h).kind, FaultKind::BadGso { gso_type: GSO_TYPE_TCPV6, size: 1440, asked: true });
 }
 
 #[test]
@@ -1042,13 +1099,26 @@ mod xenbus {
         let all = LRO;
         assert_eq!(Features::negotiate(&offered, all), all);
         // Large receive is ours to offer, whatever the backend's own keys say.
+        // TCPv6 TSO needs the backend's feature-gso-tcpv6 and its feature-ipv6-csum-offload (partial checksums).
+        let six = BackendFeatures { gso_tcpv6: true, ipv6_csum_offload: true, ..offered };
+        assert_eq!(Features::negotiate(&six, SIX), SIX);
+        let no_csum6 = BackendFeatures { ipv6_csum_offload: false, ..six };
+        assert_eq!(Features::negotiate(&no_csum6, SIX), Features { gso_tcpv6: false, ..SIX });
+        assert_eq!(Features::negotiate(&offered, SIX), Features { gso_tcpv6: false, ..SIX });
         let nothing = BackendFeatures { rx_copy: true, sg: true, ..BackendFeatures::default() };
         assert_eq!(Features::negotiate(&nothing, all), Features { gso_tcpv4: false, ..LRO });
         // TSO needs scatter-gather (a segment spans pages) and checksum offload (the backend fills each segment's).
         let no_sg = BackendFeatures { sg: false, ..offered };
         assert_eq!(
             Features::negotiate(&no_sg, all),
-            Features { sg: false, csum_offload: true, gso_tcpv4: false, gso_rx_tcpv4: false }
+            Features {
+                sg: false,
+                csum_offload: true,
+                gso_tcpv4: false,
+                gso_rx_tcpv4: false,
+                gso_tcpv6: false,
+                gso_rx_tcpv6: false
+            }
         );
         let no_csum = Features { csum_offload: false, ..all };
         assert_eq!(
@@ -1119,7 +1189,7 @@ mod xenbus {
             .collect()
     }
 
-    const EXPECTED: [&str; 9] = [
+    const EXPECTED: [&str; 11] = [
         "device/vif/0/tx-ring-ref=8",
         "device/vif/0/rx-ring-ref=9",
         "device/vif/0/event-channel=5",
@@ -1128,6 +1198,8 @@ mod xenbus {
         "device/vif/0/feature-sg=1",
         "device/vif/0/feature-no-csum-offload=0",
         "device/vif/0/feature-gso-tcpv4=0",
+        "device/vif/0/feature-gso-tcpv6=0",
+        "device/vif/0/feature-ipv6-csum-offload=0",
         "device/vif/0/state=4",
     ];
 
@@ -1142,6 +1214,12 @@ mod xenbus {
         write_connect_keys(&mut xs, &dev, KEYS, LRO).unwrap();
         let values: Vec<String> = connect_writes(&fake).into_iter().map(|(_, v)| v).collect();
         assert!(values.contains(&"device/vif/0/feature-gso-tcpv4=1".to_string()), "{values:?}");
+        let (mut xs, fake, dev) = with_vif();
+        write_connect_keys(&mut xs, &dev, KEYS, SIX).unwrap();
+        let values: Vec<String> = connect_writes(&fake).into_iter().map(|(_, v)| v).collect();
+        for key in ["feature-gso-tcpv4=1", "feature-gso-tcpv6=1", "feature-ipv6-csum-offload=1"] {
+            assert!(values.contains(&format!("device/vif/0/{key}")), "{key}: {values:?}");
+        }
         let tx = writes[0].0;
         assert!(tx != 0 && writes.iter().all(|(t, _)| *t == tx), "{writes:?}");
         let f = fake.borrow();
@@ -1162,9 +1240,9 @@ mod xenbus {
         fake.borrow_mut().eagain_commits = 1;
         write_connect_keys(&mut xs, &dev, KEYS, SG).unwrap();
         let writes = connect_writes(&fake);
-        assert_eq!(writes.len(), 18, "all of it, twice");
-        assert_ne!(writes[0].0, writes[9].0, "in a fresh transaction");
-        assert_eq!(writes[9..].iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), EXPECTED);
+        assert_eq!(writes.len(), 22, "all of it, twice");
+        assert_ne!(writes[0].0, writes[11].0, "in a fresh transaction");
+        assert_eq!(writes[11..].iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), EXPECTED);
         let f = fake.borrow();
         assert_eq!(f.commits, 2);
         assert_eq!(f.get("device/vif/0/tx-ring-ref").unwrap(), b"8");

@@ -1406,10 +1406,18 @@ impl InterfaceInner {
             #[cfg(feature = "proto-ipv6")]
             IpRepr::Ipv6(_) => {
                 // Check if we need to fragment it.
-                if total_ip_len > self.caps.ip_mtu() {
+                let should_fragment = total_ip_len > self.caps.ip_mtu();
+                // Sirocco patch 11: as for IPv4, a segment the device will cut up (its metadata
+                // names a segment size) goes out whole, with that metadata; it was dropped here as
+                // an unfragmentable packet over the MTU, so TCP/IPv6 with segmentation offload only
+                // moved by retransmissions.
+                #[cfg(feature = "segmentation-offload")]
+                let should_fragment = should_fragment && meta.segmentation_offload_size.is_none();
+                if should_fragment {
                     net_debug!("IPv6 fragmentation support is unimplemented. Dropping.");
                     Ok(())
                 } else {
+                    tx_token.set_meta(meta);
                     tx_token.consume(total_len, |mut tx_buffer| {
                         #[cfg(feature = "medium-ethernet")]
                         if matches!(self.caps.medium, Medium::Ethernet) {

@@ -1866,3 +1866,45 @@ fn test_solicited_node_multicast_autojoin(#[case] medium: Medium) {
     assert!(!iface.has_multicast_group(addr1.solicited_node()));
     assert!(!iface.has_multicast_group(addr2.solicited_node()));
 }
+
+/// Sirocco patch 11: a TCP/IPv6 segment the device will cut up (segmentation offload) is handed
+/// over whole, with its metadata, not dropped as an unfragmentable packet over the MTU.
+#[cfg(all(feature = "segmentation-offload", feature = "medium-ip", feature = "socket-tcp"))]
+#[test]
+fn ipv6_segment_for_the_device_to_cut_is_sent_whole() {
+    use crate::phy::Device;
+    use crate::tests::segmentation_offload::setup_segmenting;
+
+    let (mut iface, _, mut device) = setup_segmenting(Medium::Ip);
+    let payload = vec![7u8; 4000];
+    let tcp = TcpRepr {
+        src_port: 80,
+        dst_port: 49500,
+        control: TcpControl::None,
+        seq_number: TcpSeqNumber(1),
+        ack_number: Some(TcpSeqNumber(1)),
+        window_len: 1024,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &payload,
+    };
+    let ip = Ipv6Repr {
+        src_addr: Ipv6Address::new(0xfdbe, 0, 0, 0, 0, 0, 0, 1),
+        dst_addr: Ipv6Address::new(0xfdbe, 0, 0, 0, 0, 0, 0, 2),
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    assert!(ip.buffer_len() + tcp.buffer_len() > iface.inner.caps.ip_mtu());
+    let mut meta = PacketMeta::default();
+    meta.segmentation_offload_size = core::num::NonZeroU16::new(1000);
+    let tx = device.transmit(Instant::ZERO).unwrap();
+    let packet = Packet::new_ipv6(ip, IpPayload::Tcp(tcp));
+    assert_eq!(iface.inner.dispatch_ip(tx, meta, packet, &mut iface.fragmenter), Ok(()));
+    // The testing device cut what it was given by the segment size (without the patch it got
+    // nothing: the packet was dropped).
+    assert!(device.testing_device.tx_queue.len() > 1);
+}
