@@ -6,14 +6,7 @@ use sirocco_drivers::netfront::Features;
 use sirocco_net::{NetConfig, NetDevice, Stack, Vif};
 
 const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const SG: Features = Features {
-    sg: true,
-    csum_offload: true,
-    gso_tcpv4: false,
-    gso_rx_tcpv4: false,
-    gso_tcpv6: false,
-    gso_rx_tcpv6: false,
-};
+const SG: Features = Features::SG;
 /// RX buffers posted to the backend.
 const RX_BUFFERS: u16 = 32;
 /// The most responses one poll may take from a backend flooding us: the budget, plus the buffers the backend
@@ -79,14 +72,7 @@ fn the_stack_keeps_its_timers_while_the_backend_floods_it_with_bad_ids() {
 
 // ----- transmit offloads (TSO) -----
 
-const GSO: Features = Features {
-    sg: true,
-    csum_offload: true,
-    gso_tcpv4: true,
-    gso_rx_tcpv4: false,
-    gso_tcpv6: false,
-    gso_rx_tcpv6: false,
-};
+const GSO: Features = Features { gso_tcpv4: true, ..Features::SG };
 
 /// A TCP segment from 10.0.0.2:80 to 10.0.0.1:5000 (IPv4) or fd00::2 to fd00::1 (IPv6) carrying `payload`
 /// bytes, its checksum field 0 (as smoltcp leaves it for an offloading device).

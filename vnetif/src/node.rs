@@ -53,14 +53,7 @@ impl NodeConfig {
             mtu: 1500,
             tx_buffers: 128,
             rx_buffers: 256,
-            features: Features {
-                sg: true,
-                csum_offload: true,
-                gso_tcpv4: false,
-                gso_rx_tcpv4: false,
-                gso_tcpv6: false,
-                gso_rx_tcpv6: false,
-            },
+            features: Features::SG,
             options: SocketOptions::default(),
         }
     }

@@ -68,6 +68,20 @@ pub struct Features {
     pub gso_rx_tcpv6: bool,
 }
 
+impl Features {
+    /// Scatter-gather and checksum offload, no segmentation offload either way: the base the others build on.
+    pub const SG: Features = Features {
+        sg: true,
+        csum_offload: true,
+        gso_tcpv4: false,
+        gso_rx_tcpv4: false,
+        gso_tcpv6: false,
+        gso_rx_tcpv6: false,
+    };
+    /// Nothing: one page per packet, full checksums both ways.
+    pub const NONE: Features = Features { sg: false, csum_offload: false, ..Features::SG };
+}
+
 /// The state of a packet's transport checksum, as the caller of [`Netfront::transmit`] knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxChecksum {

@@ -6,39 +6,11 @@ use super::wire::*;
 use super::*;
 use crate::ring::{offsets, RingError};
 
-const SG: Features = Features {
-    sg: true,
-    csum_offload: true,
-    gso_tcpv4: false,
-    gso_rx_tcpv4: false,
-    gso_tcpv6: false,
-    gso_rx_tcpv6: false,
-};
-const GSO: Features = Features {
-    sg: true,
-    csum_offload: true,
-    gso_tcpv4: true,
-    gso_rx_tcpv4: false,
-    gso_tcpv6: false,
-    gso_rx_tcpv6: false,
-};
-const LRO: Features = Features {
-    sg: true,
-    csum_offload: true,
-    gso_tcpv4: true,
-    gso_rx_tcpv4: true,
-    gso_tcpv6: false,
-    gso_rx_tcpv6: false,
-};
+const SG: Features = Features::SG;
+const GSO: Features = Features { gso_tcpv4: true, ..Features::SG };
+const LRO: Features = Features { gso_tcpv4: true, gso_rx_tcpv4: true, ..Features::SG };
 const SIX: Features = Features { gso_tcpv6: true, gso_rx_tcpv6: true, ..LRO };
-const PLAIN: Features = Features {
-    sg: false,
-    csum_offload: false,
-    gso_tcpv4: false,
-    gso_rx_tcpv4: false,
-    gso_tcpv6: false,
-    gso_rx_tcpv6: false,
-};
+const PLAIN: Features = Features::NONE;
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
