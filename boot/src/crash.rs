@@ -10,7 +10,7 @@
 use crate::console;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use sirocco_boot_logic::crash::frames::{self, WalkEnd};
-use sirocco_boot_logic::crash::symtab::{Symtab, MAGIC};
+use sirocco_boot_logic::crash::symtab::{declared_len, Symtab, HEADER_LEN};
 use sirocco_boot_logic::crash::{exception_name, PageFault, Regs, Stack, VECTOR_PAGE_FAULT};
 use sirocco_boot_logic::PAGE_SIZE;
 
@@ -35,16 +35,10 @@ const MAX_TABLE: usize = 1 << 20;
 /// The symbol table's bytes, or none (an image built without it).
 fn table_bytes() -> &'static [u8] {
     let start = core::ptr::addr_of!(__sirocco_syms);
+    const _: () = assert!(HEADER_LEN <= 32, "the placeholder holds the header");
     // SAFETY: the section holds at least the 32-byte placeholder, loaded with the image and never written.
-    let header: &[u8; 24] = unsafe { &*(start as *const [u8; 24]) };
-    if &header[..8] != MAGIC {
-        return &[];
-    }
-    let word = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]) as usize;
-    let len = 24 + word(8) * 8 + word(12);
-    if len > MAX_TABLE {
-        return &[];
-    }
+    let header: &[u8; HEADER_LEN] = unsafe { &*(start as *const [u8; HEADER_LEN]) };
+    let Some(len) = declared_len(header).filter(|&len| len <= MAX_TABLE) else { return &[] };
     // SAFETY: the build sized the section (and the segment the loader mapped) to exactly this table; the header is
     // its own, written by `sirocco-symtab` with these lengths. Nothing writes the section.
     unsafe { core::slice::from_raw_parts(start, len) }
@@ -205,12 +199,10 @@ pub(crate) fn report_exception(vector: u64, error: u64, cr2: Option<u64>, regs: 
         console::print_forced(format_args!("  page fault: {pf}\n"));
         // A call to a bad address faults on the fetch of its target, before any frame is set up there: the
         // caller is the return address the call left at RSP.
-        if pf.access() == "fetch" && address == regs.rip {
-            let stack = boot_stack();
-            if regs.rsp.is_multiple_of(8) && regs.rsp >= stack.bottom && regs.rsp + 8 <= stack.top {
-                // SAFETY: an aligned word inside the boot stack, mapped for the domain's life.
-                pushed = Some(unsafe { core::ptr::read_volatile(regs.rsp as *const u64) });
-            }
+        let rsp_in_stack = regs.rsp.is_multiple_of(8) && regs.rsp >= stack.bottom && regs.rsp + 8 <= stack.top;
+        if pf.is_fetch() && address == regs.rip && rsp_in_stack {
+            // SAFETY: an aligned word inside the boot stack, mapped for the domain's life.
+            pushed = Some(unsafe { core::ptr::read_volatile(regs.rsp as *const u64) });
         }
     }
     console::print_forced(format_args!("{regs}\n"));

@@ -67,14 +67,18 @@ pub struct HeapStats {
 
 /// The heap now.
 pub fn heap_stats() -> HeapStats {
-    let h = HEAP.0.lock();
-    HeapStats { size: h.size(), used: h.used(), free: h.free() }
+    HeapStats::of(&HEAP.0.lock())
 }
 
 /// The heap now, unless its lock is held (by code that panicked or faulted inside the allocator).
 pub(crate) fn try_heap_stats() -> Option<HeapStats> {
-    let h = HEAP.0.try_lock()?;
-    Some(HeapStats { size: h.size(), used: h.used(), free: h.free() })
+    HEAP.0.try_lock().map(|h| HeapStats::of(&h))
+}
+
+impl HeapStats {
+    fn of(h: &linked_list_allocator::Heap) -> HeapStats {
+        HeapStats { size: h.size(), used: h.used(), free: h.free() }
+    }
 }
 
 /// The frame number Xen knows the page at virtual address `va` by (any address of ours): the machine frame under

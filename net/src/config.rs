@@ -7,8 +7,8 @@
 //! | `ip6` | `fd00::2/64` | static IPv6 address and prefix, in addition to the link-local one |
 //! | `gw6` | `fd00::1` or `fe80::1` | IPv6 default router: link-local, or inside the `ip6=` subnet |
 //! | `slaac` | `on` (default), `off` | IPv6 addresses and router from router advertisements |
-//! | `tso` | `on` (default), `off` | hand the backend TCP/IPv4 segments of up to 64 KiB to cut up (if it offers to) |
-//! | `lro` | `on` (default), `off` | take large TCP/IPv4 segments from the backend whole (large receive) |
+//! | `tso` | `on` (default), `off` | hand the backend TCP segments of up to 64 KiB to cut up (IPv4, and IPv6 if it offers to) |
+//! | `lro` | `on` (default), `off` | take large TCP segments (IPv4 and IPv6) from the backend whole (large receive) |
 //!
 //! The IPv6 link-local address (`fe80::/64` + EUI-64 of the MAC) is always configured.
 //! [`NetConfig::from_lookup`] takes any `key -> value` lookup, e.g. `|k| cmdline.get(k)`.
@@ -30,10 +30,11 @@ pub struct NetConfig {
     pub ipv6_gateway: Option<Ipv6Addr>,
     /// Configure an IPv6 address and the default router from router advertisements (SLAAC).
     pub slaac: bool,
-    /// Ask for TCP segmentation offload on transmit (used if the backend offers `feature-gso-tcpv4`).
+    /// Ask for TCP segmentation offload on transmit (for each IP version the backend offers it for:
+    /// `feature-gso-tcpv4`, `feature-gso-tcpv6` with `feature-ipv6-csum-offload`).
     pub tso: bool,
-    /// Ask for large receive: the backend may deliver TCP/IPv4 segments of up to 64 KiB whole (fewer packets
-    /// for dom0 and for us; off, it cuts them into MTU-sized frames first).
+    /// Ask for large receive: the backend may deliver TCP segments (IPv4 and IPv6) of up to 64 KiB whole (fewer
+    /// packets for dom0 and for us; off, it cuts them into MTU-sized frames first).
     pub lro: bool,
 }
 

@@ -67,10 +67,15 @@ pub struct PageFault {
 }
 
 impl PageFault {
-    /// "read", "write" or "fetch" (instruction fetch: a jump into a page that is not executable or not there).
-    /// The CPU flags a fetch only with NX or SMEP on; a fault whose address is the instruction's own is one too.
+    /// Whether it was an instruction fetch (a jump into a page that is not executable or not there). The CPU
+    /// flags a fetch only with NX or SMEP on; a fault whose address is the instruction's own is one too.
+    pub fn is_fetch(&self) -> bool {
+        self.error & 0x10 != 0 || self.address == self.rip
+    }
+
+    /// "read", "write" or "fetch" ([`PageFault::is_fetch`]).
     pub fn access(&self) -> &'static str {
-        if self.error & 0x10 != 0 || self.address == self.rip {
+        if self.is_fetch() {
             "fetch"
         } else if self.error & 0x2 != 0 {
             "write"

@@ -14,6 +14,8 @@ use alloc::vec::Vec;
 /// The table's first eight bytes.
 pub const MAGIC: &[u8; 8] = b"SIRSYMS1";
 const HEADER: usize = 24;
+/// Bytes of the header: what [`declared_len`] needs to see.
+pub const HEADER_LEN: usize = HEADER;
 const ENTRY: usize = 8;
 /// Names are cut to this many bytes (at a character boundary).
 pub const MAX_NAME: usize = 120;
@@ -42,20 +44,28 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// The table's length as its header declares it (header, entries and names), from the first [`HEADER_LEN`] bytes,
+/// or `None` without the magic or when the sizes overflow. [`Symtab::parse`] checks the rest.
+pub fn declared_len(header: &[u8]) -> Option<usize> {
+    if header.len() < HEADER || &header[..8] != MAGIC {
+        return None;
+    }
+    let (count, names_len) = (u32_at(header, 8) as usize, u32_at(header, 12) as usize);
+    count.checked_mul(ENTRY)?.checked_add(HEADER)?.checked_add(names_len)
+}
+
 impl<'a> Symtab<'a> {
     /// Checks and wraps `bytes` (which may run past the table: it is read from a section padded to a page).
     pub fn parse(bytes: &'a [u8]) -> Result<Symtab<'a>, SymtabError> {
         if bytes.len() < HEADER || &bytes[..8] != MAGIC {
             return Err(SymtabError::NoTable);
         }
-        let count = u32_at(bytes, 8) as usize;
-        let names_len = u32_at(bytes, 12) as usize;
-        let end = u32_at(bytes, 16);
-        let entries_end = count.checked_mul(ENTRY).and_then(|n| n.checked_add(HEADER)).ok_or(SymtabError::Truncated)?;
-        let names_end = entries_end.checked_add(names_len).ok_or(SymtabError::Truncated)?;
+        let names_end = declared_len(bytes).ok_or(SymtabError::Truncated)?;
         if names_end > bytes.len() {
             return Err(SymtabError::Truncated);
         }
+        let (count, names_len, end) = (u32_at(bytes, 8) as usize, u32_at(bytes, 12) as usize, u32_at(bytes, 16));
+        let entries_end = HEADER + count * ENTRY;
         let table = Symtab { entries: &bytes[HEADER..entries_end], names: &bytes[entries_end..names_end], count, end };
         let mut last = (0u32, 0u32);
         for i in 0..count {
@@ -257,6 +267,14 @@ mod tests {
         assert_eq!(t.lookup(0x10_0fff), None, "before the first function");
         assert_eq!(t.lookup(0x10_4000), None, "past the end");
         assert_eq!(t.lookup(0x1_0010_2000), None, "past 32 bits");
+    }
+
+    #[test]
+    fn the_declared_length_is_the_tables_own() {
+        let bytes = table();
+        assert_eq!(declared_len(&bytes[..HEADER_LEN]), Some(bytes.len()));
+        assert_eq!(declared_len(&[0; HEADER_LEN]), None, "the placeholder of a build without a table");
+        assert_eq!(declared_len(&bytes[..HEADER_LEN - 1]), None);
     }
 
     #[test]
