@@ -1,17 +1,32 @@
 # Block benchmark (issue 5): Sirocco's blktest (bench mode) and a Linux PV guest running blkbench do the same jobs
-# on the same backing file in the same run: sequential write and read (1 MiB operations, 2 in flight, O_DIRECT on
-# Linux) and 4 KiB random reads at queue depth 16. Then kv: PUT/s and GET/s from wrk.
+# on the same kind of backing file in the same run: sequential write and read (1 MiB operations, 2 in flight,
+# O_DIRECT on Linux) and 4 KiB random reads at queue depth 16. A discarded warm-up run first (the first guest after
+# the lab boots runs dom0's blkback, loop and ext4 paths cold under TCG and measured up to 3x slower), then Sirocco and
+# Linux in turn, twice, each on a fresh written-through file, and once each on a fresh sparse file. Then kv: PUT/s
+# and GET/s from wrk.
 cd /job
 . /job/lab/net-lib.sh
 mkdir -p /var/lib/sirocco
 B=/var/lib/sirocco/bench.img
 MB=${BENCH_BLK_MB:-64}
-rm -f "$B"; truncate -s 256M "$B"
+# Each guest gets a fresh backing file with dom0's page cache dropped: written through first ("alloc", as an
+# image or a volume is in use), or sparse, so the guest's writes make dom0's ext4 allocate blocks. Whoever wrote
+# a sparse file first would otherwise pay for the allocation the other one then finds done.
+fresh_backing() {
+    rm -f "$B"; truncate -s 256M "$B"
+    [ "$1" = alloc ] && dd if=/dev/zero of="$B" bs=1M count=256 conv=notrunc status=none
+    sync; echo 3 >/proc/sys/vm/drop_caches
+}
+# Tags a guest's SIROCCO-BENCH line with the backing file's kind and extra fields.
+tagged() { grep -o 'SIROCCO-BENCH kind=blk.*' "$GUEST_LOG" | tr -d '\r' | sed "s/\$/ file=$1$2/"; }
 
-boot_guest blkbench-sirocco 900 xl-configs/blktest.cfg "disk=[ 'format=raw, vdev=xvda, access=rw, target=$B' ]" \
-    "extra=\"log=warn test=bench mb=$MB qd=16 secs=10\""
-grep -o 'SIROCCO-BENCH kind=blk.*' "$GUEST_LOG" || { fail blkbench-sirocco "no figures from blktest"; show_guest; }
-grep -o 'blktest: counters.*' "$GUEST_LOG" | sed 's/^/lab: /'
+sirocco_blk() { # file kind, extra command line, tag
+    fresh_backing "$1"
+    boot_guest "blkbench-sirocco-$1" 900 xl-configs/blktest.cfg "disk=[ 'format=raw, vdev=xvda, access=rw, target=$B' ]" \
+        "extra=\"log=warn test=bench mb=$MB qd=16 secs=10 $2\""
+    tagged "$1" "$3" | grep . || { fail "blkbench-sirocco-$1" "no figures from blktest"; show_guest; }
+    grep -o 'blktest: counters.*' "$GUEST_LOG" | sed 's/^/lab: /'
+}
 
 mkdir -p /tmp/lb/dev
 cp /job/lab/blkbench /tmp/lb/blkbench
@@ -28,8 +43,21 @@ INIT
 peer_initrd /tmp/lb
 kernel=$(ls /boot/vmlinuz-* | sort -V | tail -n1)
 printf 'type = "pv"\nkernel = "%s"\nramdisk = "/tmp/lb.img"\nmemory = 256\nextra = "console=hvc0 quiet"\non_poweroff = "destroy"\non_crash = "destroy"\n' "$kernel" >/tmp/lb.cfg
-boot_guest blkbench-linux 900 /tmp/lb.cfg "disk=[ 'format=raw, vdev=xvda, access=rw, target=$B' ]"
-grep -o 'SIROCCO-BENCH kind=blk.*' "$GUEST_LOG" || { fail blkbench-linux "no figures from the Linux guest"; show_guest; }
+linux_blk() { # file kind, tag
+    fresh_backing "$1"
+    boot_guest "blkbench-linux-$1" 900 /tmp/lb.cfg "disk=[ 'format=raw, vdev=xvda, access=rw, target=$B' ]"
+    tagged "$1" "$2" | grep . || { fail "blkbench-linux-$1" "no figures from the Linux guest"; show_guest; }
+}
+fresh_backing alloc
+boot_guest blkbench-warmup 900 xl-configs/blktest.cfg "disk=[ 'format=raw, vdev=xvda, access=rw, target=$B' ]" \
+    "extra=\"log=warn test=bench mb=$MB qd=16 secs=2\""
+grep -o 'SIROCCO-BENCH kind=blk.*' "$GUEST_LOG" | sed 's/^SIROCCO-BENCH/lab: warm-up (discarded):/'
+for round in 1 2; do
+    sirocco_blk alloc "" " round=$round"
+    linux_blk alloc " round=$round"
+done
+sirocco_blk sparse "" ""
+linux_blk sparse ""
 
 # kv: wrk with unique keys for PUT (each answered only once durable), then GET of those keys.
 KV=/var/lib/sirocco/kvbench.img; rm -f "$KV"; truncate -s 256M "$KV"
