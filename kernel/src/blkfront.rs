@@ -7,6 +7,7 @@ use crate::evtchn::{EventChannel, EvtchnError};
 use crate::grant::SharedPages;
 use crate::ring::{Kick, RingPages};
 use crate::xenstore::{self, CONNECT_TIMEOUT_NS};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use sirocco_drivers::blkfront::{self as bf, BlockBuffers, ConfigError, DiskInfo, Limits, Transport};
@@ -65,6 +66,8 @@ pub enum ConnectError {
     Grant(GrantError),
     /// Allocating the event channel failed.
     Evtchn(EvtchnError),
+    /// A command-line setting (`blk-segments=`) is wrong.
+    Setting(String),
     /// The domain has no vbd.
     NoDisk,
 }
@@ -77,6 +80,7 @@ impl fmt::Display for ConnectError {
             ConnectError::Xenstore(e) => write!(f, "{e}"),
             ConnectError::Grant(e) => write!(f, "{e}"),
             ConnectError::Evtchn(e) => write!(f, "{e}"),
+            ConnectError::Setting(e) => write!(f, "{e}"),
             ConnectError::NoDisk => write!(f, "this domain has no vbd (add disk = [ '...' ] to its xl config)"),
         }
     }
@@ -91,13 +95,15 @@ pub fn enumerate() -> Result<Vec<DeviceInfo>, ConnectError> {
 /// Connected awaited and the geometry read. Returns the driver, its event channel and the disk.
 pub(crate) fn connect(dev: &DeviceInfo) -> Result<(Driver, EventChannel, DiskInfo), ConnectError> {
     let backend = dev.backend_id;
+    let cmdline = crate::cmdline();
+    let limits = Limits::from_lookup(|key| cmdline.get(key)).map_err(ConnectError::Setting)?;
     let params = xenstore::with(|xs| -> Result<_, ConnectError> {
         frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(ConnectError::Xenstore)?;
         frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait], CONNECT_TIMEOUT_NS)
             .map_err(ConnectError::Frontend)?;
         bf::read_backend_params(xs, dev).map_err(ConnectError::Config)
     })?;
-    let transport = Transport::negotiate(&params, Limits::default());
+    let transport = Transport::negotiate(&params, limits);
     let ring = RingPages::new(backend, transport.ring_pages()).map_err(ConnectError::Grant)?;
     let ring_refs: Vec<GrantRef> = ring.grefs().to_vec();
     let data = SharedPages::new(backend, DATA_PAGES, false).map_err(ConnectError::Grant)?;

@@ -47,6 +47,14 @@ pub use sirocco_boot::{console, evtchn, grant, profile, ring};
 pub use sirocco_boot_logic::cmdline::{Arg, Cmdline};
 pub use sirocco_kernel_logic::future::{select, Either};
 
+static CMDLINE: spin::Once<Cmdline<'static>> = spin::Once::new();
+
+/// The guest command line, for the drivers' own settings (`tso=`, `blk-segments=`...): empty until the start of
+/// day has recorded it.
+pub(crate) fn cmdline() -> Cmdline<'static> {
+    CMDLINE.get().copied().unwrap_or_else(|| Cmdline::parse("").expect("the empty command line parses"))
+}
+
 /// What the application is given at start.
 pub struct Env {
     /// The guest command line (`extra = "..."` in the xl config).

@@ -18,7 +18,7 @@ use core::time::Duration;
 use sirocco_drivers::frontend;
 use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
 use sirocco_drivers::frontend::XenbusState;
-use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys, Features};
+use sirocco_drivers::netfront::{self as nf, Features};
 use sirocco_net::{NetConfig, Stack};
 
 pub use crate::netfront::Counters;
@@ -34,11 +34,6 @@ pub type TcpStream = sirocco_net::TcpStream<Vif>;
 pub type UdpSocket = sirocco_net::UdpSocket<Vif>;
 
 static NETS: spin::Once<Vec<Net>> = spin::Once::new();
-static CMDLINE: spin::Once<crate::Cmdline<'static>> = spin::Once::new();
-
-pub(crate) fn set_cmdline(c: crate::Cmdline<'static>) {
-    CMDLINE.call_once(|| c);
-}
 
 /// Why networking could not start.
 #[derive(Debug)]
@@ -73,7 +68,7 @@ impl fmt::Display for UpError {
 }
 
 fn config_for(index: usize) -> Result<NetConfig, String> {
-    let cmdline = CMDLINE.get().copied().unwrap_or_else(|| crate::Cmdline::parse("").expect("empty parses"));
+    let cmdline = crate::cmdline();
     let suffix = if index == 0 { String::new() } else { format!("{index}") };
     NetConfig::from_lookup(|key| cmdline.get(&format!("{key}{suffix}"))).map_err(|e| format!("{e}"))
 }
@@ -98,8 +93,9 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
             gso_rx_tcpv4: config.lro,
             gso_tcpv6: config.tso,
             gso_rx_tcpv6: config.lro,
+            split_event_channels: config.split_evtchn,
         };
-        let (vif, channel) =
+        let (vif, channels) =
             netfront::connect(dev, want).map_err(|error| UpError::Vif { id: dev.id, error: error.into() })?;
         let seed = runtime::now_ns() ^ u64::from(dev.id) << 48;
         let mut stack = Stack::new(vif, &config, seed, now_ms()).map_err(UpError::Stack)?;
@@ -109,7 +105,7 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
         stack.set_socket_options(SocketOptions { tcp_memory_limit: Some(tcp_memory), ..stack.socket_options() });
         let net = Net::new(stack);
         let driver = net.clone();
-        runtime::spawn(drive(driver, channel, dev.clone()))
+        runtime::spawn(drive(driver, channels, dev.clone()))
             .map_err(|_| UpError::Config("no task slot for the network".into()))?;
         nets.push(net);
     }
@@ -139,7 +135,7 @@ fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
 
 /// The network task of one vif: polls the stack on each event, socket request or deadline, and reconnects the
 /// vif when its backend goes away and comes back.
-async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend::DeviceInfo) {
+async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::DeviceInfo) {
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Reconnect);
     let mut boot_steps_pending = true;
@@ -151,7 +147,7 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
             boot_steps_pending = record_boot_steps(&net);
         }
         let wake = {
-            let event = async { Wake::Event(channel.wait().await) };
+            let event = async { Wake::Event(channels.wait().await) };
             let requested = async {
                 match next {
                     // More work at once (the stack or the driver used up its budget: a backend flooding us): let
@@ -173,7 +169,7 @@ async fn drive(net: Net, mut channel: crate::evtchn::EventChannel, dev: frontend
         };
         match wake {
             Wake::Event(false) => return, // the event channel was closed
-            Wake::Backend => follow_backend(&net, &dev, &backend, &mut lifecycle, channel.port()).await,
+            Wake::Backend => follow_backend(&net, &dev, &backend, &mut lifecycle, &channels).await,
             Wake::Event(true) | Wake::Poll => {}
         }
     }
@@ -206,7 +202,7 @@ async fn follow_backend(
     dev: &frontend::DeviceInfo,
     backend: &BackendWatch,
     lifecycle: &mut Lifecycle,
-    port: u32,
+    channels: &netfront::Channels,
 ) {
     let (action, state) = backend.follow(lifecycle).await;
     match action {
@@ -231,7 +227,7 @@ async fn follow_backend(
         }
         Action::Reconnect => {
             log::info!("vif{}: backend at InitWait: reconnecting", dev.id);
-            match reconnect(net, dev, port).await {
+            match reconnect(net, dev, channels).await {
                 Ok(()) => {
                     lifecycle.reconnected();
                     log::info!("vif{}: reconnected", dev.id)
@@ -248,9 +244,9 @@ async fn follow_backend(
 /// `netfront::reconnect` (our state Initialising, the backend's InitWait, the configuration read and the
 /// features checked, RX buffers posted, the connect keys written in one transaction, the backend's Connected,
 /// then transmitting allowed), with the two waits through the run loop and the stack lock taken only for the
-/// driver's own steps. The event channel is the old one (Xen put it back to unbound when the backend closed);
+/// driver's own steps. The event channels are the old ones (Xen put them back to unbound when the backend closed);
 /// the buffers keep their grants. On error the driver stays unconnected (nothing is sent).
-async fn reconnect(net: &Net, dev: &frontend::DeviceInfo, port: u32) -> Result<(), VifError> {
+async fn reconnect(net: &Net, dev: &frontend::DeviceInfo, channels: &netfront::Channels) -> Result<(), VifError> {
     let mut xs = RunLoop;
     frontend::set_state_async(&mut xs, dev, XenbusState::Initialising).await.map_err(VifError::Xenstore)?;
     frontend::wait_for_backend_async(&mut xs, dev, &[XenbusState::InitWait], CONNECT_TIMEOUT_NS)
@@ -262,12 +258,10 @@ async fn reconnect(net: &Net, dev: &frontend::DeviceInfo, port: u32) -> Result<(
         let mut stack = net.lock();
         let vif = stack.device_mut();
         let features = vif.driver.features();
-        if features.sg && !config.backend.sg {
-            return Err(VifError::Config(ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" }));
-        }
+        nf::check_features_kept(dev, features, &config.backend).map_err(VifError::Config)?;
         vif.driver.post_rx_buffers();
         let (tx, rx) = vif.driver.rings();
-        let keys = ConnectKeys { tx_ring_ref: tx.grefs()[0], rx_ring_ref: rx.grefs()[0], event_channel: port };
+        let keys = channels.keys(tx, rx);
         (features, keys, vif.mac)
     };
     xenstore::with(|xs| nf::write_connect_keys(xs, dev, keys, features)).map_err(VifError::Xenstore)?;

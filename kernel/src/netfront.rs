@@ -88,10 +88,41 @@ pub fn enumerate() -> Result<Vec<DeviceInfo>, NetError> {
     xenstore::with(|xs| frontend::enumerate(xs, DeviceKind::Vif)).map_err(NetError::Frontend)
 }
 
+/// A vif's event channels: one for both rings, or one per ring (split event channels).
+pub struct Channels {
+    /// The TX ring's port (both rings' without split event channels).
+    pub tx: EventChannel,
+    /// The RX ring's own port, with split event channels.
+    pub rx: Option<EventChannel>,
+}
+
+impl Channels {
+    /// The ports, as the connect keys name them.
+    pub fn keys(&self, tx: &RingPages, rx: &RingPages) -> ConnectKeys {
+        ConnectKeys {
+            tx_ring_ref: tx.grefs()[0],
+            rx_ring_ref: rx.grefs()[0],
+            event_channel: self.tx.port(),
+            rx_event_channel: self.rx.as_ref().map(EventChannel::port),
+        }
+    }
+
+    /// Waits for an event on either port; false once a port is closed.
+    pub async fn wait(&mut self) -> bool {
+        match self.rx.as_mut() {
+            None => self.tx.wait().await,
+            Some(rx) => match crate::runtime::select(self.tx.wait(), rx.wait()).await {
+                crate::Either::Left(open) | crate::Either::Right(open) => open,
+            },
+        }
+    }
+}
+
 /// Connects one vif: the xenbus handshake, rings and buffers granted, keys written in one transaction, and the
 /// backend's Connected awaited before anything is transmitted. `want` is what we ask for (the command line's
-/// `tso=` and `lro=`), negotiated against what the backend offers. Returns the vif and its event channel.
-pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, EventChannel), NetError> {
+/// `tso=`, `lro=` and `split-evtchn=`), negotiated against what the backend offers. Returns the vif and its
+/// event channels.
+pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, Channels), NetError> {
     let backend = dev.backend_id;
     let config = xenstore::with(|xs| -> Result<_, NetError> {
         frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(NetError::Xenstore)?;
@@ -117,17 +148,25 @@ pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, EventChannel), 
     // by `connect`, after that.
     let tx_ring = RingPages::new(backend, 1).map_err(NetError::Grant)?;
     let rx_ring = RingPages::new(backend, 1).map_err(NetError::Grant)?;
-    let channel = EventChannel::alloc_unbound(backend).map_err(NetError::Evtchn)?;
-    let keys =
-        ConnectKeys { tx_ring_ref: tx_ring.grefs()[0], rx_ring_ref: rx_ring.grefs()[0], event_channel: channel.port() };
-    let mut driver = nf::Netfront::new(tx_ring, rx_ring, Buffers { tx, rx }, Kick(channel.port()), features);
+    let channels = Channels {
+        tx: EventChannel::alloc_unbound(backend).map_err(NetError::Evtchn)?,
+        rx: match features.split_event_channels {
+            true => Some(EventChannel::alloc_unbound(backend).map_err(NetError::Evtchn)?),
+            false => None,
+        },
+    };
+    let keys = channels.keys(&tx_ring, &rx_ring);
+    let mut driver = nf::Netfront::new(tx_ring, rx_ring, Buffers { tx, rx }, Kick(channels.tx.port()), features);
+    if let Some(rx) = &channels.rx {
+        driver = driver.with_rx_event_channel(Kick(rx.port()));
+    }
     crate::boot_steps::step("vif-buffers-granted");
     xenstore::with(|xs| nf::offer_connect(xs, dev, &mut driver, keys)).map_err(NetError::Config)?;
     crate::boot_steps::step("vif-keys-written");
     xenstore::with(|xs| nf::await_connected(xs, dev, &mut driver, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
     crate::boot_steps::step("vif-connected");
     log::info!(
-        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}/{}, large receive {}/{} (IPv4/IPv6), buffers {} tx / {} rx, event channel {}",
+        "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}/{}, large receive {}/{} (IPv4/IPv6), buffers {} tx / {} rx, event channel {}{}",
         dev.id,
         config.mac[0],
         config.mac[1],
@@ -144,9 +183,10 @@ pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, EventChannel), 
         features.gso_rx_tcpv6,
         tx_buffers,
         rx_buffers,
-        channel.port()
+        channels.tx.port(),
+        channels.rx.as_ref().map(|rx| alloc::format!(" (TX), {} (RX)", rx.port())).unwrap_or_default()
     );
-    Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channel))
+    Ok((Vif { id: dev.id, mac: config.mac, mtu: config.mtu, driver }, channels))
 }
 
 /// The backend left and our end followed it through the close handshake (`net`'s lifecycle, async): reset the

@@ -13,7 +13,7 @@ ip link show xenbr1 >/dev/null 2>&1 ||
 expect net-ping4 net-ping6 http-index http-stats http-ipv6 http-keepalive http-concurrent http-malformed \
     http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap http-upload-flood \
     http-upload-flood-after linux-peer-fetch \
-    echo-16mib echo-tso echo-lro echo-ipv6 echo-ipv6-offload echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
+    echo-16mib echo-tso echo-lro echo-split-evtchn echo-ipv6 echo-ipv6-offload echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
     echo-64mib-across-detach-attach dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second
 
 # --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests, upload flood ---------
@@ -62,6 +62,14 @@ if wait_tcp 10.0.0.3 7 60; then
     lro=$(nc -w 5 10.0.0.3 11 | sed -n 's/.*rx [0-9]* pkts (\([0-9]*\) gso).*/\1/p')
     check echo-lro "dom0's side of the 16 MiB echo arrived as large segments (${lro:-?} GSO packets received)" \
         [ "${lro:-0}" -gt 0 ]
+    # Split event channels (netback offers them): the guest wrote one port per ring, and netback's TX and RX
+    # interrupts for this vif (named -q0-tx and -q0-rx in dom0's /proc/interrupts) both fired during the echo.
+    edom=$(xl domid echo)
+    etx=$(xenstore-read "/local/domain/$edom/device/vif/0/event-channel-tx" 2>/dev/null)
+    erx=$(xenstore-read "/local/domain/$edom/device/vif/0/event-channel-rx" 2>/dev/null)
+    irqs=$(awk -v v="vif$edom.0-q0-" '$NF ~ "^"v"(tx|rx)$" { n = 0; for (i = 2; i < NF; i++) if ($i ~ /^[0-9]+$/) n += $i; printf "%s=%d ", $NF, n }' /proc/interrupts)
+    check echo-split-evtchn "one event channel per ring: ports tx ${etx:-none} rx ${erx:-none}; dom0 interrupts: ${irqs:-none}" \
+        sh -c "[ -n '$etx' ] && [ -n '$erx' ] && [ '$etx' != '$erx' ] && echo '$irqs' | grep -q 'q0-tx=[1-9]' && echo '$irqs' | grep -q 'q0-rx=[1-9]'"
     # The same over IPv6: the guest wrote feature-gso-tcpv6 (and netback offers it), so both directions' big
     # segments grow the GSO counts again.
     gso6=$(nc -w 5 10.0.0.3 11 | sed -n 's/.*tx [0-9]* pkts (\([0-9]*\) gso).*rx [0-9]* pkts (\([0-9]*\) gso).*/\1 \2/p')

@@ -36,6 +36,9 @@ pub struct NetConfig {
     /// Ask for large receive: the backend may deliver TCP segments (IPv4 and IPv6) of up to 64 KiB whole (fewer
     /// packets for dom0 and for us; off, it cuts them into MTU-sized frames first).
     pub lro: bool,
+    /// Use split event channels where the backend offers them (`split-evtchn=`): one port per ring, so a kick
+    /// for one ring runs only that ring's handler in netback.
+    pub split_evtchn: bool,
 }
 
 /// IPv4 configuration.
@@ -55,10 +58,18 @@ pub enum Ipv4Config {
 }
 
 impl Default for NetConfig {
-    /// DHCPv4, link-local IPv6 and SLAAC, both offloads asked for: what a guest gets with nothing on its command
+    /// DHCPv4, link-local IPv6 and SLAAC, both offloads and split event channels asked for: what a guest gets with nothing on its command
     /// line.
     fn default() -> Self {
-        NetConfig { ipv4: Ipv4Config::Dhcp, ipv6_address: None, ipv6_gateway: None, slaac: true, tso: true, lro: true }
+        NetConfig {
+            ipv4: Ipv4Config::Dhcp,
+            ipv6_address: None,
+            ipv6_gateway: None,
+            slaac: true,
+            tso: true,
+            lro: true,
+            split_evtchn: true,
+        }
     }
 }
 
@@ -178,7 +189,8 @@ impl NetConfig {
             Some(v) => Err(err(key, v, ConfigProblem::NotOnOff)),
         };
         let (slaac, tso, lro) = (on_off("slaac")?, on_off("tso")?, on_off("lro")?);
-        Ok(NetConfig { ipv4, ipv6_address: ip6, ipv6_gateway: gw6, slaac, tso, lro })
+        let split_evtchn = on_off("split-evtchn")?;
+        Ok(NetConfig { ipv4, ipv6_address: ip6, ipv6_gateway: gw6, slaac, tso, lro, split_evtchn })
     }
 }
 
@@ -273,6 +285,7 @@ mod tests {
             slaac: true,
             tso: true,
             lro: true,
+            split_evtchn: true,
         };
         assert_eq!(parse("").unwrap(), none);
         assert_eq!(parse("ip=dhcp").unwrap(), NetConfig::default());
@@ -302,6 +315,8 @@ mod tests {
         assert_eq!((c.tso, c.lro), (true, true));
         assert_eq!(error("lro=maybe"), "lro=maybe: expected on or off");
         assert_eq!(error("tso="), "tso=: expected on or off");
+        assert!(!parse("split-evtchn=off").unwrap().split_evtchn);
+        assert_eq!(error("split-evtchn=2"), "split-evtchn=2: expected on or off");
     }
 
     #[test]

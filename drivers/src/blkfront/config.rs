@@ -46,6 +46,25 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The limits the command line asks for: `blk-segments=N` caps the segments (4 KiB pages) per request, from 11
+    /// (direct requests only, 44 KiB) to 256 (1 MiB, the default). Smaller requests mean more of them in flight in
+    /// the same data pages; `lookup` maps a key to its value. A value out of range or not a number is an error
+    /// naming the key, never silently clamped.
+    pub fn from_lookup<'a>(lookup: impl Fn(&str) -> Option<&'a str>) -> Result<Limits, String> {
+        let mut limits = Limits::default();
+        if let Some(v) = lookup("blk-segments") {
+            let max = DEFAULT_MAX_INDIRECT_SEGMENTS;
+            let min = BLKIF_MAX_SEGMENTS_PER_REQUEST as u32;
+            match v.parse::<u32>() {
+                Ok(n) if (min..=max).contains(&n) => limits.max_indirect_segments = n,
+                _ => return Err(format!("blk-segments={v}: expected a number of pages from {min} to {max}")),
+            }
+        }
+        Ok(limits)
+    }
+}
+
 /// The backend's transport parameters, published by InitWait (a missing key means 0).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BackendParams {

@@ -7,6 +7,7 @@
 use core::fmt;
 
 use alloc::format;
+use alloc::vec;
 
 use super::device::{Features, NetBuffers, Netfront, ResetReport};
 use crate::frontend::{self, DeviceId, DeviceInfo, FrontendError, XenbusState};
@@ -63,7 +64,7 @@ pub struct BackendFeatures {
     pub ipv6_csum_offload: bool,
     /// `feature-rx-notify`, if the backend says so (we always write ours).
     pub rx_notify: bool,
-    /// `feature-split-event-channels` (offered; we use one event channel).
+    /// `feature-split-event-channels`: one event channel per ring.
     pub split_event_channels: bool,
     /// `multi-queue-max-queues` (0 if absent; we use one queue, written the single-queue way).
     pub max_queues: u32,
@@ -95,6 +96,7 @@ impl Features {
             // IPv6 segments go with a partial checksum: the backend must take those (`feature-ipv6-csum-offload`).
             gso_tcpv6: want.gso_tcpv6 && backend.gso_tcpv6 && backend.ipv6_csum_offload && sg && want.csum_offload,
             gso_rx_tcpv6: want.gso_rx_tcpv6 && sg && want.csum_offload,
+            split_event_channels: want.split_event_channels && backend.split_event_channels,
         }
     }
 }
@@ -106,8 +108,11 @@ pub struct ConnectKeys {
     pub tx_ring_ref: GrantRef,
     /// The RX ring page's grant ref (`rx-ring-ref`).
     pub rx_ring_ref: GrantRef,
-    /// Our port, allocated unbound to the backend's domain (`event-channel`).
+    /// Our port, allocated unbound to the backend's domain (`event-channel`; with split event channels the TX
+    /// ring's, `event-channel-tx`).
     pub event_channel: u32,
+    /// With split event channels, the RX ring's port (`event-channel-rx`).
+    pub rx_event_channel: Option<u32>,
 }
 
 /// Why a vif cannot be configured or connected.
@@ -231,7 +236,8 @@ fn hex_digit(c: u8) -> Option<u8> {
 }
 
 /// Writes, in one transaction (run again from the start if the commit answers `EAGAIN`): `tx-ring-ref`,
-/// `rx-ring-ref`, `event-channel`, `request-rx-copy=1`, `feature-rx-notify=1`, `feature-sg` (1 if we use it, else
+/// `rx-ring-ref`, `event-channel` (or `event-channel-tx` and `event-channel-rx` with split event channels),
+/// `request-rx-copy=1`, `feature-rx-notify=1`, `feature-sg` (1 if we use it, else
 /// 0), `feature-no-csum-offload` (0 with checksum offload, else 1), `feature-gso-tcpv4` and `feature-gso-tcpv6` (1
 /// with large receive of each, else 0), `feature-ipv6-csum-offload` (as `feature-gso-tcpv6`), and our `state` =
 /// Connected (4). The backend sees all of them at once or none.
@@ -242,10 +248,15 @@ pub fn write_connect_keys<R: XsRing, P: XsPlatform>(
     features: Features,
 ) -> Result<(), XsError> {
     let flag = |on: bool| if on { "1" } else { "0" };
+    let channels = match keys.rx_event_channel {
+        None => vec![("event-channel", format!("{}", keys.event_channel))],
+        Some(rx) => {
+            vec![("event-channel-tx", format!("{}", keys.event_channel)), ("event-channel-rx", format!("{rx}"))]
+        }
+    };
     let values = [
         ("tx-ring-ref", format!("{}", keys.tx_ring_ref.0)),
         ("rx-ring-ref", format!("{}", keys.rx_ring_ref.0)),
-        ("event-channel", format!("{}", keys.event_channel)),
         ("request-rx-copy", "1".into()),
         ("feature-rx-notify", "1".into()),
         ("feature-sg", flag(features.sg).into()),
@@ -256,7 +267,7 @@ pub fn write_connect_keys<R: XsRing, P: XsPlatform>(
         ("feature-ipv6-csum-offload", flag(features.gso_rx_tcpv6).into()),
     ];
     xs.transaction(|xs, tx| {
-        for (key, value) in &values {
+        for (key, value) in channels.iter().chain(&values) {
             xs.write(tx, &dev.frontend_key(key), value.as_bytes())?;
         }
         frontend::set_state(xs, tx, dev, XenbusState::Connected)
@@ -299,6 +310,18 @@ pub fn await_connected<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E
 ) -> Result<(), ConfigError> {
     frontend::wait_for_backend(xs, dev, &[XenbusState::Connected], timeout_ns)?;
     netfront.backend_connected();
+    Ok(())
+}
+
+/// On a reconnect: the backend must still offer what the device was built around (`feature-sg`: packets may span
+/// slots; `feature-split-event-channels`: the device has two ports), or [`ConfigError::FeatureWithdrawn`].
+pub fn check_features_kept(dev: &DeviceInfo, features: Features, backend: &BackendFeatures) -> Result<(), ConfigError> {
+    if features.sg && !backend.sg {
+        return Err(ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" });
+    }
+    if features.split_event_channels && !backend.split_event_channels {
+        return Err(ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-split-event-channels" });
+    }
     Ok(())
 }
 
@@ -346,9 +369,7 @@ pub fn reconnect<R: XsRing, P: XsPlatform, S: SharedRing, B: NetBuffers, E: Noti
     frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising)?;
     frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait], timeout_ns)?;
     let config = read_config(xs, dev)?;
-    if netfront.features().sg && !config.backend.sg {
-        return Err(ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" });
-    }
+    check_features_kept(dev, netfront.features(), &config.backend)?;
     connect(xs, dev, netfront, keys, timeout_ns)?;
     Ok(config)
 }

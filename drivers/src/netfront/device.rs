@@ -66,6 +66,11 @@ pub struct Features {
     /// Large receive for TCP/IPv6 (we write `feature-gso-tcpv6=1` and `feature-ipv6-csum-offload=1`): as
     /// [`Features::gso_rx_tcpv4`], and IPv6 packets may then arrive with a blank checksum too.
     pub gso_rx_tcpv6: bool,
+    /// Split event channels (the backend's `feature-split-event-channels`): one port for the TX ring and one for
+    /// the RX ring (`event-channel-tx`, `event-channel-rx`), so a kick for one ring does not run the backend's
+    /// handler for the other. The platform allocates the second port and gives it to
+    /// [`Netfront::with_rx_event_channel`].
+    pub split_event_channels: bool,
 }
 
 impl Features {
@@ -77,6 +82,7 @@ impl Features {
         gso_rx_tcpv4: false,
         gso_tcpv6: false,
         gso_rx_tcpv6: false,
+        split_event_channels: false,
     };
     /// Nothing: one page per packet, full checksums both ways.
     pub const NONE: Features = Features { sg: false, csum_offload: false, ..Features::SG };
@@ -190,6 +196,8 @@ pub struct Netfront<S: SharedRing, B: NetBuffers, E: Notify> {
     rx: FrontRing<S>,
     buffers: B,
     evtchn: E,
+    /// The RX ring's own event channel, with split event channels (`evtchn` is then the TX ring's).
+    rx_evtchn: Option<E>,
     features: Features,
     phase: Phase,
     /// TX buffers free, the next to use last.
@@ -236,6 +244,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             rx,
             buffers,
             evtchn,
+            rx_evtchn: None,
             features,
             phase: Phase::Initialising,
             tx_free: (0..tx_count).rev().collect(),
@@ -248,6 +257,13 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             rx_more: false,
             counters: Counters::default(),
         }
+    }
+
+    /// With split event channels ([`Features::split_event_channels`]): `rx` is the RX ring's event channel, and the
+    /// one given to [`Netfront::new`] the TX ring's.
+    pub fn with_rx_event_channel(mut self, rx: E) -> Self {
+        self.rx_evtchn = Some(rx);
+        self
     }
 
     /// The device's phase.
@@ -285,9 +301,14 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         (self.tx.shared(), self.rx.shared())
     }
 
-    /// The event channel.
+    /// The event channel (the TX ring's, with split event channels).
     pub fn evtchn(&self) -> &E {
         &self.evtchn
+    }
+
+    /// The RX ring's own event channel, with split event channels.
+    pub fn rx_evtchn(&self) -> Option<&E> {
+        self.rx_evtchn.as_ref()
     }
 
     /// TX buffers free now.
@@ -428,9 +449,13 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         report
     }
 
-    fn notify(&mut self) {
+    /// Kicks the backend for `ring`: on that ring's own event channel when they are split.
+    fn notify(&mut self, ring: Direction) {
         self.counters.notifies += 1;
-        self.evtchn.notify();
+        match (ring, self.rx_evtchn.as_mut()) {
+            (Direction::Rx, Some(rx)) => rx.notify(),
+            _ => self.evtchn.notify(),
+        }
     }
 
     /// Stops the device after a ring's indices broke.
@@ -557,7 +582,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             }
         }
         if self.tx.push_and_check_notify() {
-            self.notify();
+            self.notify(Direction::Tx);
         }
         self.counters.tx_packets += 1;
         self.counters.tx_bytes += len as u64;
@@ -668,7 +693,7 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
             }
         }
         if posted > 0 && self.rx.push_and_check_notify() {
-            self.notify();
+            self.notify(Direction::Rx);
         }
         posted
     }

@@ -40,9 +40,9 @@ pub mod fake;
 mod tests;
 
 pub use config::{
-    await_connected, connect, disconnect, offer_connect, parse_mac, read_config, reconnect, rx_buffer_count,
-    tx_buffer_count, write_connect_keys, BackendFeatures, ConfigError, ConnectKeys, NetConfig, DEFAULT_MTU,
-    MAX_TX_BUFFERS, MIN_RX_BUFFERS, MIN_TX_BUFFERS, RX_RING_SLOTS,
+    await_connected, check_features_kept, connect, disconnect, offer_connect, parse_mac, read_config, reconnect,
+    rx_buffer_count, tx_buffer_count, write_connect_keys, BackendFeatures, ConfigError, ConnectKeys, NetConfig,
+    DEFAULT_MTU, MAX_TX_BUFFERS, MIN_RX_BUFFERS, MIN_TX_BUFFERS, RX_RING_SLOTS,
 };
 pub use device::{Features, NetBuffers, Netfront, Phase, ResetReport, RxPacket, TxChecksum, TxPoll, RX_POLL_BUDGET};
 pub use error::{Counters, Direction, Fault, FaultKind, RxDrop, TxError};

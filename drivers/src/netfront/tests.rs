@@ -1,7 +1,7 @@
 //! netfront against the fake netback (`fake`), the ABI pinned against `xen/io/netif.h`, the checksum helper
 //! against hand-built frames, and the xenstore connection against the fake xenstored.
 
-use super::fake::{connected, harness_at, Harness, RX_GREF_BASE, TX_GREF_BASE};
+use super::fake::{connected, harness_at, FakeEvtchn, Harness, RX_GREF_BASE, TX_GREF_BASE};
 use super::wire::*;
 use super::*;
 use crate::ring::{offsets, RingError};
@@ -399,6 +399,28 @@ fn the_backend_is_notified_only_when_it_waits() {
     h.nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
     assert_eq!(h.kicks.get(), 3);
     assert_eq!(h.nf.counters().notifies, 3);
+}
+
+#[test]
+fn with_split_event_channels_each_ring_is_kicked_on_its_own_port() {
+    let split = Features { split_event_channels: true, ..SG };
+    let Harness { nf, mut nb, kicks } = harness_at(split, 8, 4, 0);
+    let rx_kicks = std::rc::Rc::new(std::cell::Cell::new(0));
+    let mut nf = nf.with_rx_event_channel(FakeEvtchn(rx_kicks.clone()));
+    assert_eq!(nf.post_rx_buffers(), 4);
+    nf.backend_connected();
+    assert_eq!((kicks.get(), rx_kicks.get()), (0, 1), "posting RX buffers kicks the RX port only");
+    nf.transmit(&frame(64, 0), TxChecksum::Valid).unwrap();
+    assert_eq!((kicks.get(), rx_kicks.get()), (1, 1), "a TX request kicks the TX port only");
+    for i in 0..4 {
+        nb.deliver(&frame(100, i), 0);
+    }
+    // Every posted buffer used: netback waits for more (`req_event` past its `req_cons`, as it leaves it).
+    assert!(!nb.rx.final_check_for_requests());
+    while nf.poll_rx().is_some() {}
+    nf.post_rx_buffers();
+    assert_eq!((kicks.get(), rx_kicks.get()), (1, 2), "RX buffers posted again: the RX port");
+    assert_eq!(nf.counters().notifies, 3);
 }
 
 #[test]
@@ -1021,7 +1043,8 @@ mod xenbus {
 
     const BACKEND: &str = "/local/domain/0/backend/vif/7/0";
     const SECOND: u64 = 1_000_000_000;
-    const KEYS: ConnectKeys = ConnectKeys { tx_ring_ref: GrantRef(8), rx_ring_ref: GrantRef(9), event_channel: 5 };
+    const KEYS: ConnectKeys =
+        ConnectKeys { tx_ring_ref: GrantRef(8), rx_ring_ref: GrantRef(9), event_channel: 5, rx_event_channel: None };
 
     fn with_vif() -> (FakeClient, Shared, DeviceInfo) {
         let (mut xs, fake) = fake::client();
@@ -1089,7 +1112,8 @@ mod xenbus {
                 gso_tcpv4: false,
                 gso_rx_tcpv4: false,
                 gso_tcpv6: false,
-                gso_rx_tcpv6: false
+                gso_rx_tcpv6: false,
+                split_event_channels: false
             }
         );
         let no_csum = Features { csum_offload: false, ..all };
@@ -1162,9 +1186,9 @@ mod xenbus {
     }
 
     const EXPECTED: [&str; 11] = [
+        "device/vif/0/event-channel=5",
         "device/vif/0/tx-ring-ref=8",
         "device/vif/0/rx-ring-ref=9",
-        "device/vif/0/event-channel=5",
         "device/vif/0/request-rx-copy=1",
         "device/vif/0/feature-rx-notify=1",
         "device/vif/0/feature-sg=1",
@@ -1174,6 +1198,35 @@ mod xenbus {
         "device/vif/0/feature-ipv6-csum-offload=0",
         "device/vif/0/state=4",
     ];
+
+    #[test]
+    fn split_event_channels_are_used_only_when_both_sides_want_them() {
+        let split = Features { split_event_channels: true, ..LRO };
+        let offered = BackendFeatures { rx_copy: true, sg: true, gso_tcpv4: true, ..BackendFeatures::default() };
+        assert!(!Features::negotiate(&offered, split).split_event_channels, "not offered");
+        let both = BackendFeatures { split_event_channels: true, ..offered };
+        assert!(Features::negotiate(&both, split).split_event_channels);
+        assert!(!Features::negotiate(&both, LRO).split_event_channels, "not wanted (split-evtchn=off)");
+    }
+
+    #[test]
+    fn split_event_channels_write_one_port_per_ring_and_no_shared_port() {
+        let (mut xs, fake, dev) = with_vif();
+        let keys = ConnectKeys { rx_event_channel: Some(6), ..KEYS };
+        write_connect_keys(&mut xs, &dev, keys, Features { split_event_channels: true, ..SG }).unwrap();
+        let values: Vec<String> = connect_writes(&fake).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(
+            values[..4],
+            [
+                "device/vif/0/event-channel-tx=5",
+                "device/vif/0/event-channel-rx=6",
+                "device/vif/0/tx-ring-ref=8",
+                "device/vif/0/rx-ring-ref=9"
+            ]
+        );
+        assert!(!values.iter().any(|v| v.starts_with("device/vif/0/event-channel=")), "{values:?}");
+        assert_eq!(fake.borrow().get("device/vif/0/state").unwrap(), b"4");
+    }
 
     #[test]
     fn connect_keys_and_state_are_written_in_one_transaction() {
@@ -1339,6 +1392,32 @@ mod xenbus {
         );
         assert_eq!(h.nf.phase(), Phase::Initialising, "nothing is sent");
         assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
+    }
+
+    #[test]
+    fn a_backend_that_comes_back_without_split_event_channels_is_refused() {
+        let (mut xs, fake, dev) = with_vif();
+        restartable_backend(&fake);
+        fake.borrow_mut().set(&format!("{BACKEND}/feature-split-event-channels"), b"1");
+        let split = Features { split_event_channels: true, ..SG };
+        let mut h = harness_at(split, 4, 4, 0);
+        let keys = ConnectKeys { rx_event_channel: Some(6), ..KEYS };
+        connect(&mut xs, &dev, &mut h.nf, keys, SECOND).unwrap();
+        fake.borrow_mut().set(&format!("{BACKEND}/feature-split-event-channels"), b"0");
+        fake.borrow_mut().set(&format!("{BACKEND}/state"), b"6");
+        let pages = (crate::ring::testing::page(), crate::ring::testing::page());
+        let (_, closed) = disconnect(
+            &mut xs,
+            &dev,
+            &mut h.nf,
+            crate::ring::testing::HeapRing(pages.0),
+            crate::ring::testing::HeapRing(pages.1),
+            SECOND,
+        );
+        closed.unwrap();
+        let e = reconnect(&mut xs, &dev, &mut h.nf, keys, SECOND).unwrap_err();
+        assert_eq!(e, ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-split-event-channels" });
+        assert_eq!(h.nf.phase(), Phase::Initialising, "nothing is sent");
     }
 
     #[test]

@@ -127,6 +127,23 @@ fn transport_negotiation_takes_the_smaller_side() {
 }
 
 #[test]
+fn the_command_line_caps_segments_per_request_and_a_bad_value_is_an_error() {
+    let limits = |v: Option<&'static str>| Limits::from_lookup(|k| (k == "blk-segments").then_some(v).flatten());
+    assert_eq!(limits(None), Ok(Limits::default()));
+    assert_eq!(limits(Some("64")).map(|l| l.max_indirect_segments), Ok(64));
+    assert_eq!(limits(Some("11")).map(|l| l.max_indirect_segments), Ok(11));
+    assert_eq!(limits(Some("256")).map(|l| l.max_indirect_segments), Ok(256));
+    // 11 segments fit a direct request: no indirect requests at all.
+    let params = BackendParams { max_ring_page_order: 4, max_indirect_segments: 256, max_queues: 0 };
+    assert_eq!(Transport::negotiate(&params, limits(Some("11")).unwrap()).indirect_segments, 0);
+    assert_eq!(Transport::negotiate(&params, limits(Some("32")).unwrap()).indirect_segments, 32);
+    for bad in ["10", "257", "0", "-1", "many", ""] {
+        let e = limits(Some(bad)).unwrap_err();
+        assert_eq!(e, format!("blk-segments={bad}: expected a number of pages from 11 to 256"));
+    }
+}
+
+#[test]
 fn geometry_is_read_only_once_the_backend_is_connected() {
     let spec = linux4k();
     let (mut xs, _fake, dev) = with_vbd(&spec);
