@@ -198,9 +198,11 @@ pub(crate) fn report_exception(vector: u64, error: u64, cr2: Option<u64>, regs: 
         let pf = PageFault { address, error, rip: regs.rip };
         console::print_forced(format_args!("  page fault: {pf}\n"));
         // A call to a bad address faults on the fetch of its target, before any frame is set up there: the
-        // caller is the return address the call left at RSP.
+        // caller is the return address the call left at RSP. (The fetch is of RIP itself, or RIP is outside the
+        // code: CR2 may read back wrong under nested virtualisation.)
         let rsp_in_stack = regs.rsp.is_multiple_of(8) && regs.rsp >= stack.bottom && regs.rsp + 8 <= stack.top;
-        if pf.is_fetch() && address == regs.rip && rsp_in_stack {
+        let jumped_out = address == regs.rip || !crate::protect::is_code(regs.rip);
+        if pf.is_fetch() && jumped_out && rsp_in_stack {
             // SAFETY: an aligned word inside the boot stack, mapped for the domain's life.
             pushed = Some(unsafe { core::ptr::read_volatile(regs.rsp as *const u64) });
         }

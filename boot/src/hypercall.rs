@@ -130,6 +130,30 @@ pub unsafe fn update_va_mapping(va: u64, pte: u64) -> Result<(), i64> {
     status(rc)
 }
 
+/// `HYPERVISOR_mmuext_op(MMUEXT_TLB_FLUSH_LOCAL)`: flushes this vCPU's TLB, after `mmu_update`s that took rights
+/// away (Xen leaves that flush to the guest).
+pub fn tlb_flush_local() -> Result<(), i64> {
+    let mut op = xen_sys::mmuext_op {
+        cmd: xen_sys::MMUEXT_TLB_FLUSH_LOCAL,
+        arg1: xen_sys::mmuext_op__bindgen_ty_1 { linear_addr: 0 },
+        arg2: xen_sys::mmuext_op__bindgen_ty_2 { nr_ents: 0 },
+    };
+    let mut done: u32 = 0;
+    // SAFETY: `op` has xen.h's `struct mmuext_op` layout (xen-sys's binding of it), it and `done` live for the call,
+    // and a TLB flush changes no mapping.
+    let rc = unsafe {
+        hypercall5(
+            xen_sys::__HYPERVISOR_mmuext_op,
+            &mut op as *mut xen_sys::mmuext_op as u64,
+            1,
+            &mut done as *mut u32 as u64,
+            DOMID_SELF,
+            0,
+        )
+    };
+    status(rc)
+}
+
 /// `HYPERVISOR_event_channel_op(cmd, arg)` with an in/out argument struct.
 ///
 /// # Safety

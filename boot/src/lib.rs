@@ -30,6 +30,7 @@ mod mm;
 mod mode;
 mod panic;
 pub mod profile;
+mod protect;
 mod pv;
 pub mod ring;
 mod start;

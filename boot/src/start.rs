@@ -64,6 +64,7 @@ pub(crate) fn finish(cmdline: Cmdline<'static>, memory: MemoryInfo, xen: XenVers
         memory.page_tables_added,
         memory.mmu_hypercalls
     );
+    log::info!("page protections: {}", crate::protect::describe());
     let started = Started { cmdline, memory, xen, mode: mode::boot_mode(), xenstore };
     // SAFETY: the `sirocco` crate defines the symbol with exactly this signature; without it the image does not
     // link.

@@ -27,11 +27,14 @@ check crash-message "panic message on the console" \
     console_has "PANIC: deliberate crash from the crash app (code 42)"
 check crash-location "panic location on the console" console_has "at apps/crash/src/main.rs:"
 check crash-reason "xl saw a crash (got $GUEST_REASON)" ended crash
+expect page-protections
+check page-protections "the boot log says what W^X applies" \
+    console_has "page protections: code read-only, constants read-only, data, stack and heap not executable (NX)"
 
 # Crash reports (issue 13): every fault mode of the crash app, as PV and as PVH (this suite runs in both). Each
 # must crash the domain and say what happened; its backtrace (function names from the image's symbol table) must
 # name the function that faulted and its caller in the app.
-expect crash-backtrace fault-null fault-write0 fault-jump0 fault-div0 fault-ud fault-nested fault-task fault-oom \
+expect crash-backtrace fault-null fault-write0 fault-jump0 fault-readonly fault-nx fault-div0 fault-ud fault-nested fault-task fault-oom \
     fault-stack
 # report_has PATTERN...: every pattern is in the console log (extended regexps).
 report_has() { for p in "$@"; do grep -Eq -- "$p" "$GUEST_LOG" || { echo "lab: missing from the report: $p"; return 1; }; done; }
@@ -53,6 +56,13 @@ fault_check null "a read of address 0" "CPU exception 14 \(page fault\)" "page f
 fault_check write0 "a write to address 8" "page fault: write of 0x[08]: page not present" "crash::write_low\+" \
     "crash::main\+"
 fault_check jump0 "a call to address 0" "page fault: fetch of 0x0" "crash::call_null\+" "crash::main\+"
+# W^X: constants are read-only, and the heap is not executable (a heap holding `ret` would return, not crash).
+fault_check readonly "a write to a constant" \
+    "page fault: write of 0x[0-9a-f]+: protection violation \(the page is read-only\)" "crash::write_constant\+" \
+    "crash::main\+"
+fault_check nx "a call into the heap" \
+    "page fault: fetch of 0x[0-9a-f]+: protection violation \(the page is not executable\)" "crash::call_heap\+" \
+    "crash::main\+"
 fault_check div0 "a division by zero" "CPU exception 0 \(divide error\)" "crash::divide\+" "crash::main\+"
 fault_check ud "ud2" "CPU exception 6 \(invalid opcode\)" "crash::invalid_opcode\+" "crash::main\+"
 fault_check nested "a panic three calls deep" "PANIC: deliberate panic three calls deep" "crash::innermost\+" \

@@ -10,6 +10,8 @@
 //! | `null` | a read of address 0 | page fault, read of 0x0 |
 //! | `write0` | a write to address 8 | page fault, write of 0x8 |
 //! | `jump0` | a call to address 0 | page fault, fetch of 0x0 |
+//! | `readonly` | a write to a constant (`.rodata`) | page fault, write, the page is read-only |
+//! | `nx` | a call into a heap buffer holding `ret` | page fault, fetch, the page is not executable |
 //! | `div0` | an integer division by zero | divide error |
 //! | `ud` | `ud2` | invalid opcode |
 //! | `stack` | unbounded recursion | STACK OVERFLOW (PVH/HVM; under PV Xen itself crashes the domain, see README) |
@@ -39,6 +41,8 @@ fn main(env: &sirocco::Env) {
         "null" => read_null(),
         "write0" => write_low(),
         "jump0" => call_null(),
+        "readonly" => write_constant(),
+        "nx" => call_heap(),
         "div0" => {
             let q = divide(black_box(1), black_box(0));
             sirocco::println!("crash: 1 / 0 = {q}?!");
@@ -101,6 +105,31 @@ fn call_null() {
     // SAFETY: the call faults on its instruction fetch (page 0 is never mapped); the fault path does not return.
     unsafe { core::arch::asm!("call {0}", in(reg) 0u64, clobber_abi("C")) };
     sirocco::println!("crash: returned from address 0?!");
+}
+
+/// A constant in `.rodata`, which W^X maps read-only.
+static CONSTANT: [u8; 16] = *b"sirocco constant";
+
+#[inline(never)]
+fn write_constant() {
+    let at = black_box(CONSTANT.as_ptr()) as u64;
+    sirocco::println!("crash: writing the constant at {at:#x}");
+    // SAFETY: the store faults on purpose (`.rodata` is mapped read-only) and the fault path does not return; it is
+    // done in asm so no Rust reference to the constant is ever written through.
+    unsafe { core::arch::asm!("mov byte ptr [{0}], 0", in(reg) at, options(nostack)) };
+    sirocco::println!("crash: wrote a constant?! It now reads {:?}", black_box(&CONSTANT));
+}
+
+#[inline(never)]
+fn call_heap() {
+    // `ret` (0xc3): were the heap executable, the call would come straight back and the app would say so.
+    let code = black_box(alloc::vec![0xc3u8; 64]);
+    let at = code.as_ptr() as u64;
+    sirocco::println!("crash: calling the heap at {at:#x}");
+    // SAFETY: the call faults on its instruction fetch (the heap is mapped not executable); were it executable,
+    // the buffer's `ret` returns at once with no register or memory touched.
+    unsafe { core::arch::asm!("call {0}", in(reg) at, clobber_abi("C")) };
+    sirocco::println!("crash: ran code on the heap at {at:#x} and came back?!");
 }
 
 #[inline(never)]

@@ -15,7 +15,7 @@
 //!
 //! PVH and HVM guests own their page tables and follow none of these rules: [`identity`] builds their map.
 
-use crate::{Mfn, Pfn, PAGE_SHIFT};
+use crate::{Mfn, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use core::fmt;
 
 pub mod identity;
@@ -36,6 +36,56 @@ pub mod pte {
     pub const PSE: u64 = 1 << 7;
     /// The machine address bits of an entry.
     pub const FRAME_MASK: u64 = 0x000f_ffff_ffff_f000;
+    /// No instruction fetch from the page (needs EFER.NXE; a reserved bit without it).
+    pub const NX: u64 = 1 << 63;
+}
+
+/// The image's page protections (W^X): code is read-only and executable, read-only data is read-only and (with
+/// `nx`) not executable, and every other page is writable and (with `nx`) not executable. So a write to code or
+/// constants, or a jump into data, the stack or the heap, faults where it happens instead of running on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protection {
+    /// Code pages `[start, end)`, page-aligned.
+    pub text: (u64, u64),
+    /// Read-only data pages `[start, end)`, page-aligned.
+    pub rodata: (u64, u64),
+    /// Set the NX bit on every page outside `text` (the CPU must have NX, and EFER.NXE be on: Xen's for PV).
+    pub nx: bool,
+}
+
+impl Protection {
+    /// Every page writable and executable (the map as it was before W^X).
+    pub const NONE: Protection = Protection { text: (0, 0), rodata: (0, 0), nx: false };
+
+    /// The leaf flags for the page at `va`, from the flags a writable page gets (`rw`).
+    pub const fn leaf_flags(&self, va: u64, rw: u64) -> u64 {
+        let nx = if self.nx { pte::NX } else { 0 };
+        let read_only = rw & !(pte::RW | pte::DIRTY);
+        if va >= self.text.0 && va < self.text.1 {
+            read_only
+        } else if va >= self.rodata.0 && va < self.rodata.1 {
+            read_only | nx
+        } else {
+            rw | nx
+        }
+    }
+
+    /// The span from the first page of `text` or `rodata` to the end of the last (`(0, 0)` with neither).
+    pub const fn image_span(&self) -> (u64, u64) {
+        let (t, r) = (self.text, self.rodata);
+        match (t.0 < t.1, r.0 < r.1) {
+            (true, true) => (if t.0 < r.0 { t.0 } else { r.0 }, if t.1 > r.1 { t.1 } else { r.1 }),
+            (true, false) => t,
+            (false, true) => r,
+            (false, false) => (0, 0),
+        }
+    }
+
+    /// Whether `[start, end)` holds a page of `text` or `rodata` (a 2 MiB block that does is mapped with 4 KiB
+    /// pages).
+    pub const fn touches_image(&self, start: u64, end: u64) -> bool {
+        (start < self.text.1 && self.text.0 < end) || (start < self.rodata.1 && self.rodata.0 < end)
+    }
 }
 
 /// Flags of an entry pointing at a lower-level table (Mini-OS's `L2_PROT`..`L4_PROT` on x86_64).
@@ -157,6 +207,11 @@ pub struct MapRequest {
     pub nr_pages: u64,
     /// First frame nothing uses yet: new tables are taken from here upwards.
     pub first_free: Pfn,
+    /// Set the NX bit on every page mapped: the ones added, and the start-of-day region's already mapped (the
+    /// builder maps it, and some slack after it, executable), except the frames of `image`.
+    pub nx: bool,
+    /// The image's frames `[start, end)`: left as they are (code runs there; [`protect`] sets their flags).
+    pub image: (Pfn, Pfn),
 }
 
 /// What [`map_all`] did.
@@ -170,6 +225,8 @@ pub struct MapOutcome {
     pub pages_mapped: u64,
     /// Frames that were mapped already (the start-of-day region).
     pub already_mapped: u64,
+    /// Of those, the ones given the NX bit ([`MapRequest::nx`]).
+    pub nx_added: u64,
     /// `mmu_update` hypercalls made.
     pub hypercalls: u64,
     /// Largest batch sent.
@@ -225,8 +282,13 @@ pub fn map_all<O: PageTableOps>(
                     return Err(PageTableError::UnexpectedMapping { pfn: Pfn(p), expected, found });
                 }
                 b.out.already_mapped += 1;
+                if req.nx && entry & pte::NX == 0 && !(req.image.0 .0..req.image.1 .0).contains(&p) {
+                    b.queue(MmuUpdate { ptr: entry_addr(l1, index), val: entry | pte::NX })?;
+                    b.out.nx_added += 1;
+                }
             } else {
-                b.queue(MmuUpdate { ptr: entry_addr(l1, index), val: expected.maddr(0) | DATA_FLAGS })?;
+                let nx = if req.nx { pte::NX } else { 0 };
+                b.queue(MmuUpdate { ptr: entry_addr(l1, index), val: expected.maddr(0) | DATA_FLAGS | nx })?;
                 b.out.pages_mapped += 1;
             }
         }
@@ -234,6 +296,54 @@ pub fn map_all<O: PageTableOps>(
     }
     b.flush()?;
     Ok(b.out)
+}
+
+/// What [`protect`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProtectOutcome {
+    /// Leaf entries rewritten.
+    pub pages: u64,
+    /// Pages in the range that were not mapped (left alone).
+    pub not_mapped: u64,
+    /// `mmu_update` hypercalls made.
+    pub hypercalls: u64,
+}
+
+/// Gives every mapped page of `[start, end)` (page-aligned) the leaf flags `protection` says, from
+/// [`DATA_FLAGS`], keeping its frame: the PV way to W^X, with batched `mmu_update`s (`batch` is the buffer).
+/// Pages not mapped are left alone. Call it on the image only: a page-table frame must stay read-only, and the
+/// image holds none.
+pub fn protect<O: PageTableOps>(
+    ops: &mut O,
+    root: Mfn,
+    start: u64,
+    end: u64,
+    protection: &Protection,
+    batch: &mut [MmuUpdate],
+) -> Result<ProtectOutcome, PageTableError> {
+    if batch.is_empty() {
+        return Err(PageTableError::BatchTooSmall);
+    }
+    let mut b = Builder { ops, batch, queued: 0, root, nr_pages: 0, out: MapOutcome::default() };
+    let mut out = ProtectOutcome::default();
+    let mut va = start;
+    while va < end {
+        match b.find_leaf(va) {
+            Some((table, index)) => {
+                let frame = b.ops.read_entry(table, index) & pte::FRAME_MASK;
+                b.queue(MmuUpdate {
+                    ptr: entry_addr(table, index),
+                    val: frame | protection.leaf_flags(va, DATA_FLAGS),
+                })?;
+                out.pages += 1;
+            }
+            None => out.not_mapped += 1,
+        }
+        va += PAGE_SIZE;
+    }
+    b.flush()?;
+    out.hypercalls = b.out.hypercalls;
+    Ok(out)
 }
 
 struct Builder<'a, O> {

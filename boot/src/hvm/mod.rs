@@ -31,10 +31,12 @@ use sirocco_boot_logic::bootinfo::{self, BootInfo, MemoryMap, OutOfRange, PhysMe
 use sirocco_boot_logic::cmdline::{Cmdline, CmdlineError};
 use sirocco_boot_logic::cpuid::{find_xen, XenLeaves};
 use sirocco_boot_logic::pagetable::identity::{self, TablePages};
+use sirocco_boot_logic::pagetable::pte;
 use sirocco_boot_logic::unplug::{self, PortIo, Unplug};
 use sirocco_boot_logic::PAGE_SIZE;
 use x86_64::instructions::port::Port;
 use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::PhysAddr;
 
@@ -185,7 +187,8 @@ fn memory_init(map: &MemoryMap) -> Result<MemoryInfo, ErrorText> {
     let ram_top = map.regions().iter().filter(|r| r.kind == RegionKind::Ram).map(|r| r.end()).max().unwrap_or(0);
     let limit = ram_top.max(BOOT_MAP_LIMIT).next_multiple_of(LARGE_PAGE).min(MAX_MAP);
     let holes = [0, guard];
-    let n = identity::tables_needed(limit, &holes);
+    let protection = crate::protect::image(crate::protect::cpu_has_nx());
+    let n = identity::tables_needed(limit, &holes, &protection);
     let tables = image_end.next_multiple_of(PAGE_SIZE);
     let tables_end = tables + n as u64 * PAGE_SIZE;
     if tables_end > region.end() || tables_end > BOOT_MAP_LIMIT {
@@ -195,7 +198,7 @@ fn memory_init(map: &MemoryMap) -> Result<MemoryInfo, ErrorText> {
     // writable by the boot map (below 4 GiB, checked), 4 KiB-aligned, and used by nothing: the boot information that
     // may have been there has been copied out.
     let pages = unsafe { core::slice::from_raw_parts_mut(tables as *mut [u64; 512], n) };
-    let built = identity::build_identity(TablePages { pages, phys_base: tables }, limit, &holes)
+    let built = identity::build_identity(TablePages { pages, phys_base: tables }, limit, &holes, &protection)
         .map_err(ErrorText::Identity)?;
     // SAFETY: as above; the builder is done with the pages, and this shared view is only read.
     let pages = unsafe { core::slice::from_raw_parts(tables as *const [u64; 512], n) };
@@ -220,12 +223,36 @@ fn memory_init(map: &MemoryMap) -> Result<MemoryInfo, ErrorText> {
             return Err(ErrorText::Address("the new page tables map a hole at", va));
         }
     }
+    // W^X as built: the code we are running stays executable, constants and the stack get what they should.
+    let flags = |va: u64| identity::leaf_entry(pages, tables, built.root, va).unwrap_or(0);
+    let nx = if protection.nx { pte::NX } else { 0 };
+    let expected = [
+        (
+            memory_init as fn(&MemoryMap) -> Result<MemoryInfo, ErrorText> as usize as u64,
+            0,
+            "code is not read-only and executable at",
+        ),
+        (protection.rodata.0, nx, "constants are not read-only at"),
+        (stack_top - 8, pte::RW | nx, "the stack is not writable (and not executable) at"),
+    ];
+    for (va, want, what) in expected {
+        if flags(va) & (pte::RW | pte::NX) != want {
+            return Err(ErrorText::Address(what, va));
+        }
+    }
+    if protection.nx {
+        // SAFETY: CPUID says the CPU has NX, so EFER.NXE is a defined bit; it only makes the NX bit of entries
+        // meaningful (none of the boot map's entries has it), and must be on before the new map is loaded.
+        unsafe { Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE)) };
+    }
     let root = PhysFrame::from_start_address(PhysAddr::new(built.root))
         .map_err(|_| ErrorText::Address("page-table root not aligned", built.root))?;
     // SAFETY: the new tables map every address in use (image, stack, tables, heap region) at the same physical
     // address as the boot map did (checked above), so the switch is invisible to Rust code; only page 0 and the
-    // guard page, which nothing uses, become unmapped.
+    // guard page, which nothing uses, become unmapped, and only rights Rust code does not use are taken away (it
+    // never writes code or constants, and never runs code outside `.text`; checked above for this function).
     unsafe { Cr3::write(root, Cr3Flags::empty()) };
+    crate::protect::applied(&protection);
     let heap_bytes = region.end() - tables_end;
     // SAFETY: [tables_end, region end) is RAM of the region holding the image, after the page tables, mapped
     // writable by the new map, and used by nothing else.

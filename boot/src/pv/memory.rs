@@ -51,8 +51,10 @@ impl PageTableOps for XenPageTables {
     }
 
     fn mmu_update(&mut self, updates: &[MmuUpdate]) -> Result<(), i64> {
-        // SAFETY: the builder only adds mappings of unused frames and makes new table frames read-only; no mapping
-        // Rust code relies on changes.
+        // SAFETY: the builder only adds mappings of unused frames and makes new table frames read-only, and
+        // `protect` only takes rights away from the image's pages that no Rust code uses that way: it never writes
+        // code or constants (`static`s without interior mutability), and never runs code outside `.text`. No
+        // mapping Rust code relies on changes.
         unsafe { hypercall::mmu_update(updates) }
     }
 }
@@ -98,9 +100,26 @@ pub(crate) fn init(si: &start_info) -> Result<MemoryInfo, MemoryError> {
     P2M.call_once(|| p2m);
     let mut ops = XenPageTables { p2m };
     let root = ops.pfn_to_mfn(Pfn::containing(si.pt_base));
-    let req = MapRequest { root, first_pfn: plan.first_mapped, nr_pages: plan.nr_pages, first_free: plan.first_free };
+    let protection = crate::protect::image(crate::protect::cpu_has_nx());
+    let req = MapRequest {
+        root,
+        first_pfn: plan.first_mapped,
+        nr_pages: plan.nr_pages,
+        first_free: plan.first_free,
+        nx: protection.nx,
+        image: (Pfn::containing(image_start), Pfn(image_end.div_ceil(PAGE_SIZE))),
+    };
     let mut batch = [MmuUpdate::default(); 256];
     let out = pagetable::map_all(&mut ops, &req, &mut batch).map_err(MemoryError::PageTables)?;
+    // W^X for the image the builder mapped writable and executable: code read-only, constants read-only, the rest
+    // (data, .bss with the boot stack, the symbol table) not executable. Frames are kept, so a page re-pointed
+    // already (shared_info) keeps its frame.
+    pagetable::protect(&mut ops, root, image_start, image_end, &protection, &mut batch)
+        .map_err(MemoryError::PageTables)?;
+    if let Err(e) = hypercall::tlb_flush_local() {
+        log::warn!("TLB flush after protecting the image failed: error {e}; stale entries may allow writes to code");
+    }
+    crate::protect::applied(&protection);
     // Only now, so the builder (which checks every present entry against the p2m, and maps every missing one)
     // sees the start-of-day mappings untouched: unmap page 0 (null pointers fault) and the guard page under the
     // boot stack (an overflow faults instead of corrupting .bss).

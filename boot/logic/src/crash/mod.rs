@@ -97,6 +97,11 @@ impl PageFault {
 impl fmt::Display for PageFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} of {:#x}: {}", self.access(), self.address, self.cause())?;
+        match (self.error & 1 != 0, self.access()) {
+            (true, "fetch") => f.write_str(" (the page is not executable)")?,
+            (true, "write") => f.write_str(" (the page is read-only)")?,
+            _ => {}
+        }
         if self.address < 4096 {
             f.write_str(" (a null pointer)")?;
         }
@@ -182,8 +187,8 @@ mod tests {
         assert_eq!(pf(0, 0), "read of 0x0: page not present (a null pointer)");
         let jump = PageFault { address: 0, error: 0, rip: 0 };
         assert_eq!(format!("{jump}"), "fetch of 0x0: page not present (a null pointer)", "no NX: error code 0");
-        assert_eq!(pf(0x180000, 0x3), "write of 0x180000: protection violation");
-        assert_eq!(pf(0x190000, 0x11), "fetch of 0x190000: protection violation");
+        assert_eq!(pf(0x180000, 0x3), "write of 0x180000: protection violation (the page is read-only)");
+        assert_eq!(pf(0x190000, 0x11), "fetch of 0x190000: protection violation (the page is not executable)");
         assert_eq!(pf(0xdead000, 0x2), "write of 0xdead000: page not present");
     }
 

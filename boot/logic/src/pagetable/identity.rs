@@ -12,14 +12,15 @@
 //! per 2 MiB block with a hole; [`tables_needed`] gives the count before building.
 //!
 //! Entries are present, writable, accessed and dirty (preset so the CPU never writes them back), never `USER`: a
-//! PVH or HVM kernel runs in ring 0. No NX bit is used (it would need EFER.NXE, and an identity map of all memory
-//! has no line between code and data to draw). PCD/PWT/PAT are clear, so each range's memory type is what the
+//! PVH or HVM kernel runs in ring 0. The image's pages follow a [`Protection`] (W^X): each 2 MiB block holding code
+//! or read-only data is mapped with 4 KiB pages, code read-only, read-only data read-only and not executable, and
+//! (with NX) every other page, 2 MiB ones included, not executable. PCD/PWT/PAT are clear, so each range's memory type is what the
 //! MTRRs give it (with PAT entry 0, write-back): MMIO the platform touches must be uncacheable in the MTRRs, or be
 //! remapped by the platform with its own flags.
 //!
 //! Nothing here allocates: it runs before the heap exists.
 
-use super::{pte, table_index, ENTRIES};
+use super::{pte, table_index, Protection, ENTRIES};
 use crate::PAGE_SIZE;
 use core::fmt;
 
@@ -93,20 +94,26 @@ impl fmt::Display for IdentityError {
 }
 
 /// Maps `[0, limit)` virtual = physical, writable, ring 0 only, with 2 MiB pages, except that each 2 MiB block
-/// containing a page listed in `holes` is mapped with 4 KiB pages and the hole pages are left not present.
+/// containing a page listed in `holes` is mapped with 4 KiB pages and the hole pages are left not present. Leaf
+/// flags follow `protection` (each 2 MiB block touching its code or read-only data is mapped with 4 KiB pages).
 ///
 /// `limit` must be a non-zero multiple of 2 MiB, at most 512 GiB. `holes` are 4 KiB-aligned page addresses in any
 /// order; duplicates are harmless, and holes at or above `limit` are ignored (they are not mapped anyway). Tables
 /// are taken from `tables.pages` in order: the PML4, the PDPT, the page directories by address, then the 4 KiB
 /// tables by address. Arguments are checked before anything is written, so on error the pages are untouched.
-pub fn build_identity(tables: TablePages<'_>, limit: u64, holes: &[u64]) -> Result<IdentityMap, IdentityError> {
+pub fn build_identity(
+    tables: TablePages<'_>,
+    limit: u64,
+    holes: &[u64],
+    protection: &Protection,
+) -> Result<IdentityMap, IdentityError> {
     if limit == 0 || !limit.is_multiple_of(LARGE_PAGE_SIZE) || limit > MAX_LIMIT {
         return Err(IdentityError::BadLimit(limit));
     }
     if let Some(&hole) = holes.iter().find(|&&hole| !hole.is_multiple_of(PAGE_SIZE)) {
         return Err(IdentityError::Misaligned(hole));
     }
-    let needed = tables_needed(limit, holes);
+    let needed = tables_needed(limit, holes, protection);
     if tables.pages.len() < needed {
         return Err(IdentityError::OutOfTables { needed_at_least: needed });
     }
@@ -131,8 +138,8 @@ pub fn build_identity(tables: TablePages<'_>, limit: u64, holes: &[u64]) -> Resu
         let start = block * LARGE_PAGE_SIZE;
         let directory = 2 + (block / ENTRIES as u64) as usize;
         let index = table_index(start, 2);
-        if !holes.iter().any(|&hole| hole / LARGE_PAGE_SIZE == block) {
-            pages[directory][index] = start | LEAF_FLAGS | pte::PSE;
+        if !split(block, holes, protection) {
+            pages[directory][index] = start | protection.leaf_flags(start, LEAF_FLAGS) | pte::PSE;
             map.pages_2m += 1;
             continue;
         }
@@ -141,7 +148,7 @@ pub fn build_identity(tables: TablePages<'_>, limit: u64, holes: &[u64]) -> Resu
         for (i, entry) in pages[table].iter_mut().enumerate() {
             let page = start + i as u64 * PAGE_SIZE;
             if !holes.contains(&page) {
-                *entry = page | LEAF_FLAGS;
+                *entry = page | protection.leaf_flags(page, LEAF_FLAGS);
                 map.pages_4k += 1;
             }
         }
@@ -151,12 +158,20 @@ pub fn build_identity(tables: TablePages<'_>, limit: u64, holes: &[u64]) -> Resu
     Ok(map)
 }
 
-/// How many table pages [`build_identity`] needs for `limit` and `holes`: 2 (PML4 and PDPT), one page directory per
-/// started GiB below `limit`, and one page table per distinct 2 MiB block below `limit` holding a hole.
+/// Whether 2 MiB block number `block` is mapped with 4 KiB pages: it holds a hole, code or read-only data.
+fn split(block: u64, holes: &[u64], protection: &Protection) -> bool {
+    let start = block * LARGE_PAGE_SIZE;
+    holes.iter().any(|&hole| hole / LARGE_PAGE_SIZE == block)
+        || protection.touches_image(start, start + LARGE_PAGE_SIZE)
+}
+
+/// How many table pages [`build_identity`] needs for `limit`, `holes` and `protection`: 2 (PML4 and PDPT), one page
+/// directory per started GiB below `limit`, and one page table per distinct 2 MiB block below `limit` holding a
+/// hole, code or read-only data.
 ///
 /// A `const fn`, so the platform can size a static table area for its largest limit. The count is meaningful only
 /// for a `limit` that [`build_identity`] accepts (it rejects the others before counting).
-pub const fn tables_needed(limit: u64, holes: &[u64]) -> usize {
+pub const fn tables_needed(limit: u64, holes: &[u64], protection: &Protection) -> usize {
     let mut needed = 2 + limit.div_ceil(GIB) as usize;
     let mut i = 0;
     while i < holes.len() {
@@ -165,7 +180,29 @@ pub const fn tables_needed(limit: u64, holes: &[u64]) -> usize {
         }
         i += 1;
     }
+    // The blocks holding code or read-only data that hold no hole.
+    let (lo, hi) = protection.image_span();
+    let mut block = lo / LARGE_PAGE_SIZE;
+    while block * LARGE_PAGE_SIZE < hi && block < limit / LARGE_PAGE_SIZE {
+        let start = block * LARGE_PAGE_SIZE;
+        if protection.touches_image(start, start + LARGE_PAGE_SIZE) && !has_hole(holes, block) {
+            needed += 1;
+        }
+        block += 1;
+    }
     needed
+}
+
+/// Whether a hole lies in 2 MiB block number `block`.
+const fn has_hole(holes: &[u64], block: u64) -> bool {
+    let mut i = 0;
+    while i < holes.len() {
+        if holes[i] / LARGE_PAGE_SIZE == block {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Whether a hole before `holes[i]` and below `limit` lies in the same 2 MiB block (it was counted already).
@@ -207,6 +244,21 @@ pub fn translate(tables: &[[u64; ENTRIES]], phys_base: u64, root: u64, va: u64) 
     }
     let entry = table[table_index(va, 1)];
     (entry & pte::PRESENT != 0).then_some((entry & pte::FRAME_MASK) | (va & (PAGE_SIZE - 1)))
+}
+
+/// The leaf entry (4 KiB or 2 MiB) mapping `va` in tables built by [`build_identity`], for its flags; `None` where
+/// [`translate`] finds nothing.
+pub fn leaf_entry(tables: &[[u64; ENTRIES]], phys_base: u64, root: u64, va: u64) -> Option<u64> {
+    translate(tables, phys_base, root, va)?;
+    let mut table = table_at(tables, phys_base, root)?;
+    for level in [4u8, 3, 2] {
+        let entry = table[table_index(va, level)];
+        if entry & pte::PSE != 0 {
+            return Some(entry);
+        }
+        table = table_at(tables, phys_base, entry & pte::FRAME_MASK)?;
+    }
+    Some(table[table_index(va, 1)])
 }
 
 /// The table page at physical address `addr`, if it is one of `tables`.

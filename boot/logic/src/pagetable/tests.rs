@@ -163,7 +163,14 @@ impl PageTableOps for FakeXen {
 }
 
 fn request(x: &FakeXen, first_free: Pfn) -> MapRequest {
-    MapRequest { root: Mfn(x.root), first_pfn: Pfn(0), nr_pages: x.p2m.len() as u64, first_free }
+    MapRequest {
+        root: Mfn(x.root),
+        first_pfn: Pfn(0),
+        nr_pages: x.p2m.len() as u64,
+        first_free,
+        nx: false,
+        image: (Pfn(0), Pfn(0)),
+    }
 }
 
 /// Every frame maps to its p2m machine frame; table frames read-only, everything else writable.
@@ -332,4 +339,80 @@ fn the_fake_enforces_read_only_before_link() {
     assert_eq!(x.mmu_update(&[ro, link2]), Err(EINVAL));
     // Writing a page-table page directly (not through a table): refused.
     assert_eq!(x.mmu_update(&[MmuUpdate { ptr: new << 12, val: 0 }]), Err(EINVAL));
+}
+
+/// The leaf entry mapping `va` in the fake.
+fn leaf(x: &FakeXen, va: u64) -> u64 {
+    let mut t = x.root;
+    for level in [4u8, 3, 2] {
+        t = (x.frames[&t][table_index(va, level)] & pte::FRAME_MASK) >> 12;
+    }
+    x.frames[&t][table_index(va, 1)]
+}
+
+#[test]
+fn protect_makes_code_read_only_and_everything_else_not_executable() {
+    // 16 MiB, the start-of-day region 4 MiB; the "image" at 1 MiB: code 1-1.25 MiB, rodata 1.25-1.5, data to 2.
+    let (mut x, free) = FakeXen::boot(4096, 1024, 600);
+    let mut batch = [MmuUpdate::default(); 64];
+    let req = MapRequest { nx: true, image: (Pfn(0x100), Pfn(0x200)), ..request(&x, free) };
+    map_all(&mut x, &req, &mut batch).unwrap();
+    let root = Mfn(x.root);
+    let (text, rodata, data_end) = ((0x10_0000, 0x14_0000), (0x14_0000, 0x18_0000), 0x20_0000);
+    let p = Protection { text, rodata, nx: true };
+    assert_eq!(leaf(&x, text.0) & pte::NX, 0, "map_all leaves the image alone");
+    let out = protect(&mut x, root, text.0, data_end, &p, &mut batch).unwrap();
+    assert_eq!((out.pages, out.not_mapped), (256, 0));
+    assert_eq!(out.hypercalls, 4, "256 updates in batches of 64");
+    for (va, rw, nx) in [
+        (0x10_0000, false, false),
+        (0x13_f000, false, false),
+        (0x14_0000, false, true),
+        (0x17_f000, false, true),
+        (0x18_0000, true, true),
+        (0x1f_f000, true, true),
+    ] {
+        let e = leaf(&x, va);
+        assert_eq!((e & pte::RW != 0, e & pte::NX != 0), (rw, nx), "{va:#x}: {e:#x}");
+        assert_eq!((e & pte::FRAME_MASK) >> 12, x.p2m[(va >> 12) as usize], "{va:#x} keeps its frame");
+    }
+    // The pages `map_all` added (after the start-of-day region) are data: not executable; so are the ones the
+    // start of day mapped outside the image, page tables (still read-only) included.
+    assert_ne!(leaf(&x, 0x80_0000) & pte::NX, 0);
+    assert_ne!(leaf(&x, 0x30_0000) & pte::NX, 0);
+    let table_page = 600 * 4096;
+    assert_eq!(leaf(&x, table_page) & (pte::NX | pte::RW), pte::NX, "a boot page table: read-only, not executable");
+    // Without NX the flags are the read-only / writable pair only.
+    let plain = Protection { nx: false, ..p };
+    protect(&mut x, root, text.0, data_end, &plain, &mut batch).unwrap();
+    assert_eq!(leaf(&x, 0x14_0000) & (pte::NX | pte::RW), 0);
+    assert_eq!(leaf(&x, 0x18_0000) & (pte::NX | pte::RW), pte::RW);
+}
+
+#[test]
+fn protect_skips_pages_not_mapped_and_reports_a_refused_batch() {
+    let (mut x, free) = FakeXen::boot(4096, 1024, 600);
+    let mut batch = [MmuUpdate::default(); 64];
+    let req = request(&x, free);
+    map_all(&mut x, &req, &mut batch).unwrap();
+    let root = Mfn(x.root);
+    let p = Protection { text: (0x10_0000, 0x10_1000), rodata: (0, 0), nx: false };
+    // 64 GiB up is not mapped at all.
+    let out = protect(&mut x, root, 0x10_0000_0000, 0x10_0000_2000, &p, &mut batch).unwrap();
+    assert_eq!((out.pages, out.not_mapped, out.hypercalls), (0, 2, 0));
+    x.fail_call = Some(x.batch_sizes.len());
+    let e = protect(&mut x, root, 0x10_0000, 0x10_2000, &p, &mut batch).unwrap_err();
+    assert!(matches!(e, PageTableError::Hypercall { count: 2, .. }), "{e:?}");
+}
+
+#[test]
+fn leaf_flags_follow_the_ranges() {
+    let p = Protection { text: (0x1000, 0x3000), rodata: (0x3000, 0x4000), nx: true };
+    assert_eq!(p.leaf_flags(0x1000, DATA_FLAGS), pte::PRESENT | pte::USER | pte::ACCESSED);
+    assert_eq!(p.leaf_flags(0x3000, DATA_FLAGS), pte::PRESENT | pte::USER | pte::ACCESSED | pte::NX);
+    assert_eq!(p.leaf_flags(0x4000, DATA_FLAGS), DATA_FLAGS | pte::NX);
+    assert_eq!(p.leaf_flags(0x0, DATA_FLAGS), DATA_FLAGS | pte::NX);
+    assert_eq!(Protection::NONE.leaf_flags(0x1000, DATA_FLAGS), DATA_FLAGS);
+    assert!(p.touches_image(0, 0x1001) && p.touches_image(0x3fff, 0x5000) && !p.touches_image(0x4000, 0x9000));
+    assert!(!Protection::NONE.touches_image(0, 1 << 40));
 }

@@ -15,7 +15,8 @@ fn garbage_pages(n: usize) -> Vec<[u64; ENTRIES]> {
 /// Builds into `n` garbage pages at `PHYS_BASE`.
 fn build(n: usize, limit: u64, holes: &[u64]) -> (Vec<[u64; ENTRIES]>, Result<IdentityMap, IdentityError>) {
     let mut pages = garbage_pages(n);
-    let result = build_identity(TablePages { pages: &mut pages, phys_base: PHYS_BASE }, limit, holes);
+    let result =
+        build_identity(TablePages { pages: &mut pages, phys_base: PHYS_BASE }, limit, holes, &Protection::NONE);
     (pages, result)
 }
 
@@ -51,7 +52,7 @@ fn check_model(pages: &[[u64; ENTRIES]], map: &IdentityMap, limit: u64, holes: &
 fn four_gib_with_null_and_guard_holes() {
     let limit = 4 << 30;
     let holes = [0, 0x2f_3000];
-    assert_eq!(tables_needed(limit, &holes), 2 + 4 + 2);
+    assert_eq!(tables_needed(limit, &holes, &Protection::NONE), 2 + 4 + 2);
     let (pages, result) = build(16, limit, &holes);
     let map = result.unwrap();
     assert_eq!(map, IdentityMap { root: PHYS_BASE, tables_used: 8, pages_2m: 2048 - 2, pages_4k: 2 * 512 - 2 });
@@ -125,7 +126,7 @@ fn every_entry_has_the_right_flags() {
 fn duplicate_holes_count_once() {
     let limit = 1 << 30;
     let holes = [0x2f_3000, 0, 0x2f_3000, 0x2f_3000, 0];
-    assert_eq!(tables_needed(limit, &holes), 2 + 1 + 2);
+    assert_eq!(tables_needed(limit, &holes, &Protection::NONE), 2 + 1 + 2);
     let (pages, result) = build(8, limit, &holes);
     let map = result.unwrap();
     let (reference, reference_map) = build(8, limit, &[0, 0x2f_3000]);
@@ -138,7 +139,7 @@ fn duplicate_holes_count_once() {
 fn holes_in_one_block_share_a_table() {
     let limit = 1 << 30;
     let holes = [0x40_0000, 0x5f_f000, 0x41_0000];
-    assert_eq!(tables_needed(limit, &holes), 2 + 1 + 1);
+    assert_eq!(tables_needed(limit, &holes, &Protection::NONE), 2 + 1 + 1);
     let (pages, result) = build(4, limit, &holes);
     let map = result.unwrap();
     assert_eq!((map.tables_used, map.pages_2m, map.pages_4k), (4, 511, 512 - 3));
@@ -149,7 +150,7 @@ fn holes_in_one_block_share_a_table() {
 fn holes_at_or_above_limit_are_ignored() {
     let limit = 4 << 30;
     let holes = [0, limit, limit + 0x1000, 5 << 30, MAX_LIMIT + 0x1000];
-    assert_eq!(tables_needed(limit, &holes), tables_needed(limit, &[0]));
+    assert_eq!(tables_needed(limit, &holes, &Protection::NONE), tables_needed(limit, &[0], &Protection::NONE));
     let (pages, result) = build(8, limit, &holes);
     let (reference, reference_map) = build(8, limit, &[0]);
     assert_eq!(result, reference_map);
@@ -175,7 +176,7 @@ fn smallest_and_largest_limits() {
     check_model(&pages, &map, LARGE_PAGE_SIZE, &[]);
 
     let holes = [0, MAX_LIMIT - PAGE_SIZE];
-    assert_eq!(tables_needed(MAX_LIMIT, &holes), 2 + 512 + 2);
+    assert_eq!(tables_needed(MAX_LIMIT, &holes, &Protection::NONE), 2 + 512 + 2);
     let (pages, result) = build(2 + 512 + 2, MAX_LIMIT, &holes);
     let map = result.unwrap();
     assert_eq!((map.pages_2m, map.pages_4k), (512 * 512 - 2, 2 * 512 - 2));
@@ -209,7 +210,7 @@ fn misaligned_holes_are_refused() {
 fn too_few_tables_is_an_error_not_a_partial_map() {
     let limit = 4 << 30;
     let holes = [0, 0x2f_3000];
-    let needed = tables_needed(limit, &holes);
+    let needed = tables_needed(limit, &holes, &Protection::NONE);
     for n in 0..needed {
         let (pages, result) = build(n, limit, &holes);
         assert_eq!(result, Err(IdentityError::OutOfTables { needed_at_least: needed }), "{n} pages");
@@ -221,10 +222,10 @@ fn too_few_tables_is_an_error_not_a_partial_map() {
 #[test]
 fn table_area_must_be_aligned_and_addressable() {
     let limit = 4 << 30;
-    let needed = tables_needed(limit, &[0]) as u64;
+    let needed = tables_needed(limit, &[0], &Protection::NONE) as u64;
     let attempt = |phys_base: u64| {
         let mut pages = garbage_pages(needed as usize);
-        let result = build_identity(TablePages { pages: &mut pages, phys_base }, limit, &[0]);
+        let result = build_identity(TablePages { pages: &mut pages, phys_base }, limit, &[0], &Protection::NONE);
         (pages, result)
     };
     for phys_base in [PHYS_BASE + 8, MAX_PHYS - (needed - 1) * PAGE_SIZE, MAX_PHYS, u64::MAX - PAGE_SIZE + 1] {
@@ -253,7 +254,7 @@ fn tables_needed_matches_the_build() {
         (64 << 30, &[0, 0x2f_3000, 63 << 30, 64 << 30]),
     ];
     for &(limit, holes) in cases {
-        let needed = tables_needed(limit, holes);
+        let needed = tables_needed(limit, holes, &Protection::NONE);
         let (pages, result) = build(needed + 3, limit, holes);
         let map = result.unwrap();
         assert_eq!(map.tables_used, needed, "limit {limit:#x} holes {holes:x?}");
@@ -275,7 +276,7 @@ fn scattered_holes_match_the_model() {
         holes.push(page);
         holes.push(page ^ 0x3000); // a neighbour in the same block
     }
-    let needed = tables_needed(limit, &holes);
+    let needed = tables_needed(limit, &holes, &Protection::NONE);
     let (pages, result) = build(needed, limit, &holes);
     let map = result.unwrap();
     let mut distinct = holes.clone();
@@ -291,7 +292,7 @@ fn scattered_holes_match_the_model() {
 #[test]
 fn tables_needed_is_usable_in_a_const() {
     const LIMIT: u64 = 4 << 30;
-    const NEEDED: usize = tables_needed(LIMIT, &[0, 0x2f_3000]);
+    const NEEDED: usize = tables_needed(LIMIT, &[0, 0x2f_3000], &Protection::NONE);
     static TABLES: [[u64; ENTRIES]; NEEDED] = [[0; ENTRIES]; NEEDED];
     assert_eq!(TABLES.len(), 8);
 }
@@ -333,4 +334,38 @@ fn errors_say_what_failed() {
     assert!(IdentityError::BadLimit(0x1000).to_string().contains("0x1000"));
     assert!(IdentityError::Misaligned(0x2f_3008).to_string().contains("0x2f3008"));
     assert!(IdentityError::BadTableAddress(0x10_0008).to_string().contains("0x100008"));
+}
+
+#[test]
+fn the_image_is_mapped_write_xor_execute() {
+    // Code 1 MiB..1.5 MiB, read-only data up to 2.25 MiB (so the image spans two 2 MiB blocks), 1 GiB of RAM.
+    let p = Protection { text: (MIB, MIB + MIB / 2), rodata: (MIB + MIB / 2, 2 * MIB + MIB / 4), nx: true };
+    let (limit, holes) = (1 << 30, [0, 0x30_0000]);
+    let needed = tables_needed(limit, &holes, &p);
+    assert_eq!(needed, 2 + 1 + 2, "both blocks split (the second for the hole and the rodata together)");
+    let mut pages = garbage_pages(needed);
+    let map = build_identity(TablePages { pages: &mut pages, phys_base: PHYS_BASE }, limit, &holes, &p).unwrap();
+    assert_eq!(map.tables_used, needed);
+    let flags = |va: u64| leaf_entry(&pages, PHYS_BASE, map.root, va).map(|e| e & (pte::RW | pte::NX | pte::PSE));
+    assert_eq!(flags(0), None, "page 0 stays a hole");
+    assert_eq!(flags(0x1000), Some(pte::RW | pte::NX), "low memory is data");
+    assert_eq!(flags(MIB), Some(0), "code: read-only, executable");
+    assert_eq!(flags(MIB + MIB / 2 - 1), Some(0));
+    assert_eq!(flags(MIB + MIB / 2), Some(pte::NX), "read-only data");
+    assert_eq!(flags(2 * MIB + MIB / 4 - 1), Some(pte::NX));
+    assert_eq!(flags(2 * MIB + MIB / 4), Some(pte::RW | pte::NX), "data after the image");
+    assert_eq!(flags(0x30_0000), None, "the guard page stays a hole");
+    assert_eq!(flags(4 * MIB), Some(pte::RW | pte::NX | pte::PSE), "the rest: 2 MiB data pages");
+    for va in [0x1000, MIB, 2 * MIB + 0x5000, 4 * MIB + 0x123, limit - 1] {
+        assert_eq!(tr(&pages, &map, va), Some(va), "still the identity at {va:#x}");
+    }
+    // Without NX only the read-only bits differ; no protection at all is the old map.
+    let plain = Protection { nx: false, ..p };
+    let mut pages = garbage_pages(needed);
+    let map = build_identity(TablePages { pages: &mut pages, phys_base: PHYS_BASE }, limit, &holes, &plain).unwrap();
+    assert_eq!(leaf_entry(&pages, PHYS_BASE, map.root, MIB + MIB / 2).unwrap() & (pte::RW | pte::NX), 0);
+    assert_eq!(leaf_entry(&pages, PHYS_BASE, map.root, 4 * MIB).unwrap() & (pte::RW | pte::NX), pte::RW);
+    assert_eq!(tables_needed(limit, &holes, &Protection::NONE), 2 + 1 + 2);
+    assert_eq!(tables_needed(limit, &[0], &Protection::NONE), 2 + 1 + 1);
+    assert_eq!(tables_needed(limit, &[0], &p), 2 + 1 + 2, "the image's second block is split for the image alone");
 }
