@@ -79,11 +79,11 @@ def net_table(lines):
     row("HTTP requests/s (wrk -t2 -c10, 10 s, GET /)", s["rps"], l["rps"], "req/s")
     row("TCP dom0 -> guest", st.get("to_guest_mbps", 0), l["to_guest_mbps"], "MiB/s")
     row("TCP guest -> dom0", st.get("from_guest_mbps", 0), l["from_guest_mbps"], "MiB/s")
-    if "sirocco-onechan" in tput:
-        one = tput["sirocco-onechan"]
-        row("TCP dom0 -> guest, one event channel (echo split-evtchn=off)", one["to_guest_mbps"], l["to_guest_mbps"],
-            "MiB/s")
-        row("TCP guest -> dom0, one event channel (echo split-evtchn=off)", one["from_guest_mbps"],
+    if "sirocco-split" in tput:
+        split = tput["sirocco-split"]
+        row("TCP dom0 -> guest, split event channels (echo split-evtchn=on)", split["to_guest_mbps"],
+            l["to_guest_mbps"], "MiB/s")
+        row("TCP guest -> dom0, split event channels (echo split-evtchn=on)", split["from_guest_mbps"],
             l["from_guest_mbps"], "MiB/s")
     if "sirocco-nolro" in tput:
         row("TCP dom0 -> guest, large receive off (echo lro=off)", tput["sirocco-nolro"]["to_guest_mbps"],

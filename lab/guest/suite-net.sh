@@ -10,7 +10,7 @@ ip link show xenbr1 >/dev/null 2>&1 ||
     --dhcp-leasefile=/tmp/dnsmasq.leases --pid-file=/tmp/dnsmasq.pid --log-dhcp --log-facility=/tmp/dnsmasq.log
 
 . /job/lab/net-lib.sh
-expect net-ping4 net-ping6 http-index http-stats http-ipv6 http-keepalive http-concurrent http-malformed \
+expect net-ping4 net-ping6 vif-one-evtchn http-index http-stats http-ipv6 http-keepalive http-concurrent http-malformed \
     http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap http-upload-flood \
     http-upload-flood-after linux-peer-fetch \
     echo-16mib echo-tso echo-lro echo-split-evtchn echo-ipv6 echo-ipv6-offload echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
@@ -21,6 +21,9 @@ start_bg httpd xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 
 if wait_http 10.0.0.2 80 60; then
     check net-ping4 "ping 10.0.0.2 from dom0" ping -c 3 -W 5 10.0.0.2
     check net-ping6 "ping fd00::2 from dom0" ping -6 -c 3 -W 5 fd00::2
+    hvif=/local/domain/$(xl domid httpd)/device/vif/0
+    check vif-one-evtchn "by default one event channel for both rings ($(xenstore-read $hvif/event-channel 2>&1))" \
+        sh -c "xenstore-read $hvif/event-channel >/dev/null && ! xenstore-read $hvif/event-channel-tx 2>/dev/null"
     code=$(curl -s -o /tmp/index.html -w '%{http_code}' http://10.0.0.2/)
     check http-index "GET / answered $code" [ "$code" = 200 ]
     curl -s http://10.0.0.2/stats >/tmp/stats.json
@@ -45,7 +48,7 @@ fi
 stop_net_guest
 
 # --- echo: 16 MiB each way with identical SHA-256, UDP echo ----------------------------------------------------
-start_bg echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1 ip6=fd00::3/64"'
+start_bg echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1 ip6=fd00::3/64 split-evtchn=on"'
 if wait_tcp 10.0.0.3 7 60; then
     head -c 16777216 /dev/urandom >/tmp/rand
     t0=$(now)
@@ -62,7 +65,8 @@ if wait_tcp 10.0.0.3 7 60; then
     lro=$(nc -w 5 10.0.0.3 11 | sed -n 's/.*rx [0-9]* pkts (\([0-9]*\) gso).*/\1/p')
     check echo-lro "dom0's side of the 16 MiB echo arrived as large segments (${lro:-?} GSO packets received)" \
         [ "${lro:-0}" -gt 0 ]
-    # Split event channels (netback offers them): the guest wrote one port per ring, and netback's TX and RX
+    # Split event channels (netback offers them; this echo asks with split-evtchn=on, and its reconnect checks below
+    # run with them): the guest wrote one port per ring, and netback's TX and RX
     # interrupts for this vif (named -q0-tx and -q0-rx in dom0's /proc/interrupts) both fired during the echo.
     edom=$(xl domid echo)
     etx=$(xenstore-read "/local/domain/$edom/device/vif/0/event-channel-tx" 2>/dev/null)

@@ -85,8 +85,8 @@ echo_tput() {
     stop_net_guest
 }
 echo_tput sirocco
-# Before/after for split event channels (one port per ring, netback's default offer): one shared port instead.
-echo_tput sirocco-onechan split-evtchn=off
+# Before/after for split event channels (one port per ring, which netback offers; off by default).
+echo_tput sirocco-split split-evtchn=on
 # Before/after for large receive: netback cuts dom0's segments into MTU-sized frames for us.
 echo_tput sirocco-nolro lro=off
 # The same with 256 KiB TCP buffers (echo's tcpbuf=): the window, not either side's CPU, bounds a transfer over
