@@ -37,9 +37,8 @@ pub struct NetConfig {
     /// packets for dom0 and for us; off, it cuts them into MTU-sized frames first).
     pub lro: bool,
     /// Use split event channels where the backend offers them (`split-evtchn=on`): one port per ring, so a kick
-    /// for one ring runs only that ring's handler in netback. Off by default: in the lab one shared port moved
-    /// dom0 -> guest TCP about a quarter faster (netback's RX handler also runs on our ACKs' kicks) and the other
-    /// direction no slower.
+    /// for one ring runs only that ring's handler in netback. Off by default: in the lab (four rounds in A-B-B-A
+    /// order) one shared port moved TCP about a fifth faster into the guest and an eighth faster out of it.
     pub split_evtchn: bool,
 }
 
