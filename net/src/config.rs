@@ -280,16 +280,10 @@ mod tests {
 
     #[test]
     fn nothing_means_dhcp_link_local_and_slaac() {
-        let none = NetConfig {
-            ipv4: Ipv4Config::Dhcp,
-            ipv6_address: None,
-            ipv6_gateway: None,
-            slaac: true,
-            tso: true,
-            lro: true,
-            split_evtchn: false,
-        };
-        assert_eq!(parse("").unwrap(), none);
+        let none = parse("").unwrap();
+        assert_eq!((none.ipv4, none.ipv6_address, none.ipv6_gateway), (Ipv4Config::Dhcp, None, None));
+        assert_eq!((none.slaac, none.tso, none.lro, none.split_evtchn), (true, true, true, false));
+        assert_eq!(none, NetConfig::default());
         assert_eq!(parse("ip=dhcp").unwrap(), NetConfig::default());
     }
 

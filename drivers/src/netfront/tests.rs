@@ -1366,44 +1366,15 @@ mod xenbus {
         assert_eq!(h.nf.phase(), Phase::Connected);
     }
 
-    #[test]
-    fn reconnect_to_a_backend_that_lost_scatter_gather_is_refused() {
+    /// Connects with `features` and `keys` to a backend offering `key`, which comes back without it: the
+    /// reconnect's error, the device and its id.
+    fn reconnect_without(key: &str, features: Features, keys: ConnectKeys) -> (ConfigError, Harness, DeviceInfo) {
         let (mut xs, fake, dev) = with_vif();
         restartable_backend(&fake);
-        let mut h = harness_at(SG, 4, 4, 0);
-        connect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap();
-        fake.borrow_mut().set(&format!("{BACKEND}/feature-sg"), b"0");
-        fake.borrow_mut().set(&format!("{BACKEND}/state"), b"6");
-        let pages = (crate::ring::testing::page(), crate::ring::testing::page());
-        let (_, closed) = disconnect(
-            &mut xs,
-            &dev,
-            &mut h.nf,
-            crate::ring::testing::HeapRing(pages.0),
-            crate::ring::testing::HeapRing(pages.1),
-            SECOND,
-        );
-        closed.unwrap();
-        let e = reconnect(&mut xs, &dev, &mut h.nf, KEYS, SECOND).unwrap_err();
-        assert_eq!(e, ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" });
-        assert_eq!(
-            e.to_string(),
-            "vif/0: the backend came back without feature-sg, which the device was set up with; not reconnected"
-        );
-        assert_eq!(h.nf.phase(), Phase::Initialising, "nothing is sent");
-        assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
-    }
-
-    #[test]
-    fn a_backend_that_comes_back_without_split_event_channels_is_refused() {
-        let (mut xs, fake, dev) = with_vif();
-        restartable_backend(&fake);
-        fake.borrow_mut().set(&format!("{BACKEND}/feature-split-event-channels"), b"1");
-        let split = Features { split_event_channels: true, ..SG };
-        let mut h = harness_at(split, 4, 4, 0);
-        let keys = ConnectKeys { rx_event_channel: Some(6), ..KEYS };
+        fake.borrow_mut().set(&format!("{BACKEND}/{key}"), b"1");
+        let mut h = harness_at(features, 4, 4, 0);
         connect(&mut xs, &dev, &mut h.nf, keys, SECOND).unwrap();
-        fake.borrow_mut().set(&format!("{BACKEND}/feature-split-event-channels"), b"0");
+        fake.borrow_mut().set(&format!("{BACKEND}/{key}"), b"0");
         fake.borrow_mut().set(&format!("{BACKEND}/state"), b"6");
         let pages = (crate::ring::testing::page(), crate::ring::testing::page());
         let (_, closed) = disconnect(
@@ -1416,6 +1387,26 @@ mod xenbus {
         );
         closed.unwrap();
         let e = reconnect(&mut xs, &dev, &mut h.nf, keys, SECOND).unwrap_err();
+        (e, h, dev)
+    }
+
+    #[test]
+    fn reconnect_to_a_backend_that_lost_scatter_gather_is_refused() {
+        let (e, mut h, dev) = reconnect_without("feature-sg", SG, KEYS);
+        assert_eq!(e, ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-sg" });
+        assert_eq!(
+            e.to_string(),
+            "vif/0: the backend came back without feature-sg, which the device was set up with; not reconnected"
+        );
+        assert_eq!(h.nf.phase(), Phase::Initialising, "nothing is sent");
+        assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
+    }
+
+    #[test]
+    fn a_backend_that_comes_back_without_split_event_channels_is_refused() {
+        let split = Features { split_event_channels: true, ..SG };
+        let keys = ConnectKeys { rx_event_channel: Some(6), ..KEYS };
+        let (e, h, dev) = reconnect_without("feature-split-event-channels", split, keys);
         assert_eq!(e, ConfigError::FeatureWithdrawn { device: dev.device(), key: "feature-split-event-channels" });
         assert_eq!(h.nf.phase(), Phase::Initialising, "nothing is sent");
     }
