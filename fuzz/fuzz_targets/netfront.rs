@@ -15,7 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sirocco_drivers::netfront::fake::{
-    bad_id, endless_chain, harness_at, Harness, RxBufferOp, RX_GREF_BASE, TX_GREF_BASE,
+    bad_id, endless_chain, harness_at, FakeEvtchn, Harness, RxBufferOp, RX_GREF_BASE, TX_GREF_BASE,
 };
 use sirocco_drivers::netfront::wire::{
     NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, EXTRA_FLAG_MORE, EXTRA_TYPE_GSO,
@@ -271,7 +271,10 @@ fuzz_target!(|data: &[u8]| {
         sg: setup & 1 != 0,
         csum_offload: setup & 2 != 0,
         gso_tcpv4: setup & 16 != 0,
-        gso_rx_tcpv4: setup & 32 != 0, gso_tcpv6: false, gso_rx_tcpv6: false,
+        gso_rx_tcpv4: setup & 32 != 0,
+        gso_tcpv6: false,
+        gso_rx_tcpv6: false,
+        split_event_channels: setup & 64 != 0,
     };
     let tx_count = 1 + u16::from(input.u8() % 24);
     let rx_count = 1 + u16::from(input.u8() % 48);
@@ -281,7 +284,13 @@ fuzz_target!(|data: &[u8]| {
         2 => u32::MAX - 300,
         _ => input.u32(),
     };
-    let h = harness_at(features, tx_count, rx_count, start);
+    let mut h = harness_at(features, tx_count, rx_count, start);
+    if features.split_event_channels {
+        // The RX ring kicked on a port of its own: the same driver state, another notifier.
+        let Harness { nf, nb, kicks } = h;
+        let rx_kicks = std::rc::Rc::new(std::cell::Cell::new(0));
+        h = Harness { nf: nf.with_rx_event_channel(FakeEvtchn(rx_kicks)), nb, kicks };
+    }
     let mut run = Run {
         h,
         tx_count,
