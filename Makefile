@@ -31,8 +31,8 @@ build: setup
 	$(IMGCHECK) build/$(APP).xen
 
 build-all: setup
-	tools/xbuild.sh $(APPS)
-	$(IMGCHECK) $(addprefix build/,$(addsuffix .xen,$(APPS)))
+	tools/xbuild.sh $(APPS) examples/standalone
+	$(IMGCHECK) $(addprefix build/,$(addsuffix .xen,$(APPS) standalone))
 
 image: build
 	tools/mkimage.sh build/$(APP).xen build/$(APP).img "$(CMDLINE)"

@@ -11,6 +11,14 @@ check hello-cmdline "guest command line reaches the app" console_has "Hello, lab
 check hello-debug-log "log=debug on the command line enables debug records" console_has "DEBUG sirocco"
 check hello-poweroff "ended with poweroff (got $GUEST_REASON)" ended poweroff
 
+# An application crate outside the workspace (examples/standalone: its own workspace, a path dependency on the
+# sirocco crate, which ships the linker script), built by `make build-all`.
+expect standalone-greets standalone-poweroff
+boot_guest standalone 120 xl-configs/hello.cfg 'kernel="build/standalone.xen"' 'extra="greet=lab"'
+check standalone-greets "the out-of-tree app ran" \
+    sh -c "grep -q 'standalone: built outside the Sirocco workspace, booted as' '$GUEST_LOG' && grep -q 'standalone: hello, lab!' '$GUEST_LOG'"
+check standalone-poweroff "ended with poweroff (got $GUEST_REASON)" ended poweroff
+
 for mem in 32 256; do
     boot_guest memtest-$mem 600 xl-configs/memtest.cfg "memory=$mem"
     check memtest-$mem "memtest at memory=$mem: >= 85% allocated and verified" console_has "memtest: PASS"
