@@ -32,6 +32,7 @@ pub mod netfront;
 pub mod runtime;
 pub mod shutdown;
 mod start;
+pub mod sync;
 pub mod xenstore;
 
 use core::fmt;

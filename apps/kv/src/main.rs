@@ -17,17 +17,16 @@
 
 extern crate alloc;
 
-use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use core::future::poll_fn;
 use core::sync::atomic::{AtomicU64, Ordering};
-use core::task::{Poll, Waker};
 use sirocco::block::{self, ErrorKind};
 use sirocco::net::{self, TcpListener, TcpStream};
+use sirocco::sync::{Channel, Signal};
 use sirocco_net::http;
 use sirocco_store::{Batch, DiskError, DiskErrorKind, DiskOp, Error, FormatOptions, Store};
 
@@ -74,24 +73,17 @@ enum Op {
     Stats,
 }
 
-/// A request's answer slot: filled by the store task, awaited by the connection.
-struct Reply {
-    answer: spin::Mutex<Option<Vec<u8>>>,
-    waker: spin::Mutex<Option<Waker>>,
-}
-
 struct Job {
     op: Op,
     keep_alive: bool,
-    reply: Arc<Reply>,
+    /// The whole HTTP response, signalled by the store task, awaited by the connection.
+    reply: Arc<Signal<Vec<u8>>>,
 }
 
-struct Queue {
-    jobs: spin::Mutex<VecDeque<Job>>,
-    waker: spin::Mutex<Option<Waker>>,
-}
-
-static QUEUE: Queue = Queue { jobs: spin::Mutex::new(VecDeque::new()), waker: spin::Mutex::new(None) };
+/// The store task's queue: each connection has at most one request in it, so it fills only with more than
+/// `QUEUED` connections, which then wait their turn.
+const QUEUED: usize = 64;
+static JOBS: Channel<Job, QUEUED> = Channel::new();
 static PUTS: AtomicU64 = AtomicU64::new(0);
 static GETS: AtomicU64 = AtomicU64::new(0);
 static BATCHES: AtomicU64 = AtomicU64::new(0);
@@ -101,26 +93,13 @@ static BUDGET: http::MemoryBudget = http::MemoryBudget::new(0);
 
 /// Hands `op` to the store task and waits for its whole HTTP response.
 async fn ask(op: Op, keep_alive: bool) -> Vec<u8> {
-    let reply = Arc::new(Reply { answer: spin::Mutex::new(None), waker: spin::Mutex::new(None) });
-    QUEUE.jobs.lock().push_back(Job { op, keep_alive, reply: reply.clone() });
-    if let Some(w) = QUEUE.waker.lock().take() {
-        w.wake();
-    }
-    poll_fn(|cx| match reply.answer.lock().take() {
-        Some(a) => Poll::Ready(a),
-        None => {
-            *reply.waker.lock() = Some(cx.waker().clone());
-            Poll::Pending
-        }
-    })
-    .await
+    let reply = Arc::new(Signal::new());
+    JOBS.send(Job { op, keep_alive, reply: reply.clone() }).await;
+    reply.wait().await
 }
 
 fn answer(job: Job, response: Vec<u8>) {
-    *job.reply.answer.lock() = Some(response);
-    if let Some(w) = job.reply.waker.lock().take() {
-        w.wake();
-    }
+    job.reply.signal(response);
 }
 
 fn text(code: u16, reason: &str, body: &str, keep_alive: bool) -> Vec<u8> {
@@ -169,16 +148,11 @@ fn stats_json(store: &Store<XenDisk>, disk: &block::Disk) -> String {
 /// The store task: reads answered in order; every queued write goes into one batch, one flush, then all acked.
 async fn serve_store(mut store: Store<XenDisk>, disk: block::Disk) {
     loop {
-        let jobs: Vec<Job> = poll_fn(|cx| {
-            let mut q = QUEUE.jobs.lock();
-            if q.is_empty() {
-                *QUEUE.waker.lock() = Some(cx.waker().clone());
-                Poll::Pending
-            } else {
-                Poll::Ready(q.drain(..).collect())
-            }
-        })
-        .await;
+        // Everything queued now: the first job awaited, the rest taken as they are.
+        let mut jobs = vec![JOBS.receive().await];
+        while let Ok(job) = JOBS.try_receive() {
+            jobs.push(job);
+        }
         let mut batch = Batch::new();
         let mut writers = Vec::new();
         for job in jobs {
