@@ -21,12 +21,12 @@ pub const DATA_PAGES: usize = 512;
 const INDIRECT_REQUESTS: usize = 16;
 
 /// The data and indirect-descriptor pages, granted writable once (the backend writes reads' data into them).
-pub struct Buffers {
+pub struct DiskBuffers {
     data: SharedPages,
     indirect: Option<SharedPages>,
 }
 
-impl BlockBuffers for Buffers {
+impl BlockBuffers for DiskBuffers {
     fn data_pages(&self) -> u32 {
         self.data.count() as u32
     }
@@ -51,7 +51,7 @@ impl BlockBuffers for Buffers {
 }
 
 /// The driver over our pages.
-pub type Driver = bf::Blkfront<RingPages, Buffers, Kick>;
+pub type Driver = bf::Blkfront<RingPages, DiskBuffers, Kick>;
 
 /// Why a vbd could not be brought up.
 #[derive(Debug)]
@@ -114,7 +114,8 @@ pub(crate) fn connect(dev: &DeviceInfo) -> Result<(Driver, EventChannel, DiskInf
         None
     };
     let channel = EventChannel::alloc_unbound(backend).map_err(ConnectError::Evtchn)?;
-    let mut driver = bf::Blkfront::new(dev.device(), ring, transport, Buffers { data, indirect }, Kick(channel.port()));
+    let mut driver =
+        bf::Blkfront::new(dev.device(), ring, transport, DiskBuffers { data, indirect }, Kick(channel.port()));
     let disk = xenstore::with(|xs| bf::connect(xs, dev, &mut driver, &ring_refs, channel.port(), CONNECT_TIMEOUT_NS))
         .map_err(ConnectError::Config)?;
     log::info!(

@@ -4,7 +4,7 @@
 //! split and kept in flight together, and every error reaches the caller. The transfer logic, cancel-safe, is
 //! `sirocco_drivers::blkfront::transfer`, host-tested against the fake blkback; this file is the platform half.
 
-use crate::blkfront::{self, Buffers, Driver};
+use crate::blkfront::{self, DiskBuffers, Driver};
 use crate::evtchn::EventChannel;
 use crate::ring::{Kick, RingPages};
 use crate::runtime;
@@ -17,7 +17,7 @@ use sirocco_drivers::blkfront::transfer::{self, DriverCell};
 use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
 
 pub use crate::blkfront::ConnectError;
-pub use sirocco_drivers::blkfront::{BlkError, Counters, DiskInfo, ErrorKind, FlushMethod};
+pub use sirocco_drivers::blkfront::{BlkError, Counters as DiskCounters, DiskInfo, ErrorKind, FlushMethod};
 
 struct Shared {
     id: u32,
@@ -137,7 +137,7 @@ impl Disk {
         self.0.disk.capacity()
     }
     /// The driver's counters.
-    pub fn counters(&self) -> Counters {
+    pub fn counters(&self) -> DiskCounters {
         self.0.driver.lock().counters()
     }
 
@@ -173,7 +173,7 @@ impl Disk {
 /// task moves (waking the waiters) after every poll.
 impl DriverCell for Shared {
     type Ring = RingPages;
-    type Buffers = Buffers;
+    type Buffers = DiskBuffers;
     type Notify = Kick;
     fn with<R>(&self, f: impl FnOnce(&mut Driver) -> R) -> R {
         f(&mut self.driver.lock())

@@ -6,7 +6,7 @@
 //! vif N takes the same keys with N appended (`ip1=10.0.1.2/24`). Without `ip=`, DHCPv4; IPv6 link-local always,
 //! SLAAC unless `slaac=0`.
 
-use crate::netfront::{self, NetError as VifError, Vif};
+use crate::netfront::{self, Vif, VifError};
 use crate::runtime::{self, Instant};
 use crate::xenstore::{self, BackendWatch, RunLoop, CLOSE_TIMEOUT_NS, CONNECT_TIMEOUT_NS};
 use crate::Either;
@@ -21,7 +21,7 @@ use sirocco_drivers::frontend::XenbusState;
 use sirocco_drivers::netfront::{self as nf, Features};
 use sirocco_net::{NetConfig, Stack};
 
-pub use crate::netfront::Counters;
+pub use crate::netfront::VifCounters;
 pub use sirocco_net::{IpCidr, Ipv4Cidr, NetError, NetStats, SocketOptions, TcpState};
 
 /// A vif's network stack, shared by its sockets.
@@ -276,7 +276,7 @@ async fn reconnect(net: &Net, dev: &frontend::DeviceInfo, channels: &netfront::C
 }
 
 /// Counters of a vif's driver.
-pub fn counters(net: &Net) -> Counters {
+pub fn counters(net: &Net) -> VifCounters {
     net.lock().device().driver.counters()
 }
 

@@ -14,15 +14,15 @@ use sirocco_drivers::grant::{GrantError, GrantRef};
 use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys, Features, NetBuffers};
 use sirocco_drivers::xenstore::Tx;
 
-pub use sirocco_drivers::netfront::{Counters, Phase, RxDrop, RxPacket, TxChecksum, TxError};
+pub use sirocco_drivers::netfront::{Counters as VifCounters, Phase, RxDrop, RxPacket, TxChecksum, TxError};
 
 /// The buffer pages, each granted once (TX read-only, RX writable).
-pub struct Buffers {
+pub struct VifBuffers {
     tx: Vec<Grant>,
     rx: Vec<Grant>,
 }
 
-impl NetBuffers for Buffers {
+impl NetBuffers for VifBuffers {
     fn tx_count(&self) -> u16 {
         self.tx.len() as u16
     }
@@ -50,11 +50,11 @@ impl NetBuffers for Buffers {
 }
 
 /// A connected vif: the driver over our pages, as a network device (`sirocco_net::Vif`).
-pub type Vif = sirocco_net::Vif<RingPages, Buffers, Kick>;
+pub type Vif = sirocco_net::Vif<RingPages, VifBuffers, Kick>;
 
 /// Why a vif could not be brought up.
 #[derive(Debug)]
-pub enum NetError {
+pub enum VifError {
     /// Xenstore or the xenbus handshake failed.
     Frontend(FrontendError),
     /// The vif's configuration or connect step failed.
@@ -67,25 +67,25 @@ pub enum NetError {
     Evtchn(EvtchnError),
 }
 
-impl fmt::Display for NetError {
+impl fmt::Display for VifError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetError::Frontend(e) => write!(f, "{e}"),
-            NetError::Config(e) => write!(f, "{e}"),
-            NetError::Xenstore(e) => write!(f, "{e}"),
-            NetError::Grant(e) => write!(f, "{e}"),
-            NetError::Evtchn(e) => write!(f, "{e}"),
+            VifError::Frontend(e) => write!(f, "{e}"),
+            VifError::Config(e) => write!(f, "{e}"),
+            VifError::Xenstore(e) => write!(f, "{e}"),
+            VifError::Grant(e) => write!(f, "{e}"),
+            VifError::Evtchn(e) => write!(f, "{e}"),
         }
     }
 }
 
-fn grant(domid: u16, page: Page, readonly: bool) -> Result<Grant, NetError> {
-    Grant::new(domid, page, readonly).map_err(|(_, e)| NetError::Grant(e))
+fn grant(domid: u16, page: Page, readonly: bool) -> Result<Grant, VifError> {
+    Grant::new(domid, page, readonly).map_err(|(_, e)| VifError::Grant(e))
 }
 
 /// Lists the vifs the toolstack gave us.
-pub fn enumerate() -> Result<Vec<DeviceInfo>, NetError> {
-    xenstore::with(|xs| frontend::enumerate(xs, DeviceKind::Vif)).map_err(NetError::Frontend)
+pub fn enumerate() -> Result<Vec<DeviceInfo>, VifError> {
+    xenstore::with(|xs| frontend::enumerate(xs, DeviceKind::Vif)).map_err(VifError::Frontend)
 }
 
 /// A vif's event channels: one for both rings, or one per ring (split event channels).
@@ -122,15 +122,15 @@ impl Channels {
 /// backend's Connected awaited before anything is transmitted. `want` is what we ask for (the command line's
 /// `tso=`, `lro=` and `split-evtchn=`), negotiated against what the backend offers. Returns the vif and its
 /// event channels.
-pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, Channels), NetError> {
+pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, Channels), VifError> {
     let backend = dev.backend_id;
-    let config = xenstore::with(|xs| -> Result<_, NetError> {
-        frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(NetError::Xenstore)?;
+    let config = xenstore::with(|xs| -> Result<_, VifError> {
+        frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(VifError::Xenstore)?;
         crate::boot_steps::step("vif-initialising");
         frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait, XenbusState::Connected], CONNECT_TIMEOUT_NS)
-            .map_err(NetError::Frontend)?;
+            .map_err(VifError::Frontend)?;
         crate::boot_steps::step("vif-backend-initwait");
-        nf::read_config(xs, dev).map_err(NetError::Config)
+        nf::read_config(xs, dev).map_err(VifError::Config)
     })?;
     let features = Features::negotiate(&config.backend, want);
     // RX: the whole ring (256 pages) when the heap affords it; TX: 128 pages, 64 on a small guest (TSO stays on).
@@ -146,24 +146,24 @@ pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, Channels), NetE
     }
     // Granted before `Netfront::new` initialises them: the backend learns the refs only from the keys written
     // by `connect`, after that.
-    let tx_ring = RingPages::new(backend, 1).map_err(NetError::Grant)?;
-    let rx_ring = RingPages::new(backend, 1).map_err(NetError::Grant)?;
+    let tx_ring = RingPages::new(backend, 1).map_err(VifError::Grant)?;
+    let rx_ring = RingPages::new(backend, 1).map_err(VifError::Grant)?;
     let channels = Channels {
-        tx: EventChannel::alloc_unbound(backend).map_err(NetError::Evtchn)?,
+        tx: EventChannel::alloc_unbound(backend).map_err(VifError::Evtchn)?,
         rx: match features.split_event_channels {
-            true => Some(EventChannel::alloc_unbound(backend).map_err(NetError::Evtchn)?),
+            true => Some(EventChannel::alloc_unbound(backend).map_err(VifError::Evtchn)?),
             false => None,
         },
     };
     let keys = channels.keys(&tx_ring, &rx_ring);
-    let mut driver = nf::Netfront::new(tx_ring, rx_ring, Buffers { tx, rx }, Kick(channels.tx.port()), features);
+    let mut driver = nf::Netfront::new(tx_ring, rx_ring, VifBuffers { tx, rx }, Kick(channels.tx.port()), features);
     if let Some(rx) = &channels.rx {
         driver = driver.with_rx_event_channel(Kick(rx.port()));
     }
     crate::boot_steps::step("vif-buffers-granted");
-    xenstore::with(|xs| nf::offer_connect(xs, dev, &mut driver, keys)).map_err(NetError::Config)?;
+    xenstore::with(|xs| nf::offer_connect(xs, dev, &mut driver, keys)).map_err(VifError::Config)?;
     crate::boot_steps::step("vif-keys-written");
-    xenstore::with(|xs| nf::await_connected(xs, dev, &mut driver, CONNECT_TIMEOUT_NS)).map_err(NetError::Config)?;
+    xenstore::with(|xs| nf::await_connected(xs, dev, &mut driver, CONNECT_TIMEOUT_NS)).map_err(VifError::Config)?;
     crate::boot_steps::step("vif-connected");
     log::info!(
         "vif{}: connected, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, mtu {}, sg {}, csum offload {}, tso {}/{}, large receive {}/{} (IPv4/IPv6), buffers {} tx / {} rx, event channel {}{}",
@@ -192,8 +192,8 @@ pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, Channels), NetE
 /// The backend left and our end followed it through the close handshake (`net`'s lifecycle, async): reset the
 /// driver onto fresh ring pages granted to the backend (`Netfront::reset`: the TX requests in flight dropped,
 /// the RX buffers taken back). It stays unconnected, sending nothing, until a reconnect.
-pub(crate) fn reset(vif: &mut Vif, dev: &DeviceInfo) -> Result<nf::ResetReport, NetError> {
-    let tx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
-    let rx_ring = RingPages::new(dev.backend_id, 1).map_err(NetError::Grant)?;
+pub(crate) fn reset(vif: &mut Vif, dev: &DeviceInfo) -> Result<nf::ResetReport, VifError> {
+    let tx_ring = RingPages::new(dev.backend_id, 1).map_err(VifError::Grant)?;
+    let rx_ring = RingPages::new(dev.backend_id, 1).map_err(VifError::Grant)?;
     Ok(vif.driver.reset(tx_ring, rx_ring))
 }
