@@ -158,12 +158,14 @@ def blk_table(lines):
             "| metric | Sirocco | Linux PV guest | ratio Sirocco/Linux |",
             "|---|---|---|---|",
         ]
-        sparse = [("seq_write_mbps", "sequential write to a sparse file (1 MiB ops, 2 in flight, then flush)",
-                   "MiB/s", runs("sirocco", "sparse"), runs("linux", "sparse"))]
-        for key, name, unit, a, b in [(k, n, u, s, l) for k, n, u in (
-                ("seq_write_mbps", "sequential write (1 MiB ops, 2 in flight, then flush)", "MiB/s"),
-                ("seq_read_mbps", "sequential read (1 MiB ops, 2 in flight)", "MiB/s"),
-                ("randread_iops", f"4 KiB random read, queue depth {s[0]['qd']}", "IOPS"))] + sparse:
+        table_rows = [
+            ("seq_write_mbps", "sequential write (1 MiB ops, 2 in flight, then flush)", "MiB/s", s, l),
+            ("seq_read_mbps", "sequential read (1 MiB ops, 2 in flight)", "MiB/s", s, l),
+            ("randread_iops", f"4 KiB random read, queue depth {s[0]['qd']}", "IOPS", s, l),
+            ("seq_write_mbps", "sequential write to a sparse file (1 MiB ops, 2 in flight, then flush)", "MiB/s",
+             runs("sirocco", "sparse"), runs("linux", "sparse")),
+        ]
+        for key, name, unit, a, b in table_rows:
             if not a or not b:
                 out.append(f"| {name} | {'missing' if not a else cell(a, key, unit)} | "
                            f"{'missing' if not b else cell(b, key, unit)} | n/a |")

@@ -46,6 +46,14 @@ pub use mm::{heap_stats, page_pool_free, virt_to_mfn, HeapStats, MemoryInfo};
 pub use mode::{boot_mode, BootMode};
 pub use start::Started;
 
+/// CPUID `leaf` (sub-leaf 0): eax, ebx, ecx, edx.
+pub(crate) fn cpuid(leaf: u32) -> [u32; 4] {
+    // SAFETY: CPUID is available on every x86_64 CPU and only reads processor information.
+    #[allow(unused_unsafe)]
+    let r = unsafe { core::arch::x86_64::__cpuid(leaf) };
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
 /// Xen's version, as `XENVER_version` and `XENVER_extraversion` report it.
 #[derive(Clone, Copy, Debug)]
 pub struct XenVersion {

@@ -19,13 +19,7 @@ static APPLIED: AtomicU8 = AtomicU8::new(0);
 /// Whether the CPU can mark pages not executable (CPUID 0x80000001 EDX bit 20). Under PV Xen turns EFER.NXE on
 /// for itself whenever the CPU has it, and lets PV guests use the bit then.
 pub(crate) fn cpu_has_nx() -> bool {
-    // SAFETY: CPUID is available on every x86_64 CPU and only reads processor information.
-    #[allow(unused_unsafe)]
-    let max = unsafe { core::arch::x86_64::__cpuid(0x8000_0000) }.eax;
-    // SAFETY: as above; the leaf exists (checked against the highest extended leaf).
-    #[allow(unused_unsafe)]
-    let has = max >= 0x8000_0001 && unsafe { core::arch::x86_64::__cpuid(0x8000_0001) }.edx & (1 << 20) != 0;
-    has
+    crate::cpuid(0x8000_0000)[0] >= 0x8000_0001 && crate::cpuid(0x8000_0001)[3] & (1 << 20) != 0
 }
 
 /// The image's protections, with NX if `nx`.

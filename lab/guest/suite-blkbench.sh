@@ -20,11 +20,11 @@ fresh_backing() {
 # Tags a guest's SIROCCO-BENCH line with the backing file's kind and extra fields.
 tagged() { grep -o 'SIROCCO-BENCH kind=blk.*' "$GUEST_LOG" | tr -d '\r' | sed "s/\$/ file=$1$2/"; }
 
-sirocco_blk() { # file kind, extra command line, tag
+sirocco_blk() { # file kind, tag
     fresh_backing "$1"
     boot_guest "blkbench-sirocco-$1" 900 xl-configs/blktest.cfg "disk=[ 'format=raw, vdev=xvda, access=rw, target=$B' ]" \
-        "extra=\"log=warn test=bench mb=$MB qd=16 secs=10 $2\""
-    tagged "$1" "$3" | grep . || { fail "blkbench-sirocco-$1" "no figures from blktest"; show_guest; }
+        "extra=\"log=warn test=bench mb=$MB qd=16 secs=10\""
+    tagged "$1" "$2" | grep . || { fail "blkbench-sirocco-$1" "no figures from blktest"; show_guest; }
     grep -o 'blktest: counters.*' "$GUEST_LOG" | sed 's/^/lab: /'
 }
 
@@ -53,10 +53,10 @@ boot_guest blkbench-warmup 900 xl-configs/blktest.cfg "disk=[ 'format=raw, vdev=
     "extra=\"log=warn test=bench mb=$MB qd=16 secs=2\""
 grep -o 'SIROCCO-BENCH kind=blk.*' "$GUEST_LOG" | sed 's/^SIROCCO-BENCH/lab: warm-up (discarded):/'
 for round in 1 2; do
-    sirocco_blk alloc "" " round=$round"
+    sirocco_blk alloc " round=$round"
     linux_blk alloc " round=$round"
 done
-sirocco_blk sparse "" ""
+sirocco_blk sparse ""
 linux_blk sparse ""
 
 # kv: wrk with unique keys for PUT (each answered only once durable), then GET of those keys.

@@ -264,6 +264,7 @@ pub fn map_all<O: PageTableOps>(
         nr_pages: req.nr_pages,
         out: MapOutcome { next_free: req.first_free, ..MapOutcome::default() },
     };
+    let nx = if req.nx { pte::NX } else { 0 };
     let mut pfn = req.first_pfn.0;
     while pfn < req.nr_pages {
         let va = pfn << PAGE_SHIFT;
@@ -287,7 +288,6 @@ pub fn map_all<O: PageTableOps>(
                     b.out.nx_added += 1;
                 }
             } else {
-                let nx = if req.nx { pte::NX } else { 0 };
                 b.queue(MmuUpdate { ptr: entry_addr(l1, index), val: expected.maddr(0) | DATA_FLAGS | nx })?;
                 b.out.pages_mapped += 1;
             }

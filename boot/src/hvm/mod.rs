@@ -70,7 +70,7 @@ pub(crate) extern "C" fn start(entry: u32, info: u32, magic: u32) -> ! {
     mode::set(mode);
     early::set_debugcon(true);
     trap::init();
-    let Some(leaves) = find_xen(cpuid) else { no_xen() };
+    let Some(leaves) = find_xen(crate::cpuid) else { no_xen() };
     if mode == BootMode::Hvm {
         early::serial_init();
     }
@@ -115,14 +115,6 @@ pub(crate) extern "C" fn start(entry: u32, info: u32, magic: u32) -> ! {
         (pfn, port) => fatal(format_args!("no xenstore (HVM_PARAM_STORE_PFN {pfn:?}, STORE_EVTCHN {port:?})")),
     };
     start::finish(cmdline, memory, xen, store)
-}
-
-/// CPUID, as `find_xen` asks for it.
-fn cpuid(leaf: u32) -> [u32; 4] {
-    // SAFETY: CPUID is available on every x86_64 CPU and only reads processor information.
-    #[allow(unused_unsafe)]
-    let r = unsafe { core::arch::x86_64::__cpuid(leaf) };
-    [r.eax, r.ebx, r.ecx, r.edx]
 }
 
 /// No hypervisor (plain QEMU, a bare machine, another hypervisor): one clear line on COM1 and port 0xE9, then stop

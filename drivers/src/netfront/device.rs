@@ -306,11 +306,6 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         &self.evtchn
     }
 
-    /// The RX ring's own event channel, with split event channels.
-    pub fn rx_evtchn(&self) -> Option<&E> {
-        self.rx_evtchn.as_ref()
-    }
-
     /// TX buffers free now.
     pub fn tx_free_buffers(&self) -> usize {
         self.tx_free.len()

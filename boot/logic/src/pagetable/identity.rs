@@ -161,8 +161,7 @@ pub fn build_identity(
 /// Whether 2 MiB block number `block` is mapped with 4 KiB pages: it holds a hole, code or read-only data.
 fn split(block: u64, holes: &[u64], protection: &Protection) -> bool {
     let start = block * LARGE_PAGE_SIZE;
-    holes.iter().any(|&hole| hole / LARGE_PAGE_SIZE == block)
-        || protection.touches_image(start, start + LARGE_PAGE_SIZE)
+    has_hole(holes, block) || protection.touches_image(start, start + LARGE_PAGE_SIZE)
 }
 
 /// How many table pages [`build_identity`] needs for `limit`, `holes` and `protection`: 2 (PML4 and PDPT), one page
@@ -222,6 +221,19 @@ const fn same_block_before(holes: &[u64], i: usize, limit: u64) -> bool {
 /// not present, a reserved large-page bit in the PML4, or a table outside `tables`). Follows 1 GiB and 2 MiB pages
 /// too. Used by the tests, and by the platform to check the map before loading CR3.
 pub fn translate(tables: &[[u64; ENTRIES]], phys_base: u64, root: u64, va: u64) -> Option<u64> {
+    // The low frame bits of a 1 GiB or 2 MiB entry hold PAT and reserved bits, not address.
+    let (entry, size) = walk(tables, phys_base, root, va)?;
+    Some((entry & pte::FRAME_MASK & !(size - 1)) | (va & (size - 1)))
+}
+
+/// The leaf entry (4 KiB, 2 MiB or 1 GiB) mapping `va` in tables built by [`build_identity`], for its flags;
+/// `None` where [`translate`] finds nothing.
+pub fn leaf_entry(tables: &[[u64; ENTRIES]], phys_base: u64, root: u64, va: u64) -> Option<u64> {
+    walk(tables, phys_base, root, va).map(|(entry, _)| entry)
+}
+
+/// The present leaf entry mapping `va` and the size of its page, by the rules [`translate`] states.
+fn walk(tables: &[[u64; ENTRIES]], phys_base: u64, root: u64, va: u64) -> Option<(u64, u64)> {
     // Bits 63:48 must copy bit 47.
     if (((va as i64) << 16) >> 16) as u64 != va {
         return None;
@@ -233,32 +245,12 @@ pub fn translate(tables: &[[u64; ENTRIES]], phys_base: u64, root: u64, va: u64) 
             return None;
         }
         if entry & pte::PSE != 0 {
-            if level == 4 {
-                return None;
-            }
-            // A 1 GiB or 2 MiB page; the low frame bits hold PAT and reserved bits, not address.
-            let size = 1u64 << (12 + 9 * u32::from(level - 1));
-            return Some((entry & pte::FRAME_MASK & !(size - 1)) | (va & (size - 1)));
+            return (level != 4).then_some((entry, 1u64 << (12 + 9 * u32::from(level - 1))));
         }
         table = table_at(tables, phys_base, entry & pte::FRAME_MASK)?;
     }
     let entry = table[table_index(va, 1)];
-    (entry & pte::PRESENT != 0).then_some((entry & pte::FRAME_MASK) | (va & (PAGE_SIZE - 1)))
-}
-
-/// The leaf entry (4 KiB or 2 MiB) mapping `va` in tables built by [`build_identity`], for its flags; `None` where
-/// [`translate`] finds nothing.
-pub fn leaf_entry(tables: &[[u64; ENTRIES]], phys_base: u64, root: u64, va: u64) -> Option<u64> {
-    translate(tables, phys_base, root, va)?;
-    let mut table = table_at(tables, phys_base, root)?;
-    for level in [4u8, 3, 2] {
-        let entry = table[table_index(va, level)];
-        if entry & pte::PSE != 0 {
-            return Some(entry);
-        }
-        table = table_at(tables, phys_base, entry & pte::FRAME_MASK)?;
-    }
-    Some(table[table_index(va, 1)])
+    (entry & pte::PRESENT != 0).then_some((entry, PAGE_SIZE))
 }
 
 /// The table page at physical address `addr`, if it is one of `tables`.

@@ -71,6 +71,11 @@ impl FakeXen {
 
     /// Walks the fake tables: (mfn, writable) mapped at `va`.
     fn translate(&self, va: u64) -> Option<(u64, bool)> {
+        self.leaf(va).map(|e| ((e & pte::FRAME_MASK) >> 12, e & pte::RW != 0))
+    }
+
+    /// Walks the fake tables: the present leaf entry mapping `va`.
+    fn leaf(&self, va: u64) -> Option<u64> {
         let mut t = self.root;
         for level in [4u8, 3, 2, 1] {
             let e = self.frames[&t][table_index(va, level)];
@@ -78,7 +83,7 @@ impl FakeXen {
                 return None;
             }
             if level == 1 {
-                return Some(((e & pte::FRAME_MASK) >> 12, e & pte::RW != 0));
+                return Some(e);
             }
             t = (e & pte::FRAME_MASK) >> 12;
         }
@@ -341,13 +346,9 @@ fn the_fake_enforces_read_only_before_link() {
     assert_eq!(x.mmu_update(&[MmuUpdate { ptr: new << 12, val: 0 }]), Err(EINVAL));
 }
 
-/// The leaf entry mapping `va` in the fake.
+/// The leaf entry mapping `va` in the fake (which must be mapped).
 fn leaf(x: &FakeXen, va: u64) -> u64 {
-    let mut t = x.root;
-    for level in [4u8, 3, 2] {
-        t = (x.frames[&t][table_index(va, level)] & pte::FRAME_MASK) >> 12;
-    }
-    x.frames[&t][table_index(va, 1)]
+    x.leaf(va).unwrap_or_else(|| panic!("{va:#x} is not mapped"))
 }
 
 #[test]
