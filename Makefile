@@ -15,7 +15,10 @@ DEFAULT_APP := httpd
 APP ?= $(DEFAULT_APP)
 APPS := $(notdir $(patsubst %/Cargo.toml,%,$(wildcard apps/*/Cargo.toml)))
 XL_ARGS ?=
-IMGCHECK = cargo run -q --release -p sirocco-imgcheck --bin sirocco-imgcheck --
+# The `sirocco` command (tools/cli) builds, checks, boots and packages images, here as for an app anywhere else.
+SIROCCO = cargo run -q --release -p sirocco-cli --
+# This workspace's images go to build/, all sharing one target directory (one build of core and alloc).
+IN_BUILD = --out-dir build --target-dir target/xen
 
 .PHONY: all setup build build-all host-test fuzz-brief fuzz lab-test soak test lab-run run bench clean
 .PHONY: image qemu-boot-check test-hvm lab-tsc-repro bench-loss bench-density debug-core
@@ -27,25 +30,27 @@ setup:
 	@tools/setup-host.sh
 
 build: setup
-	tools/xbuild.sh $(APP)
-	$(IMGCHECK) build/$(APP).xen
+	$(SIROCCO) build -p $(APP) $(IN_BUILD)
 
+# Every app, the example outside the workspace, and the README's tutorial app made with `sirocco new` in a
+# temporary directory (tools/tutorial.sh); the lab boots them all.
 build-all: setup
-	tools/xbuild.sh $(APPS) examples/standalone
-	$(IMGCHECK) $(addprefix build/,$(addsuffix .xen,$(APPS) standalone))
+	$(SIROCCO) build $(addprefix -p ,$(APPS)) $(IN_BUILD)
+	$(SIROCCO) build --manifest-path examples/standalone/Cargo.toml $(IN_BUILD)
+	tools/tutorial.sh
 
-image: build
-	tools/mkimage.sh build/$(APP).xen build/$(APP).img "$(CMDLINE)"
+image: setup
+	$(SIROCCO) image -p $(APP) --cmdline "$(CMDLINE)" $(IN_BUILD)
 
 # Outside Xen the image must say so and halt cleanly, booted by QEMU both ways (tools/qemu-boot-check.sh).
 qemu-boot-check: APP = hello
-qemu-boot-check: build image
+qemu-boot-check: image
 	tools/qemu-boot-check.sh build/$(APP).xen build/$(APP).img
 
 # HVM under Xen, the EC2 way (BIOS -> GRUB -> Sirocco), with Debian's device model in the lab's dom0. Not in
 # `make test`: hvmloader and SeaBIOS take ~15 minutes under nested TCG.
 test-hvm: build-all
-	tools/mkimage.sh build/httpd.xen build/httpd.img "log=info ip=10.0.0.2/24 gw=10.0.0.1"
+	$(SIROCCO) image -p httpd --cmdline "log=info ip=10.0.0.2/24 gw=10.0.0.1" $(IN_BUILD)
 	python3 lab/lab.py test hvm
 
 host-test:
@@ -78,8 +83,8 @@ soak: build-all
 lab-tsc-repro: build-all
 	python3 lab/lab.py test pvh:tsc-emulated
 
-lab-run: build
-	python3 lab/lab.py run $(APP) $(XL_ARGS)
+lab-run: setup
+	$(SIROCCO) run -p $(APP) --lab $(IN_BUILD) $(XL_ARGS)
 
 # Post-mortem of a crashed domain dumped on a Xen host (`xl dump-core DOMAIN dom.core`, with on_crash = "preserve"):
 # make debug-core APP=httpd CORE=dom.core -> what happened, then gdb on build/APP.core with build/APP.debug.
@@ -89,9 +94,7 @@ debug-core:
 	gdb -q build/$(APP).debug build/$(APP).core -ex bt
 
 run: setup
-	tools/xbuild.sh $(DEFAULT_APP)
-	$(IMGCHECK) build/$(DEFAULT_APP).xen
-	python3 lab/lab.py serve $(DEFAULT_APP)
+	$(SIROCCO) run -p $(DEFAULT_APP) --lab --serve 80 $(IN_BUILD)
 
 bench: build-all
 	@mkdir -p build/bench

@@ -2,15 +2,19 @@
 """Sirocco's Xen lab: boots Debian's Xen 4.17 and a Linux dom0 under QEMU (TCG) and runs a job inside dom0.
 
     lab.py test [SUITE...]     run lab suites (default: all but soak) and exit non-zero on any failure
-    lab.py run [--timeout S] APP [XL_ARG...]
+    lab.py run [--timeout S] [--image IMG --config CFG] APP [XL_ARG...]
                                boot build/APP.xen with xl-configs/APP.cfg (+ xl key=value overrides), show its
-                               console; an image still running after S seconds (default 300) is destroyed
+                               console; an image still running after S seconds (default 300) is destroyed.
+                               --image/--config: an application's own image and xl config (`sirocco run`)
+    lab.py serve [--image IMG --config CFG] APP [PORT]
+                               boot APP and keep it up with guest port PORT (80) at http://localhost:8080/
     lab.py bench               boot-time / size benchmarks against a Linux PV guest, printed as a table
     lab.py bench loss          only the TCP-under-loss table (suite-lossbench: every build/echo*.xen and a Linux PV guest)
     lab.py bench net           only the network tables and the boot broken down (suite-netbench)
     lab.py bench density       only the density table (suite-density, in a lab of 2 GiB: Xen's free memory filled)
 
-The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ and
+The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ (and the
+xl configs of applications from elsewhere, build/*.cfg: `make build-all` puts the tutorial app's there) and
 lab/guest/ into a small ext4 "job" disk that dom0's init mounts and runs; results come back on the serial line.
 The full serial log of each run is kept in build/lab/<mode>.log.
 """
@@ -50,18 +54,40 @@ def dom0_image():
     return r.stdout.strip().splitlines()[-1]
 
 
-def job_disk(run_script, env):
-    """Packs images, configs and guest scripts with run.sh into build/lab/job.img."""
+def add_app(job, name, image, config):
+    """Puts an application's own image and xl config into the job as build/NAME.xen and xl-configs/NAME.cfg, the
+    config's `kernel =` pointed at the image's place in the job (an app made by `sirocco new` names its own)."""
+    if image:
+        shutil.copy(image, os.path.join(job, "build", f"{name}.xen"))
+    with open(config) as f:
+        text = f.read()
+    text, n = re.subn(r'(?m)^\s*kernel\s*=.*$', f'kernel = "build/{name}.xen"', text)
+    if n != 1:
+        sys.exit(f"lab: {config} has {n} `kernel =` lines (want one)")
+    with open(os.path.join(job, "xl-configs", f"{name}.cfg"), "w") as f:
+        f.write(text)
+
+
+def job_disk(run_script, env, app=None):
+    """Packs images, configs and guest scripts with run.sh into build/lab/job.img. `app`: (name, image, config) of
+    an application from outside build/ and xl-configs/."""
     job = os.path.join(OUT, "job")
     shutil.rmtree(job, ignore_errors=True)
     os.makedirs(os.path.join(job, "build"))
-    # Sirocco images, and the HVM disk images `make image` wrote (for the hvm suite).
-    images = [f for f in os.listdir(os.path.join(ROOT, "build")) if f.endswith((".xen", ".img"))]
-    if not images:
+    # Sirocco images, the HVM disk images `make image` wrote (for the hvm suite), and the libvirt domains
+    # `sirocco libvirt` wrote (suite-net).
+    images = [f for f in os.listdir(os.path.join(ROOT, "build")) if f.endswith((".xen", ".img", ".xml"))]
+    if not any(f.endswith(".xen") for f in images) and not app:
         sys.exit("lab: no images in build/; run `make build-all` first")
     for f in images:
         shutil.copy(os.path.join(ROOT, "build", f), os.path.join(job, "build", f))
     shutil.copytree(os.path.join(ROOT, "xl-configs"), os.path.join(job, "xl-configs"))
+    # Applications from elsewhere whose image and config `make build-all` put in build/ (the tutorial app).
+    for f in sorted(os.listdir(os.path.join(ROOT, "build"))):
+        if f.endswith(".cfg"):
+            add_app(job, f[:-len(".cfg")], None, os.path.join(ROOT, "build", f))
+    if app:
+        add_app(job, *app)
     shutil.copytree(os.path.join(ROOT, "lab", "guest"), os.path.join(job, "lab"))
     # The post-mortem path (suite-boot): the crash app's debug info and the dump-core converter, for gdb in dom0.
     if os.path.exists(os.path.join(ROOT, "build", "crash.debug")):
@@ -189,18 +215,27 @@ def cmd_test(suites):
     return results(lines, suites)
 
 
-def cmd_run(app, xl_args, timeout_s):
+def own_app(app, given):
+    """(name, image, config) of an application given with --image/--config, else None (build/APP.xen is booted)."""
+    if given:
+        if set(given) != {"image", "config"}:
+            sys.exit("lab: --image and --config go together")
+        return (app, given["image"], given["config"])
     if not os.path.exists(os.path.join(ROOT, "build", f"{app}.xen")):
         sys.exit(f"lab: build/{app}.xen missing; run `make build APP={app}`")
+    return None
+
+
+def cmd_run(app, xl_args, timeout_s, given):
+    own = own_app(app, given)
     dom0 = dom0_image()
     env = {"LAB_APP": app, "LAB_XL_ARGS": " ".join(shlex.quote(a) for a in xl_args), "LAB_TIMEOUT": str(timeout_s)}
-    lines = boot("run", dom0, job_disk(". /job/lab/suite-run.sh", env), 900, interesting)
+    lines = boot("run", dom0, job_disk(". /job/lab/suite-run.sh", env, own), 900, interesting)
     return 0 if any(l.startswith("SIROCCO-LAB-DONE") for l in lines) else 1
 
 
-def cmd_serve(app, port):
-    if not os.path.exists(os.path.join(ROOT, "build", f"{app}.xen")):
-        sys.exit(f"lab: build/{app}.xen missing; run `make build APP={app}`")
+def cmd_serve(app, port, given):
+    own = own_app(app, given)
     dom0 = dom0_image()
     env = {"LAB_APP": app, "LAB_PORT": str(port)}
     net = ["-netdev", f"user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:{port}",
@@ -217,7 +252,7 @@ def cmd_serve(app, port):
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        boot("serve", dom0, job_disk(". /job/lab/suite-serve.sh", env), 24 * 3600,
+        boot("serve", dom0, job_disk(". /job/lab/suite-serve.sh", env, own), 24 * 3600,
              lambda l: l.startswith(("SIROCCO-", "lab:", "console|")), net, ready)
     except KeyboardInterrupt:
         print("\nlab: stopped (QEMU and the lab powered off)", flush=True)
@@ -232,13 +267,17 @@ def main(argv):
     mode, rest = argv[0], argv[1:]
     if mode == "test":
         return cmd_test(rest)
-    timeout_s = 300
-    if mode == "run" and rest[:1] == ["--timeout"] and len(rest) > 2:
-        timeout_s, rest = int(rest[1]), rest[2:]
+    timeout_s, given = 300, {}
+    while mode in ("run", "serve") and rest[:1] in (["--timeout"], ["--image"], ["--config"]) and len(rest) > 2:
+        if rest[0] == "--timeout":
+            timeout_s = int(rest[1])
+        else:
+            given[rest[0][2:]] = os.path.abspath(rest[1])
+        rest = rest[2:]
     if mode == "run" and rest:
-        return cmd_run(rest[0], rest[1:], timeout_s)
+        return cmd_run(rest[0], rest[1:], timeout_s, given)
     if mode == "serve" and rest:
-        return cmd_serve(rest[0], int(rest[1]) if len(rest) > 1 else 80)
+        return cmd_serve(rest[0], int(rest[1]) if len(rest) > 1 else 80, given)
     if mode == "bench":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench

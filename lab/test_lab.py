@@ -96,3 +96,40 @@ class ModeType(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OwnApp(unittest.TestCase):
+    """An application from elsewhere (`sirocco run`, the tutorial app) is booted with its own config, whose kernel
+    line is pointed at the image's place in the job."""
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.TemporaryDirectory()
+        self.job = self.tmp.name
+        os.makedirs(os.path.join(self.job, "build"))
+        os.makedirs(os.path.join(self.job, "xl-configs"))
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.job, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_the_image_and_config_land_where_the_guest_scripts_look(self):
+        image = self.write("my.xen", "ELF")
+        config = self.write("my.cfg", 'name = "my"\nkernel = "target/sirocco/my.xen"\nmemory = 32\n')
+        lab.add_app(self.job, "my", image, config)
+        with open(os.path.join(self.job, "xl-configs", "my.cfg")) as f:
+            text = f.read()
+        self.assertIn('kernel = "build/my.xen"', text)
+        self.assertNotIn("target/sirocco", text)
+        self.assertIn("memory = 32", text)
+        self.assertTrue(os.path.exists(os.path.join(self.job, "build", "my.xen")))
+
+    def test_a_config_without_one_kernel_line_is_refused(self):
+        config = self.write("bad.cfg", 'name = "bad"\nmemory = 32\n')
+        with self.assertRaises(SystemExit):
+            lab.add_app(self.job, "bad", None, config)

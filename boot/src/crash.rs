@@ -21,7 +21,7 @@ extern "C" {
     static __sirocco_syms: u8;
 }
 
-/// The table's place in the image until `tools/xbuild.sh` puts the real one there (`objcopy --update-section`):
+/// The table's place in the image until `sirocco build` puts the real one there (`objcopy --update-section`):
 /// zeros, which read as "no table". 32 bytes, so the header is always inside the section.
 #[used]
 #[link_section = ".sirocco_syms"]
@@ -40,7 +40,7 @@ fn table_bytes() -> &'static [u8] {
     let header: &[u8; HEADER_LEN] = unsafe { &*(start as *const [u8; HEADER_LEN]) };
     let Some(len) = declared_len(header).filter(|&len| len <= MAX_TABLE) else { return &[] };
     // SAFETY: the build sized the section (and the segment the loader mapped) to exactly this table; the header is
-    // its own, written by `sirocco-symtab` with these lengths. Nothing writes the section.
+    // its own, written by `sirocco build` (`sirocco_imgcheck::symtab`) with these lengths. Nothing writes the section.
     unsafe { core::slice::from_raw_parts(start, len) }
 }
 

@@ -28,6 +28,8 @@ impl fmt::Display for EvtchnError {
     }
 }
 
+impl core::error::Error for EvtchnError {}
+
 fn check(op: &'static str, rc: i64) -> Result<(), EvtchnError> {
     if rc < 0 {
         Err(EvtchnError { op, errno: rc })

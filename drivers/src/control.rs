@@ -108,6 +108,17 @@ impl fmt::Display for ControlError {
     }
 }
 
+/// Display already says everything (it includes the wrapped error's message); `source` is there for code that
+/// inspects the cause (`downcast_ref`), not for printing a chain.
+impl core::error::Error for ControlError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ControlError::Xenstore(e) => Some(e),
+            ControlError::Unknown(_) => None,
+        }
+    }
+}
+
 /// Tells the toolstack we honour poweroff and reboot requests (`control/feature-poweroff = 1`,
 /// `control/feature-reboot = 1`). Suspend is not advertised: we cannot resume.
 pub fn advertise<R: XsRing, P: XsPlatform>(xs: &mut Xenstore<R, P>) -> Result<(), XsError> {
@@ -158,6 +169,8 @@ pub struct ShutdownWaiters<T> {
     /// Waiting futures by id, with the waker of their last poll.
     waiters: Vec<(u64, Option<Waker>)>,
     next_id: u64,
+    /// A waiter completed with the request: the app has it.
+    taken: bool,
 }
 
 /// What [`ShutdownWaiters::deliver`] decided.
@@ -172,7 +185,7 @@ pub enum Delivery {
 impl<T: Copy> ShutdownWaiters<T> {
     /// No request, nobody waiting.
     pub const fn new() -> Self {
-        ShutdownWaiters { request: None, waiters: Vec::new(), next_id: 0 }
+        ShutdownWaiters { request: None, waiters: Vec::new(), next_id: 0, taken: false }
     }
 
     /// The request received so far, if any.
@@ -203,6 +216,7 @@ impl<T: Copy> ShutdownWaiters<T> {
 
     fn poll_waiter(&mut self, id: u64, waker: &Waker) -> Poll<T> {
         if let Some(r) = self.request {
+            self.taken = true;
             return Poll::Ready(r);
         }
         if let Some((_, w)) = self.waiters.iter_mut().find(|(i, _)| *i == id) {
@@ -215,9 +229,14 @@ impl<T: Copy> ShutdownWaiters<T> {
     }
 }
 
-impl<T> ShutdownWaiters<T> {
-    fn forget(&mut self, id: u64) {
+impl<T: Copy> ShutdownWaiters<T> {
+    /// Stops `id` waiting. Returns the request if it was delivered to waiters and the last of them is now gone
+    /// without any having taken it (woken, then dropped unpolled in a `select`): the platform must act on it.
+    fn forget(&mut self, id: u64) -> Option<T> {
+        let before = self.waiters.len();
         self.waiters.retain(|(i, _)| *i != id);
+        let was_last = before > 0 && self.waiters.is_empty();
+        self.request.filter(|_| was_last && !self.taken)
     }
 }
 
@@ -231,16 +250,19 @@ impl<T: Copy> Default for ShutdownWaiters<T> {
 pub trait WaitersCell<T> {
     /// Runs `f` on the waiters (under the lock). `f` never wakes anyone.
     fn with<R>(&self, f: impl FnOnce(&mut ShutdownWaiters<T>) -> R) -> R;
+    /// A request was delivered to waiters that were all dropped before one of them took it: the platform acts on
+    /// it as if nobody had been waiting (called outside [`WaitersCell::with`]).
+    fn unhandled(&self, request: T);
 }
 
 /// Completes with the shutdown request; waiting from its first poll until it is dropped.
-pub struct Requested<C: WaitersCell<T>, T> {
+pub struct Requested<C: WaitersCell<T>, T: Copy> {
     cell: C,
     id: Option<u64>,
     _request: PhantomData<fn() -> T>,
 }
 
-impl<C: WaitersCell<T>, T> Requested<C, T> {
+impl<C: WaitersCell<T>, T: Copy> Requested<C, T> {
     /// A future waiting on the waiters in `cell`.
     pub fn new(cell: C) -> Self {
         Requested { cell, id: None, _request: PhantomData }
@@ -259,10 +281,14 @@ impl<C: WaitersCell<T> + Unpin, T: Copy> Future for Requested<C, T> {
 
 /// The drop guard: a future dropped before (or after) it completed stops waiting, so a later request is not
 /// handed to a task that no longer listens (issue 10.10: `listening` stayed set for good).
-impl<C: WaitersCell<T>, T> Drop for Requested<C, T> {
+/// And a request delivered to waiters that were all dropped before one took it goes to the platform (issue 14:
+/// dropping the future inside a `select` never makes an `xl shutdown` be ignored).
+impl<C: WaitersCell<T>, T: Copy> Drop for Requested<C, T> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.cell.with(|w| w.forget(id));
+            if let Some(request) = self.cell.with(|w| w.forget(id)) {
+                self.cell.unhandled(request);
+            }
         }
     }
 }
@@ -280,11 +306,14 @@ mod tests {
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     #[derive(Clone, Default)]
-    struct TestCell(Rc<RefCell<ShutdownWaiters<ShutdownRequest>>>);
+    struct TestCell(Rc<RefCell<ShutdownWaiters<ShutdownRequest>>>, Rc<RefCell<Vec<ShutdownRequest>>>);
 
     impl WaitersCell<ShutdownRequest> for TestCell {
         fn with<R>(&self, f: impl FnOnce(&mut ShutdownWaiters<ShutdownRequest>) -> R) -> R {
             f(&mut self.0.borrow_mut())
+        }
+        fn unhandled(&self, request: ShutdownRequest) {
+            self.1.borrow_mut().push(request);
         }
     }
 
@@ -326,6 +355,32 @@ mod tests {
         assert_eq!(cell.0.borrow().waiting(), 0, "still listening after the future was dropped");
         assert!(matches!(cell.0.borrow_mut().deliver(ShutdownRequest::Reboot), Delivery::NoWaiter));
         assert_eq!(cell.0.borrow().request(), Some(ShutdownRequest::Reboot));
+    }
+
+    #[test]
+    fn a_request_whose_every_waiter_was_dropped_before_taking_it_goes_to_the_platform() {
+        // `select(shutdown::requested(), work)` where the request and the work's completion arrive in the same
+        // round: the shutdown future was woken but is dropped unpolled. The request must not be lost (the domain
+        // would ignore `xl shutdown` for good): the platform acts on it, exactly once.
+        let cell = TestCell::default();
+        let waker = Arc::new(CountingWaker::default());
+        let (mut a, mut b) = (Requested::new(cell.clone()), Requested::new(cell.clone()));
+        assert_eq!(poll_once(&mut a, &waker), Poll::Pending);
+        assert_eq!(poll_once(&mut b, &waker), Poll::Pending);
+        assert_eq!(wake_all(cell.0.borrow_mut().deliver(ShutdownRequest::Poweroff)), 2);
+        drop(a);
+        assert!(cell.1.borrow().is_empty(), "another waiter may still take it");
+        drop(b);
+        assert_eq!(*cell.1.borrow(), [ShutdownRequest::Poweroff], "dropped unpolled: the request went to nobody");
+        // Once a waiter has taken the request, dropping the others hands nothing to the platform.
+        let cell = TestCell::default();
+        let (mut a, mut b) = (Requested::new(cell.clone()), Requested::new(cell.clone()));
+        assert_eq!(poll_once(&mut a, &waker), Poll::Pending);
+        assert_eq!(poll_once(&mut b, &waker), Poll::Pending);
+        wake_all(cell.0.borrow_mut().deliver(ShutdownRequest::Reboot));
+        assert_eq!(poll_once(&mut a, &waker), Poll::Ready(ShutdownRequest::Reboot));
+        drop((a, b));
+        assert!(cell.1.borrow().is_empty(), "taken by a waiter: the app handles it");
     }
 
     #[test]

@@ -325,6 +325,17 @@ impl fmt::Display for FrontendError {
     }
 }
 
+/// Display already says everything (it includes the wrapped error's message); `source` is there for code that
+/// inspects the cause (`downcast_ref`), not for printing a chain.
+impl core::error::Error for FrontendError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            FrontendError::Xenstore(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Lists `device/<kind>/*` and reads each device's `backend` and `backend-id`, ordered by id. No devices (no
 /// `device/<kind>` directory) is an empty list.
 pub fn enumerate<R: XsRing, P: XsPlatform>(
@@ -558,6 +569,30 @@ mod tests {
         }
         let dev = enumerate(&mut xs, DeviceKind::Vif).unwrap().remove(0);
         (xs, fake, dev)
+    }
+
+    #[test]
+    fn errors_name_their_cause_as_source() {
+        use core::error::Error;
+        let xs = XsError::Daemon {
+            op: MsgType::Read,
+            path: InlineStr::from_bytes(b"device/vif/0/mac"),
+            errno: Errno::EACCES,
+        };
+        let frontend = FrontendError::from(xs);
+        assert_eq!(frontend.source().and_then(|e| e.downcast_ref::<XsError>()), Some(&xs));
+        assert_eq!(frontend.to_string(), xs.to_string(), "the wrapper adds nothing to say");
+        // Two levels: the drivers' configuration errors wrap the frontend's.
+        let vif = crate::netfront::ConfigError::from(xs);
+        let vbd = crate::blkfront::ConfigError::from(xs);
+        for config in [&vif as &dyn Error, &vbd] {
+            let cause = config.source().expect("a source");
+            assert_eq!(cause.downcast_ref::<FrontendError>(), Some(&frontend));
+            assert_eq!(cause.source().and_then(|e| e.downcast_ref::<XsError>()), Some(&xs));
+        }
+        let device = DeviceId { kind: DeviceKind::Vif, id: 0 };
+        assert!(FrontendError::MissingKey { device, key: "mac" }.source().is_none());
+        assert!(crate::netfront::ConfigError::NoRxCopy { device }.source().is_none());
     }
 
     #[test]

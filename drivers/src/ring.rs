@@ -186,6 +186,8 @@ impl fmt::Display for RingError {
     }
 }
 
+impl core::error::Error for RingError {}
+
 /// Our end of a shared ring (`struct __name##_front_ring`): the private producer index of requests not yet
 /// published, the consumer index of responses, and the published `req_prod` (only we write it, so we keep our own
 /// copy rather than read back what the backend could scribble over).

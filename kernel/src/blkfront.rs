@@ -86,6 +86,21 @@ impl fmt::Display for ConnectError {
     }
 }
 
+/// Display already says everything (it includes the wrapped error's message); `source` is there for code that
+/// inspects the cause (`downcast_ref`), not for printing a chain.
+impl core::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ConnectError::Frontend(e) => Some(e),
+            ConnectError::Config(e) => Some(e),
+            ConnectError::Xenstore(e) => Some(e),
+            ConnectError::Grant(e) => Some(e),
+            ConnectError::Evtchn(e) => Some(e),
+            ConnectError::Setting(_) | ConnectError::NoDisk => None,
+        }
+    }
+}
+
 /// Lists the vbds the toolstack gave us.
 pub fn enumerate() -> Result<Vec<DeviceInfo>, ConnectError> {
     xenstore::with(|xs| frontend::enumerate(xs, DeviceKind::Vbd)).map_err(ConnectError::Frontend)

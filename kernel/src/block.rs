@@ -49,10 +49,8 @@ pub fn disks() -> Result<&'static [Disk], ConnectError> {
             progress: AtomicU64::new(0),
             waiters: spin::Mutex::new(Vec::new()),
         });
-        if runtime::spawn(drive(shared.clone(), channel, dev.clone())).is_err() {
-            log::error!("vbd{}: no task slot to drive it; skipped", dev.id);
-            continue;
-        }
+        // Detached: the vbd's task runs for the domain's life.
+        runtime::spawn(drive(shared.clone(), channel, dev.clone()));
         disks.push(Disk(shared));
     }
     Ok(DISKS.call_once(|| disks))

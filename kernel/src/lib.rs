@@ -1,6 +1,6 @@
 //! Sirocco's runtime core and the API an application is written against: the run loop, tasks and timers
 //! (`runtime`), xenstore and `control/shutdown` (`xenstore`, `shutdown`), the network and block devices (`net`,
-//! `netfront`, `block`, `blkfront`), and [`Env`] / [`main!`]. It starts where the platform layer (`sirocco-boot`,
+//! `netfront`, `block`, `blkfront`), and [`Env`] / [`macro@main`]. It starts where the platform layer (`sirocco-boot`,
 //! `boot/`) hands over after the start of day of whichever mode booted (PV, PVH or HVM), and stands on its
 //! hypercalls, event channels, grant table and console. The logic it drives lives in `sirocco-kernel-logic`,
 //! `sirocco-drivers` and `sirocco-net`, tested on the host.
@@ -9,13 +9,14 @@
 //! ```ignore
 //! #![no_std]
 //! #![no_main]
-//! sirocco::main!(main);
-//! fn main(env: &sirocco::Env) {
+//! #[sirocco::main]
+//! async fn main(env: sirocco::Env) -> Result<(), sirocco::Error> {
 //!     sirocco::println!("hello from {}", env.xen);
+//!     Ok(())
 //! }
 //! ```
 //! Returning powers the domain off; returning `Err(e)` (any `Display`) logs it and crashes the domain; a panic
-//! prints its message and location and crashes the domain.
+//! prints its message and location and crashes the domain. A synchronous `fn main(env: &sirocco::Env)` works too.
 #![no_std]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -25,6 +26,7 @@ extern crate alloc;
 pub mod blkfront;
 pub mod block;
 pub mod boot_steps;
+mod error;
 /// Front-end device discovery and the xenbus state machine (logic in `sirocco-drivers`).
 pub use sirocco_drivers::frontend;
 pub mod net;
@@ -37,8 +39,9 @@ pub mod xenstore;
 
 use core::fmt;
 
+pub use error::{Error, ErrorContext};
 pub use log;
-pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant, SpawnError};
+pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant, JoinError, JoinHandle};
 pub use sirocco_boot::{
     boot_mode, heap_stats, page_pool_free, print, println, uptime, BootMode, Exit, HeapStats, MemoryInfo, XenVersion,
 };
@@ -47,6 +50,8 @@ pub use sirocco_boot::{
 pub use sirocco_boot::{console, evtchn, grant, profile, ring};
 pub use sirocco_boot_logic::cmdline::{Arg, Cmdline};
 pub use sirocco_kernel_logic::future::{select, Either};
+/// Declares the application's entry point (see the crate docs): `#[sirocco::main] async fn main(env: Env)`.
+pub use sirocco_macros::main;
 
 static CMDLINE: spin::Once<Cmdline<'static>> = spin::Once::new();
 
@@ -56,7 +61,8 @@ pub(crate) fn cmdline() -> Cmdline<'static> {
     CMDLINE.get().copied().unwrap_or_else(|| Cmdline::parse("").expect("the empty command line parses"))
 }
 
-/// What the application is given at start.
+/// What the application is given at start (an async `main` gets its own copy).
+#[derive(Clone, Copy, Debug)]
 pub struct Env {
     /// The guest command line (`extra = "..."` in the xl config).
     pub cmdline: Cmdline<'static>,
@@ -108,20 +114,6 @@ impl<E: fmt::Display> Termination for Result<Exit, E> {
             }
         }
     }
-}
-
-/// Declares the application's entry point: `sirocco::main!(main)` with `fn main(env: &Env) -> impl Termination`.
-#[macro_export]
-macro_rules! main {
-    ($f:path) => {
-        #[no_mangle]
-        pub fn __sirocco_app_main(env: &$crate::Env) -> $crate::Exit {
-            // Called through an opaque pointer, so the app's main keeps a frame of its own (and its name in a
-            // backtrace) instead of being inlined here.
-            let main = ::core::hint::black_box($f as fn(&$crate::Env) -> _);
-            $crate::Termination::report(main(env))
-        }
-    };
 }
 
 /// Ends the domain: a poweroff becomes the reboot the toolstack asked for (`control/shutdown`), the console is

@@ -22,6 +22,8 @@ use sirocco_drivers::netfront::{self as nf, Features};
 use sirocco_net::{NetConfig, Stack};
 
 pub use crate::netfront::VifCounters;
+/// HTTP/1.1 request parsing and response writing over these sockets (what `httpd` and `kv` serve with).
+pub use sirocco_net::http;
 pub use sirocco_net::{IpCidr, Ipv4Cidr, NetError, NetStats, SocketOptions, TcpState};
 
 /// A vif's network stack, shared by its sockets.
@@ -67,6 +69,18 @@ impl fmt::Display for UpError {
     }
 }
 
+/// Display already says everything (it includes the wrapped error's message); `source` is there for code that
+/// inspects the cause (`downcast_ref`), not for printing a chain.
+impl core::error::Error for UpError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            UpError::Vif { error, .. } | UpError::Enumerate(error) => Some(&**error),
+            UpError::Stack(e) => Some(e),
+            UpError::Config(_) | UpError::NoVif => None,
+        }
+    }
+}
+
 fn config_for(index: usize) -> Result<NetConfig, String> {
     let cmdline = crate::cmdline();
     let suffix = if index == 0 { String::new() } else { format!("{index}") };
@@ -105,8 +119,8 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
         stack.set_socket_options(SocketOptions { tcp_memory_limit: Some(tcp_memory), ..stack.socket_options() });
         let net = Net::new(stack);
         let driver = net.clone();
-        runtime::spawn(drive(driver, channels, dev.clone()))
-            .map_err(|_| UpError::Config("no task slot for the network".into()))?;
+        // Detached: the vif's task runs for the domain's life.
+        runtime::spawn(drive(driver, channels, dev.clone()));
         nets.push(net);
     }
     Ok(NETS.call_once(|| nets))

@@ -79,6 +79,20 @@ impl fmt::Display for VifError {
     }
 }
 
+/// Display already says everything (it includes the wrapped error's message); `source` is there for code that
+/// inspects the cause (`downcast_ref`), not for printing a chain.
+impl core::error::Error for VifError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(match self {
+            VifError::Frontend(e) => e,
+            VifError::Config(e) => e,
+            VifError::Xenstore(e) => e,
+            VifError::Grant(e) => e,
+            VifError::Evtchn(e) => e,
+        })
+    }
+}
+
 fn grant(domid: u16, page: Page, readonly: bool) -> Result<Grant, VifError> {
     Grant::new(domid, page, readonly).map_err(|(_, e)| VifError::Grant(e))
 }

@@ -1,54 +1,39 @@
 //! The run loop and the async API apps use: `block_on`, `spawn`, timers, and sleeping in the hypervisor.
 //!
-//! The loop polls ready tasks (embassy-executor's raw executor), dispatches pending event channels, expires timers, and when nothing is ready
-//! blocks the vCPU with `SCHEDOP_poll` on every bound port, having programmed the earliest timer with
-//! `set_timer_op` (VIRQ_TIMER is one of the polled ports). `SCHEDOP_poll` rather than `SCHEDOP_block`: poll waits
-//! with event upcalls masked, so Sirocco needs no asynchronous callback entry point, no interrupt-safe data
-//! structures and no re-entrancy at all; its limits (128 ports per call, one vCPU) fit a unikernel.
+//! The loop polls ready tasks (heap-allocated async-task tasks on the run queue of `sirocco_kernel_logic::task`),
+//! dispatches pending event channels, expires timers, and when nothing is ready blocks the vCPU with
+//! `SCHEDOP_poll` on every bound port, having programmed the earliest timer with `set_timer_op` (VIRQ_TIMER is
+//! one of the polled ports). `SCHEDOP_poll` rather than `SCHEDOP_block`: poll waits with event upcalls masked, so
+//! Sirocco needs no asynchronous callback entry point, no interrupt-safe data structures and no re-entrancy at
+//! all; its limits (128 ports per call, one vCPU) fit a unikernel.
 
 use crate::evtchn::{self, EventChannel};
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::task::Wake;
-use core::fmt;
 use core::future::{poll_fn, Future};
-use core::pin::{pin, Pin};
+use core::pin::pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
-use embassy_executor::raw;
 use sirocco_boot::{hypercall, xen};
 pub(crate) use sirocco_kernel_logic::future::select;
+use sirocco_kernel_logic::task::Executor;
+pub use sirocco_kernel_logic::task::{JoinError, JoinHandle, TaskCounts};
 use sirocco_kernel_logic::timer::{TimerId, TimerQueue};
 
-/// The executor is embassy-executor's raw executor (chosen over our own on measurements: docs/executor.md).
-/// It tells us it has work through `__pender`; we poll it from the loop below and never from anywhere else.
-struct Tasks(raw::Executor);
-
-// SAFETY: Sirocco runs on one vCPU with no asynchronous callbacks, so the executor is only ever touched from the
-// run loop's thread of execution; `RUNNING` below also rules out re-entrant polls.
-unsafe impl Sync for Tasks {}
-// SAFETY: as for Sync: there is one thread of execution, so the executor never actually crosses threads.
-unsafe impl Send for Tasks {}
-
-static TASKS: spin::Once<&'static Tasks> = spin::Once::new();
-/// Set by embassy when a task became ready; the loop polls the executor while it is set.
+/// The tasks: each one heap-allocated by async-task, queued here when woken (why async-task: docs/executor.md).
+/// It tells us it has work through `pender`; we run it from the loop below and never from anywhere else. All of it
+/// is safe code: Sirocco's one vCPU with upcalls masked means every wake happens synchronously inside the loop
+/// (event dispatch, timer expiry, another task), so the queue's lock is never contended.
+static TASKS: Executor = Executor::new(pender);
+/// Set by `pender` when a task was queued; the loop runs the queued tasks while it is set.
 static PENDING: AtomicBool = AtomicBool::new(false);
-/// True while `block_on` runs: a nested call would poll the executor re-entrantly.
+/// True while `block_on` runs: a nested call would run the tasks re-entrantly, from inside one of them.
 static RUNNING: AtomicBool = AtomicBool::new(false);
 
-#[export_name = "__pender"]
-fn pender(_context: *mut ()) {
+/// The executor's hook: called each time a task is queued (spawned or woken).
+fn pender() {
     PENDING.store(true, Ordering::Release);
-}
-
-/// How many tasks may be alive at once (embassy's task pool is static; each slot costs ~72 bytes).
-pub const MAX_TASKS: usize = 64;
-
-/// One embassy task that runs any boxed future, so `spawn` takes plain futures.
-#[embassy_executor::task(pool_size = MAX_TASKS)]
-async fn boxed(f: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
-    f.await
 }
 
 pub(crate) static TIMERS: spin::Mutex<TimerQueue> = spin::Mutex::new(TimerQueue::new());
@@ -57,9 +42,8 @@ static TIMER_PORT: spin::Once<EventChannel> = spin::Once::new();
 /// true if it has more to do at once (the loop then goes round again instead of sleeping).
 pub(crate) static SERVICE_HOOK: spin::Once<fn() -> bool> = spin::Once::new();
 
-/// Sets up the executor and binds VIRQ_TIMER. Called once at boot.
+/// Binds VIRQ_TIMER. Called once at boot.
 pub(crate) fn init() {
-    TASKS.call_once(|| Box::leak(Box::new(Tasks(raw::Executor::new(core::ptr::null_mut())))));
     match EventChannel::bind_virq(sirocco_boot::evtchn::VIRQ_TIMER) {
         Ok(ch) => {
             TIMER_PORT.call_once(|| ch);
@@ -73,22 +57,18 @@ pub(crate) fn now_ns() -> u64 {
     xen::system_time_ns().unwrap_or(0)
 }
 
-/// Every task slot is in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SpawnError;
-
-impl fmt::Display for SpawnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot spawn: all {MAX_TASKS} task slots are in use")
-    }
+/// Runs `task` concurrently with the caller of [`block_on`] (started on the loop's next round). The task is
+/// allocated on the heap: there is no limit on how many run at once but memory, and spawning never fails.
+///
+/// The [`JoinHandle`] gives the task's output when awaited, and can abort it; **dropping it detaches the task**,
+/// which runs on (see [`JoinHandle`]). A task that panics ends the domain (panic = abort: nothing unwinds).
+pub fn spawn<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static) -> JoinHandle<T> {
+    TASKS.spawn(task)
 }
 
-/// Runs `task` concurrently with the caller of [`block_on`] (started on the loop's next round).
-pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Result<(), SpawnError> {
-    let tasks = TASKS.get().expect("runtime started at boot");
-    let token = boxed(Box::pin(task)).map_err(|_| SpawnError)?;
-    tasks.0.spawner().spawn(token);
-    Ok(())
+/// How many tasks are alive now, and how many were spawned since boot.
+pub fn task_counts() -> TaskCounts {
+    TASKS.counts()
 }
 
 struct Flag(AtomicBool);
@@ -102,7 +82,6 @@ impl Wake for Flag {
 /// whenever nothing is ready. Not to be called from inside a task.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     assert!(!RUNNING.swap(true, Ordering::SeqCst), "block_on called from inside a task");
-    let tasks = TASKS.get().expect("runtime started at boot");
     let mut fut = pin!(fut);
     let flag = Arc::new(Flag(AtomicBool::new(true)));
     let waker = flag.clone().into();
@@ -116,8 +95,8 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             }
         }
         if PENDING.swap(false, Ordering::AcqRel) {
-            // SAFETY: poll is not re-entrant here (RUNNING) and runs on the only vCPU (see `Tasks`).
-            unsafe { tasks.0.poll() };
+            // Runs what was queued when it started; a task queued meanwhile has raised PENDING again.
+            TASKS.run_ready();
         }
         evtchn::dispatch();
         let service_more = SERVICE_HOOK.get().is_some_and(|hook| hook());

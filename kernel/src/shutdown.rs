@@ -2,8 +2,9 @@
 //!
 //! An app that wants to stop cleanly awaits [`requested`] (typically in a `select` with its work) and returns
 //! `request.exit()` from `main`. If no task is waiting when a request arrives (none ever asked, or every
-//! [`requested`] future was dropped), the runtime stops the domain at once with the requested reason. The
-//! bookkeeping is `sirocco_drivers::control::ShutdownWaiters`, tested on the host.
+//! [`requested`] future was dropped), the runtime stops the domain at once with the requested reason; so it does
+//! when the request woke waiters that were all dropped before one took it (a `select` whose other branch won in
+//! the same round): a request is never lost. The bookkeeping is `sirocco_drivers::control::ShutdownWaiters`, tested on the host.
 
 use crate::xenstore::Request;
 use crate::Exit;
@@ -47,6 +48,10 @@ struct Global;
 impl WaitersCell<Shutdown> for Global {
     fn with<R>(&self, f: impl FnOnce(&mut ShutdownWaiters<Shutdown>) -> R) -> R {
         f(&mut STATE.lock())
+    }
+    fn unhandled(&self, s: Shutdown) {
+        log::info!("{s} requested by the toolstack; the tasks waiting for it are gone, stopping now");
+        crate::exit(s.exit());
     }
 }
 

@@ -328,7 +328,7 @@ impl Watch {
 
 impl Drop for Watch {
     /// Stops routing the watch's events at once; the `XS_UNWATCH` itself runs as a task of its own (the run loop
-    /// runs it at its next round: dropping never blocks the vCPU), or, with every task slot taken, blocking.
+    /// runs it at its next round: dropping never blocks the vCPU).
     fn drop(&mut self) {
         WATCHES.lock().remove(&self.token);
         let (path, token) = (self.path.clone(), self.token.clone());
@@ -337,12 +337,8 @@ impl Drop for Watch {
                 log::warn!("xenstore: unwatch {path}: {e}");
             }
         };
-        if runtime::spawn(unwatch).is_err() {
-            log::warn!("xenstore: no task slot for the unwatch of {}; unwatching blocking", self.path);
-            if let Err(e) = with(|c| c.unwatch(&self.path, &self.token)) {
-                log::warn!("xenstore: unwatch {}: {e}", self.path);
-            }
-        }
+        // The handle is dropped: the task runs on, detached.
+        runtime::spawn(unwatch);
     }
 }
 
@@ -446,25 +442,8 @@ fn control_changed() {
         }
         CONTROL_TASK.store(false, Ordering::SeqCst);
     };
-    if runtime::spawn(task).is_err() {
-        CONTROL_TASK.store(false, Ordering::SeqCst);
-        CONTROL_AGAIN.store(false, Ordering::SeqCst);
-        log::warn!("control/shutdown: no task slot to read it; reading it blocking");
-        let read = with(|c| {
-            let req = control::read_request(c)?;
-            if let Some(req) = req {
-                if let Err(e) = control::acknowledge(c) {
-                    log::warn!("control: acknowledging {req}: {e}");
-                }
-            }
-            Ok::<_, control::ControlError>(req)
-        });
-        match read {
-            Ok(Some(req)) => crate::shutdown::deliver(req),
-            Ok(None) => {}
-            Err(e) => log::warn!("control/shutdown: {e}"),
-        }
-    }
+    // The handle is dropped: the task runs on, detached.
+    runtime::spawn(task);
 }
 
 /// Reads `control/shutdown` (`control::read_request`, through the run loop), acknowledges a request by clearing

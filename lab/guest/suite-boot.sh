@@ -19,6 +19,16 @@ check standalone-greets "the out-of-tree app ran" \
     sh -c "grep -q 'standalone: built outside the Sirocco workspace, booted as' '$GUEST_LOG' && grep -q 'standalone: hello, lab!' '$GUEST_LOG'"
 check standalone-poweroff "ended with poweroff (got $GUEST_REASON)" ended poweroff
 
+# The README's tutorial app: made by `sirocco new` in a temporary directory, built and checked by the CLI
+# (tools/tutorial.sh, in `make build-all`), booted with the xl config the CLI wrote (its kernel line pointed at the
+# image by lab.py, as `sirocco run` does).
+expect tutorial-config tutorial-greets tutorial-poweroff
+check tutorial-config "the app's own xl config came with it" grep -q '^extra = "log=info greet=world"' xl-configs/hello-xen.cfg
+boot_guest hello-xen 120 xl-configs/hello-xen.cfg
+check tutorial-greets "the new app ran with its config's command line, and its task answered" \
+    sh -c "grep -q 'hello-xen: hello from a Sirocco unikernel, booted as' '$GUEST_LOG' && grep -q 'hello-xen: hello, world!' '$GUEST_LOG' && grep -q 'hello-xen: a task answered 42' '$GUEST_LOG'"
+check tutorial-poweroff "ended with poweroff (got $GUEST_REASON)" ended poweroff
+
 for mem in 32 256; do
     boot_guest memtest-$mem 600 xl-configs/memtest.cfg "memory=$mem"
     check memtest-$mem "memtest at memory=$mem: >= 85% allocated and verified" console_has "memtest: PASS"

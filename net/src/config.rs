@@ -133,6 +133,8 @@ impl fmt::Display for ConfigError<'_> {
     }
 }
 
+impl core::error::Error for ConfigError<'_> {}
+
 impl NetConfig {
     /// Reads `ip=`, `gw=`, `ip6=`, `gw6=`, `slaac=`, `tso=` and `lro=` through `get` (e.g. `|k| cmdline.get(k)`).
     pub fn from_lookup<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<NetConfig, ConfigError<'a>> {

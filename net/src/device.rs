@@ -85,6 +85,8 @@ impl fmt::Display for TxFull {
     }
 }
 
+impl core::error::Error for TxFull {}
+
 /// Frame and byte counters kept by the adapter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceCounters {

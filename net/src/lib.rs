@@ -8,6 +8,8 @@
 //! - [`Stack`]: interface, sockets, DHCPv4 client, SLAAC; [`Stack::poll`] moves frames.
 //! - [`NetHandle`]: the shared stack (`Arc<spin::Mutex<Stack>>`) that sockets hold, plus the poll request.
 //! - [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`Pinger`]: async sockets whose futures are `Send`.
+//!   `TcpStream` implements embedded-io-async's `Read`, `Write`, `ReadReady` and `WriteReady`, `UdpSocket`
+//!   embedded-nal-async's `UnconnectedUdp`; their error is [`NetError`].
 //!
 //! # Driving it from a runtime
 //! One task owns the polling:
@@ -111,6 +113,31 @@ impl fmt::Display for NetError {
 
 impl core::error::Error for NetError {}
 
+/// The closest [`embedded_io_async::ErrorKind`], for protocol code written against the embedded-io traits
+/// ([`TcpStream`] implements them with this error). embedded-io 0.6 has no kind for an unreachable network:
+/// [`NetError::NoRoute`] is `Other`.
+impl embedded_io_async::Error for NetError {
+    fn kind(&self) -> embedded_io_async::ErrorKind {
+        use embedded_io_async::ErrorKind;
+        match self {
+            NetError::Reset => ErrorKind::ConnectionReset,
+            NetError::Refused => ErrorKind::ConnectionRefused,
+            NetError::TimedOut => ErrorKind::TimedOut,
+            // The stack ended the connection itself: its address is gone (Linux says ECONNABORTED).
+            NetError::AddressLost => ErrorKind::ConnectionAborted,
+            NetError::NoRoute => ErrorKind::Other,
+            NetError::InvalidAddress | NetError::TooLarge => ErrorKind::InvalidInput,
+            NetError::AddressInUse => ErrorKind::AddrInUse,
+            // Linux answers a connect with no ephemeral port left EADDRNOTAVAIL.
+            NetError::PortsExhausted => ErrorKind::AddrNotAvailable,
+            // Writing after `close`, anything after `abort`: the connection no longer carries this operation.
+            NetError::InvalidState => ErrorKind::NotConnected,
+            NetError::InvalidMac => ErrorKind::InvalidData,
+            NetError::NoMemory => ErrorKind::OutOfMemory,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +148,19 @@ mod tests {
         assert_eq!(NetError::Reset.to_string(), "connection reset by peer");
         assert_eq!(NetError::TimedOut.to_string(), "connection timed out");
         assert_eq!(TxFull.to_string(), "transmit queue full");
+    }
+
+    #[test]
+    fn errors_map_to_embedded_io_kinds() {
+        use embedded_io_async::{Error, ErrorKind};
+        assert_eq!(NetError::Reset.kind(), ErrorKind::ConnectionReset);
+        assert_eq!(NetError::Refused.kind(), ErrorKind::ConnectionRefused);
+        assert_eq!(NetError::TimedOut.kind(), ErrorKind::TimedOut);
+        assert_eq!(NetError::AddressLost.kind(), ErrorKind::ConnectionAborted);
+        assert_eq!(NetError::InvalidState.kind(), ErrorKind::NotConnected);
+        assert_eq!(NetError::AddressInUse.kind(), ErrorKind::AddrInUse);
+        assert_eq!(NetError::PortsExhausted.kind(), ErrorKind::AddrNotAvailable);
+        assert_eq!(NetError::NoMemory.kind(), ErrorKind::OutOfMemory);
+        assert_eq!(NetError::TooLarge.kind(), ErrorKind::InvalidInput);
     }
 }

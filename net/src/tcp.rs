@@ -170,6 +170,49 @@ impl<D: NetDevice> Drop for TcpStream<D> {
     }
 }
 
+/// The embedded-io traits, so no_std protocol code written against `embedded_io_async::{Read, Write}` runs on a
+/// connection. Every operation fails with [`NetError`], whose `kind()` is the nearest `ErrorKind`.
+impl<D: NetDevice> embedded_io_async::ErrorType for TcpStream<D> {
+    type Error = NetError;
+}
+
+/// [`TcpStream::read`]: waits for at least one byte; `Ok(0)` at end of stream (the peer closed its side), or at
+/// once for an empty `buf`. Cancel-safe: bytes leave the receive buffer only in the poll that returns them.
+impl<D: NetDevice> embedded_io_async::Read for TcpStream<D> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        TcpStream::read(self, buf).await
+    }
+}
+
+/// [`TcpStream::write`]: waits for room in the send buffer, then queues at least one byte (never `Ok(0)` for a
+/// non-empty `buf`: a connection that can no longer send fails instead). Cancel-safe as `read`. `flush` is
+/// [`TcpStream::flush`]: it waits until the peer has acknowledged everything written.
+impl<D: NetDevice> embedded_io_async::Write for TcpStream<D> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        TcpStream::write(self, buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), NetError> {
+        TcpStream::flush(self).await
+    }
+}
+
+/// True when a `read` would not wait: bytes are buffered, or the receive half is over (end of stream, or an
+/// error that `read` then returns).
+impl<D: NetDevice> embedded_io_async::ReadReady for TcpStream<D> {
+    fn read_ready(&mut self) -> Result<bool, NetError> {
+        Ok(self.net.lock().tcp_read_ready(self.handle))
+    }
+}
+
+/// True when a `write` would not wait: the send buffer has room, or the connection can no longer send (and
+/// `write` then fails at once).
+impl<D: NetDevice> embedded_io_async::WriteReady for TcpStream<D> {
+    fn write_ready(&mut self) -> Result<bool, NetError> {
+        Ok(self.net.lock().tcp_write_ready(self.handle))
+    }
+}
+
 impl<D: NetDevice> Stack<D> {
     fn socket(&mut self, h: SocketHandle) -> (&mut tcp::Socket<'static>, &mut TcpRecord) {
         let rec = self.tcp.get_mut(&h).expect("TCP socket without a record");
@@ -265,6 +308,20 @@ impl<D: NetDevice> Stack<D> {
                 None => Ok(0),
             }),
         }
+    }
+
+    /// Whether [`Stack::tcp_read`] would return at once.
+    pub(crate) fn tcp_read_ready(&mut self, h: SocketHandle) -> bool {
+        let (s, _) = self.socket(h);
+        // Without `may_recv`, `recv_slice` fails at once (Finished or InvalidState).
+        s.can_recv() || !s.may_recv()
+    }
+
+    /// Whether [`Stack::tcp_write`] would return at once.
+    pub(crate) fn tcp_write_ready(&mut self, h: SocketHandle) -> bool {
+        let (s, rec) = self.socket(h);
+        // Without `may_send`, `send_slice` fails at once (InvalidState).
+        rec.error.is_some() || !s.may_send() || s.send_queue() < s.send_capacity()
     }
 
     pub(crate) fn tcp_write(&mut self, h: SocketHandle, buf: &[u8], waker: &Waker) -> Poll<Result<usize, NetError>> {

@@ -23,8 +23,7 @@ extern crate alloc;
 
 use core::hint::black_box;
 
-sirocco::main!(main);
-
+#[sirocco::main]
 fn main(env: &sirocco::Env) {
     let fault = env.cmdline.get("fault").unwrap_or("panic");
     sirocco::println!("crash: fault={fault}, on purpose");
@@ -34,8 +33,7 @@ fn main(env: &sirocco::Env) {
             sirocco::spawn(async {
                 sirocco::sleep(core::time::Duration::from_millis(1)).await;
                 panic_in_task(black_box(7));
-            })
-            .unwrap_or_else(|e| panic!("{e}"));
+            });
             sirocco::block_on(sirocco::sleep(core::time::Duration::from_secs(5)));
         }
         "null" => read_null(),

@@ -9,9 +9,7 @@ extern crate alloc;
 
 use alloc::vec;
 use sirocco::net::{self, TcpListener, TcpStream, UdpSocket};
-use sirocco::Either;
-
-sirocco::main!(main);
+use sirocco::{Either, ErrorContext};
 
 async fn echo_tcp(mut s: TcpStream) {
     let peer = s.peer_addr();
@@ -64,14 +62,11 @@ async fn serve_port(net: net::Net, port: u16, kind: u8) {
     };
     loop {
         let s = listener.accept().await;
-        let spawned = match kind {
+        match kind {
             0 => sirocco::spawn(discard(s)),
             1 => sirocco::spawn(source(s)),
             _ => sirocco::spawn(systat(s)),
         };
-        if let Err(e) = spawned {
-            sirocco::log::warn!("echo: refusing a connection on port {port}: {e}");
-        }
     }
 }
 
@@ -89,7 +84,8 @@ async fn echo_udp(mut s: UdpSocket) {
     }
 }
 
-fn main(env: &sirocco::Env) -> Result<sirocco::Exit, net::UpError> {
+#[sirocco::main]
+fn main(env: &sirocco::Env) -> Result<sirocco::Exit, sirocco::Error> {
     let net = net::default()?;
     // `tcpbuf=BYTES`: TCP buffers (and so the window) per connection, for throughput experiments.
     if let Some(bytes) = env.cmdline.get("tcpbuf").and_then(|v| v.parse::<usize>().ok()) {
@@ -99,19 +95,17 @@ fn main(env: &sirocco::Env) -> Result<sirocco::Exit, net::UpError> {
     }
     sirocco::block_on(async move {
         let addr = net.wait_ipv4().await;
-        let udp = UdpSocket::bind(&net, 7).unwrap_or_else(|e| panic!("udp port 7: {e}"));
-        sirocco::spawn(echo_udp(udp)).unwrap_or_else(|e| panic!("{e}"));
-        sirocco::spawn(serve_port(net.clone(), 9, 0)).unwrap_or_else(|e| panic!("{e}"));
-        sirocco::spawn(serve_port(net.clone(), 19, 1)).unwrap_or_else(|e| panic!("{e}"));
-        sirocco::spawn(serve_port(net.clone(), 11, 2)).unwrap_or_else(|e| panic!("{e}"));
-        let mut listener = TcpListener::bind(&net, 7, 8).unwrap_or_else(|e| panic!("tcp port 7: {e}"));
+        let udp = UdpSocket::bind(&net, 7).context("binding UDP port 7")?;
+        sirocco::spawn(echo_udp(udp));
+        sirocco::spawn(serve_port(net.clone(), 9, 0));
+        sirocco::spawn(serve_port(net.clone(), 19, 1));
+        sirocco::spawn(serve_port(net.clone(), 11, 2));
+        let mut listener = TcpListener::bind(&net, 7, 8).context("listening on TCP port 7")?;
         sirocco::println!("echo: listening on {addr} port 7 (TCP and UDP), discard on 9, zero source on 19");
         loop {
             match sirocco::select(listener.accept(), sirocco::shutdown::requested()).await {
                 Either::Left(stream) => {
-                    if let Err(e) = sirocco::spawn(echo_tcp(stream)) {
-                        sirocco::log::warn!("echo: refusing a connection: {e}");
-                    }
+                    sirocco::spawn(echo_tcp(stream));
                 }
                 Either::Right(request) => return Ok(request.exit()),
             }

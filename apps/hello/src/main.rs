@@ -2,10 +2,9 @@
 #![no_std]
 #![no_main]
 
-sirocco::main!(main);
-
 const MIB: f64 = 1024.0 * 1024.0;
 
+#[sirocco::main]
 fn main(env: &sirocco::Env) {
     let m = &env.memory;
     sirocco::println!(

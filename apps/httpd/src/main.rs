@@ -13,10 +13,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
+use sirocco::net::http;
 use sirocco::net::{self, Net, TcpListener, TcpStream};
-use sirocco_net::http;
-
-sirocco::main!(main);
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static BAD_REQUESTS: AtomicU64 = AtomicU64::new(0);
@@ -104,27 +102,23 @@ async fn listen(net: Net, port: u16) {
     sirocco::boot_steps::step("listen");
     loop {
         let stream = listener.accept().await;
-        if let Err(e) = sirocco::spawn(serve(stream)) {
-            sirocco::log::warn!("httpd: refusing a connection: {e}");
-        }
+        // One task per connection, detached: none is refused for want of a task.
+        sirocco::spawn(serve(stream));
     }
 }
 
-fn main(env: &sirocco::Env) -> Result<sirocco::Exit, net::UpError> {
+#[sirocco::main]
+async fn main(env: sirocco::Env) -> Result<sirocco::Exit, sirocco::Error> {
     let port: u16 = env.cmdline.get("port").and_then(|p| p.parse().ok()).unwrap_or(80);
     BUDGET.set_limit(sirocco::heap_stats().free / 2);
     let nets = net::interfaces()?;
     if nets.is_empty() {
-        return Err(net::UpError::NoVif);
+        return Err(net::UpError::NoVif.into());
     }
-    sirocco::block_on(async move {
-        for (i, n) in nets.iter().enumerate() {
-            let addr = n.wait_ipv4().await;
-            sirocco::println!("httpd: vif{i} listening on http://{}:{port}/", addr.address());
-            if sirocco::spawn(listen(n.clone(), port)).is_err() {
-                sirocco::log::error!("httpd: no task slot for vif{i}");
-            }
-        }
-        Ok(sirocco::shutdown::requested().await.exit())
-    })
+    for (i, n) in nets.iter().enumerate() {
+        let addr = n.wait_ipv4().await;
+        sirocco::println!("httpd: vif{i} listening on http://{}:{port}/", addr.address());
+        sirocco::spawn(listen(n.clone(), port));
+    }
+    Ok(sirocco::shutdown::requested().await.exit())
 }

@@ -25,12 +25,10 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 use sirocco::block::{self, ErrorKind};
+use sirocco::net::http;
 use sirocco::net::{self, TcpListener, TcpStream};
 use sirocco::sync::{Channel, Signal};
-use sirocco_net::http;
 use sirocco_store::{Batch, DiskError, DiskErrorKind, DiskOp, Error, FormatOptions, Store};
-
-sirocco::main!(main);
 
 /// The vbd as the store's disk.
 struct XenDisk(block::Disk);
@@ -291,6 +289,7 @@ impl core::fmt::Display for StartError {
     }
 }
 
+#[sirocco::main]
 fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
     BUDGET.set_limit(sirocco::heap_stats().free / 4);
     let disk = block::default().map_err(StartError::Disk)?;
@@ -306,15 +305,13 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
             s.log_capacity,
             s.recovery
         );
-        sirocco::spawn(serve_store(store, disk)).map_err(|_| StartError::Net(net::UpError::NoVif))?;
+        sirocco::spawn(serve_store(store, disk));
         let addr = net.wait_ipv4().await;
         let mut listener = TcpListener::bind(&net, 80, 16).map_err(|e| StartError::Net(net::UpError::Stack(e)))?;
         sirocco::println!("kv: serving http://{}/kv/<key>", addr.address());
         loop {
             let stream = listener.accept().await;
-            if let Err(e) = sirocco::spawn(serve(stream)) {
-                sirocco::log::warn!("kv: refusing a connection: {e}");
-            }
+            sirocco::spawn(serve(stream));
         }
     })
 }

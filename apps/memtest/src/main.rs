@@ -10,8 +10,6 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 
-sirocco::main!(main);
-
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// A memtest failure.
@@ -51,6 +49,7 @@ fn arg(env: &sirocco::Env, key: &str, default: u64, what: &'static str) -> Resul
     env.cmdline.get(key).map_or(Ok(default), |v| v.parse().map_err(|_| Failure::BadArg(what)))
 }
 
+#[sirocco::main]
 fn main(env: &sirocco::Env) -> Result<(), Failure> {
     let rounds = arg(env, "rounds", 3, "rounds= must be a number")? as u32;
     let max_chunk_words = (arg(env, "chunk_kib", 1024, "chunk_kib= must be a number")? as usize * 1024 / 8).max(512);

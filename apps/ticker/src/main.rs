@@ -6,8 +6,6 @@
 use core::time::Duration;
 use sirocco::{Either, Instant};
 
-sirocco::main!(main);
-
 /// (year, month, day, hour, minute, second) in UTC from seconds since the epoch (Howard Hinnant's civil_from_days).
 fn utc(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
     let days = (secs / 86_400) as i64;
@@ -24,6 +22,7 @@ fn utc(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
     (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
 }
 
+#[sirocco::main]
 fn main(_env: &sirocco::Env) -> sirocco::Exit {
     sirocco::block_on(async {
         let start = Instant::now();

@@ -17,8 +17,6 @@ use sirocco::grant::{Grant, Page};
 use sirocco::xenstore::{self, Watch};
 use sirocco::Either;
 
-sirocco::main!(main);
-
 /// What can stop the probe.
 enum Error {
     Xenstore(xenstore::XsError),
@@ -45,6 +43,7 @@ impl core::fmt::Display for Error {
 
 const SECOND: u64 = 1_000_000_000;
 
+#[sirocco::main]
 fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, Error> {
     let domid = xenstore::read("domid")?;
     let name = xenstore::read("name")?;
@@ -89,7 +88,7 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, Error> {
             }
         }
     };
-    sirocco::spawn(answer_events).unwrap_or_else(|e| panic!("{e}"));
+    sirocco::spawn(answer_events);
 
     let mut cmds = Watch::new("data/cmd")?;
     xenstore::write("data/probe", "ok")?;

@@ -41,6 +41,8 @@ impl fmt::Display for CmdlineError {
     }
 }
 
+impl core::error::Error for CmdlineError {}
+
 /// One word of the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arg<'a> {

@@ -255,6 +255,17 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Display already says everything (it includes the wrapped error's message); `source` is there for code that
+/// inspects the cause (`downcast_ref`), not for printing a chain.
+impl core::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ConfigError::Frontend(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Reads the backend's transport parameters. Call once it is in InitWait.
 pub fn read_backend_params<R: XsRing, P: XsPlatform>(
     xs: &mut Xenstore<R, P>,

@@ -269,6 +269,8 @@ impl fmt::Display for BlkError {
     }
 }
 
+impl core::error::Error for BlkError {}
+
 /// What was wrong with a response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {

@@ -143,6 +143,8 @@ impl fmt::Display for GrantError {
     }
 }
 
+impl core::error::Error for GrantError {}
+
 /// What Xen's flags say the peer is doing with a granted page.
 fn peer_activity(flags: u16) -> &'static str {
     match (flags & GTF_READING != 0, flags & abi::GTF_WRITING != 0) {

@@ -176,6 +176,17 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Display already says everything (it includes the wrapped error's message); `source` is there for code that
+/// inspects the cause (`downcast_ref`), not for printing a chain.
+impl core::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ConfigError::Frontend(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Reads our `mac` and `mtu` and the backend's features. Call once the backend is in InitWait (its features are
 /// written by then).
 pub fn read_config<R: XsRing, P: XsPlatform>(

@@ -61,6 +61,8 @@ impl fmt::Display for CsumError {
     }
 }
 
+impl core::error::Error for CsumError {}
+
 /// Where the transport segment is and what its pseudo-header sums to.
 struct Segment {
     transport: Transport,

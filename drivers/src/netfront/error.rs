@@ -194,6 +194,8 @@ impl fmt::Display for TxError {
     }
 }
 
+impl core::error::Error for TxError {}
+
 /// Packets and faults, since the device was created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {

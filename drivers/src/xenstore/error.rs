@@ -299,3 +299,5 @@ impl fmt::Display for XsError {
         }
     }
 }
+
+impl core::error::Error for XsError {}

@@ -3,8 +3,7 @@
 #![no_std]
 #![no_main]
 
-sirocco::main!(main);
-
+#[sirocco::main]
 fn main(env: &sirocco::Env) {
     sirocco::println!("standalone: built outside the Sirocco workspace, booted as {} on Xen {}", env.mode, env.xen);
     if let Some(name) = env.cmdline.get("greet") {

@@ -1,5 +1,6 @@
 //! The runtime core's logic, free of `unsafe` and of any hypervisor access, so every edge case is tested on the
-//! host: the timer queue and the small futures the run loop and apps combine. The runtime (`kernel/`, crate `sirocco`) drives them with Xen's clock and events.
+//! host: the timer queue, the tasks and their run queue, and the small futures the run loop and apps combine. The
+//! runtime (`kernel/`, crate `sirocco`) drives them with Xen's clock and events.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -7,4 +8,5 @@
 extern crate alloc;
 
 pub mod future;
+pub mod task;
 pub mod timer;

@@ -1,5 +1,5 @@
-//! The symbol table the build embeds in each image (`tools/xbuild.sh` runs `sirocco-symtab` on the linked image and
-//! puts the result in its `.sirocco_syms` section), so a crash report names the function of every address in the
+//! The symbol table the build embeds in each image (`sirocco build` makes it with `sirocco_imgcheck::symtab` from
+//! the linked image and puts it in its `.sirocco_syms` section), so a crash report names the function of every address in the
 //! guest itself. Line numbers need the debug info, which stays on the host (`tools/symbolize`).
 //!
 //! Format (little-endian): a 24-byte header (`SIRSYMS1`, the entry count, the length of the names, the end of the
