@@ -3,20 +3,40 @@
 //! like) with async `read`, `write`, `flush` and `discard` of whole sectors at byte offsets; large transfers are
 //! split and kept in flight together, and every error reaches the caller. The transfer logic, cancel-safe, is
 //! `sirocco_drivers::blkfront::transfer`, host-tested against the fake blkback; this file is the platform half.
+//!
+//! A disk is connected once, for the domain's life, by the first of:
+//! - [`open`]: one vbd, with the configuration given in code, a [`DiskConfig`] (which vbd, segments per request,
+//!   ring size);
+//! - [`disks`] / [`default`]: every vbd, with the command line's configuration ([`DiskConfig::from_cmdline`]:
+//!   `blk-segments=N`).
+//!
+//! Later, [`disks`] and [`default`] give the disks connected already as they are, and [`open`] gives one only if
+//! it was connected with the configuration asked for: otherwise it is an error
+//! ([`ConnectError::AlreadyOpen`]), never a configuration silently ignored.
+//!
+//! ```ignore
+//! use sirocco::block::{self, vbd_id, DiskConfig};
+//! // The second disk (vdev=xvdb in the xl config), with at most 128 KiB per request:
+//! let disk = block::open(DiskConfig { vbd: vbd_id("xvdb"), max_segments: 32, ..DiskConfig::default() })?;
+//! // The first, as the command line says (blk-segments=...):
+//! let first = block::open(DiskConfig::from_cmdline(&env.cmdline)?)?;
+//! ```
 
-use crate::blkfront::{self, DiskBuffers, Driver};
-use crate::evtchn::EventChannel;
-use crate::ring::{Kick, RingPages};
+use crate::raw::blkfront::{self, DiskBuffers, Driver};
 use crate::runtime;
 use crate::xenstore::{BackendWatch, CLOSE_TIMEOUT_NS};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::{Context, Poll, Waker};
+use sirocco_boot::evtchn::EventChannel;
+use sirocco_boot::ring::{Kick, RingPages};
 use sirocco_drivers::blkfront::transfer::{self, DriverCell};
 use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
+use sirocco_drivers::frontend::DeviceInfo;
 
-pub use crate::blkfront::ConnectError;
+pub use crate::raw::blkfront::ConnectError;
+pub use sirocco_drivers::blkfront::{vbd_id, DiskConfig, DiskConfigError, MIN_SEGMENTS};
 pub use sirocco_drivers::blkfront::{BlkError, Counters as DiskCounters, DiskInfo, ErrorKind, FlushMethod};
 
 struct Shared {
@@ -32,33 +52,84 @@ struct Shared {
 #[derive(Clone)]
 pub struct Disk(Arc<Shared>);
 
+/// What [`disks`] found: every vbd, connected.
 static DISKS: spin::Once<Vec<Disk>> = spin::Once::new();
+/// Every vbd connected so far, with the configuration it was connected with (`vbd` set).
+static CONNECTED: spin::Mutex<Vec<(Disk, DiskConfig)>> = spin::Mutex::new(Vec::new());
 
-/// Connects every vbd and starts its task (once; later calls return the same disks).
+/// Every vbd, connected, each task started: those not connected yet with the command line's configuration
+/// ([`DiskConfig::from_cmdline`]), those [`open`] connected already as they are. The vbds are those there at the
+/// first call; later calls give the same disks.
 pub fn disks() -> Result<&'static [Disk], ConnectError> {
     if let Some(d) = DISKS.get() {
         return Ok(d);
     }
+    let config = DiskConfig::from_cmdline(&crate::cmdline())?;
     let mut disks = Vec::new();
     for dev in blkfront::enumerate()? {
-        let (driver, channel, disk) = blkfront::connect(&dev)?;
-        let shared = Arc::new(Shared {
-            id: dev.id,
-            disk,
-            driver: spin::Mutex::new(driver),
-            progress: AtomicU64::new(0),
-            waiters: spin::Mutex::new(Vec::new()),
-        });
-        // Detached: the vbd's task runs for the domain's life.
-        runtime::spawn(drive(shared.clone(), channel, dev.clone()));
-        disks.push(Disk(shared));
+        disks.push(connect_once(&dev, config, Reuse::AsItIs)?);
     }
     Ok(DISKS.call_once(|| disks))
 }
 
+/// The vbd `config` names (the first if none), connected with its limits and its task started; the configuration is
+/// checked first ([`DiskConfig::check`]). If that vbd is connected already (by an earlier `open`, [`disks`] or
+/// [`default`]): the same disk when it was connected with `config`'s settings, else
+/// [`ConnectError::AlreadyOpen`]. So open a disk with its own configuration before [`disks`] or [`default`] connect
+/// every vbd from the command line.
+pub fn open(config: DiskConfig) -> Result<Disk, ConnectError> {
+    config.check()?;
+    let devices = blkfront::enumerate()?;
+    let dev = match config.vbd {
+        None => devices.first().ok_or(ConnectError::NoDisk)?,
+        Some(vbd) => devices
+            .iter()
+            .find(|d| d.id == vbd)
+            .ok_or_else(|| ConnectError::NoSuchDisk { vbd, present: devices.iter().map(|d| d.id).collect() })?,
+    };
+    connect_once(dev, config, Reuse::IfSame)
+}
+
+/// What [`connect_once`] does with a vbd connected already.
+enum Reuse {
+    /// Give it, whatever its configuration ([`disks`]: the command line's configuration is the default, not a
+    /// demand).
+    AsItIs,
+    /// Give it if it was connected with the same configuration, else fail ([`open`]: an explicit one).
+    IfSame,
+}
+
+/// `dev`'s disk: the one connected already (see [`Reuse`]), or `dev` connected now with `config`'s limits, its
+/// task started and the disk recorded.
+fn connect_once(dev: &DeviceInfo, config: DiskConfig, reuse: Reuse) -> Result<Disk, ConnectError> {
+    let config = DiskConfig { vbd: Some(dev.id), ..config };
+    if let Some((disk, connected)) = CONNECTED.lock().iter().find(|(disk, _)| disk.id() == dev.id) {
+        return match reuse {
+            Reuse::IfSame if *connected != config => {
+                Err(ConnectError::AlreadyOpen { connected: *connected, asked: config })
+            }
+            Reuse::AsItIs | Reuse::IfSame => Ok(disk.clone()),
+        };
+    }
+    // Not under the lock: the handshake waits for the backend.
+    let (driver, channel, info) = blkfront::connect(dev, config.limits())?;
+    let shared = Arc::new(Shared {
+        id: dev.id,
+        disk: info,
+        driver: spin::Mutex::new(driver),
+        progress: AtomicU64::new(0),
+        waiters: spin::Mutex::new(Vec::new()),
+    });
+    // Detached: the vbd's task runs for the domain's life.
+    runtime::spawn(drive(shared.clone(), channel, dev.clone()));
+    let disk = Disk(shared);
+    CONNECTED.lock().push((disk.clone(), config));
+    Ok(disk)
+}
+
 /// The task of one vbd: poll the driver on each event, then let waiting operations look; if the backend closes
 /// the device, fail what is pending (nothing would ever answer it) instead of leaving callers waiting.
-async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: sirocco_drivers::frontend::DeviceInfo) {
+async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: DeviceInfo) {
     let mut faults_logged = 0u64;
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Detach);
@@ -193,7 +264,8 @@ impl DriverCell for Shared {
     }
 }
 
-/// The first vbd.
+/// The first vbd, every vbd connected as [`disks`] connects them (with the command line's configuration). To
+/// connect only the first, or with a configuration of your own: [`open`].
 pub fn default() -> Result<Disk, ConnectError> {
     disks()?.first().cloned().ok_or(ConnectError::NoDisk)
 }

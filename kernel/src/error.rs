@@ -7,20 +7,21 @@
 //! `disk: vbd/51712: refused: the disk is read-only (mode "r" or VDISK_READONLY)`. `source` gives the subsystem's own error,
 //! for code that inspects it (`downcast_ref`); since `Display` already includes its message, walk the chain to
 //! inspect, not to print.
+//!
+//! Every subsystem error an [`Error`] holds is named here too, at a stable path.
 
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use core::fmt;
 
-use crate::block::{BlkError, ConnectError};
-use crate::evtchn::EvtchnError;
-use crate::frontend::FrontendError;
-use crate::net::{NetError, UpError};
-use crate::netfront::VifError;
-use crate::xenstore::XsError;
-use sirocco_boot_logic::cmdline::CmdlineError;
-use sirocco_drivers::grant::GrantError;
-use sirocco_kernel_logic::task::JoinError;
+pub use crate::block::{BlkError, ConnectError, DiskConfigError};
+pub use crate::net::{NetError, UpError, VifConfigError, VifError};
+pub use crate::xenstore::XsError;
+pub use sirocco_boot::evtchn::EvtchnError;
+pub use sirocco_boot_logic::cmdline::CmdlineError;
+pub use sirocco_drivers::frontend::FrontendError;
+pub use sirocco_drivers::grant::GrantError;
+pub use sirocco_kernel_logic::task::JoinError;
 
 /// What went wrong in a Sirocco call, by subsystem; each variant holds the subsystem's own error. New variants
 /// may come (a new subsystem): match with a `_` arm. The larger subsystem errors are boxed so that a `Result`
@@ -30,13 +31,15 @@ use sirocco_kernel_logic::task::JoinError;
 pub enum Error {
     /// A socket operation: bind, connect, accept, read, write, flush, close (the network stack's error).
     Net(NetError),
-    /// Networking could not start: a vif, its command-line settings or its stack (`net::interfaces`).
+    /// Networking could not start: a vif, its configuration or its stack (`net::interfaces`,
+    /// `net::interfaces_with`); a `VifConfigError` converts into this.
     NetUp(UpError),
-    /// A vif could not be listed or connected (`netfront::enumerate`, `netfront::connect`).
+    /// A vif could not be listed or connected (`raw::netfront::enumerate`, `raw::netfront::connect`).
     Vif(Box<VifError>),
     /// A disk operation (read, write, flush, discard) failed or was refused, on the device it names.
     Disk(BlkError),
-    /// The disks could not be listed or connected (`block::disks`).
+    /// The disks could not be listed or connected (`block::disks`, `block::open`); a `DiskConfigError` converts
+    /// into this.
     DiskConnect(Box<ConnectError>),
     /// A xenstore request failed (the error names the request and the path).
     Xenstore(Box<XsError>),
@@ -138,6 +141,20 @@ from! {
     EvtchnError => EventChannel,
     JoinError => Task,
     CmdlineError => Cmdline,
+}
+
+/// A vif setting that cannot be used (`VifConfigs::from_cmdline`...): networking cannot start with it.
+impl From<VifConfigError<'_>> for Error {
+    fn from(e: VifConfigError<'_>) -> Error {
+        Error::NetUp(e.into())
+    }
+}
+
+/// A disk setting that cannot be used (`DiskConfig::from_cmdline`...): the disk cannot be connected with it.
+impl From<DiskConfigError> for Error {
+    fn from(e: DiskConfigError) -> Error {
+        Error::DiskConnect(Box::new(e.into()))
+    }
 }
 
 /// `.context(...)` on the result of any Sirocco call: what the application was doing, put in front of the

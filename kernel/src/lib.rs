@@ -1,6 +1,6 @@
 //! Sirocco's runtime core and the API an application is written against: the run loop, tasks and timers
 //! (`runtime`), xenstore and `control/shutdown` (`xenstore`, `shutdown`), the network and block devices (`net`,
-//! `netfront`, `block`, `blkfront`), and [`Env`] / [`macro@main`]. It starts where the platform layer (`sirocco-boot`,
+//! `block`), and [`Env`] / [`macro@main`]. It starts where the platform layer (`sirocco-boot`,
 //! `boot/`) hands over after the start of day of whichever mode booted (PV, PVH or HVM), and stands on its
 //! hypercalls, event channels, grant table and console. The logic it drives lives in `sirocco-kernel-logic`,
 //! `sirocco-drivers` and `sirocco-net`, tested on the host.
@@ -17,20 +17,35 @@
 //! ```
 //! Returning powers the domain off; returning `Err(e)` (any `Display`) logs it and crashes the domain; a panic
 //! prints its message and location and crashes the domain. A synchronous `fn main(env: &sirocco::Env)` works too.
+//!
+//! # Configuration
+//! Devices are configured in code or from the guest command line, which is one source of the configuration, not
+//! a hidden global: [`net::interfaces_with`] takes a [`net::VifConfigs`] (or one [`net::NetConfig`] for the first
+//! vif) and [`block::open`] a [`block::DiskConfig`]; [`net::interfaces`], [`net::default`], [`block::disks`] and
+//! [`block::default`] read theirs from the command line (`ip=`, `tso=`, `blk-segments=`...:
+//! `VifConfigs::from_cmdline(&env.cmdline)`, `DiskConfig::from_cmdline`), and a program may read those and change
+//! what it likes before bringing the devices up.
+//!
+//! # Stability
+//! Everything public here follows semantic versioning (0.x: a minor release may break, and the CHANGELOG says how)
+//! except `raw`: the shared rings, grants, event channels, console, xenbus front-end logic and the raw
+//! netfront/blkfront drivers, compiled in only with the feature `unstable` and outside semver.
 #![no_std]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
-pub mod blkfront;
 pub mod block;
 pub mod boot_steps;
-mod error;
-/// Front-end device discovery and the xenbus state machine (logic in `sirocco-drivers`).
-pub use sirocco_drivers::frontend;
+pub mod error;
 pub mod net;
-pub mod netfront;
+// The layers under the API (outside semver): public with the feature `unstable`, the runtime's own otherwise.
+#[cfg(feature = "unstable")]
+pub mod raw;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)] // what only programs with `unstable` use
+mod raw;
 pub mod runtime;
 pub mod shutdown;
 mod start;
@@ -45,9 +60,11 @@ pub use runtime::{block_on, sleep, sleep_until, spawn, wall_clock, Instant, Join
 pub use sirocco_boot::{
     boot_mode, heap_stats, page_pool_free, print, println, uptime, BootMode, Exit, HeapStats, MemoryInfo, XenVersion,
 };
-/// The platform layer's modules apps and drivers use directly (console, event channels, grants, shared rings,
-/// profile counters).
-pub use sirocco_boot::{console, evtchn, grant, profile, ring};
+/// Where the guest's time goes: [`profile::Profile::now`], the counters the run loop and the network tasks keep
+/// (time idle in the hypervisor, in the network stacks' polls, wake-ups, kicks), for apps' status reports.
+pub mod profile {
+    pub use sirocco_boot::profile::Profile;
+}
 pub use sirocco_boot_logic::cmdline::{Arg, Cmdline};
 pub use sirocco_kernel_logic::future::{select, Either};
 /// Declares the application's entry point (see the crate docs): `#[sirocco::main] async fn main(env: Env)`.
@@ -55,8 +72,8 @@ pub use sirocco_macros::main;
 
 static CMDLINE: spin::Once<Cmdline<'static>> = spin::Once::new();
 
-/// The guest command line, for the drivers' own settings (`tso=`, `blk-segments=`...): empty until the start of
-/// day has recorded it.
+/// The guest command line, where `net::interfaces` and `block::disks` read their configurations (`tso=`,
+/// `blk-segments=`...): empty until the start of day has recorded it.
 pub(crate) fn cmdline() -> Cmdline<'static> {
     CMDLINE.get().copied().unwrap_or_else(|| Cmdline::parse("").expect("the empty command line parses"))
 }

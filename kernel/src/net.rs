@@ -1,12 +1,38 @@
 //! Networking for apps: each vif the toolstack gave us is connected (netfront), gets a smoltcp stack
-//! (`sirocco-net`) configured from the command line, and a task that polls the stack whenever the vif's event
-//! channel fires, a socket asks for it, or the stack's next deadline arrives.
+//! (`sirocco-net`) configured in code or from the command line, and a task that polls the stack whenever the vif's
+//! event channel fires, a socket asks for it, or the stack's next deadline arrives.
 //!
-//! Command line, per vif: `ip=10.0.0.2/24 gw=10.0.0.1 ip6=fd00::2/64 gw6=fd00::1 slaac=0` configure vif 0;
-//! vif N takes the same keys with N appended (`ip1=10.0.1.2/24`). Without `ip=`, DHCPv4; IPv6 link-local always,
-//! SLAAC unless `slaac=0`.
+//! The network comes up once, for the domain's life, by the first of:
+//! - [`interfaces_with`] / [`default_with`]: with the configuration given in code, a [`VifConfigs`] (every vif's)
+//!   or a [`NetConfig`] (the first vif's; the others get the default);
+//! - [`interfaces`] / [`default`]: with the command line's, [`VifConfigs::from_cmdline`]:
+//!   `ip=10.0.0.2/24 gw=10.0.0.1 ip6=fd00::2/64 gw6=fd00::1 slaac=0 tso=off lro=off split-evtchn=on` configure
+//!   vif 0, and vif N takes the same keys with N appended (`ip1=10.0.1.2/24`). Without `ip=`, DHCPv4; IPv6
+//!   link-local always, SLAAC unless `slaac=0`.
+//!
+//! Once it is up, [`interfaces`] and [`default`] give the same stacks whichever way it came up, and
+//! [`interfaces_with`] gives them only if its configuration is the one every vif came up with: otherwise it is an
+//! error ([`UpError::AlreadyUp`]), never a configuration silently ignored.
+//!
+//! ```ignore
+//! use core::net::Ipv4Addr;
+//! use sirocco::net::{self, Ipv4Cidr, Ipv4Config, NetConfig, VifConfigs};
+//! // In code:
+//! let net = net::default_with(NetConfig {
+//!     ipv4: Ipv4Config::Static {
+//!         address: Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 2), 24),
+//!         gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
+//!     },
+//!     tso: false,
+//!     ..NetConfig::default()
+//! })?;
+//! // Or the command line's, changed in code (here: no SLAAC on any vif the command line says nothing of):
+//! let mut configs = VifConfigs::from_cmdline(&env.cmdline)?;
+//! configs.others.slaac = false;
+//! let nets = net::interfaces_with(configs)?;
+//! ```
 
-use crate::netfront::{self, Vif, VifError};
+use crate::raw::netfront::{self, Vif};
 use crate::runtime::{self, Instant};
 use crate::xenstore::{self, BackendWatch, RunLoop, CLOSE_TIMEOUT_NS, CONNECT_TIMEOUT_NS};
 use crate::Either;
@@ -19,12 +45,13 @@ use sirocco_drivers::frontend;
 use sirocco_drivers::frontend::lifecycle::{self, Action, Lifecycle, OnBackendGone};
 use sirocco_drivers::frontend::XenbusState;
 use sirocco_drivers::netfront::{self as nf, Features};
-use sirocco_net::{NetConfig, Stack};
+use sirocco_net::Stack;
 
-pub use crate::netfront::VifCounters;
+pub use crate::raw::netfront::{VifCounters, VifError};
 /// HTTP/1.1 request parsing and response writing over these sockets (what `httpd` and `kv` serve with).
 pub use sirocco_net::http;
-pub use sirocco_net::{IpCidr, Ipv4Cidr, NetError, NetStats, SocketOptions, TcpState};
+pub use sirocco_net::{ConfigError, ConfigProblem, Ipv4Config, NetConfig, VifConfigError, VifConfigs};
+pub use sirocco_net::{IpCidr, Ipv4Cidr, Ipv6Cidr, NetError, NetStats, SocketOptions, TcpState};
 
 /// A vif's network stack, shared by its sockets.
 pub type Net = sirocco_net::NetHandle<Vif>;
@@ -35,7 +62,13 @@ pub type TcpStream = sirocco_net::TcpStream<Vif>;
 /// A UDP socket on a vif.
 pub type UdpSocket = sirocco_net::UdpSocket<Vif>;
 
-static NETS: spin::Once<Vec<Net>> = spin::Once::new();
+/// The network, once up: every vif's stack, and the configuration each came up with.
+struct Up {
+    nets: Vec<Net>,
+    configs: Vec<NetConfig>,
+}
+
+static NETS: spin::Once<Up> = spin::Once::new();
 
 /// Why networking could not start.
 #[derive(Debug)]
@@ -49,12 +82,24 @@ pub enum UpError {
     },
     /// Listing the vifs failed.
     Enumerate(alloc::boxed::Box<VifError>),
-    /// A command-line setting is wrong.
+    /// A setting is wrong (from the command line or built in code: a [`VifConfigError`]'s message).
     Config(String),
     /// The stack refused the device.
     Stack(NetError),
     /// The domain has no vif.
     NoVif,
+    /// [`interfaces_with`] asked for another configuration than the one the network came up with.
+    AlreadyUp {
+        /// The first vif (by index) whose configuration differs.
+        vif: usize,
+    },
+}
+
+/// A setting that cannot be used: [`UpError::Config`].
+impl From<VifConfigError<'_>> for UpError {
+    fn from(e: VifConfigError<'_>) -> Self {
+        UpError::Config(format!("{e}"))
+    }
 }
 
 impl fmt::Display for UpError {
@@ -65,6 +110,11 @@ impl fmt::Display for UpError {
             UpError::Config(e) => write!(f, "network configuration: {e}"),
             UpError::Stack(e) => write!(f, "network stack: {e}"),
             UpError::NoVif => write!(f, "this domain has no vif (add vif = [ 'bridge=...' ] to its xl config)"),
+            UpError::AlreadyUp { vif } => write!(
+                f,
+                "vif {vif} is up already, with another configuration than the one asked for (net::interfaces_with \
+                 configures the network only when it brings it up: call it before net::interfaces or net::default)"
+            ),
         }
     }
 }
@@ -76,30 +126,57 @@ impl core::error::Error for UpError {
         match self {
             UpError::Vif { error, .. } | UpError::Enumerate(error) => Some(&**error),
             UpError::Stack(e) => Some(e),
-            UpError::Config(_) | UpError::NoVif => None,
+            UpError::Config(_) | UpError::NoVif | UpError::AlreadyUp { .. } => None,
         }
     }
-}
-
-fn config_for(index: usize) -> Result<NetConfig, String> {
-    let cmdline = crate::cmdline();
-    let suffix = if index == 0 { String::new() } else { format!("{index}") };
-    NetConfig::from_lookup(|key| cmdline.get(&format!("{key}{suffix}"))).map_err(|e| format!("{e}"))
 }
 
 fn now_ms() -> u64 {
     runtime::now_ns() / 1_000_000
 }
 
-/// Connects every vif and starts its stack (once; later calls return the same stacks).
+/// Every vif's stack: the network brought up with the command line's configuration ([`VifConfigs::from_cmdline`])
+/// if nothing has brought it up yet, the same stacks whichever way it came up otherwise.
 pub fn interfaces() -> Result<&'static [Net], UpError> {
-    if let Some(n) = NETS.get() {
-        return Ok(n);
+    if let Some(up) = NETS.get() {
+        return Ok(&up.nets);
     }
+    let configs = VifConfigs::from_cmdline(&crate::cmdline())?;
+    bring_up(&configs)
+}
+
+/// Every vif's stack, the network brought up with `configs` (a [`VifConfigs`], or one [`NetConfig`] for the
+/// first vif, the others getting the default): each vif's configuration is checked ([`NetConfig::check`]) before
+/// any vif is connected. If the network is already up: the same stacks when every vif came up with the
+/// configuration `configs` gives it, else [`UpError::AlreadyUp`]. So call it before [`interfaces`] or
+/// [`default`], which bring the network up with the command line's configuration.
+pub fn interfaces_with(configs: impl Into<VifConfigs>) -> Result<&'static [Net], UpError> {
+    let configs = configs.into();
+    match NETS.get() {
+        None => bring_up(&configs),
+        Some(up) => match configs.first_difference(&up.configs) {
+            None => Ok(&up.nets),
+            Some(vif) => Err(UpError::AlreadyUp { vif }),
+        },
+    }
+}
+
+/// The first vif's stack, the network brought up from the command line if it is not up yet ([`interfaces`]).
+pub fn default() -> Result<Net, UpError> {
+    interfaces()?.first().cloned().ok_or(UpError::NoVif)
+}
+
+/// The first vif's stack, the network brought up with `configs` ([`interfaces_with`]).
+pub fn default_with(configs: impl Into<VifConfigs>) -> Result<Net, UpError> {
+    interfaces_with(configs)?.first().cloned().ok_or(UpError::NoVif)
+}
+
+/// Connects every vif with its configuration and starts its stack and task; records them for the domain's life.
+fn bring_up(configs: &VifConfigs) -> Result<&'static [Net], UpError> {
     let devices = netfront::enumerate().map_err(|e| UpError::Enumerate(e.into()))?;
+    let checked = (0..devices.len()).map(|vif| configs.checked(vif)).collect::<Result<Vec<NetConfig>, _>>()?;
     let mut nets = Vec::new();
-    for (index, dev) in devices.iter().enumerate() {
-        let config = config_for(index).map_err(UpError::Config)?;
+    for (dev, config) in devices.iter().zip(&checked) {
         let want = Features {
             sg: true,
             csum_offload: true,
@@ -112,7 +189,7 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
         let (vif, channels) =
             netfront::connect(dev, want).map_err(|error| UpError::Vif { id: dev.id, error: error.into() })?;
         let seed = runtime::now_ns() ^ u64::from(dev.id) << 48;
-        let mut stack = Stack::new(vif, &config, seed, now_ms()).map_err(UpError::Stack)?;
+        let mut stack = Stack::new(vif, config, seed, now_ms()).map_err(UpError::Stack)?;
         // TCP buffers may take 3/8 of the heap free now, shared by the vifs: a flood of connections is refused
         // (and TIME-WAIT recycled) rather than ending in an allocation failure (issue 10's soak found that).
         let tcp_memory = crate::heap_stats().free * 3 / 8 / devices.len().max(1);
@@ -123,12 +200,7 @@ pub fn interfaces() -> Result<&'static [Net], UpError> {
         runtime::spawn(drive(driver, channels, dev.clone()));
         nets.push(net);
     }
-    Ok(NETS.call_once(|| nets))
-}
-
-/// The first vif's stack.
-pub fn default() -> Result<Net, UpError> {
-    interfaces()?.first().cloned().ok_or(UpError::NoVif)
+    Ok(&NETS.call_once(|| Up { nets, configs: checked }).nets)
 }
 
 /// What woke the network task.
@@ -156,7 +228,7 @@ async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::Device
     loop {
         let started = runtime::now_ns();
         let next = net.poll(started / 1_000_000);
-        crate::profile::add_net_poll(runtime::now_ns().saturating_sub(started));
+        sirocco_boot::profile::add_net_poll(runtime::now_ns().saturating_sub(started));
         if boot_steps_pending {
             boot_steps_pending = record_boot_steps(&net);
         }
@@ -294,11 +366,12 @@ pub fn counters(net: &Net) -> VifCounters {
     net.lock().device().driver.counters()
 }
 
-/// Every vif's counters and TCP connection counts as a JSON member `"vifs":[...]`, for apps' status reports.
+/// Every vif's counters and TCP connection counts as a JSON member `"vifs":[...]`, for apps' status reports (no
+/// vif before the network is up; this does not bring it up).
 pub fn vifs_json() -> String {
     use core::fmt::Write;
     let mut s = String::from("\"vifs\":[");
-    for (i, n) in interfaces().unwrap_or(&[]).iter().enumerate() {
+    for (i, n) in NETS.get().map_or(&[][..], |up| &up.nets).iter().enumerate() {
         let c = counters(n);
         let (stats, addr, limit) = {
             let stack = n.lock();

@@ -7,7 +7,6 @@
 //! Sirocco needs no asynchronous callback entry point, no interrupt-safe data structures and no re-entrancy at
 //! all; its limits (128 ports per call, one vCPU) fit a unikernel.
 
-use crate::evtchn::{self, EventChannel};
 use alloc::sync::Arc;
 use alloc::task::Wake;
 use core::future::{poll_fn, Future};
@@ -15,6 +14,7 @@ use core::pin::pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
+use sirocco_boot::evtchn::{self, EventChannel};
 use sirocco_boot::{hypercall, xen};
 pub(crate) use sirocco_kernel_logic::future::select;
 use sirocco_kernel_logic::task::Executor;
@@ -122,7 +122,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         let slept = now_ns();
         let backstop = if timer_ok { 1_000_000 } else { 0 };
         hypercall::sched_poll(&ports[..n], deadline.map_or(0, |d| d + backstop));
-        crate::profile::add_idle(now_ns().saturating_sub(slept));
+        sirocco_boot::profile::add_idle(now_ns().saturating_sub(slept));
     }
 }
 

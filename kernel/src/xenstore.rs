@@ -7,11 +7,10 @@
 //! the xenbus handshakes): a request is started on the client's non-blocking path and its future completes when
 //! the run loop's service hook has taken its reply in (or at its deadline, a run-loop timer), so other event
 //! channels, timers and tasks keep running. At **start-of-day** (before the run loop, or before apps start),
-//! the blocking calls ([`with`], [`read`], [`write`], [`Watch::new`]) wait with the vCPU stopped in
+//! the blocking calls ([`with`], [`read`], [`write()`], [`Watch::new`]) wait with the vCPU stopped in
 //! `SCHEDOP_poll` on the xenstore port. Both share one client: up to 8 requests in flight, replies by id.
 //! Watch events are queued by the client (bounded, coalesced) and routed by the service hook.
 
-use crate::evtchn::EventChannel;
 use crate::runtime;
 use crate::runtime::Instant;
 use crate::Either;
@@ -21,6 +20,7 @@ use alloc::vec::Vec;
 use core::future::{poll_fn, Future};
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
+use sirocco_boot::evtchn::EventChannel;
 use sirocco_boot::xsring::StorePage;
 use sirocco_boot::{hypercall, xen};
 use sirocco_drivers::control::{self, ShutdownRequest};

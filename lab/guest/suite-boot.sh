@@ -28,6 +28,19 @@ boot_guest hello-xen 120 xl-configs/hello-xen.cfg
 check tutorial-greets "the new app ran with its config's command line, and its task answered" \
     sh -c "grep -q 'hello-xen: hello from a Sirocco unikernel, booted as' '$GUEST_LOG' && grep -q 'hello-xen: hello, world!' '$GUEST_LOG' && grep -q 'hello-xen: a task answered 42' '$GUEST_LOG'"
 check tutorial-poweroff "ended with poweroff (got $GUEST_REASON)" ended poweroff
+# Its second step, the README's echo service (its code block verbatim), on the bridge; `xl shutdown` ends it.
+. /job/lab/net-lib.sh
+expect tutorial-echo tutorial-echo-shutdown
+start_bg echo-xen xl-configs/echo-xen.cfg
+if wait_tcp 10.0.0.9 7 60; then
+    back=$(echo "sirocco tutorial" | timeout 10 nc -N 10.0.0.9 7)
+    check tutorial-echo "the README's echo service echoed: '$back'" [ "$back" = "sirocco tutorial" ]
+else
+    fail tutorial-echo "echo-xen did not listen on 10.0.0.9:7 within 60 s"; show_guest
+fi
+stop_net_guest
+GUEST_REASON=$(shutdown_reason "$GUEST_XL")
+check tutorial-echo-shutdown "xl shutdown handled: ended with poweroff (got $GUEST_REASON)" [ "$GUEST_REASON" = poweroff ]
 
 for mem in 32 256; do
     boot_guest memtest-$mem 600 xl-configs/memtest.cfg "memory=$mem"

@@ -14,7 +14,7 @@ expect net-ping4 net-ping6 vif-one-evtchn http-index http-stats http-ipv6 http-k
     http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap http-upload-flood \
     http-upload-flood-after linux-peer-fetch \
     echo-16mib echo-tso echo-lro echo-split-evtchn echo-ipv6 echo-ipv6-offload echo-udp netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
-    echo-64mib-across-detach-attach dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second
+    echo-64mib-across-detach-attach libvirt-create libvirt-http libvirt-shutdown dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second
 
 # --- httpd with a static address: ping, curl, keep-alive, concurrency, malformed requests, upload flood ---------
 start_bg httpd xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 ip6=fd00::2/64"'
@@ -46,6 +46,24 @@ else
     fail http-up "httpd did not answer on 10.0.0.2:80 within 60 s"; show_guest
 fi
 stop_net_guest
+
+# --- libvirt: httpd as a libvirt domain (the XML `sirocco libvirt` made from httpd.cfg), libxl driver -----------
+# virsh create, reachable over the bridge, and `virsh shutdown` ends it (through control/shutdown, as xl does).
+xml=/tmp/httpd-libvirt.xml
+if pv_only; then cp build/httpd.xml $xml; else
+    sed "s|<type arch='x86_64' machine='xenpv'>linux</type>|<type arch='x86_64' machine='xenpvh'>xenpvh</type>|" build/httpd.xml >$xml
+fi
+if libvirt_up && virsh -c xen:///system create $xml >/tmp/virsh.out 2>&1; then
+    GUEST_NAME=httpd; GUEST_LOG=/var/log/xen/console/guest-httpd.log
+    check libvirt-create "virsh create of the generated domain ($(grep -o "machine='[a-z]*'" $xml)): $(xl list httpd | awk 'NR == 2 { print "domain " $2 ", " $3 " MiB" }')" xl list httpd
+    check libvirt-http "the libvirt-started httpd answers on the bridge" wait_http 10.0.0.2 80 60
+    virsh -c xen:///system shutdown httpd >>/tmp/virsh.out 2>&1
+    gone=no; for _ in $(seq 60); do xl list httpd >/dev/null 2>&1 || { gone=yes; break; }; sleep 0.5; done
+    check libvirt-shutdown "virsh shutdown stopped the domain within 30 s (gone: $gone)" [ $gone = yes ]
+    [ $gone = yes ] || virsh -c xen:///system destroy httpd >/dev/null 2>&1
+else
+    fail libvirt-create "virsh create failed: $(tail -n 3 /tmp/virsh.out 2>/dev/null) $(tail -n 3 /tmp/libvirtd.log)"
+fi
 
 # --- echo: 16 MiB each way with identical SHA-256, UDP echo ----------------------------------------------------
 start_bg echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1 ip6=fd00::3/64 split-evtchn=on"'

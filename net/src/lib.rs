@@ -4,7 +4,9 @@
 //!
 //! # Pieces
 //! - [`NetDevice`]: what a driver (netfront) implements; [`Stack`] wraps it in a smoltcp `phy::Device`.
-//! - [`NetConfig::from_lookup`]: `ip=`/`gw=`/`ip6=`/`gw6=`/`slaac=` from the command line.
+//! - [`NetConfig`]: one interface's addresses, SLAAC, offloads and event channels, built in code or read from the
+//!   command line (`ip=`/`gw=`/`ip6=`/`gw6=`/`slaac=`...: [`NetConfig::from_cmdline`]); [`VifConfigs`]: every
+//!   vif's (`ip1=`... for the second: [`VifConfigs::from_cmdline`]).
 //! - [`Stack`]: interface, sockets, DHCPv4 client, SLAAC; [`Stack::poll`] moves frames.
 //! - [`NetHandle`]: the shared stack (`Arc<spin::Mutex<Stack>>`) that sockets hold, plus the poll request.
 //! - [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`Pinger`]: async sockets whose futures are `Send`.
@@ -45,7 +47,10 @@ mod vif;
 
 use core::fmt;
 
-pub use config::{eui64_interface_id, link_local_address, ConfigError, ConfigProblem, Ipv4Config, NetConfig};
+pub use config::{
+    eui64_interface_id, link_local_address, ConfigError, ConfigProblem, Ipv4Config, NetConfig, VifConfigError,
+    VifConfigs,
+};
 pub use device::{DeviceCounters, NetDevice, TxFull, ETHERNET_HEADER_LEN};
 pub use handle::NetHandle;
 pub use icmp::{EchoReply, Pinger};

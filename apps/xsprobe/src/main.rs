@@ -11,24 +11,25 @@
 extern crate alloc;
 
 use alloc::format;
-use sirocco::evtchn::EventChannel;
-use sirocco::frontend::{DeviceKind, XenbusState};
-use sirocco::grant::{Grant, Page};
+// Event channels, grants and the xenbus front-end logic are under `sirocco::raw` (the `unstable` feature).
+use sirocco::raw::evtchn::EventChannel;
+use sirocco::raw::frontend::{self, DeviceKind, XenbusState};
+use sirocco::raw::grant::{Grant, Page};
 use sirocco::xenstore::{self, Watch};
 use sirocco::Either;
 
 /// What can stop the probe.
 enum Error {
     Xenstore(xenstore::XsError),
-    Devices(sirocco::frontend::FrontendError),
+    Devices(frontend::FrontendError),
 }
 impl From<xenstore::XsError> for Error {
     fn from(e: xenstore::XsError) -> Self {
         Error::Xenstore(e)
     }
 }
-impl From<sirocco::frontend::FrontendError> for Error {
-    fn from(e: sirocco::frontend::FrontendError) -> Self {
+impl From<frontend::FrontendError> for Error {
+    fn from(e: frontend::FrontendError) -> Self {
         Error::Devices(e)
     }
 }
@@ -51,14 +52,14 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, Error> {
     let domid: u16 = domid.parse().unwrap_or(0);
 
     for kind in [DeviceKind::Vif, DeviceKind::Vbd] {
-        let devices = xenstore::with(|c| sirocco::frontend::enumerate(c, kind))?;
+        let devices = xenstore::with(|c| frontend::enumerate(c, kind))?;
         if devices.is_empty() {
             sirocco::println!("xsprobe: no {kind} devices");
         }
         for dev in devices {
             sirocco::println!("xsprobe: {kind} {}: backend {} (domain {})", dev.id, dev.backend_path, dev.backend_id);
             let wanted = [XenbusState::InitWait];
-            match xenstore::with(|c| sirocco::frontend::wait_for_backend(c, &dev, &wanted, 10 * SECOND)) {
+            match xenstore::with(|c| frontend::wait_for_backend(c, &dev, &wanted, 10 * SECOND)) {
                 Ok(state) => sirocco::println!("xsprobe: {kind} {} backend is {state:?}", dev.id),
                 Err(e) => sirocco::println!("xsprobe: {kind} {}: {e}", dev.id),
             }

@@ -17,6 +17,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::device::{Blkfront, BlockBuffers, FlushMethod};
+use super::disk_config::DiskConfig;
 use super::wire::{
     BLKIF_MAX_SEGMENTS_PER_REQUEST, ENTRY_SIZE, MAX_INDIRECT_SEGMENTS, PAGE_SIZE, PROTOCOL_X86_64, SECTOR_SIZE,
     SEGMENTS_PER_INDIRECT_PAGE, VDISK_CDROM, VDISK_READONLY, VDISK_REMOVABLE,
@@ -50,18 +51,9 @@ impl Limits {
     /// The limits the command line asks for: `blk-segments=N` caps the segments (4 KiB pages) per request, from 11
     /// (direct requests only, 44 KiB) to 256 (1 MiB, the default). Smaller requests mean more of them in flight in
     /// the same data pages; `lookup` maps a key to its value. A value out of range or not a number is an error
-    /// naming the key, never silently clamped.
+    /// naming the key, never silently clamped. ([`DiskConfig::from_lookup`]'s limits.)
     pub fn from_lookup<'a>(lookup: impl Fn(&str) -> Option<&'a str>) -> Result<Limits, String> {
-        let mut limits = Limits::default();
-        if let Some(v) = lookup("blk-segments") {
-            let max = DEFAULT_MAX_INDIRECT_SEGMENTS;
-            let min = BLKIF_MAX_SEGMENTS_PER_REQUEST as u32;
-            match v.parse::<u32>() {
-                Ok(n) if (min..=max).contains(&n) => limits.max_indirect_segments = n,
-                _ => return Err(format!("blk-segments={v}: expected a number of pages from {min} to {max}")),
-            }
-        }
-        Ok(limits)
+        DiskConfig::from_lookup(lookup).map(|config| config.limits()).map_err(|e| format!("{e}"))
     }
 }
 

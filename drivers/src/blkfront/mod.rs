@@ -58,6 +58,7 @@
 mod complete;
 mod config;
 mod device;
+mod disk_config;
 mod error;
 mod plan;
 mod shadow;
@@ -76,4 +77,5 @@ pub use config::{
     DiskInfo, Limits, Transport, DEFAULT_MAX_INDIRECT_SEGMENTS, MAX_RING_PAGE_ORDER,
 };
 pub use device::{Blkfront, BlockBuffers, FlushMethod, Phase};
+pub use disk_config::{vbd_id, DiskConfig, DiskConfigError, MIN_SEGMENTS};
 pub use error::{BlkError, Completion, Counters, ErrorKind, Fault, FaultKind, OpId, OpKind, PollSummary, Resources};

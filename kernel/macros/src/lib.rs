@@ -1,6 +1,7 @@
 //! `#[sirocco::main]`, the attribute that makes a function a Sirocco application's entry point. Use it through the
 //! `sirocco` crate, which re-exports it; the expansion names `::sirocco`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use proc_macro::TokenStream;
 use quote::quote;

@@ -3,14 +3,17 @@
 //! The protocol (request building and splitting, response validation, sector arithmetic, xenstore keys) is
 //! `sirocco_drivers::blkfront`, tested on the host against a fake blkback.
 
-use crate::evtchn::{EventChannel, EvtchnError};
-use crate::grant::SharedPages;
-use crate::ring::{Kick, RingPages};
 use crate::xenstore::{self, CONNECT_TIMEOUT_NS};
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use sirocco_drivers::blkfront::{self as bf, BlockBuffers, ConfigError, DiskInfo, Limits, Transport};
+use sirocco_boot::evtchn::{EventChannel, EvtchnError};
+use sirocco_boot::grant::SharedPages;
+use sirocco_boot::ring::{Kick, RingPages};
+use sirocco_drivers::blkfront::{
+    self as bf, BlockBuffers, ConfigError, DiskConfig, DiskConfigError, DiskInfo, Limits, Transport,
+};
 use sirocco_drivers::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
 use sirocco_drivers::grant::{GrantError, GrantRef};
 use sirocco_drivers::xenstore::Tx;
@@ -66,10 +69,32 @@ pub enum ConnectError {
     Grant(GrantError),
     /// Allocating the event channel failed.
     Evtchn(EvtchnError),
-    /// A command-line setting (`blk-segments=`) is wrong.
+    /// A setting (`blk-segments=` on the command line, or a `DiskConfig` built in code) is wrong.
     Setting(String),
     /// The domain has no vbd.
     NoDisk,
+    /// The domain has no vbd of the id asked for (`DiskConfig::vbd`).
+    NoSuchDisk {
+        /// The id asked for.
+        vbd: u32,
+        /// The ids of the vbds it has.
+        present: Vec<u32>,
+    },
+    /// `block::open` asked for another configuration than the vbd was connected with (by an earlier `open`, or by
+    /// `block::disks` from the command line).
+    AlreadyOpen {
+        /// The configuration it was connected with (`vbd` is its id).
+        connected: DiskConfig,
+        /// The configuration asked for (`vbd` is its id).
+        asked: DiskConfig,
+    },
+}
+
+/// A setting that cannot be used: [`ConnectError::Setting`].
+impl From<DiskConfigError> for ConnectError {
+    fn from(e: DiskConfigError) -> Self {
+        ConnectError::Setting(format!("{e}"))
+    }
 }
 
 impl fmt::Display for ConnectError {
@@ -82,6 +107,20 @@ impl fmt::Display for ConnectError {
             ConnectError::Evtchn(e) => write!(f, "{e}"),
             ConnectError::Setting(e) => write!(f, "{e}"),
             ConnectError::NoDisk => write!(f, "this domain has no vbd (add disk = [ '...' ] to its xl config)"),
+            ConnectError::NoSuchDisk { vbd, present } => {
+                write!(f, "this domain has no vbd/{vbd} (its vbds: {present:?}; add disk = [ '...' ] to its xl config)")
+            }
+            ConnectError::AlreadyOpen { connected, asked } => write!(
+                f,
+                "vbd/{} is connected already, with at most {} segments per request and a ring of order {}, not {} \
+                 and {} as asked (block::open configures a disk only when it connects it: open it before \
+                 block::disks or block::default)",
+                connected.vbd.unwrap_or_default(),
+                connected.max_segments,
+                connected.max_ring_page_order,
+                asked.max_segments,
+                asked.max_ring_page_order
+            ),
         }
     }
 }
@@ -96,7 +135,10 @@ impl core::error::Error for ConnectError {
             ConnectError::Xenstore(e) => Some(e),
             ConnectError::Grant(e) => Some(e),
             ConnectError::Evtchn(e) => Some(e),
-            ConnectError::Setting(_) | ConnectError::NoDisk => None,
+            ConnectError::Setting(_)
+            | ConnectError::NoDisk
+            | ConnectError::NoSuchDisk { .. }
+            | ConnectError::AlreadyOpen { .. } => None,
         }
     }
 }
@@ -106,12 +148,11 @@ pub fn enumerate() -> Result<Vec<DeviceInfo>, ConnectError> {
     xenstore::with(|xs| frontend::enumerate(xs, DeviceKind::Vbd)).map_err(ConnectError::Frontend)
 }
 
-/// Connects one vbd: the xenbus handshake, ring and pages granted, keys written in one transaction, the backend's
-/// Connected awaited and the geometry read. Returns the driver, its event channel and the disk.
-pub(crate) fn connect(dev: &DeviceInfo) -> Result<(Driver, EventChannel, DiskInfo), ConnectError> {
+/// Connects one vbd: the xenbus handshake, ring and pages granted under `limits` (negotiated with the backend's),
+/// keys written in one transaction, the backend's Connected awaited and the geometry read. Returns the driver, its
+/// event channel and the disk.
+pub(crate) fn connect(dev: &DeviceInfo, limits: Limits) -> Result<(Driver, EventChannel, DiskInfo), ConnectError> {
     let backend = dev.backend_id;
-    let cmdline = crate::cmdline();
-    let limits = Limits::from_lookup(|key| cmdline.get(key)).map_err(ConnectError::Setting)?;
     let params = xenstore::with(|xs| -> Result<_, ConnectError> {
         frontend::set_state(xs, Tx::NONE, dev, XenbusState::Initialising).map_err(ConnectError::Xenstore)?;
         frontend::wait_for_backend(xs, dev, &[XenbusState::InitWait], CONNECT_TIMEOUT_NS)

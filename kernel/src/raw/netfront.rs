@@ -3,12 +3,12 @@
 //! checksum flags, counters, xenstore keys) is `sirocco_drivers::netfront`, tested on the host against a fake
 //! netback.
 
-use crate::evtchn::{EventChannel, EvtchnError};
-use crate::grant::{Grant, Page};
-use crate::ring::{Kick, RingPages};
 use crate::xenstore::{self, CONNECT_TIMEOUT_NS};
 use alloc::vec::Vec;
 use core::fmt;
+use sirocco_boot::evtchn::{EventChannel, EvtchnError};
+use sirocco_boot::grant::{Grant, Page};
+use sirocco_boot::ring::{Kick, RingPages};
 use sirocco_drivers::frontend::{self, DeviceInfo, DeviceKind, FrontendError, XenbusState};
 use sirocco_drivers::grant::{GrantError, GrantRef};
 use sirocco_drivers::netfront::{self as nf, ConfigError, ConnectKeys, Features, NetBuffers};
