@@ -376,6 +376,30 @@ def sim_vs_lab_table(lines):
     return "\n".join(out)
 
 
+def iperf_table(lines):
+    """iperf3's own figures (suite-netbench's `kind=iperf` lines): Debian's iperf3 3.12 client in dom0 against
+    Sirocco's `iperf` app and against `iperf3 -s` in the Linux PV guest, the receiver's rate, Mbit/s."""
+    rows = {r["guest"]: r for r in (fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=iperf "))}
+    if "sirocco" not in rows or "linux" not in rows:
+        return None
+    s, l = rows["sirocco"], rows["linux"]
+    out = [
+        "iperf3: Debian's iperf3 3.12 client in dom0 against Sirocco's `iperf` app and against `iperf3 -s` in the "
+        f"Linux PV guest, on xenbr0, same lab run, {s.get('seconds', '?')} s per test, one run each. iperf3's own "
+        "figures: the receiver's rate (`-J`, `end.sum_received.bits_per_second`); 0 for a test that failed.",
+        "",
+        "| test | Sirocco | Linux PV guest | ratio Sirocco/Linux |",
+        "|---|---|---|---|",
+    ]
+    for key, what in (("to_guest_mbps", "TCP dom0 -> guest (`iperf3 -c`)"),
+                      ("from_guest_mbps", "TCP guest -> dom0 (`iperf3 -c -R`)"),
+                      ("parallel4_mbps", "TCP dom0 -> guest, 4 streams (`iperf3 -c -P 4`)")):
+        a, b = float(s.get(key, 0)), float(l.get(key, 0))
+        ratio = f"{a / b:.2f}" if b else "n/a"
+        out.append(f"| {what} | {a:.1f} Mbit/s | {b:.1f} Mbit/s | {ratio} |")
+    return "\n".join(out)
+
+
 def net_and_prof_table(lines):
     """The network table followed by where the time went (the profile table)."""
     nt, pt = net_table(lines), prof_table(lines)
@@ -398,10 +422,11 @@ def emit(name, text):
 ALL = (["suite-bench.sh", "suite-netbench.sh", "suite-lossbench.sh", "suite-blkbench.sh"],
        [("blk.md", blk_table), ("loss.md", loss_table), ("sim-vs-lab.md", sim_vs_lab_table),
         ("boot-steps.md", boot_steps_table),
-        ("net.md", net_and_prof_table), ("boot.md", table)])
+        ("net.md", net_and_prof_table), ("iperf.md", iperf_table), ("boot.md", table)])
 PARTS = {"blk": (["suite-blkbench.sh"], [("blk.md", blk_table)]),
          "loss": (["suite-lossbench.sh"], [("loss.md", loss_table), ("sim-vs-lab.md", sim_vs_lab_table)]),
-         "net": (["suite-netbench.sh"], [("net.md", net_and_prof_table), ("boot-steps.md", boot_steps_table)]),
+         "net": (["suite-netbench.sh"], [("net.md", net_and_prof_table), ("iperf.md", iperf_table),
+                                         ("boot-steps.md", boot_steps_table)]),
          "density": (["suite-density.sh"], [("density.md", density_table)])}
 # The density part runs in a lab of its own with less memory: filling the usual lab's ~1.5 GiB with guests of a
 # few MiB would take most of an hour under TCG (~3 s per `xl create`).

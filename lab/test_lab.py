@@ -133,3 +133,31 @@ class OwnApp(unittest.TestCase):
         config = self.write("bad.cfg", 'name = "bad"\nmemory = 32\n')
         with self.assertRaises(SystemExit):
             lab.add_app(self.job, "bad", None, config)
+
+
+class IperfTable(unittest.TestCase):
+    """bench.py's iperf3 table (issue 15), from suite-netbench's `kind=iperf` lines."""
+
+    LINES = ["SIROCCO-BENCH kind=iperf guest=sirocco seconds=5 to_guest_mbps=200.0 from_guest_mbps=150.5 "
+             "parallel4_mbps=0.0",
+             "SIROCCO-BENCH kind=iperf guest=linux seconds=5 to_guest_mbps=400.0 from_guest_mbps=301.0 "
+             "parallel4_mbps=0.0",
+             "SIROCCO-BENCH kind=net guest=linux first_200_s=1 rps=2 to_guest_mbps=3 from_guest_mbps=4"]
+
+    def test_sirocco_against_linux_with_ratios(self):
+        import bench
+        text = bench.iperf_table(self.LINES)
+        self.assertIn("5 s per test", text)
+        self.assertIn("| TCP dom0 -> guest (`iperf3 -c`) | 200.0 Mbit/s | 400.0 Mbit/s | 0.50 |", text)
+        self.assertIn("| TCP guest -> dom0 (`iperf3 -c -R`) | 150.5 Mbit/s | 301.0 Mbit/s | 0.50 |", text)
+        self.assertIn("| TCP dom0 -> guest, 4 streams (`iperf3 -c -P 4`) | 0.0 Mbit/s | 0.0 Mbit/s | n/a |", text)
+
+    def test_no_table_without_both_guests(self):
+        import bench
+        self.assertIsNone(bench.iperf_table(self.LINES[:1]))
+        self.assertIsNone(bench.iperf_table([]))
+
+    def test_it_is_among_the_net_parts_tables(self):
+        import bench
+        self.assertIn(("iperf.md", bench.iperf_table), bench.PARTS["net"][1])
+        self.assertIn(("iperf.md", bench.iperf_table), bench.ALL[1])

@@ -46,6 +46,14 @@ pub use mm::{heap_stats, page_pool_free, virt_to_mfn, HeapStats, MemoryInfo};
 pub use mode::{boot_mode, BootMode};
 pub use start::Started;
 
+/// The logger's side of `sirocco::logs`: the ring of recent records, the hand-off of each record to the
+/// runtime's syslog queue, and the sections whose records stay local (see `logger.rs`).
+pub mod logs {
+    pub use crate::logger::{filter, local_only, recent, ring_stats, set_forward, DEFAULT_RING_BYTES};
+    pub use sirocco_boot_logic::logging::ring::RingStats;
+    pub use sirocco_boot_logic::logging::{OwnedRecord, Record};
+}
+
 /// CPUID `leaf` (sub-leaf 0): eax, ebx, ecx, edx.
 pub(crate) fn cpuid(leaf: u32) -> [u32; 4] {
     // SAFETY: CPUID is available on every x86_64 CPU and only reads processor information.

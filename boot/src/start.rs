@@ -32,24 +32,22 @@ pub(crate) fn announce() -> XenVersion {
     xen
 }
 
-/// Takes the command line (or says why it is ignored) and starts the logger at the level it asks for.
+/// Takes the command line (or says why it is ignored) and starts the logger with the levels it asks for
+/// (`log=info,sirocco_net=debug`; a bad directive is left out, and said so once the heap is up).
 pub(crate) fn command_line(parsed: Result<Cmdline<'static>, CmdlineError>) -> Cmdline<'static> {
     let cmdline = parsed.unwrap_or_else(|e| {
         crate::println!("sirocco: ignoring the command line: {e}");
         Cmdline::parse("").expect("empty command line parses")
     });
-    let level = cmdline.log_level().unwrap_or_else(|bad| {
-        crate::println!("sirocco: log={bad} is not a level (off, error, warn, info, debug, trace); using info");
-        None
-    });
-    logger::init(level.unwrap_or(log::LevelFilter::Info));
+    logger::init(&cmdline);
     log::debug!("command line: {:?}", cmdline.as_str());
     cmdline
 }
 
-/// The steps every mode shares once memory, shared_info and the console are up: the grant
+/// The steps every mode shares once memory, shared_info and the console are up: the log ring, the grant
 /// table, then the hand-over to the runtime (which starts the run loop and xenstore, then the application).
 pub(crate) fn finish(cmdline: Cmdline<'static>, memory: MemoryInfo, xen: XenVersion, xenstore: (u64, u32)) -> ! {
+    logger::after_heap(&cmdline);
     match crate::grant::init() {
         Ok(frames) => log::debug!("grant table: {frames} frames, {} refs", frames * 512),
         Err(e) => log::error!("{e}; sharing pages with other domains will not work"),

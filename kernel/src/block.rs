@@ -22,6 +22,7 @@
 //! let first = block::open(DiskConfig::from_cmdline(&env.cmdline)?)?;
 //! ```
 
+use crate::metrics::{Desc, Histogram, Labels, Snapshot};
 use crate::raw::blkfront::{self, DiskBuffers, Driver};
 use crate::runtime;
 use crate::xenstore::{BackendWatch, CLOSE_TIMEOUT_NS};
@@ -46,6 +47,8 @@ struct Shared {
     /// Bumped after every driver poll: operations waiting for a completion or for room wait for it to move.
     progress: AtomicU64,
     waiters: spin::Mutex<Vec<Waker>>,
+    /// Operations in flight, seen after each poll of the driver.
+    in_flight: Histogram<10>,
 }
 
 /// A connected virtual block device.
@@ -119,7 +122,13 @@ fn connect_once(dev: &DeviceInfo, config: DiskConfig, reuse: Reuse) -> Result<Di
         driver: spin::Mutex::new(driver),
         progress: AtomicU64::new(0),
         waiters: spin::Mutex::new(Vec::new()),
+        in_flight: Histogram::new(IN_FLIGHT, RING_BUCKETS).labels(vbd_label(dev.id)),
     });
+    // The disk is kept for the domain's life (CONNECTED holds it), so its histogram can be registered for good.
+    let registered: &'static Arc<Shared> = alloc::boxed::Box::leak(alloc::boxed::Box::new(shared.clone()));
+    if let Err(e) = crate::metrics::register(&registered.in_flight) {
+        log::warn!("vbd{}: {e}", dev.id);
+    }
     // Detached: the vbd's task runs for the domain's life.
     runtime::spawn(drive(shared.clone(), channel, dev.clone()));
     let disk = Disk(shared);
@@ -136,7 +145,11 @@ async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: DeviceInfo) 
     loop {
         match runtime::select(channel.wait(), backend.changed()).await {
             crate::Either::Left(open) => {
-                let summary = shared.driver.lock().poll();
+                let (summary, pending) = {
+                    let mut driver = shared.driver.lock();
+                    (driver.poll(), driver.pending())
+                };
+                shared.in_flight.observe(pending as u64);
                 if let Some(fault) = summary.first_fault {
                     faults_logged += 1;
                     if faults_logged <= 16 || faults_logged.is_multiple_of(1000) {
@@ -268,4 +281,81 @@ impl DriverCell for Shared {
 /// connect only the first, or with a configuration of your own: [`open`].
 pub fn default() -> Result<Disk, ConnectError> {
     disks()?.first().cloned().ok_or(ConnectError::NoDisk)
+}
+
+/// Every disk's metrics, for `metrics::snapshot` (none before a disk is connected; this connects none): the
+/// driver's counters, under `"disks"` in the JSON document, one object per vbd (`"vbd":"51712"`).
+pub(crate) fn collect(s: &mut Snapshot) {
+    let disks: Vec<Disk> = CONNECTED.lock().iter().map(|(d, _)| d.clone()).collect();
+    for disk in disks {
+        let c = disk.counters();
+        let vbd = alloc::format!("{}", disk.id());
+        let l = [("vbd", vbd.as_str())];
+        s.gauge(&m::CAPACITY, &l, disk.capacity() as i64);
+        for (op, n) in [("read", c.reads), ("write", c.writes), ("flush", c.flushes), ("discard", c.discards)] {
+            s.counter(&m::OPS, &[("vbd", &vbd), ("op", op)], n);
+        }
+        for (op, n) in [("read", c.bytes_read), ("write", c.bytes_written), ("discard", c.bytes_discarded)] {
+            s.counter(&m::BYTES, &[("vbd", &vbd), ("op", op)], n);
+        }
+        s.counter(&m::REQUESTS, &l, c.requests);
+        s.counter(&m::INDIRECT, &l, c.indirect_requests);
+        s.counter(&m::NOTIFIES, &l, c.notifies);
+        for (result, n) in [("ok", c.ops_ok), ("failed", c.ops_failed)] {
+            s.counter(&m::COMPLETED, &[("vbd", &vbd), ("result", result)], n);
+        }
+        for (answer, n) in [("error", c.rsp_error), ("not_supported", c.rsp_not_supported), ("lost", c.lost_requests)] {
+            s.counter(&m::FAILED_REQUESTS, &[("vbd", &vbd), ("answer", answer)], n);
+        }
+        s.counter(&m::ABANDONED, &l, c.abandoned);
+        for (reason, n) in [("busy", c.busy), ("refused", c.refused)] {
+            s.counter(&m::REFUSED, &[("vbd", &vbd), ("reason", reason)], n);
+        }
+        s.counter(&m::FAULTS, &l, c.faults());
+        s.counter(&m::RESETS, &l, c.resets);
+    }
+}
+
+/// The label of vbd `id`'s own instruments, made once per disk for the domain's life.
+fn vbd_label(id: u32) -> Labels {
+    alloc::vec![("vbd", &*alloc::format!("{id}").leak())].leak()
+}
+
+const IN_FLIGHT: Desc = Desc::new("sirocco_vbd_in_flight", "Operations in flight, seen after each poll of the driver.")
+    .json("disks[vbd].in_flight");
+/// 0, then powers of two up to a whole 256-slot ring.
+const RING_BUCKETS: [u64; 10] = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// The disks' metrics (see `collect`).
+mod m {
+    use crate::metrics::Desc;
+
+    pub const CAPACITY: Desc = Desc::new("sirocco_vbd_capacity_bytes", "The disk's size.").json("disks[vbd].capacity");
+    pub const OPS: Desc = Desc::new("sirocco_vbd_ops_total", "Operations submitted, by kind.").json("disks[vbd].ops");
+    pub const BYTES: Desc =
+        Desc::new("sirocco_vbd_bytes_total", "Bytes moved by successful operations, by kind.").json("disks[vbd].bytes");
+    pub const REQUESTS: Desc =
+        Desc::new("sirocco_vbd_requests_total", "Ring requests pushed.").json("disks[vbd].requests");
+    pub const INDIRECT: Desc = Desc::new("sirocco_vbd_indirect_requests_total", "Ring requests that were indirect.")
+        .json("disks[vbd].indirect_requests");
+    pub const NOTIFIES: Desc =
+        Desc::new("sirocco_vbd_notifies_total", "Events sent to the backend.").json("disks[vbd].notifies");
+    pub const COMPLETED: Desc =
+        Desc::new("sirocco_vbd_completed_total", "Operations completed, by result.").json("disks[vbd].completed");
+    pub const FAILED_REQUESTS: Desc = Desc::new(
+        "sirocco_vbd_failed_requests_total",
+        "Requests the backend answered BLKIF_RSP_ERROR or EOPNOTSUPP, or never answered (lost).",
+    )
+    .json("disks[vbd].failed_requests");
+    pub const ABANDONED: Desc =
+        Desc::new("sirocco_vbd_abandoned_total", "Operations their caller gave up on.").json("disks[vbd].abandoned");
+    pub const REFUSED: Desc =
+        Desc::new("sirocco_vbd_refused_total", "Submissions refused, by reason.").json("disks[vbd].refused");
+    pub const FAULTS: Desc = Desc::new(
+        "sirocco_vbd_backend_faults_total",
+        "Responses from the backend that broke the protocol (bad ids, duplicates, ring overruns).",
+    )
+    .json("disks[vbd].faults");
+    pub const RESETS: Desc =
+        Desc::new("sirocco_vbd_resets_total", "Times the disk was reset for a new backend.").json("disks[vbd].resets");
 }

@@ -21,6 +21,7 @@ pub use sirocco_boot::evtchn::EvtchnError;
 pub use sirocco_boot_logic::cmdline::CmdlineError;
 pub use sirocco_drivers::frontend::FrontendError;
 pub use sirocco_drivers::grant::GrantError;
+pub use sirocco_kernel_logic::metrics::MetricError;
 pub use sirocco_kernel_logic::task::JoinError;
 
 /// What went wrong in a Sirocco call, by subsystem; each variant holds the subsystem's own error. New variants
@@ -53,6 +54,8 @@ pub enum Error {
     Task(JoinError),
     /// The command line is unusable.
     Cmdline(CmdlineError),
+    /// A metric could not be registered (`metrics::register`: its name is taken).
+    Metric(MetricError),
     /// `error` happened while the application was `doing` something ([`ErrorContext::context`]).
     Context {
         /// What the application was doing ("binding UDP port 7").
@@ -94,6 +97,7 @@ impl fmt::Display for Error {
             Error::EventChannel(e) => write!(f, "{e}"),
             Error::Task(e) => write!(f, "task: {e}"),
             Error::Cmdline(e) => write!(f, "{e}"),
+            Error::Metric(e) => write!(f, "{e}"),
             Error::Context { doing, error } => write!(f, "{doing}: {error}"),
         }
     }
@@ -113,6 +117,7 @@ impl core::error::Error for Error {
             Error::EventChannel(e) => e,
             Error::Task(e) => e,
             Error::Cmdline(e) => e,
+            Error::Metric(e) => e,
             Error::Context { error, .. } => &**error,
         })
     }
@@ -141,6 +146,7 @@ from! {
     EvtchnError => EventChannel,
     JoinError => Task,
     CmdlineError => Cmdline,
+    MetricError => Metric,
 }
 
 /// A vif setting that cannot be used (`VifConfigs::from_cmdline`...): networking cannot start with it.

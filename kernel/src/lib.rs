@@ -1,6 +1,7 @@
 //! Sirocco's runtime core and the API an application is written against: the run loop, tasks and timers
 //! (`runtime`), xenstore and `control/shutdown` (`xenstore`, `shutdown`), the network and block devices (`net`,
-//! `block`), and [`Env`] / [`macro@main`]. It starts where the platform layer (`sirocco-boot`,
+//! `block`), metrics and the stats endpoint that serves them with a live page (`metrics`, `stats`), and [`Env`] /
+//! [`macro@main`]. It starts where the platform layer (`sirocco-boot`,
 //! `boot/`) hands over after the start of day of whichever mode booted (PV, PVH or HVM), and stands on its
 //! hypercalls, event channels, grant table and console. The logic it drives lives in `sirocco-kernel-logic`,
 //! `sirocco-drivers` and `sirocco-net`, tested on the host.
@@ -39,6 +40,8 @@ extern crate alloc;
 pub mod block;
 pub mod boot_steps;
 pub mod error;
+pub mod logs;
+pub mod metrics;
 pub mod net;
 // The layers under the API (outside semver): public with the feature `unstable`, the runtime's own otherwise.
 #[cfg(feature = "unstable")]
@@ -49,6 +52,7 @@ mod raw;
 pub mod runtime;
 pub mod shutdown;
 mod start;
+pub mod stats;
 pub mod sync;
 pub mod xenstore;
 
@@ -71,6 +75,13 @@ pub use sirocco_kernel_logic::future::{select, Either};
 pub use sirocco_macros::main;
 
 static CMDLINE: spin::Once<Cmdline<'static>> = spin::Once::new();
+/// The hypervisor's version, recorded at the start of day (for `metrics`' build information).
+static XEN: spin::Once<XenVersion> = spin::Once::new();
+
+/// The hypervisor's version, once the start of day has recorded it.
+pub(crate) fn xen_version() -> Option<XenVersion> {
+    XEN.get().copied()
+}
 
 /// The guest command line, where `net::interfaces` and `block::disks` read their configurations (`tso=`,
 /// `blk-segments=`...): empty until the start of day has recorded it.

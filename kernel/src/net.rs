@@ -32,6 +32,7 @@
 //! let nets = net::interfaces_with(configs)?;
 //! ```
 
+use crate::metrics::{Histogram, Labels, Snapshot};
 use crate::raw::netfront::{self, Vif};
 use crate::runtime::{self, Instant};
 use crate::xenstore::{self, BackendWatch, RunLoop, CLOSE_TIMEOUT_NS, CONNECT_TIMEOUT_NS};
@@ -50,6 +51,8 @@ use sirocco_net::Stack;
 pub use crate::raw::netfront::{VifCounters, VifError};
 /// HTTP/1.1 request parsing and response writing over these sockets (what `httpd` and `kv` serve with).
 pub use sirocco_net::http;
+/// iperf3's protocol, the server side, without I/O (what `apps/iperf` serves with).
+pub use sirocco_net::iperf3;
 pub use sirocco_net::{ConfigError, ConfigProblem, Ipv4Config, NetConfig, VifConfigError, VifConfigs};
 pub use sirocco_net::{IpCidr, Ipv4Cidr, Ipv6Cidr, NetError, NetStats, SocketOptions, TcpState};
 
@@ -196,11 +199,14 @@ fn bring_up(configs: &VifConfigs) -> Result<&'static [Net], UpError> {
         stack.set_socket_options(SocketOptions { tcp_memory_limit: Some(tcp_memory), ..stack.socket_options() });
         let net = Net::new(stack);
         let driver = net.clone();
+        let ring = RingMetrics::register(nets.len());
         // Detached: the vif's task runs for the domain's life.
-        runtime::spawn(drive(driver, channels, dev.clone()));
+        runtime::spawn(drive(driver, channels, dev.clone(), ring));
         nets.push(net);
     }
-    Ok(&NETS.call_once(|| Up { nets, configs: checked }).nets)
+    let nets = &NETS.call_once(|| Up { nets, configs: checked }).nets;
+    crate::logs::network_up(nets);
+    Ok(nets)
 }
 
 /// What woke the network task.
@@ -221,14 +227,17 @@ fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
 
 /// The network task of one vif: polls the stack on each event, socket request or deadline, and reconnects the
 /// vif when its backend goes away and comes back.
-async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::DeviceInfo) {
+async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::DeviceInfo, ring: &'static RingMetrics) {
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Reconnect);
     let mut boot_steps_pending = true;
     loop {
         let started = runtime::now_ns();
-        let next = net.poll(started / 1_000_000);
+        // What the stack logs while it polls stays off the syslog collector (`logs`): the poll is what sends the
+        // collector's datagrams, so its records could otherwise feed themselves.
+        let next = sirocco_boot::logs::local_only(|| net.poll(started / 1_000_000));
         sirocco_boot::profile::add_net_poll(runtime::now_ns().saturating_sub(started));
+        ring.observe(&net);
         if boot_steps_pending {
             boot_steps_pending = record_boot_steps(&net);
         }
@@ -366,41 +375,183 @@ pub fn counters(net: &Net) -> VifCounters {
     net.lock().device().driver.counters()
 }
 
-/// Every vif's counters and TCP connection counts as a JSON member `"vifs":[...]`, for apps' status reports (no
-/// vif before the network is up; this does not bring it up).
-pub fn vifs_json() -> String {
-    use core::fmt::Write;
-    let mut s = String::from("\"vifs\":[");
+/// Every vif's metrics, for `metrics::snapshot` (none before the network is up; this does not bring it up): the
+/// driver's counters, the TCP stack's connections by state and memory, under `"vifs"` in the JSON document.
+pub(crate) fn collect(s: &mut Snapshot) {
     for (i, n) in NETS.get().map_or(&[][..], |up| &up.nets).iter().enumerate() {
-        let c = counters(n);
-        let (stats, addr, limit) = {
+        let (c, stats, limit, addr, mac) = {
             let stack = n.lock();
-            let limit = stack.socket_options().tcp_memory_limit.unwrap_or(0);
-            (stack.stats(), stack.ipv4_address().map(|a| format!("{a}")).unwrap_or_default(), limit)
+            let vif = stack.device();
+            (
+                vif.driver.counters(),
+                stack.stats(),
+                stack.socket_options().tcp_memory_limit.unwrap_or(0),
+                stack.ipv4_address().map(|a| format!("{a}")).unwrap_or_default(),
+                vif.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+            )
         };
-        let _ = write!(
-            s,
-            "{}{{\"vif\":{i},\"ipv4\":\"{addr}\",\"rx_packets\":{},\"rx_bytes\":{},\"tx_packets\":{},\"tx_bytes\":{},\"rx_dropped\":{},\"tx_dropped\":{},\"tx_ring_full\":{},\"tcp\":{{\"established\":{},\"time_wait\":{},\"total\":{},\"buffer_bytes\":{},\"memory_limit\":{},\"time_wait_evicted\":{},\"refused_no_memory\":{}}},\"counters\":\"{}\"}}",
-            if i == 0 { "" } else { "," },
-            c.rx_packets,
-            c.rx_bytes,
-            c.tx_packets,
-            c.tx_bytes,
-            c.rx_dropped,
-            c.tx_dropped,
-            c.tx_ring_full,
-            stats.tcp.get(TcpState::Established),
-            stats.tcp.get(TcpState::TimeWait),
-            stats.tcp.total(),
-            stats.tcp_buffer_bytes,
-            limit,
-            stats.tcp_time_wait_evicted,
-            stats.tcp_refused_no_memory,
-            format!("{c}").replace('"', "'")
-        );
+        let vif = format!("{i}");
+        let l = [("vif", vif.as_str())];
+        s.info(&m::VIF_INFO, &[("vif", &vif), ("ipv4", &addr), ("mac", &mac)]);
+        s.counter(&m::RX_PACKETS, &l, c.rx_packets);
+        s.counter(&m::RX_BYTES, &l, c.rx_bytes);
+        s.counter(&m::TX_PACKETS, &l, c.tx_packets);
+        s.counter(&m::TX_BYTES, &l, c.tx_bytes);
+        s.counter(&m::RX_GSO, &l, c.rx_gso_packets);
+        s.counter(&m::TX_GSO, &l, c.tx_gso_packets);
+        s.counter(&m::RX_DROPPED, &l, c.rx_dropped);
+        s.counter(&m::TX_DROPPED, &l, c.tx_dropped);
+        s.counter(&m::NOTIFIES, &l, c.notifies);
+        for (reason, n) in [
+            ("ring_full", c.tx_ring_full),
+            ("no_buffer", c.tx_no_buffer),
+            ("too_big", c.tx_too_big),
+            ("needs_sg", c.tx_needs_sg),
+            ("csum", c.tx_csum_refused),
+            ("gso", c.tx_gso_refused),
+            ("not_connected", c.tx_not_connected),
+        ] {
+            s.counter(&m::TX_REFUSED, &[("vif", &vif), ("reason", reason)], n);
+        }
+        for (fault, n) in [
+            ("tx_bad_id", c.tx_bad_id),
+            ("tx_error", c.tx_error),
+            ("tx_bad_status", c.tx_bad_status),
+            ("rx_bad_id", c.rx_bad_id),
+            ("rx_bad_status", c.rx_bad_status),
+            ("rx_bad_offset", c.rx_bad_offset),
+            ("rx_bad_flags", c.rx_bad_flags),
+            ("rx_bad_extra", c.rx_bad_extra),
+            ("rx_too_big", c.rx_too_big),
+            ("ring_overrun", c.ring_overruns),
+        ] {
+            s.counter(&m::FAULTS, &[("vif", &vif), ("fault", fault)], n);
+        }
+        s.counter(&m::RESETS, &l, c.resets);
+        for (state, name) in m::TCP_STATES {
+            s.gauge(&m::TCP, &[("vif", &vif), ("state", name)], stats.tcp.get(state) as i64);
+        }
+        s.gauge(&m::TCP_BUFFER, &l, stats.tcp_buffer_bytes as i64);
+        s.gauge(&m::TCP_LIMIT, &l, limit as i64);
+        s.counter(&m::TCP_EVICTED, &l, stats.tcp_time_wait_evicted);
+        s.counter(&m::TCP_REFUSED, &l, stats.tcp_refused_no_memory);
+        let e = stats.tcp_errors;
+        for (error, n) in
+            [("reset", e.reset), ("refused", e.refused), ("timed_out", e.timed_out), ("address_lost", e.address_lost)]
+        {
+            s.counter(&m::TCP_ERRORS, &[("vif", &vif), ("error", error)], n);
+        }
     }
-    s.push(']');
-    s
+}
+
+/// The vifs' metrics (see `collect`).
+mod m {
+    use super::TcpState;
+    use crate::metrics::Desc;
+
+    pub const VIF_INFO: Desc = Desc::new("sirocco_vif_info", "A vif's addresses.").json("vifs[vif]");
+    pub const RX_PACKETS: Desc =
+        Desc::new("sirocco_vif_rx_packets_total", "Packets received and delivered.").json("vifs[vif].rx_packets");
+    pub const RX_BYTES: Desc =
+        Desc::new("sirocco_vif_rx_bytes_total", "Bytes of the packets received.").json("vifs[vif].rx_bytes");
+    pub const TX_PACKETS: Desc =
+        Desc::new("sirocco_vif_tx_packets_total", "Packets queued for transmission.").json("vifs[vif].tx_packets");
+    pub const TX_BYTES: Desc =
+        Desc::new("sirocco_vif_tx_bytes_total", "Bytes of the packets transmitted.").json("vifs[vif].tx_bytes");
+    pub const RX_GSO: Desc = Desc::new("sirocco_vif_rx_gso_packets_total", "Large segments received (LRO).")
+        .json("vifs[vif].rx_gso_packets");
+    pub const TX_GSO: Desc =
+        Desc::new("sirocco_vif_tx_gso_packets_total", "Large segments handed to the backend to cut up (TSO).")
+            .json("vifs[vif].tx_gso_packets");
+    pub const RX_DROPPED: Desc =
+        Desc::new("sirocco_vif_rx_dropped_total", "Received packets dropped.").json("vifs[vif].rx_dropped");
+    pub const TX_DROPPED: Desc =
+        Desc::new("sirocco_vif_tx_dropped_total", "Transmits the backend answered NETIF_RSP_DROPPED.")
+            .json("vifs[vif].tx_dropped");
+    pub const NOTIFIES: Desc =
+        Desc::new("sirocco_vif_notifies_total", "Events sent to the backend.").json("vifs[vif].notifies");
+    pub const TX_REFUSED: Desc =
+        Desc::new("sirocco_vif_tx_refused_total", "Transmits refused by the driver, by reason.")
+            .json("vifs[vif].tx_refused");
+    pub const FAULTS: Desc =
+        Desc::new("sirocco_vif_backend_faults_total", "Responses from the backend that broke the protocol, by fault.")
+            .json("vifs[vif].faults");
+    pub const RESETS: Desc =
+        Desc::new("sirocco_vif_resets_total", "Times the vif started over after its backend left.")
+            .json("vifs[vif].resets");
+    pub const TCP: Desc =
+        Desc::new("sirocco_tcp_sockets", "TCP sockets by state (listening ones included).").json("vifs[vif].tcp");
+    pub const TCP_BUFFER: Desc =
+        Desc::new("sirocco_tcp_buffer_bytes", "Bytes of TCP socket buffers held.").json("vifs[vif].tcp.buffer_bytes");
+    pub const TCP_LIMIT: Desc =
+        Desc::new("sirocco_tcp_memory_limit_bytes", "What TCP socket buffers may hold at once.")
+            .json("vifs[vif].tcp.memory_limit");
+    pub const TCP_EVICTED: Desc = Desc::new(
+        "sirocco_tcp_time_wait_evicted_total",
+        "Connections in TIME-WAIT freed early to make room under the memory limit.",
+    )
+    .json("vifs[vif].tcp.time_wait_evicted");
+    pub const TCP_REFUSED: Desc =
+        Desc::new("sirocco_tcp_refused_no_memory_total", "Sockets not created because of the TCP memory limit.")
+            .json("vifs[vif].tcp.refused_no_memory");
+    pub const TCP_ERRORS: Desc =
+        Desc::new("sirocco_tcp_errors_total", "TCP connections that ended in an error, by error.")
+            .json("vifs[vif].tcp.errors");
+    pub const TX_IN_FLIGHT: Desc =
+        Desc::new("sirocco_vif_tx_in_flight", "TX buffers awaiting the backend's response, seen at each network poll.")
+            .json("vifs[vif].tx_in_flight");
+    pub const RX_POSTED: Desc =
+        Desc::new("sirocco_vif_rx_posted", "RX buffers posted to the backend, seen at each network poll.")
+            .json("vifs[vif].rx_posted");
+
+    /// Ring occupancy buckets: 0, then powers of two up to a whole 256-slot ring.
+    pub const RING_BUCKETS: [u64; 10] = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+    /// Every TCP state and its label (`time_wait` before the last, `closed`, so `"time_wait":N,` is followed by
+    /// a comma in the JSON document, as lab scripts grep it).
+    pub const TCP_STATES: [(TcpState, &str); 11] = [
+        (TcpState::Listen, "listen"),
+        (TcpState::SynSent, "syn_sent"),
+        (TcpState::SynReceived, "syn_received"),
+        (TcpState::Established, "established"),
+        (TcpState::FinWait1, "fin_wait_1"),
+        (TcpState::FinWait2, "fin_wait_2"),
+        (TcpState::CloseWait, "close_wait"),
+        (TcpState::Closing, "closing"),
+        (TcpState::LastAck, "last_ack"),
+        (TcpState::TimeWait, "time_wait"),
+        (TcpState::Closed, "closed"),
+    ];
+}
+
+/// The ring occupancy histograms of one vif, observed after each poll of its stack.
+struct RingMetrics {
+    tx_in_flight: Histogram<10>,
+    rx_posted: Histogram<10>,
+}
+
+impl RingMetrics {
+    /// Vif `index`'s histograms, registered for the domain's life.
+    fn register(index: usize) -> &'static RingMetrics {
+        let labels: Labels = alloc::vec![("vif", &*format!("{index}").leak())].leak();
+        let ring: &'static RingMetrics = alloc::boxed::Box::leak(alloc::boxed::Box::new(RingMetrics {
+            tx_in_flight: Histogram::new(m::TX_IN_FLIGHT, m::RING_BUCKETS).labels(labels),
+            rx_posted: Histogram::new(m::RX_POSTED, m::RING_BUCKETS).labels(labels),
+        }));
+        for h in [&ring.tx_in_flight, &ring.rx_posted] {
+            if let Err(e) = crate::metrics::register(h) {
+                log::warn!("vif{index}: {e}");
+            }
+        }
+        ring
+    }
+
+    fn observe(&self, net: &Net) {
+        let stack = net.lock();
+        let d = &stack.device().driver;
+        self.tx_in_flight.observe((usize::from(d.tx_buffer_count()).saturating_sub(d.tx_free_buffers())) as u64);
+        self.rx_posted.observe((usize::from(d.rx_buffer_count()).saturating_sub(d.rx_free_buffers())) as u64);
+    }
 }
 
 /// A short pause, for apps that poll (e.g. waiting for a DHCP lease with a timeout).

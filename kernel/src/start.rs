@@ -17,7 +17,9 @@ fn __sirocco_kernel_main(started: Started) -> ! {
         log::error!("xenstore: {e}; control/shutdown and devices will not work");
     }
     crate::boot_steps::step("xenstore");
+    crate::logs::init(&started.cmdline);
     crate::CMDLINE.call_once(|| started.cmdline);
+    crate::XEN.call_once(|| started.xen);
     let env = Env { cmdline: started.cmdline, memory: started.memory, xen: started.xen, mode: started.mode };
     // SAFETY: `sirocco::main!` defines the symbol with exactly this signature; without it the image does not link.
     let exit = unsafe { __sirocco_app_main(&env) };

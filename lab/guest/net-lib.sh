@@ -151,14 +151,15 @@ INIT
 }
 
 # linux_bench_peer: the Linux PV guest the benchmarks compare against (/tmp/nb.cfg, address 10.0.0.20): lighttpd
-# (keep-alive, as Sirocco's httpd) on 80, a discard sink on 9, a zero source on 19. Its initrd is built once per lab boot.
+# (keep-alive, as Sirocco's httpd) on 80, a discard sink on 9, a zero source on 19, `iperf3 -s` on 5201 (dom0's
+# iperf3 3.12). Its initrd is built once per lab boot.
 linux_bench_peer() {
     [ -f /tmp/nb.cfg ] && return 0
     mkdir -p /tmp/nb/www /tmp/nb/tmp /tmp/nb/etc
     # The same page as Sirocco's index, so both answer the same job.
     curl -s -o /tmp/nb/www/index.html http://10.0.0.2/ 2>/dev/null
     [ -s /tmp/nb/www/index.html ] || head -c 300 /dev/zero | tr '\0' x >/tmp/nb/www/index.html
-    add_binary /tmp/nb lighttpd
+    add_binary /tmp/nb lighttpd iperf3
     cp -r /usr/lib/lighttpd /tmp/nb/usr/lib/ 2>/dev/null
     cat >/tmp/nb/etc/lighttpd.conf <<'CONF'
 server.document-root = "/www"
@@ -179,6 +180,7 @@ $b ip link set lo up; $b ip link set eth0 up; $b ip addr add 10.0.0.20/24 dev et
 ( while true; do $b nc -l -p 9 >/dev/null; done ) &
 ( while true; do $b nc -l -p 19 </dev/zero; done ) &
 /usr/sbin/lighttpd -f /etc/lighttpd.conf || { echo "linux-peer: lighttpd failed"; $b cat /tmp/lighttpd.err; }
+/usr/bin/iperf3 -s -D || echo "linux-peer: iperf3 -s failed"
 echo "linux-peer: serving"
 while true; do $b sleep 3600; done
 INIT
@@ -205,3 +207,22 @@ libvirt_up() {
     log "libvirtd did not start: $(grep -E 'error' /tmp/libvirtd.log | tail -n 3)"
     return 1
 }
+# syslog_collector FILE: a syslog collector on dom0's UDP port 514 (every address) that writes each datagram it
+# receives to FILE as it came, followed by a line feed: one RFC 5424 message per line, so a message that carried
+# a line feed of its own shows up as a malformed line. perl-base's IO::Socket::INET (in every Debian root) rather
+# than nc, which runs datagrams together. Sets COLLECTOR_PID.
+syslog_collector() {
+    : >"$1"
+    perl -MIO::Socket::INET -e '
+        my $s = IO::Socket::INET->new(LocalPort => 514, Proto => "udp") or die "collector: $!\n";
+        open(my $out, ">>", $ARGV[0]) or die "collector: $ARGV[0]: $!\n";
+        $out->autoflush(1);
+        while (defined $s->recv(my $m, 65535)) { print $out "$m\n" }' "$1" &
+    COLLECTOR_PID=$!
+    sleep 0.5
+}
+# iperf_num FILE SECTION KEY: KEY's number in SECTION ("sum_received", "sum_sent") of `iperf3 -J`'s output FILE
+# (cJSON's layout: one key per line; the sections hold no nested objects). Empty if absent.
+iperf_num() { sed -n "/\"$2\":/,/}/p" "$1" | sed -n "s/.*\"$3\":[[:space:]]*\([-0-9.e+]*\).*/\1/p" | head -n1; }
+# iperf_error FILE: the "error" iperf3 -J reported (3.12 exits 0 even then), empty if none.
+iperf_error() { sed -n 's/.*"error":[[:space:]]*"\(.*\)".*/\1/p' "$1" | head -n1; }

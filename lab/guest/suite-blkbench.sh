@@ -79,7 +79,7 @@ if wait_http 10.0.0.5 80 120; then
     puts=$(wrk -t2 -c16 -d10s -s /tmp/put.lua http://10.0.0.5/ 2>/dev/null | sed -n 's/^Requests\/sec: *//p')
     gets=$(wrk -t2 -c16 -d10s -s /tmp/get.lua http://10.0.0.5/ 2>/dev/null | sed -n 's/^Requests\/sec: *//p')
     curl -s http://10.0.0.5/stats >/tmp/kvbench.stats
-    batches=$(grep -o '"batches":[0-9]*' /tmp/kvbench.stats | cut -d: -f2); acked=$(grep -o '"puts":[0-9]*' /tmp/kvbench.stats | cut -d: -f2)
+    batches=$(grep -o '"kv_write_batches_total":[0-9]*' /tmp/kvbench.stats | cut -d: -f2); acked=$(grep -o '"kv_puts_total":[0-9]*' /tmp/kvbench.stats | cut -d: -f2)
     echo "SIROCCO-BENCH kind=kv guest=sirocco puts_per_s=${puts:-0} gets_per_s=${gets:-0} puts=${acked:-0} batches=${batches:-0}"
     stop_net_guest
 else

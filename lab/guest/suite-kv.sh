@@ -67,7 +67,7 @@ if wait_http "$KVIP" 80 120; then
     listed=$(curl -s "http://$KVIP/kv" | grep -c '^c')
     check kv-list "GET /kv lists every acknowledged key ($listed listed)" [ "$listed" -ge "$(wc -l </tmp/kv.acked)" ]
     curl -s "http://$KVIP/stats" >/tmp/kv.stats
-    check kv-stats "GET /stats: $(head -c 300 /tmp/kv.stats)" grep -q '"live_keys"' /tmp/kv.stats
+    check kv-stats "GET /stats: $(grep -o '"app":.*' /tmp/kv.stats | head -c 300)" grep -q '"kv_store_live_keys":[0-9]' /tmp/kv.stats
     # Soak: 20,000 PUTs (four keep-alive writers), then a clean restart must replay every one.
     : >/tmp/kv.soak
     rm -f /tmp/kv.soak.[1-4] /tmp/kv.soak.out.* # the writers append: a second pass (PVH) must start empty

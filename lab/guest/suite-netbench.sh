@@ -47,6 +47,22 @@ tput() {
     TO=$(awk -v s="$in_s" -v m="$MB" 'BEGIN{printf "%.2f", m/s}'); FROM=$(awk -v s="$out_s" -v g="$got" 'BEGIN{printf "%.2f", g/1048576/s}')
 }
 
+# iperf3 (issue 15): iperf3's own figures, Debian's 3.12 client in dom0 against Sirocco's iperf app and against
+# `iperf3 -s` in the Linux PV guest. Each the receiver's bits per second (`-J`, end.sum_received), in Mbit/s; 0 for
+# a run that failed.
+IPERF_S=${BENCH_IPERF_S:-5}
+iperf_mbit() { # HOST [IPERF3 ARGS]
+    host=$1; shift
+    timeout 120 iperf3 -c "$host" -J -t "$IPERF_S" "$@" >/tmp/iperf-bench.json 2>&1
+    bps=$(iperf_num /tmp/iperf-bench.json sum_received bits_per_second)
+    [ -n "$(iperf_error /tmp/iperf-bench.json)" ] && bps=0
+    awk -v b="${bps:-0}" 'BEGIN { printf "%.1f", b / 1e6 }'
+}
+iperf_bench() { # LABEL HOST
+    to=$(iperf_mbit "$2"); from=$(iperf_mbit "$2" -R); par=$(iperf_mbit "$2" -P 4)
+    echo "SIROCCO-BENCH kind=iperf guest=$1 seconds=$IPERF_S to_guest_mbps=$to from_guest_mbps=$from parallel4_mbps=$par"
+}
+
 # bench_guest LABEL IP STATS CFG [overrides]: start, time to first 200, wrk, throughput both ways, stop.
 bench_guest() {
     label=$1; ip=$2; stats=$3; cfg=$4; shift 4
@@ -65,6 +81,9 @@ bench_guest() {
     TO=0; FROM=0
     # Sirocco's httpd has no discard/source ports: its throughput is measured on echo below.
     [ "$label" = linux ] && wait_tcp "$ip" 9 30 && tput linux "$GUEST_NAME" "$ip" none
+    if [ "$label" = linux ]; then
+        if wait_tcp "$ip" 5201 30; then iperf_bench linux "$ip"; else fail netbench-iperf-linux "no iperf3 -s on $ip"; fi
+    fi
     echo "SIROCCO-BENCH kind=net guest=$label first_200_s=$first rps=${rps:-0} to_guest_mbps=$TO from_guest_mbps=$FROM"
     stop_net_guest
 }
@@ -92,6 +111,14 @@ echo_tput sirocco-nolro lro=off
 # The same with 256 KiB TCP buffers (echo's tcpbuf=): the window, not either side's CPU, bounds a transfer over
 # this path (both sides mostly idle with 64 KiB); the stack keeps it within the posted RX buffers.
 echo_tput sirocco-256k tcpbuf=262144
+start_bg bench-iperf xl-configs/iperf.cfg 'extra="log=warn ip=10.0.0.7/24 gw=10.0.0.1"'
+if wait_tcp 10.0.0.7 5201 120; then
+    sleep 1 # the probe's connection ends as a test that never sent a cookie
+    iperf_bench sirocco 10.0.0.7
+else
+    fail netbench-iperf "the iperf app did not listen on 10.0.0.7:5201"; show_guest
+fi
+stop_net_guest
 bench_guest linux 10.0.0.20 none /tmp/nb.cfg
 
 # --- Boot broken down (issue 12): xl create -> first HTTP 200, step by step, as dom0 and the guest see them. ---

@@ -39,6 +39,7 @@ mod device;
 mod handle;
 pub mod http;
 mod icmp;
+pub mod iperf3;
 mod slaac;
 mod stack;
 mod tcp;

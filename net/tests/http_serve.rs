@@ -134,3 +134,27 @@ fn a_streamed_body_reaches_the_handler_in_constant_memory() {
     assert_eq!(sum.bytes, 1 << 20, "{}", s.text());
     assert_eq!(budget.peak(), http::CONNECTION_BYTES);
 }
+
+/// `Handler::sent` follows each response once it is written, in order, before the next request is read.
+#[test]
+fn sent_is_called_after_each_response_is_written() {
+    struct Log {
+        events: Vec<String>,
+    }
+    impl http::Handler for Log {
+        async fn respond(&mut self, req: &http::Request<'_>) -> Vec<u8> {
+            self.events.push(format!("respond {}", req.target));
+            http::response(200, "OK", "text/plain", b"ok", req.keep_alive)
+        }
+        fn sent(&mut self, req: &http::Request<'_>) {
+            self.events.push(format!("sent {}", req.target));
+        }
+    }
+    let budget = http::MemoryBudget::new(1 << 20);
+    let input = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut s = MemStream::new(input, 0, b"", 7);
+    let mut log = Log { events: Vec::new() };
+    let served = block_on(http::serve(&mut s, &budget, &mut log)).unwrap();
+    assert_eq!(served.requests, 2);
+    assert_eq!(log.events, ["respond /a", "sent /a", "respond /b", "sent /b"]);
+}

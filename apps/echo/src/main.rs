@@ -1,7 +1,8 @@
 //! `echo`: TCP echo and UDP echo on port 7 (RFC 862), on the first vif. Each TCP connection echoes until the peer
 //! closes its side, then closes gracefully; many connections at once. For throughput measurements also TCP
-//! discard on port 9 (reads and drops) and a zero source on port 19 (writes zeros until the peer closes), and
-//! on port 11 ("systat") one JSON line of the runtime's profile and the vif counters, for `make bench`.
+//! discard on port 9 (reads and drops) and a zero source on port 19 (writes zeros until the peer closes), on
+//! port 11 ("systat") the metrics' JSON document on one line (the runtime's profile, the vif counters...), for
+//! `make bench`, and the stats endpoint (`sirocco::stats`: `/metrics`, `/stats`, the live page) on port 9100.
 #![no_std]
 #![no_main]
 
@@ -49,7 +50,8 @@ async fn source(mut s: TcpStream) {
 }
 
 async fn systat(mut s: TcpStream) {
-    let line = alloc::format!("{{\"profile\":{{{}}},{}}}\n", sirocco::profile::Profile::now(), net::vifs_json());
+    let mut line = sirocco::metrics::json();
+    line.push('\n');
     if s.write_all(line.as_bytes()).await.is_ok() {
         let _ = s.close().await;
     }
@@ -100,8 +102,11 @@ fn main(env: &sirocco::Env) -> Result<sirocco::Exit, sirocco::Error> {
         sirocco::spawn(serve_port(net.clone(), 9, 0));
         sirocco::spawn(serve_port(net.clone(), 19, 1));
         sirocco::spawn(serve_port(net.clone(), 11, 2));
+        sirocco::stats::serve(&net, 9100).context("serving the stats endpoint on port 9100")?;
         let mut listener = TcpListener::bind(&net, 7, 8).context("listening on TCP port 7")?;
-        sirocco::println!("echo: listening on {addr} port 7 (TCP and UDP), discard on 9, zero source on 19");
+        sirocco::println!(
+            "echo: listening on {addr} port 7 (TCP and UDP), discard on 9, zero source on 19, stats on 9100"
+        );
         loop {
             match sirocco::select(listener.accept(), sirocco::shutdown::requested()).await {
                 Either::Left(stream) => {

@@ -1,69 +1,53 @@
 //! `httpd`: HTTP/1.1 on port 80 of the first vif (and of every other vif): keep-alive, pipelining-safe parsing
-//! (requests answered strictly in order), a small built-in page at `/`, and `/stats` as JSON (uptime, per-vif
-//! counters, TCP connections by state, heap, the connections' memory budget). A malformed request gets its 4xx/5xx
-//! answer and that connection is closed; other connections are not disturbed. No resource takes a body: bodies are
-//! streamed past (counted, never buffered), so a connection costs the same whatever a client uploads; connections
-//! together hold at most half of the heap (`http::MemoryBudget`), beyond which they are answered 503.
+//! (requests answered strictly in order), a small built-in page at `/`, and the stats endpoint's paths
+//! (`sirocco::stats`): `/metrics` (Prometheus), `/stats` (JSON: uptime, per-vif counters, TCP connections by state,
+//! heap, profile, and httpd's own requests, latency and memory budget) and `/live` (the live page). A malformed
+//! request gets its 4xx/5xx answer and that connection is closed; other connections are not disturbed. No resource
+//! takes a body: bodies are streamed past (counted, never buffered), so a connection costs the same whatever a
+//! client uploads; connections together hold at most half of the heap (`http::MemoryBudget`), beyond which they
+//! are answered 503.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
-use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering};
+use sirocco::metrics::{self, Counter, LatencyHistogram};
 use sirocco::net::http;
 use sirocco::net::{self, Net, TcpListener, TcpStream};
+use sirocco::Instant;
 
-static REQUESTS: AtomicU64 = AtomicU64::new(0);
-static BAD_REQUESTS: AtomicU64 = AtomicU64::new(0);
-static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+static REQUESTS: Counter = Counter::new("http_requests_total", "HTTP requests answered (any status).");
+static BAD_REQUESTS: Counter =
+    Counter::new("http_bad_requests_total", "Connections ended by a request refused as malformed or too large.");
+static CONNECTIONS: Counter = Counter::new("http_connections_total", "TCP connections accepted.");
+static LATENCY: LatencyHistogram = LatencyHistogram::latency(
+    "http_request_duration_seconds",
+    "Time from a request (its body read) to its response handed to the socket.",
+);
 /// What all connections may hold at once; set at start to half the free heap.
 static BUDGET: http::MemoryBudget = http::MemoryBudget::new(0);
 
 const INDEX: &str = "<!doctype html>\n<html><head><title>Sirocco</title></head><body>\n<h1>Hello from Sirocco</h1>\n\
 <p>A Rust unikernel on Xen: this page came from netfront, smoltcp and a single application image.</p>\n\
-<p><a href=\"/stats\">/stats</a></p>\n</body></html>\n";
+<p><a href=\"/live\">/live</a> (live stats), <a href=\"/stats\">/stats</a>, <a href=\"/metrics\">/metrics</a>, <a href=\"/logs\">/logs</a></p>\n\
+</body></html>\n";
 
-fn stats_json() -> String {
-    let mut s = String::new();
-    let heap = sirocco::heap_stats();
-    let _ = write!(
-        s,
-        "{{\"uptime_ms\":{},\"requests\":{},\"bad_requests\":{},\"connections_accepted\":{},\"heap\":{{\"size\":{},\"used\":{},\"free\":{}}},\"http_budget\":{{\"limit\":{},\"used\":{},\"peak\":{},\"refusals\":{}}},",
-        sirocco::uptime().as_millis(),
-        REQUESTS.load(Ordering::Relaxed),
-        BAD_REQUESTS.load(Ordering::Relaxed),
-        CONNECTIONS.load(Ordering::Relaxed),
-        heap.size,
-        heap.used,
-        heap.free,
-        BUDGET.limit(),
-        BUDGET.used(),
-        BUDGET.peak(),
-        BUDGET.refusals()
-    );
-    let _ = writeln!(
-        s,
-        "\"profile\":{{{}}},\"boot_steps_us\":{},{}}}",
-        sirocco::profile::Profile::now(),
-        sirocco::boot_steps::steps_json(),
-        net::vifs_json()
-    );
-    s
-}
-
-fn answer(target: &str, keep_alive: bool) -> Vec<u8> {
-    let path = target.split('?').next().unwrap_or(target);
+fn answer(req: &http::Request<'_>) -> Vec<u8> {
+    if let Some(stats) = sirocco::stats::respond(req) {
+        return stats; // /metrics, /stats, /live, /logs
+    }
+    let path = req.target.split('?').next().unwrap_or(req.target);
     match path {
-        "/" | "/index.html" => http::response(200, "OK", "text/html; charset=utf-8", INDEX.as_bytes(), keep_alive),
-        "/stats" => http::response(200, "OK", "application/json", stats_json().as_bytes(), keep_alive),
-        _ => http::response(404, "Not Found", "text/plain", b"not found\n", keep_alive),
+        "/" | "/index.html" => http::response(200, "OK", "text/html; charset=utf-8", INDEX.as_bytes(), req.keep_alive),
+        _ => http::response(404, "Not Found", "text/plain", b"not found\n", req.keep_alive),
     }
 }
 
-struct Httpd;
+/// One connection's handler: when its current request started (for the latency histogram).
+struct Httpd {
+    started: Option<Instant>,
+}
 
 impl http::Handler for Httpd {
     fn body_mode(&mut self, _req: &http::Request<'_>) -> http::BodyMode {
@@ -72,23 +56,29 @@ impl http::Handler for Httpd {
     }
 
     async fn respond(&mut self, req: &http::Request<'_>) -> Vec<u8> {
-        if REQUESTS.fetch_add(1, Ordering::Relaxed) == 0 {
+        self.started = Some(Instant::now());
+        if REQUESTS.get() == 0 {
             sirocco::boot_steps::step("first-request");
         }
+        REQUESTS.inc();
         if req.method == "GET" || req.method == "HEAD" {
-            answer(req.target, req.keep_alive)
+            answer(req)
         } else {
             http::response(405, "Method Not Allowed", "text/plain", b"method not allowed\n", req.keep_alive)
+        }
+    }
+
+    fn sent(&mut self, _req: &http::Request<'_>) {
+        if let Some(t) = self.started.take() {
+            LATENCY.observe(t.elapsed().as_micros() as u64);
         }
     }
 }
 
 async fn serve(mut s: TcpStream) {
-    CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-    match http::serve(&mut s, &BUDGET, Httpd).await {
-        Ok(served) if served.bad.is_some() => {
-            BAD_REQUESTS.fetch_add(1, Ordering::Relaxed);
-        }
+    CONNECTIONS.inc();
+    match http::serve(&mut s, &BUDGET, Httpd { started: None }).await {
+        Ok(served) if served.bad.is_some() => BAD_REQUESTS.inc(),
         Ok(_) => {}
         Err(e) => sirocco::log::debug!("httpd: connection ended: {e}"),
     }
@@ -111,6 +101,10 @@ async fn listen(net: Net, port: u16) {
 async fn main(env: sirocco::Env) -> Result<sirocco::Exit, sirocco::Error> {
     let port: u16 = env.cmdline.get("port").and_then(|p| p.parse().ok()).unwrap_or(80);
     BUDGET.set_limit(sirocco::heap_stats().free / 2);
+    for m in [&REQUESTS as &dyn metrics::Metric, &BAD_REQUESTS, &CONNECTIONS, &LATENCY] {
+        metrics::register(m)?;
+    }
+    metrics::add_http_budget(&BUDGET);
     let nets = net::interfaces()?;
     if nets.is_empty() {
         return Err(net::UpError::NoVif.into());

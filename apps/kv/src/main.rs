@@ -3,7 +3,9 @@
 //!
 //! - `PUT /kv/<key>` (body = value): `204` once the value is **durable** (written and flushed); `GET /kv/<key>`:
 //!   the value or `404`; `DELETE /kv/<key>`: `204` (durable) or `404`; `GET /kv`: the keys, one per line;
-//!   `GET /stats`: JSON (store, recovery, runtime profile, vif counters).
+//!   `GET /stats`, `GET /metrics`, `GET /live`: the stats endpoint (`sirocco::stats`: the runtime's metrics, the
+//!   vbd's and vif's counters, and kv's own: requests, the store's size and what recovery found) as JSON,
+//!   Prometheus text and a live page.
 //!
 //! A PUT's body is buffered whole (the store takes whole values), charged to a memory budget all connections share
 //! (a quarter of the heap at start): an upload that does not fit now is answered 503, never allowed to exhaust the
@@ -22,9 +24,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering};
 use sirocco::block::{self, ErrorKind};
+use sirocco::metrics::{self, Counter, Desc, Gauge, Metric};
 use sirocco::net::http;
 use sirocco::net::{self, TcpListener, TcpStream};
 use sirocco::sync::{Channel, Signal};
@@ -68,7 +69,6 @@ enum Op {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
     List,
-    Stats,
 }
 
 struct Job {
@@ -82,9 +82,18 @@ struct Job {
 /// `QUEUED` connections, which then wait their turn.
 const QUEUED: usize = 64;
 static JOBS: Channel<Job, QUEUED> = Channel::new();
-static PUTS: AtomicU64 = AtomicU64::new(0);
-static GETS: AtomicU64 = AtomicU64::new(0);
-static BATCHES: AtomicU64 = AtomicU64::new(0);
+static PUTS: Counter = Counter::new("kv_puts_total", "PUTs acknowledged (durable).");
+static GETS: Counter = Counter::new("kv_gets_total", "GETs of a key answered.");
+static BATCHES: Counter =
+    Counter::new("kv_write_batches_total", "Batches written, each with one flush (group commit).");
+static LIVE_KEYS: Gauge = Gauge::new("kv_store_live_keys", "Keys stored.");
+static LIVE_BYTES: Gauge = Gauge::new("kv_store_live_bytes", "Bytes of the live keys and values.");
+static LOG_CAPACITY: Gauge = Gauge::new("kv_store_log_capacity_bytes", "The log area's size.");
+static USED_BYTES: Gauge = Gauge::new("kv_store_used_bytes", "Log bytes in use (live and dead records).");
+static FREE_BYTES: Gauge = Gauge::new("kv_store_free_bytes", "Log bytes free.");
+static RECORDS: Gauge = Gauge::new("kv_store_records", "Records in the log.");
+static COMPACTIONS: Gauge =
+    Gauge::new("kv_store_compactions", "Compactions of the log so far (kept in its superblock).");
 /// What all connections may hold at once (buffers and PUT bodies); set at start to a quarter of the free heap: a
 /// PUT's value is copied once more for the store task, and the store needs room for its batch.
 static BUDGET: http::MemoryBudget = http::MemoryBudget::new(0);
@@ -114,37 +123,47 @@ fn error_response(e: &Error, keep_alive: bool) -> Vec<u8> {
     text(code, reason, &format!("{e}\n"), keep_alive)
 }
 
-fn stats_json(store: &Store<XenDisk>, disk: &block::Disk) -> String {
+/// The store's figures, into their gauges (after opening it and after each batch).
+fn store_gauges(store: &Store<XenDisk>) {
     let s = store.stats();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{{\"uptime_ms\":{},\"http_budget\":{{\"limit\":{},\"used\":{},\"peak\":{},\"refusals\":{}}},\"store\":{{\"live_keys\":{},\"live_bytes\":{},\"log_capacity\":{},\"used_bytes\":{},\"free_bytes\":{},\"records\":{},\"compactions\":{},\"puts\":{},\"gets\":{},\"batches\":{},\"recovery\":\"{}\"}},\"disk\":\"{}\",\"profile\":{{{}}},{}}}",
-        sirocco::uptime().as_millis(),
-        BUDGET.limit(),
-        BUDGET.used(),
-        BUDGET.peak(),
-        BUDGET.refusals(),
-        s.live_keys,
-        s.live_bytes,
-        s.log_capacity,
-        s.used_bytes,
-        s.free_bytes,
-        s.records,
-        s.compactions,
-        PUTS.load(Ordering::Relaxed),
-        GETS.load(Ordering::Relaxed),
-        BATCHES.load(Ordering::Relaxed),
-        format!("{}", s.recovery).replace('"', "'"),
-        disk.counters(),
-        sirocco::profile::Profile::now(),
-        net::vifs_json()
-    );
-    out
+    for (gauge, v) in [
+        (&LIVE_KEYS, s.live_keys),
+        (&LIVE_BYTES, s.live_bytes),
+        (&LOG_CAPACITY, s.log_capacity),
+        (&USED_BYTES, s.used_bytes),
+        (&FREE_BYTES, s.free_bytes),
+        (&RECORDS, s.records),
+        (&COMPACTIONS, s.compactions),
+    ] {
+        gauge.set(v as i64);
+    }
+}
+
+/// Registers kv's metrics, and what recovery found when the store was opened (`kv_store_recovery_info`).
+fn register_metrics(recovery: String) -> Result<(), metrics::MetricError> {
+    let ours: [&'static dyn Metric; 10] = [
+        &PUTS,
+        &GETS,
+        &BATCHES,
+        &LIVE_KEYS,
+        &LIVE_BYTES,
+        &LOG_CAPACITY,
+        &USED_BYTES,
+        &FREE_BYTES,
+        &RECORDS,
+        &COMPACTIONS,
+    ];
+    for m in ours {
+        metrics::register(m)?;
+    }
+    metrics::add_http_budget(&BUDGET);
+    const RECOVERY: Desc = Desc::new("kv_store_recovery_info", "What replaying the log found when the store opened.");
+    metrics::add_collector(move |s| s.info(&RECOVERY, &[("recovery", &recovery)]));
+    Ok(())
 }
 
 /// The store task: reads answered in order; every queued write goes into one batch, one flush, then all acked.
-async fn serve_store(mut store: Store<XenDisk>, disk: block::Disk) {
+async fn serve_store(mut store: Store<XenDisk>) {
     loop {
         // Everything queued now: the first job awaited, the rest taken as they are.
         let mut jobs = vec![JOBS.receive().await];
@@ -157,7 +176,7 @@ async fn serve_store(mut store: Store<XenDisk>, disk: block::Disk) {
             let k = job.keep_alive;
             match &job.op {
                 Op::Get(key) => {
-                    GETS.fetch_add(1, Ordering::Relaxed);
+                    GETS.inc();
                     let r = match store.get(key).await {
                         Ok(Some(v)) => http::response(200, "OK", "application/octet-stream", &v, k),
                         Ok(None) => text(404, "Not Found", "no such key\n", k),
@@ -172,10 +191,6 @@ async fn serve_store(mut store: Store<XenDisk>, disk: block::Disk) {
                         body.push(b'\n');
                     }
                     answer(job, http::response(200, "OK", "text/plain", &body, k));
-                }
-                Op::Stats => {
-                    let r = http::response(200, "OK", "application/json", stats_json(&store, &disk).as_bytes(), k);
-                    answer(job, r);
                 }
                 Op::Put(key, value) => {
                     batch.put(key, value);
@@ -204,12 +219,10 @@ async fn serve_store(mut store: Store<XenDisk>, disk: block::Disk) {
         } else {
             store.write_batch(&batch).await
         };
-        BATCHES.fetch_add(1, Ordering::Relaxed);
+        BATCHES.inc();
+        store_gauges(&store);
         match &result {
-            Ok(()) => {
-                let puts = writers.iter().filter(|j| matches!(j.op, Op::Put(..))).count() as u64;
-                PUTS.fetch_add(puts, Ordering::Relaxed);
-            }
+            Ok(()) => PUTS.add(writers.iter().filter(|j| matches!(j.op, Op::Put(..))).count() as u64),
             Err(e) => sirocco::log::warn!("kv: batch of {} writes failed: {e}", writers.len()),
         }
         for job in writers {
@@ -248,11 +261,13 @@ impl http::Handler for Kv {
 
     async fn respond(&mut self, req: &http::Request<'_>) -> Vec<u8> {
         let k = req.keep_alive;
+        if let Some(stats) = sirocco::stats::respond(req) {
+            return stats; // /metrics, /stats, /live, /logs
+        }
         let path = path(req);
         let key = path.strip_prefix("/kv/").map(|k| k.as_bytes().to_vec());
         let op = match (req.method, path, key) {
             ("GET" | "HEAD", "/kv", _) => Op::List,
-            ("GET" | "HEAD", "/stats", _) => Op::Stats,
             ("GET" | "HEAD", _, Some(key)) => Op::Get(key),
             ("PUT", _, Some(key)) => match try_copy(req.body) {
                 Some(value) => Op::Put(key, value),
@@ -260,7 +275,7 @@ impl http::Handler for Kv {
             },
             ("DELETE", _, Some(key)) => Op::Delete(key),
             (_, _, Some(_)) => return text(405, "Method Not Allowed", "GET, PUT or DELETE\n", k),
-            _ => return text(404, "Not Found", "try /kv/<key>, /kv or /stats\n", k),
+            _ => return text(404, "Not Found", "try /kv/<key>, /kv, /stats, /metrics or /live\n", k),
         };
         ask(op, k).await
     }
@@ -277,6 +292,7 @@ enum StartError {
     Net(net::UpError),
     Disk(block::ConnectError),
     Store(Error),
+    Metric(metrics::MetricError),
 }
 
 impl core::fmt::Display for StartError {
@@ -285,6 +301,7 @@ impl core::fmt::Display for StartError {
             StartError::Net(e) => write!(f, "network: {e}"),
             StartError::Disk(e) => write!(f, "disk: {e}"),
             StartError::Store(e) => write!(f, "store: {e}"),
+            StartError::Metric(e) => write!(f, "{e}"),
         }
     }
 }
@@ -296,7 +313,7 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
     let net = net::default().map_err(StartError::Net)?;
     sirocco::block_on(async move {
         let options = FormatOptions { volume_nonce: sirocco::wall_clock().as_nanos() as u64, ..Default::default() };
-        let store = Store::open_or_format(XenDisk(disk.clone()), options).await.map_err(StartError::Store)?;
+        let store = Store::open_or_format(XenDisk(disk), options).await.map_err(StartError::Store)?;
         let s = store.stats();
         sirocco::println!(
             "kv: store open: {} keys, {} of {} log bytes used; recovery: {}",
@@ -305,7 +322,9 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
             s.log_capacity,
             s.recovery
         );
-        sirocco::spawn(serve_store(store, disk));
+        store_gauges(&store);
+        register_metrics(format!("{}", s.recovery)).map_err(StartError::Metric)?;
+        sirocco::spawn(serve_store(store));
         let addr = net.wait_ipv4().await;
         let mut listener = TcpListener::bind(&net, 80, 16).map_err(|e| StartError::Net(net::UpError::Stack(e)))?;
         sirocco::println!("kv: serving http://{}/kv/<key>", addr.address());

@@ -3,6 +3,7 @@
 //! Words are separated by spaces; a word is `key=value` or a bare `flag`. A value may be double-quoted to hold
 //! spaces (`motd="hello world"`). When a key repeats, the last one wins, as on Linux.
 
+use crate::logging::filter::{Lenient, LogFilter};
 use core::fmt;
 
 /// Size of `start_info.cmd_line` (`MAX_GUEST_CMDLINE` in xen.h).
@@ -102,12 +103,20 @@ impl<'a> Cmdline<'a> {
         }
     }
 
-    /// The `log=` level; `Ok(None)` when absent, `Err(text)` when it names no level.
+    /// The default level `log=` gives (its bare level: `info` in `log=info,sirocco_net=debug`); `Ok(None)` when
+    /// there is no `log=` or it names no default, `Err(text)` when a directive is bad. [`Cmdline::log_filter`]
+    /// has the per-target levels too.
     pub fn log_level(&self) -> Result<Option<log::LevelFilter>, &'a str> {
         match self.get("log") {
             None => Ok(None),
-            Some(v) => v.parse::<log::LevelFilter>().map(Some).map_err(|_| v),
+            Some(v) => LogFilter::parse(v).map(|f| f.explicit_default()).map_err(|_| v),
         }
+    }
+
+    /// The `log=` spec (`log=info,sirocco_net=debug`, see [`crate::logging::filter`]), read leniently: bad
+    /// directives are left out and reported; no `log=` is the default, `info`.
+    pub fn log_filter(&self) -> Lenient<'a> {
+        LogFilter::parse_lenient(self.get("log").unwrap_or(""))
     }
 }
 
@@ -221,6 +230,24 @@ mod tests {
         assert_eq!(Cmdline::parse("log=TRACE").unwrap().log_level(), Ok(Some(log::LevelFilter::Trace)));
         assert_eq!(Cmdline::parse("x=1").unwrap().log_level(), Ok(None));
         assert_eq!(Cmdline::parse("log=loud").unwrap().log_level(), Err("loud"));
+        let c = Cmdline::parse("log=warn,sirocco_net=debug").unwrap();
+        assert_eq!(c.log_level(), Ok(Some(log::LevelFilter::Warn)));
+        assert_eq!(Cmdline::parse("log=sirocco_net=debug").unwrap().log_level(), Ok(None));
+        assert_eq!(Cmdline::parse("log=info,x=loud").unwrap().log_level(), Err("info,x=loud"));
+    }
+
+    #[test]
+    fn log_filter() {
+        let c = Cmdline::parse("ip=10.0.0.2/24 log=info,sirocco_net=debug,sirocco::net=trace").unwrap();
+        let l = c.log_filter();
+        assert_eq!((l.errors, l.filter.max_level()), (0, log::LevelFilter::Trace));
+        assert_eq!(l.filter.level_for("sirocco_net::stack"), log::LevelFilter::Debug);
+        assert_eq!(l.filter.level_for("httpd"), log::LevelFilter::Info);
+        let none = Cmdline::parse("ip=10.0.0.2/24").unwrap().log_filter();
+        assert_eq!((none.errors, none.filter.max_level()), (0, log::LevelFilter::Info));
+        let bad = Cmdline::parse("log=debug,net=loud").unwrap().log_filter();
+        assert_eq!((bad.errors, bad.filter.default_level()), (1, log::LevelFilter::Debug));
+        assert_eq!(bad.first_error.unwrap().directive, "net=loud");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The start of day's logic, free of `unsafe` and of any hypervisor access, so every edge case is tested on the host:
 //! what each boot mode is told (PV `start_info` layout, PVH `hvm_start_info`, multiboot2, e820), how Xen is found
 //! (CPUID) and emulated devices unplugged (HVM), the page tables each mode builds, the PV clock, which ports an
-//! event-channel upcall bitmap names, the command line, and the ELF notes Xen's loader reads.
+//! event-channel upcall bitmap names, the command line, the logger's filter, ring and syslog encoding, and the ELF
+//! notes Xen's loader reads.
 //!
 //! The platform crate (`boot/`, `sirocco-boot`) reads Xen's and the loader's structures, performs hypercalls and
 //! port I/O, and hands plain values to the functions here; in tests the same functions run against fakes of Xen,
@@ -19,6 +20,7 @@ pub mod crash;
 pub mod elfnote;
 pub mod events;
 pub mod layout;
+pub mod logging;
 pub mod pagetable;
 pub mod time;
 pub mod unplug;

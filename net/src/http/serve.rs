@@ -77,6 +77,12 @@ pub trait Handler {
 
     /// The whole response to `req` (see [`super::response`]), once its body has been read.
     async fn respond(&mut self, req: &Request<'_>) -> Vec<u8>;
+
+    /// Called once [`Handler::respond`]'s response to `req` has been handed to the transport (before the next
+    /// request is read), for per-request accounting such as latency. Not called when the write failed.
+    fn sent(&mut self, req: &Request<'_>) {
+        let _ = req;
+    }
 }
 
 impl<H: Handler + ?Sized> Handler for &mut H {
@@ -88,6 +94,9 @@ impl<H: Handler + ?Sized> Handler for &mut H {
     }
     async fn respond(&mut self, req: &Request<'_>) -> Vec<u8> {
         (**self).respond(req).await
+    }
+    fn sent(&mut self, req: &Request<'_>) {
+        (**self).sent(req)
     }
 }
 
@@ -279,6 +288,7 @@ pub async fn serve<T: Transport, H: Handler>(
             reply.truncate(head_len);
         }
         s.write_all(&reply).await?;
+        handler.sent(&req);
         if !req.keep_alive {
             s.close().await?;
             return Ok(served);
