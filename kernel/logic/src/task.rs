@@ -506,4 +506,73 @@ mod tests {
         assert_eq!(ex.run_ready(), 1);
         assert!(h.is_finished());
     }
+
+    /// `sirocco::sync`'s types (embassy-sync's Channel, Signal and Mutex, which the target-only `sirocco` crate
+    /// re-exports) on this run queue, as apps use them across tasks; critical-section's std implementation stands
+    /// in for the kernel's empty one.
+    mod sync_types {
+        use super::{block_on, executor};
+        use alloc::boxed::Box;
+        use alloc::vec::Vec;
+        use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as RawMutex;
+        use embassy_sync::channel::Channel;
+        use embassy_sync::mutex::Mutex;
+        use embassy_sync::signal::Signal;
+
+        #[test]
+        fn a_bounded_channel_carries_every_job_between_tasks_and_backpressures_the_producer() {
+            static JOBS: Channel<RawMutex, u32, 4> = Channel::new();
+            static DONE: Signal<RawMutex, (u32, u64)> = Signal::new();
+            let ex = executor();
+            // Two consumers share the sum through an async mutex; the producer sends 1000 jobs into 4 slots.
+            let total: &'static Mutex<RawMutex, (u32, u64)> = Box::leak(Box::new(Mutex::new((0, 0))));
+            for _ in 0..2 {
+                ex.spawn(async move {
+                    loop {
+                        let job = JOBS.receive().await;
+                        let mut t = total.lock().await;
+                        t.0 += 1;
+                        t.1 += u64::from(job);
+                        if t.0 == 1000 {
+                            DONE.signal(*t);
+                        }
+                    }
+                });
+            }
+            let producer = ex.spawn(async {
+                let mut waited = 0;
+                for job in 1..=1000u32 {
+                    if JOBS.try_send(job).is_err() {
+                        waited += 1;
+                        JOBS.send(job).await;
+                    }
+                }
+                waited
+            });
+            let (count, sum) = block_on(ex, DONE.wait());
+            assert_eq!((count, sum), (1000, 500_500), "every job arrived once");
+            let waited = block_on(ex, producer).expect("the producer finished");
+            assert!(waited > 0, "4 slots for 1000 jobs: the producer must have waited for room");
+        }
+
+        #[test]
+        fn a_mutex_held_across_an_await_keeps_others_out_until_released() {
+            static GATE: Signal<RawMutex, ()> = Signal::new();
+            let ex = executor();
+            let shared: &'static Mutex<RawMutex, Vec<&'static str>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+            let holder = ex.spawn(async move {
+                let mut v = shared.lock().await;
+                v.push("holder in");
+                GATE.wait().await; // holds the lock across this await
+                v.push("holder out");
+            });
+            let other = ex.spawn(async move { shared.lock().await.push("other") });
+            while ex.run_ready() > 0 {}
+            assert!(!other.is_finished(), "the second task got the lock while the first held it");
+            GATE.signal(());
+            block_on(ex, other).unwrap();
+            block_on(ex, holder).unwrap();
+            assert_eq!(*block_on(ex, shared.lock()), ["holder in", "holder out", "other"]);
+        }
+    }
 }
