@@ -54,6 +54,7 @@ pub mod shutdown;
 mod start;
 pub mod stats;
 pub mod sync;
+pub mod trace;
 pub mod xenstore;
 
 use core::fmt;

@@ -35,6 +35,7 @@
 use crate::metrics::{Histogram, Labels, Snapshot};
 use crate::raw::netfront::{self, Vif};
 use crate::runtime::{self, Instant};
+use crate::trace::{Category, Phase};
 use crate::xenstore::{self, BackendWatch, RunLoop, CLOSE_TIMEOUT_NS, CONNECT_TIMEOUT_NS};
 use crate::Either;
 use alloc::format;
@@ -235,7 +236,14 @@ async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::Device
         let started = runtime::now_ns();
         // What the stack logs while it polls stays off the syslog collector (`logs`): the poll is what sends the
         // collector's datagrams, so its records could otherwise feed themselves.
+        crate::trace::event(Category::Tcp, Phase::Begin, "stack poll", 0);
         let next = sirocco_boot::logs::local_only(|| net.poll(started / 1_000_000));
+        crate::trace::event(Category::Tcp, Phase::End, "stack poll", 0);
+        if crate::trace::enabled(Category::Net) {
+            let c = counters(&net);
+            crate::trace::event(Category::Net, Phase::Counter, "rx packets", c.rx_packets);
+            crate::trace::event(Category::Net, Phase::Counter, "tx packets", c.tx_packets);
+        }
         sirocco_boot::profile::add_net_poll(runtime::now_ns().saturating_sub(started));
         ring.observe(&net);
         if boot_steps_pending {

@@ -20,6 +20,7 @@ pub(crate) use sirocco_kernel_logic::future::select;
 use sirocco_kernel_logic::task::Executor;
 pub use sirocco_kernel_logic::task::{JoinError, JoinHandle, TaskCounts};
 use sirocco_kernel_logic::timer::{TimerId, TimerQueue};
+use sirocco_kernel_logic::trace::{Category, Phase};
 
 /// The tasks: each one heap-allocated by async-task, queued here when woken (why async-task: docs/executor.md).
 /// It tells us it has work through `pender`; we run it from the loop below and never from anywhere else. All of it
@@ -96,7 +97,9 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         }
         if PENDING.swap(false, Ordering::AcqRel) {
             // Runs what was queued when it started; a task queued meanwhile has raised PENDING again.
-            TASKS.run_ready();
+            crate::trace::event(Category::Run, Phase::Begin, "run tasks", 0);
+            let ran = TASKS.run_ready();
+            crate::trace::event(Category::Run, Phase::End, "run tasks", ran as u64);
         }
         evtchn::dispatch();
         let service_more = SERVICE_HOOK.get().is_some_and(|hook| hook());
@@ -121,7 +124,9 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         // timer itself where set_timer_op is refused.
         let slept = now_ns();
         let backstop = if timer_ok { 1_000_000 } else { 0 };
+        crate::trace::event(Category::Run, Phase::Begin, "blocked in SCHEDOP_poll", n as u64);
         hypercall::sched_poll(&ports[..n], deadline.map_or(0, |d| d + backstop));
+        crate::trace::event(Category::Run, Phase::End, "blocked in SCHEDOP_poll", n as u64);
         sirocco_boot::profile::add_idle(now_ns().saturating_sub(slept));
     }
 }

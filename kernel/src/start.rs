@@ -18,6 +18,7 @@ fn __sirocco_kernel_main(started: Started) -> ! {
     }
     crate::boot_steps::step("xenstore");
     crate::logs::init(&started.cmdline);
+    crate::trace::init(&started.cmdline);
     crate::CMDLINE.call_once(|| started.cmdline);
     crate::XEN.call_once(|| started.xen);
     let env = Env { cmdline: started.cmdline, memory: started.memory, xen: started.xen, mode: started.mode };

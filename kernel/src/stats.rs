@@ -79,7 +79,7 @@ fn live_page(keep_alive: bool) -> Vec<u8> {
     http::response(200, "OK", "text/html; charset=utf-8", LIVE_PAGE.as_bytes(), keep_alive)
 }
 
-/// The whole response to `req` if it is a `GET` or `HEAD` of `/metrics`, `/stats`, `/live` or `/logs` (a query
+/// The whole response to `req` if it is a `GET` or `HEAD` of `/metrics`, `/stats`, `/live`, `/logs` or `/trace` (a query
 /// string is ignored), for an app's own HTTP router; `None` for anything else.
 pub fn respond(req: &http::Request<'_>) -> Option<Vec<u8>> {
     if req.method != "GET" && req.method != "HEAD" {
@@ -93,6 +93,7 @@ pub fn respond(req: &http::Request<'_>) -> Option<Vec<u8>> {
         "/stats" => Some(http::response(200, "OK", JSON_CONTENT_TYPE, metrics::json().as_bytes(), k)),
         "/live" => Some(live_page(k)),
         "/logs" => Some(http::response(200, "OK", "text/plain; charset=utf-8", crate::logs::text().as_bytes(), k)),
+        "/trace" => Some(http::response(200, "OK", JSON_CONTENT_TYPE, crate::trace::chrome_json().as_bytes(), k)),
         _ => None,
     }
 }

@@ -16,7 +16,7 @@ expect net-ping4 net-ping6 vif-one-evtchn http-index http-stats http-metrics-for
     http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap http-upload-flood \
     http-upload-flood-after linux-peer-fetch \
     echo-16mib echo-tso echo-lro echo-split-evtchn echo-ipv6 echo-ipv6-offload echo-udp stats-port netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
-    echo-64mib-across-detach-attach libvirt-create libvirt-http libvirt-shutdown dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second \
+    echo-64mib-across-detach-attach trace-off-by-default trace-json trace-layers libvirt-create libvirt-http libvirt-shutdown dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second \
     log-target-levels syslog-received syslog-header syslog-levels syslog-timestamp syslog-no-feedback \
     syslog-console-copy syslog-absent-collector \
     iperf-to-guest iperf-from-guest iperf-parallel iperf-bidir iperf-bytes iperf-busy iperf-udp iperf-udp-reverse \
@@ -51,10 +51,34 @@ if wait_http 10.0.0.2 80 60; then
     # 24 concurrent 1 MiB uploads (15 crashed the 32 MiB guest before issue 10): httpd streams bodies past.
     upload_flood_check http-upload-flood 10.0.0.2 24 /upload/ /
     linux_peer_fetch 10.0.0.2
+    # Tracing is off unless asked for (checked with the tracing section below).
+    trace_off_code=$(curl -s -o /tmp/trace-off.json -w '%{http_code}' http://10.0.0.2/trace)
 else
     fail http-up "httpd did not answer on 10.0.0.2:80 within 60 s"; show_guest
 fi
 stop_net_guest
+
+# --- tracing (issue 15): off by default; with trace=all, GET /trace is Chrome trace-event JSON covering the run
+# loop, the stack polls and the vif's packet counters while requests are served.
+start_bg httpd-trace xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.6/24 gw=10.0.0.1 trace=all tracebuf=4096"'
+if wait_http 10.0.0.6 80 60; then
+    for i in $(seq 50); do curl -s -o /dev/null "http://10.0.0.6/?n=$i"; done
+    curl -s -o /tmp/trace.json http://10.0.0.6/trace
+    n_run=$(grep -o '"cat":"run"' /tmp/trace.json | wc -l); n_tcp=$(grep -o '"cat":"tcp"' /tmp/trace.json | wc -l)
+    n_net=$(grep -o '"cat":"net","ph":"C"' /tmp/trace.json | wc -l)
+    rx_last=$(grep -o '"rx packets":[0-9]*' /tmp/trace.json | tail -n1 | cut -d: -f2)
+    head=$(head -c 15 /tmp/trace.json)
+    check trace-json "GET /trace with trace=all: $(stat -c %s /tmp/trace.json) bytes that parse as JSON, starting $head" \
+        json_check /tmp/trace.json
+    check trace-layers "run loop $n_run, stack polls $n_tcp, vif counters $n_net events; rx packets reached ${rx_last:-?} (>= 50 requests)" \
+        sh -c "[ $n_run -ge 100 ] && [ $n_tcp -ge 100 ] && [ $n_net -ge 50 ] && [ ${rx_last:-0} -ge 50 ]"
+else
+    fail trace-json "httpd with trace=all did not answer on 10.0.0.6 within 60 s"; show_guest
+fi
+stop_net_guest
+n_off=$(grep -o '"ph":"[BEiC]"' /tmp/trace-off.json 2>/dev/null | wc -l)
+check trace-off-by-default "the main httpd (no trace=) answered /trace ${trace_off_code:-none} with $n_off events" \
+    sh -c "[ '${trace_off_code:-none}' = 200 ] && [ $n_off -eq 0 ] && grep -q 'thread_name' /tmp/trace-off.json"
 
 # --- libvirt: httpd as a libvirt domain (the XML `sirocco libvirt` made from httpd.cfg), libxl driver -----------
 # virsh create, reachable over the bridge, and `virsh shutdown` ends it (through control/shutdown, as xl does).
