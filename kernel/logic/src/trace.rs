@@ -9,6 +9,7 @@
 //!
 //! Not yet wired in: the runtime's trace points, `GET /trace` and the host tool are the next steps of issue 15.
 
+use crate::metrics::json::string as json_string;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
@@ -187,22 +188,6 @@ impl Tracer {
         out.extend_from_slice(newer);
         (out, ring.overwritten)
     }
-}
-
-/// Appends `s` to `out` as a JSON string.
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// The events as Chrome trace-event JSON (the "JSON object format": `{"traceEvents": [...]}`), which Perfetto and

@@ -213,7 +213,7 @@ fn write_node(out: &mut String, node: &Node<'_>) {
 }
 
 /// A JSON string: quotes, `\`, and control characters escaped.
-fn string(out: &mut String, s: &str) {
+pub(crate) fn string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -32,7 +32,7 @@
 
 mod desc;
 mod instrument;
-mod json;
+pub(crate) mod json;
 mod prometheus;
 mod registry;
 mod snapshot;
