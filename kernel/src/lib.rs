@@ -76,6 +76,19 @@ pub use sirocco_kernel_logic::future::{select, Either};
 pub use sirocco_macros::main;
 
 static CMDLINE: spin::Once<Cmdline<'static>> = spin::Once::new();
+static APP_NAME: spin::Once<&'static str> = spin::Once::new();
+
+/// Records the application's package name (`#[sirocco::main]`'s entry point calls it), for syslog's APP-NAME
+/// (`logs`) and the metrics' build information.
+#[doc(hidden)]
+pub fn __set_app_name(name: &'static str) {
+    APP_NAME.call_once(|| name);
+}
+
+/// The application's package name, once its entry point has run.
+pub(crate) fn app_name() -> Option<&'static str> {
+    APP_NAME.get().copied()
+}
 /// The hypervisor's version, recorded at the start of day (for `metrics`' build information).
 static XEN: spin::Once<XenVersion> = spin::Once::new();
 

@@ -177,13 +177,6 @@ static SENDING: AtomicBool = AtomicBool::new(false);
 static SENT: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static SEND_ERRORS: AtomicU64 = AtomicU64::new(0);
-static APP_NAME: spin::Once<&'static str> = spin::Once::new();
-
-/// Records the application's package name, for syslog's APP-NAME (`#[sirocco::main]` calls it).
-#[doc(hidden)]
-pub fn __set_app_name(name: &'static str) {
-    APP_NAME.call_once(|| name);
-}
 
 /// At start of day, once xenstore is up: with `syslog=`, reads the domain's name and id, queues the records
 /// logged so far (those in the ring) and has the logger queue every record from now on.
@@ -307,7 +300,7 @@ async fn send(net: Net, collector: SocketAddr) {
         let header = Header {
             facility: s.facility,
             hostname: &s.hostname,
-            app_name: APP_NAME.get().copied().unwrap_or("sirocco"),
+            app_name: crate::app_name().unwrap_or("sirocco"),
             procid: s.domid,
         };
         let len = syslog::encode(&mut datagram, &header, &record.as_record());

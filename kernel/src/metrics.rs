@@ -38,7 +38,6 @@ pub use sirocco_kernel_logic::metrics::{
 
 static REGISTRY: Registry = Registry::new();
 /// The application's crate name (`#[sirocco::main]` records it).
-static APP: spin::Once<&'static str> = spin::Once::new();
 /// Whether a snapshot's problems were logged already (once is enough: they are in every JSON document too).
 static PROBLEMS_LOGGED: AtomicBool = AtomicBool::new(false);
 
@@ -100,12 +99,6 @@ pub fn add_http_budget(budget: &'static MemoryBudget) {
         s.gauge(&PEAK, &[], budget.peak() as i64);
         s.counter(&REFUSALS, &[], budget.refusals() as u64);
     });
-}
-
-/// Records the application's name, for `sirocco_build_info` (called by `#[sirocco::main]`'s entry point).
-#[doc(hidden)]
-pub fn __set_app_name(name: &'static str) {
-    APP.call_once(|| name);
 }
 
 const UPTIME: Desc =
@@ -188,7 +181,7 @@ fn runtime(s: &mut Snapshot) {
         &BUILD,
         &[
             ("version", env!("CARGO_PKG_VERSION")),
-            ("app", APP.get().copied().unwrap_or("")),
+            ("app", crate::app_name().unwrap_or("")),
             ("mode", &mode),
             ("xen", xen.as_deref().unwrap_or("")),
         ],

@@ -66,10 +66,8 @@ fn expand(f: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         #[no_mangle]
         pub fn __sirocco_app_main(env: &::sirocco::Env) -> ::sirocco::Exit {
             let _ = env;
-            // The app's package name, for the syslog messages' APP-NAME (`sirocco::logs`).
-            ::sirocco::logs::__set_app_name(::core::env!("CARGO_PKG_NAME"));
-            // And for the metrics' build information (`sirocco_build_info`).
-            ::sirocco::metrics::__set_app_name(::core::env!("CARGO_PKG_NAME"));
+            // The app's package name, for syslog's APP-NAME and the metrics' build information.
+            ::sirocco::__set_app_name(::core::env!("CARGO_PKG_NAME"));
             ::sirocco::Termination::report(#call)
         }
     })
@@ -90,12 +88,8 @@ mod tests {
         assert!(out.contains(":: sirocco :: block_on (main (:: core :: clone :: Clone :: clone (env)))"), "{out}");
         assert!(out.contains("async fn main"), "the function itself is kept: {out}");
         assert!(
-            out.contains(":: sirocco :: metrics :: __set_app_name (:: core :: env ! (\"CARGO_PKG_NAME\"))"),
-            "the app's name is recorded: {out}"
-        );
-        assert!(
-            out.contains(":: sirocco :: logs :: __set_app_name (:: core :: env ! (\"CARGO_PKG_NAME\"))"),
-            "the app's name is recorded for syslog: {out}"
+            out.contains(":: sirocco :: __set_app_name (:: core :: env ! (\"CARGO_PKG_NAME\"))"),
+            "the app's name is recorded (syslog's APP-NAME, sirocco_build_info): {out}"
         );
         let out = expanded("async fn start() {}").unwrap();
         assert!(out.contains(":: sirocco :: block_on (start ())"), "{out}");
