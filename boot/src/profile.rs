@@ -5,7 +5,6 @@
 //! An instrumenting profile, not a sampling one: the run loop polls with upcalls masked, so there is no timer
 //! interrupt to sample from, and the phases worth naming are few.
 
-use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static IDLE_NS: AtomicU64 = AtomicU64::new(0);
@@ -63,22 +62,5 @@ impl Profile {
     /// Time the vCPU ran (neither idle nor in the stack's polls: apps, the executor, event dispatch).
     pub fn other_ns(&self) -> u64 {
         self.uptime_ns.saturating_sub(self.idle_ns).saturating_sub(self.net_poll_ns)
-    }
-}
-
-impl fmt::Display for Profile {
-    /// As JSON fields (no braces), for `/stats`-style reports.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "\"uptime_ns\":{},\"idle_ns\":{},\"wakeups\":{},\"net_poll_ns\":{},\"net_polls\":{},\"other_ns\":{},\"kicks\":{}",
-            self.uptime_ns,
-            self.idle_ns,
-            self.wakeups,
-            self.net_poll_ns,
-            self.net_polls,
-            self.other_ns(),
-            self.kicks
-        )
     }
 }
