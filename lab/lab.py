@@ -93,6 +93,10 @@ def job_disk(run_script, env, app=None):
     if os.path.exists(os.path.join(ROOT, "build", "crash.debug")):
         shutil.copy(os.path.join(ROOT, "build", "crash.debug"), os.path.join(job, "build", "crash.debug"))
     shutil.copy(os.path.join(ROOT, "tools", "debug-core"), os.path.join(job, "lab", "debug-core"))
+    # The host tool, for `sirocco trace` in dom0 (a Debian 12 userland like the host's); `make build-all` built it.
+    cli = os.path.join(ROOT, "target", "release", "sirocco")
+    if os.path.exists(cli):
+        shutil.copy(cli, os.path.join(job, "lab", "sirocco"))
     # The dom0-side peer for grant/event-channel checks, built statically against libxen-dev's headers.
     subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", os.path.join(job, "lab", "labpeer"),
                     os.path.join(ROOT, "lab", "peer", "labpeer.c")], check=True)
@@ -237,7 +241,8 @@ def cmd_run(app, xl_args, timeout_s, given):
 def cmd_serve(app, port, given):
     own = own_app(app, given)
     dom0 = dom0_image()
-    env = {"LAB_APP": app, "LAB_PORT": str(port)}
+    # LAB_SERVE_EXTRA: more of the guest's command line (tools/live-page-check.sh traces the served httpd).
+    env = {"LAB_APP": app, "LAB_PORT": str(port), "LAB_EXTRA": os.environ.get("LAB_SERVE_EXTRA", "")}
     net = ["-netdev", f"user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:{port}",
            "-device", "virtio-net-pci,netdev=n0"]
 

@@ -19,6 +19,10 @@
 #                   moved: uptime later, requests and packets per second above 0 under the load
 #   no-console-errors  Chromium logged no console message and no uncaught exception (--enable-logging=stderr;
 #                   the page logs nothing, so any message is a fault), and no poll of /stats failed
+#   trace-timeline  (not with --fake) GET /trace, taken while the load ran (the lab boots httpd with trace=all),
+#                   through `sirocco trace` into the HTML timeline, rendered by Chromium (trace.png): the screenshot
+#                   has each traced layer's colour and the request paths' colour (counted by tools/png-colours.py),
+#                   and the tool followed at least one request from netfront RX to the app and back
 # Chromium runs each time as /usr/bin/chromium --headless with the flags this machine needs (a new empty profile,
 # no background networking), for --virtual-time-budget ms of page time: the page polls /stats once a (virtual)
 # second, so each load sees several polls. Evidence in build/live-check/.
@@ -66,7 +70,7 @@ case $mode in
     lab)
         echo "live-page: building httpd and booting it in the lab (serve mode: a few minutes)"
         make -C "$root" build APP=httpd >"$out/build.log" 2>&1 || { echo "live-page: FAILED: make build APP=httpd (see $out/build.log)"; exit 1; }
-        python3 "$root/lab/lab.py" serve httpd 80 >"$out/lab.log" 2>&1 &
+        LAB_SERVE_EXTRA="trace=all tracebuf=16384" python3 "$root/lab/lab.py" serve httpd 80 >"$out/lab.log" 2>&1 &
         pids+=($!)
         base=http://localhost:8080
         ;;
@@ -147,5 +151,30 @@ else
     bad no-console-errors "$(printf '%s\n' "$errors" | head -n 3 | tr '\n' ' ')${poll_failed:+ page: $poll_failed} $(cat "$out/chromium-errors.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 
-echo "live-page: evidence in $out (live-1.png, live-2.png, dom-*.html, chromium-*.log)"
+# The trace timeline (issue 15), from the same guest under the same load.
+if [ $mode = fake ]; then
+    echo "live-page: trace-timeline not checked: --fake serves no /trace"
+else
+    curl -s --max-time 60 -o "$out/trace.json" "$base/trace" || true
+    cargo run -q --release --manifest-path "$root/Cargo.toml" -p sirocco-cli -- trace "$out/trace.json" \
+        --json "$out/trace-perfetto.json" --html "$out/trace.html" >"$out/trace-summary.txt" 2>"$out/trace-tool.log" || true
+    profile=$(mktemp -d)
+    timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+        --disable-component-update --disable-sync --hide-scrollbars --window-size=1500,1400 --user-data-dir="$profile" \
+        --screenshot="$out/trace.png" "file://$out/trace.html" >"$out/chromium-trace.log" 2>&1 || true
+    rm -rf "$profile"
+    # run evtchn net tcp app, then a request's path (tools/cli/src/trace.rs: COLOURS, FLOW_COLOUR).
+    colours=("#4e79a7" "#f28e2b" "#59a14f" "#e15759" "#b07aa1" "#ff00ff")
+    python3 "$root/tools/png-colours.py" "$out/trace.png" "${colours[@]}" >"$out/trace-colours.txt" 2>&1 || true
+    few=$(awk 'NR > 1 && $1 ~ /^#/ && $2 < 200 { print $1 }' "$out/trace-colours.txt" | tr '\n' ' ')
+    drawn=$(awk 'NR > 1 && $1 ~ /^#/ { printf "%s:%s ", $1, $2 }' "$out/trace-colours.txt")
+    paths=$(sed -n 's/^request paths: \([0-9]*\) complete.*/\1/p' "$out/trace-summary.txt")
+    if [ -s "$out/trace.png" ] && [ "$(grep -c '^#' "$out/trace-colours.txt")" = ${#colours[@]} ] && [ -z "$few" ] && [ "${paths:-0}" -ge 1 ]; then
+        ok trace-timeline "$(head -n1 "$out/trace-summary.txt"); ${paths} request paths; pixels per colour $drawn"
+    else
+        bad trace-timeline "summary: $(head -n1 "$out/trace-summary.txt" 2>/dev/null) $(cat "$out/trace-tool.log" 2>/dev/null | head -n2 | tr '\n' ' '); request paths ${paths:-none}; pixels per colour ${drawn:-none}; under 200: ${few:-none}"
+    fi
+fi
+
+echo "live-page: evidence in $out (live-1.png, live-2.png, dom-*.html, chromium-*.log, trace.html, trace.png)"
 exit $failed

@@ -193,3 +193,59 @@ macro_rules! println {
     () => { $crate::print!("\n") };
     ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+/// Writes the trace (`sirocco_boot_logic::trace`) as a dump on the console, unless nothing is traced; true if a dump
+/// was written. `crashing`: from a panic or exception report, which neither waits for the trace ring's lock (the
+/// crash may have interrupted a recording) nor respects the console's; it allocates nothing either way.
+pub fn write_trace_dump(crashing: bool) -> bool {
+    let Some(tracer) = sirocco_boot_logic::trace::global().filter(|t| t.mask() != 0) else { return false };
+    let mut out = LineBuffer { buf: [0; 512], len: 0, forced: crashing };
+    let written = tracer.dump(&mut out, !crashing).is_some_and(|r| r.is_ok());
+    out.flush();
+    written
+}
+
+/// Gathers a dump's short writes into lines of up to 512 bytes, so the console is notified once a line, not once a
+/// field (a dump is some 10 000 lines).
+struct LineBuffer {
+    buf: [u8; 512],
+    len: usize,
+    forced: bool,
+}
+
+impl LineBuffer {
+    fn flush(&mut self) {
+        let text = core::str::from_utf8(&self.buf[..self.len]).unwrap_or("(trace dump: bad text)\n");
+        if self.forced {
+            print_forced(format_args!("{text}"));
+        } else {
+            _print(format_args!("{text}"));
+        }
+        self.len = 0;
+    }
+}
+
+impl fmt::Write for LineBuffer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for piece in s.split_inclusive('\n') {
+            if self.len + piece.len() > self.buf.len() {
+                self.flush();
+            }
+            if piece.len() > self.buf.len() {
+                // Longer than a line buffer (a long name): straight through.
+                if self.forced {
+                    print_forced(format_args!("{piece}"));
+                } else {
+                    _print(format_args!("{piece}"));
+                }
+                continue;
+            }
+            self.buf[self.len..self.len + piece.len()].copy_from_slice(piece.as_bytes());
+            self.len += piece.len();
+            if piece.ends_with('\n') && self.len > self.buf.len() - 64 {
+                self.flush();
+            }
+        }
+        Ok(())
+    }
+}

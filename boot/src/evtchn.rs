@@ -9,6 +9,7 @@ use crate::xen;
 use core::fmt;
 use core::future::poll_fn;
 use sirocco_boot_logic::events::{pending_in_word, EventRegistry};
+use sirocco_boot_logic::trace::{self, Category, Phase};
 
 /// The registry of our ports; locked briefly by tasks (to wait) and by the run loop (to dispatch).
 pub(crate) static EVENTS: spin::Mutex<EventRegistry> = spin::Mutex::new(EventRegistry::new());
@@ -149,6 +150,7 @@ pub fn dispatch() -> usize {
         }
         for port in pending_in_word(word, pending, mask) {
             xen::clear_pending(port);
+            trace::event(Category::Evtchn, Phase::Instant, "event", u64::from(port));
             if !EVENTS.lock().fire(port) {
                 log::debug!("evtchn: event on port {port}, which is not ours");
             }

@@ -8,6 +8,7 @@
 
 use crate::abi::*;
 use core::arch::asm;
+use sirocco_boot_logic::trace::{self, Category, Phase};
 
 extern "C" {
     /// Defined in pv/entry.rs; Xen writes the stubs into it at domain build (PV) or when we name it (PVH/HVM).
@@ -79,6 +80,7 @@ pub fn sched_poll(ports: &[u32], timeout_ns: u64) -> i64 {
 /// `EVTCHNOP_send`: notifies the other end of event channel `port`.
 pub fn evtchn_send(port: u32) -> i64 {
     crate::profile::add_kick();
+    trace::event(Category::Evtchn, Phase::Instant, "notify", u64::from(port));
     let arg = port;
     // SAFETY: `struct evtchn_send` is a single u32; the pointer is live for the call.
     unsafe { hypercall5(HYPERVISOR_EVENT_CHANNEL_OP, u64::from(EVTCHNOP_send), &arg as *const u32 as u64, 0, 0, 0) }

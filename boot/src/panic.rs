@@ -32,5 +32,6 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     crate::crash::record(u64::MAX, 0, 0, &regs);
     crate::crash::print_backtrace(None, None, regs.rbp);
     crate::crash::print_heap();
+    console::write_trace_dump(true);
     exit(Exit::Crash)
 }

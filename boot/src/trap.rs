@@ -116,6 +116,7 @@ extern "C" fn exception(f: &TrapFrame) -> ! {
     if !hypercalls_ready() {
         stop();
     }
+    crate::console::write_trace_dump(true);
     crate::exit(Exit::Crash)
 }
 

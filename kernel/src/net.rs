@@ -232,6 +232,7 @@ async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::Device
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Reconnect);
     let mut boot_steps_pending = true;
+    let mut traced = (0, 0);
     loop {
         let started = runtime::now_ns();
         // What the stack logs while it polls stays off the syslog collector (`logs`): the poll is what sends the
@@ -241,8 +242,14 @@ async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::Device
         crate::trace::event(Category::Tcp, Phase::End, "stack poll", 0);
         if crate::trace::enabled(Category::Net) {
             let c = counters(&net);
+            for (name, now, before) in [("rx batch", c.rx_packets, traced.0), ("tx batch", c.tx_packets, traced.1)] {
+                if now > before {
+                    crate::trace::event(Category::Net, Phase::Instant, name, now - before);
+                }
+            }
             crate::trace::event(Category::Net, Phase::Counter, "rx packets", c.rx_packets);
             crate::trace::event(Category::Net, Phase::Counter, "tx packets", c.tx_packets);
+            traced = (c.rx_packets, c.tx_packets);
         }
         sirocco_boot::profile::add_net_poll(runtime::now_ns().saturating_sub(started));
         ring.observe(&net);

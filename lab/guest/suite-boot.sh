@@ -102,6 +102,13 @@ fault_check nested "a panic three calls deep" "PANIC: deliberate panic three cal
 # under the faulting function is the runner, then the run loop in main; the panic's location names the line.
 fault_check task "a panic inside an async task" "PANIC: deliberate panic inside an async task" \
     "at apps/crash/src/main.rs:[0-9]+" "crash::panic_in_task\+" "async_task::raw::RawTask.*::run\+" "crash::main\+"
+# A crash with tracing on ends its report with the trace as a dump, which the host tool reads from the console log.
+expect trace-crash-dump
+boot_guest crash-traced 120 xl-configs/crash.cfg 'extra="fault=task trace=all"'
+./lab/sirocco trace "$GUEST_LOG" --json /tmp/crash-trace.json >/tmp/crash-trace.txt 2>&1; rc=$?
+sed 's/^/lab: crash trace: /' /tmp/crash-trace.txt
+check trace-crash-dump "fault=task with trace=all ended $GUEST_REASON; sirocco trace on the console log (exit $rc): $(head -n1 /tmp/crash-trace.txt)" \
+    sh -c "[ $GUEST_REASON = crash ] && [ $rc = 0 ] && grep -Eq '^  run .*task poll' /tmp/crash-trace.txt && python3 -m json.tool /tmp/crash-trace.json >/dev/null"
 fault_check oom "an allocation larger than the heap" "memory allocation of 1099511627776 bytes failed" \
     "allocations refused: 1, the last of 1099511627776 bytes" "heap: [0-9]+ KiB"
 # The post-mortem path (README): the crashed domain kept (on_crash="preserve"), `xl dump-core`, tools/debug-core,

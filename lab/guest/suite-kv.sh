@@ -10,7 +10,7 @@ CYCLES=${KV_CYCLES:-12}
 SOAK_PUTS=20000
 # The PVH pass: the same checks over a subset of crash cycles and a smaller soak.
 pv_only || { CYCLES=3; SOAK_PUTS=2000; }
-expect $(for c in $(seq "$CYCLES"); do echo "kv-after-restart-$c kv-acked-$c"; done) \
+expect $(for c in $(seq "$CYCLES"); do echo "kv-after-restart-$c kv-acked-$c"; done) trace-blk \
     kv-final kv-delete kv-list kv-stats kv-soak-puts kv-delete-durable kv-soak-replayed kv-soak-all-present \
     kv-upload-flood kv-upload-flood-after
 : >/tmp/kv.acked
@@ -56,7 +56,7 @@ done
 echo "lab: kv: $(wc -l </tmp/kv.acked) keys acknowledged over $CYCLES destroyed runs; $torn opens reported a torn tail"
 
 # The last restart: everything acknowledged over all cycles, then deletes, the list and /stats.
-start_bg kv-final xl-configs/kv.cfg "extra=\"log=info ip=$KVIP/24 gw=10.0.0.1\""
+start_bg kv-final xl-configs/kv.cfg "extra=\"log=info ip=$KVIP/24 gw=10.0.0.1 trace=blk,app tracebuf=8192\""
 if wait_http "$KVIP" 80 120; then
     grep -o 'kv: store open: .*' "$GUEST_LOG" | sed 's/^/lab: final: /'
     verify final
@@ -64,6 +64,11 @@ if wait_http "$KVIP" 80 120; then
     del=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$KVIP/kv/to-delete")
     after=$(curl -s -o /dev/null -w '%{http_code}' "http://$KVIP/kv/to-delete")
     check kv-delete "DELETE answered $del, then GET answered $after" [ "$del$after" = 204404 ]
+    # Blkfront's trace points (issue 15): this boot traces blk and app; the PUT and DELETE above were written.
+    curl -s -o /tmp/kv-trace.json "http://$KVIP/trace"
+    ./lab/sirocco trace /tmp/kv-trace.json >/tmp/kv-trace.txt 2>&1
+    sed 's/^/lab: kv trace: /' /tmp/kv-trace.txt
+    check trace-blk "$(grep '^  blk' /tmp/kv-trace.txt)" grep -Eq '^  blk .*complete [0-9]+.*requests in flight [0-9]+.*submit [0-9]+' /tmp/kv-trace.txt
     listed=$(curl -s "http://$KVIP/kv" | grep -c '^c')
     check kv-list "GET /kv lists every acknowledged key ($listed listed)" [ "$listed" -ge "$(wc -l </tmp/kv.acked)" ]
     curl -s "http://$KVIP/stats" >/tmp/kv.stats

@@ -10,7 +10,7 @@ done
 ip link set "$nic" up && ip link set "$nic" master xenbr0 && ip addr add 10.0.2.16/24 dev xenbr0
 log "bridged $nic into xenbr0 (10.0.2.0/24, QEMU user networking)"
 GUEST_NAME=$LAB_APP; GUEST_LOG=/var/log/xen/console/guest-$LAB_APP.log; GUEST_XL=/tmp/xl-$LAB_APP.out
-xl create -F "xl-configs/$LAB_APP.cfg" "name=\"$LAB_APP\"" 'extra="log=info ip=10.0.2.15/24 gw=10.0.2.2"' >"$GUEST_XL" 2>&1 &
+xl create -F "xl-configs/$LAB_APP.cfg" "name=\"$LAB_APP\"" "extra=\"log=info ip=10.0.2.15/24 gw=10.0.2.2 ${LAB_EXTRA:-}\"" >"$GUEST_XL" 2>&1 &
 for _ in $(seq 600); do
     if curl -s -o /dev/null --max-time 2 "http://10.0.2.15:${LAB_PORT:-80}/"; then
         echo "SIROCCO-SERVE-READY"

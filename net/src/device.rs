@@ -5,8 +5,10 @@
 //! somewhere to go. While the transmit ring is full, received frames stay queued in the driver (receive
 //! backpressure) and are processed on the poll after the ring drains.
 
+use crate::wiretrace::{Seen, WireTrace};
 use alloc::vec::Vec;
 use core::fmt;
+use sirocco_boot_logic::trace::{self, Category, Phase};
 
 use core::num::NonZeroUsize;
 
@@ -118,6 +120,26 @@ pub(crate) struct Adapter<D> {
     /// again until the next poll, so one poll costs the device at most one receive budget
     /// ([`NetDevice::rx_pending`]).
     rx_done: bool,
+    /// What the trace sees on the wire (used only while `net` or `tcp` is traced).
+    wire: WireTrace,
+}
+
+/// Records what the wire trace saw.
+fn record(seen: [Option<Seen>; 2]) {
+    for s in seen.into_iter().flatten() {
+        match s {
+            Seen::DataIn(flow) => trace::event(Category::Net, Phase::FlowStart, "rx segment", flow),
+            Seen::DataOut(flow) => trace::event(Category::Net, Phase::FlowEnd, "tx segment", flow),
+            Seen::Retransmit(flow) => trace::event(Category::Tcp, Phase::Instant, "retransmit", flow),
+            Seen::PeerWindow(w) => trace::event(Category::Tcp, Phase::Counter, "peer window", u64::from(w)),
+            Seen::OurWindow(w) => trace::event(Category::Tcp, Phase::Counter, "our window", u64::from(w)),
+        }
+    }
+}
+
+/// Whether the wire trace has anything to record.
+fn wire_traced() -> bool {
+    trace::enabled(Category::Net) || trace::enabled(Category::Tcp)
 }
 
 impl<D: NetDevice> Adapter<D> {
@@ -130,6 +152,7 @@ impl<D: NetDevice> Adapter<D> {
             watch_router_adverts,
             held: None,
             rx_done: false,
+            wire: WireTrace::new(),
         }
     }
 
@@ -205,26 +228,42 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
     fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_, D>)> {
         // No room for a reply: leave the frame in the driver until the transmit ring drains.
         if !self.dev.can_transmit() {
+            trace::event(Category::Net, Phase::Instant, "tx ring full", 1);
             return None;
         }
         let frame = self.held.take().or_else(|| self.device_frame())?;
         self.counters.rx_frames += 1;
         self.counters.rx_bytes += frame.len() as u64;
+        if wire_traced() {
+            record(self.wire.rx(&frame));
+        }
         if self.watch_router_adverts {
             if let Some(ra) = slaac::parse_router_advert(&frame) {
                 self.router_adverts.push(ra);
             }
         }
-        let tx =
-            TxToken { dev: &mut self.dev, counters: &mut self.counters, scratch: &mut self.scratch, tso_mss: None };
+        let tx = TxToken {
+            dev: &mut self.dev,
+            counters: &mut self.counters,
+            scratch: &mut self.scratch,
+            wire: &mut self.wire,
+            tso_mss: None,
+        };
         Some((RxToken { frame }, tx))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_, D>> {
         if !self.dev.can_transmit() {
+            trace::event(Category::Net, Phase::Instant, "tx ring full", 0);
             return None;
         }
-        Some(TxToken { dev: &mut self.dev, counters: &mut self.counters, scratch: &mut self.scratch, tso_mss: None })
+        Some(TxToken {
+            dev: &mut self.dev,
+            counters: &mut self.counters,
+            scratch: &mut self.scratch,
+            wire: &mut self.wire,
+            tso_mss: None,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -263,6 +302,7 @@ pub(crate) struct TxToken<'a, D> {
     dev: &'a mut D,
     counters: &'a mut DeviceCounters,
     scratch: &'a mut Vec<u8>,
+    wire: &'a mut WireTrace,
     /// smoltcp asked the device to segment this frame (TSO) with this payload size.
     tso_mss: Option<u16>,
 }
@@ -272,6 +312,9 @@ impl<D: NetDevice> phy::TxToken for TxToken<'_, D> {
         self.scratch.clear();
         self.scratch.resize(len, 0);
         let r = f(self.scratch);
+        if wire_traced() {
+            record(self.wire.tx(self.scratch));
+        }
         send(self.dev, self.counters, self.scratch, self.tso_mss);
         r
     }

@@ -45,6 +45,7 @@ mod stack;
 mod tcp;
 mod udp;
 mod vif;
+mod wiretrace;
 
 use core::fmt;
 

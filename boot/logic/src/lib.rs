@@ -23,6 +23,7 @@ pub mod layout;
 pub mod logging;
 pub mod pagetable;
 pub mod time;
+pub mod trace;
 pub mod unplug;
 
 /// Size of a page (x86_64 base pages, the unit of Xen's frame numbers).

@@ -12,6 +12,7 @@ use super::wire::{
     BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, PAGE_SIZE, RESPONSE_SIZE,
 };
 use crate::ring::{Notify, RingError, SharedRing};
+use sirocco_boot_logic::trace::{self, Category};
 
 impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     /// Takes every response on the ring, validating each against the request its id names (unknown ids,
@@ -34,9 +35,24 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
             match available {
                 Ok(0) => break,
                 Ok(_) => {
+                    let before = summary.responses;
                     while let Some(index) = self.ring.take_response(&mut raw) {
                         summary.responses += 1;
                         self.on_response(index, BlkifResponse::parse(&raw), &mut summary);
+                    }
+                    if trace::enabled(Category::Blk) {
+                        trace::event(
+                            Category::Blk,
+                            trace::Phase::Instant,
+                            "complete",
+                            u64::from(summary.responses - before),
+                        );
+                        trace::event(
+                            Category::Blk,
+                            trace::Phase::Counter,
+                            "requests in flight",
+                            u64::from(self.shadow.pending()),
+                        );
                     }
                     if self.ring.outstanding() == 0 && self.shadow.pending() > 0 {
                         self.fail_lost(&mut summary);

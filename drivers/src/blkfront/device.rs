@@ -12,6 +12,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use sirocco_boot_logic::trace::{self, Category};
 
 use super::config::{DiskInfo, Transport};
 use super::error::{BlkError, Counters, ErrorKind, Fault, OpId, OpKind, Resources};
@@ -468,11 +469,14 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
             unreachable_room();
         }
         self.counters.requests += 1;
+        trace::event(Category::Blk, trace::Phase::Counter, "requests in flight", u64::from(self.shadow.pending()));
     }
 
     /// Publishes the pushed requests, notifying the backend if it asked.
     fn publish(&mut self) {
-        if self.ring.push_and_check_notify() {
+        let notify = self.ring.push_and_check_notify();
+        trace::event(Category::Blk, trace::Phase::Instant, "submit", u64::from(notify));
+        if notify {
             self.counters.notifies += 1;
             self.evtchn.notify();
         }

@@ -14,6 +14,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::task::Poll;
+use sirocco_boot_logic::trace::{self, Category, Phase};
 
 use super::error::{ErrorPath, Violation, XsError};
 use super::queue::{WatchQueue, WATCH_EVENTS_MAX};
@@ -532,6 +533,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             }
         }
         self.in_flight.push_back(InFlight { req_id, op, reply: None, watch });
+        trace::event(Category::Xenstore, Phase::Instant, "request", op as u64);
         Ok(Pending { req_id, op, path: ErrorPath::tail(path), started_ns: self.platform.now_ns() })
     }
 
@@ -579,6 +581,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
             None => return Poll::Pending,
         };
         self.end(pending.req_id, result.is_ok());
+        trace::event(Category::Xenstore, Phase::Instant, "reply", pending.op as u64);
         Poll::Ready(result)
     }
 
@@ -800,6 +803,7 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
     fn dispatch(&mut self, header: XsdSockmsg, payload: Vec<u8>) -> Result<(), Violation> {
         if header.msg_type == MsgType::WatchEvent as u32 {
             let event = WatchEvent::parse(&payload).ok_or(Violation::MalformedWatchEvent { len: header.len })?;
+            trace::event(Category::Xenstore, Phase::Instant, "watch event", payload.len() as u64);
             match self.watches.iter().find(|(_, token)| *token == event.token) {
                 Some((watched, _)) => {
                     self.events_received += 1;

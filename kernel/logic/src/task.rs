@@ -18,10 +18,13 @@ use core::future::Future;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
+use sirocco_boot_logic::trace::{self, Category};
 
 /// What a task's [`JoinHandle`] and the run queue share, kept in the task's own allocation (async-task's metadata).
 #[derive(Debug, Default)]
 struct TaskState {
+    /// The task's number, from 1 in the order spawned: the value of its `task poll` spans in the trace.
+    id: u64,
     /// [`JoinHandle::abort`] was called: the run queue drops the task instead of polling it.
     abort_requested: AtomicBool,
     /// The run queue dropped the task unfinished: awaiting its handle gives [`JoinError::Cancelled`].
@@ -66,7 +69,7 @@ impl Executor {
     /// Allocates a task for `future` and queues it to be polled by [`Executor::run_ready`]. Never refuses: the
     /// only limit is the heap (an allocation failure is fatal, as for any allocation).
     pub fn spawn<T: Send + 'static>(&'static self, future: impl Future<Output = T> + Send + 'static) -> JoinHandle<T> {
-        self.spawned.fetch_add(1, Ordering::Relaxed);
+        let id = self.spawned.fetch_add(1, Ordering::Relaxed) + 1;
         self.alive.fetch_add(1, Ordering::Relaxed);
         // Captured by the wrapper, so it is dropped with the future in any state, even before the first poll.
         let alive = Alive(&self.alive);
@@ -74,8 +77,9 @@ impl Executor {
             let _alive = alive;
             future.await
         };
-        let (runnable, task) =
-            Builder::new().metadata(TaskState::default()).spawn(|_: &TaskState| future, move |r| self.queue(r));
+        let (runnable, task) = Builder::new()
+            .metadata(TaskState { id, ..TaskState::default() })
+            .spawn(|_: &TaskState| future, move |r| self.queue(r));
         let waker = runnable.waker();
         runnable.schedule();
         JoinHandle { task: Some(task), waker }
@@ -102,6 +106,7 @@ impl Executor {
                 // Drops the future, then wakes whoever awaits the handle.
                 drop(runnable);
             } else {
+                let _span = trace::span(Category::Run, "task poll", state.id);
                 runnable.run();
             }
             ran += 1;

@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 use core::fmt::Write;
+use sirocco_boot_logic::trace::{self, Category, Phase};
 
 use super::budget::MemoryBudget;
 use super::request::{parse_head, BadRequest, HeadParser, Request};
@@ -35,6 +36,11 @@ pub trait Transport {
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), NetError>;
     /// Closes our side and waits for the connection to end.
     async fn close(&mut self) -> Result<(), NetError>;
+    /// The id of the connection's request flows in the trace (`sirocco_boot_logic::trace::flow_id`), so a
+    /// request's path from the wire to the handler and back is one flow; 0 if it has none.
+    fn flow_id(&self) -> u64 {
+        0
+    }
 }
 
 impl<D: crate::NetDevice> Transport for crate::TcpStream<D> {
@@ -46,6 +52,12 @@ impl<D: crate::NetDevice> Transport for crate::TcpStream<D> {
     }
     async fn close(&mut self) -> Result<(), NetError> {
         crate::TcpStream::close(self).await
+    }
+    fn flow_id(&self) -> u64 {
+        match (self.local_addr(), self.peer_addr()) {
+            (Some(local), Some(peer)) => trace::flow_id(local.port(), peer.port()),
+            _ => 0,
+        }
     }
 }
 
@@ -282,6 +294,11 @@ pub async fn serve<T: Transport, H: Handler>(
         };
         let req = Request { body: &body, ..req };
         served.requests += 1;
+        // The request's span in the app's thread of the trace, and its flow's step between the wire's ends.
+        let _span = trace::span(Category::App, "http request", served.requests);
+        if trace::enabled(Category::App) {
+            trace::event(Category::App, Phase::FlowStep, "handler", s.flow_id());
+        }
         let mut reply = handler.respond(&req).await;
         if req.method == "HEAD" {
             let head_len = reply.windows(4).position(|w| w == b"\r\n\r\n").map_or(reply.len(), |p| p + 4);

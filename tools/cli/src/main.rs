@@ -7,6 +7,7 @@
 //! sirocco run [--manifest-path M] [-p APP] [--lab | --xl] [--serve PORT] [--timeout S] [KEY=VALUE...]
 //! sirocco image [--manifest-path M] [-p APP] [--cmdline ARGS]
 //! sirocco libvirt [--manifest-path M] [-p APP] [--kernel PATH]
+//! sirocco trace [INPUT | --domain NAME [--console LOG]] [--json OUT] [--html OUT]
 //! sirocco where
 //! ```
 //! `make build`, `make run` and `make image` in the Sirocco repository run these same commands.
@@ -18,6 +19,7 @@ mod new;
 mod project;
 mod run;
 mod toolchain;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,10 @@ usage:
   sirocco libvirt [--manifest-path M] [-p APP] [--kernel PATH]
         print the app's xl config as a libvirt domain for the libxl driver (virsh -c xen:///system create F.xml),
         booting the built image (or PATH)
+  sirocco trace [INPUT | --domain NAME [--console LOG]] [--json OUT] [--html OUT]
+        a guest's trace (trace=... on its command line) from INPUT (a console log holding a dump, or GET /trace's
+        JSON) or, on a dom0, from the running domain NAME (asked through xenstore, read from its console LOG):
+        OUT.json for Perfetto, OUT.html a standalone timeline; prints events per layer and request paths
   sirocco where
         print the Sirocco checkout in use and the toolchain the build would use
 ";
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
         "libvirt" => {
             args::parse(rest, &["manifest-path", "p", "out-dir", "target-dir", "kernel"], &[]).and_then(libvirt::run)
         }
+        "trace" => args::parse(rest, &["domain", "console", "json", "html"], &[]).and_then(|a| trace::run(&a)),
         "where" => args::parse(rest, &["manifest-path"], &[]).and_then(project::show),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
