@@ -400,6 +400,29 @@ def iperf_table(lines):
     return "\n".join(out)
 
 
+def trace_cost_table(lines):
+    """What tracing costs when on: httpd under wrk with `trace=all` and without, alternated in one lab run
+    (suite-netbench's `kind=tracecost` lines)."""
+    rows = [fields(l) for l in lines if l.startswith("SIROCCO-BENCH kind=tracecost ")]
+    off = [float(r["rps"]) for r in rows if r["trace"] == "off"]
+    on = [float(r["rps"]) for r in rows if r["trace"] == "all"]
+    if not off or not on:
+        return None
+    kept = max(int(r.get("events_kept", 0)) for r in rows)
+    mean_off, mean_on = sum(off) / len(off), sum(on) / len(on)
+    return "\n".join([
+        "Tracing's cost: Sirocco's httpd (PV) under `wrk -t2 -c10 -d5s`, without tracing and with `trace=all "
+        f"tracebuf=16384`, alternated {len(off)} times each in the same lab run; requests per second. The ring held "
+        f"{kept} events at the end (it keeps the newest).",
+        "",
+        "| trace | runs (req/s) | mean req/s | ratio to off |",
+        "|---|---|---|---|",
+        f"| off (default) | {', '.join(f'{v:.0f}' for v in off)} | {mean_off:.0f} | 1.00 |",
+        f"| all | {', '.join(f'{v:.0f}' for v in on)} | {mean_on:.0f} | "
+        f"{(mean_on / mean_off if mean_off else 0):.2f} |",
+    ])
+
+
 def net_and_prof_table(lines):
     """The network table followed by where the time went (the profile table)."""
     nt, pt = net_table(lines), prof_table(lines)
@@ -422,11 +445,12 @@ def emit(name, text):
 ALL = (["suite-bench.sh", "suite-netbench.sh", "suite-lossbench.sh", "suite-blkbench.sh"],
        [("blk.md", blk_table), ("loss.md", loss_table), ("sim-vs-lab.md", sim_vs_lab_table),
         ("boot-steps.md", boot_steps_table),
-        ("net.md", net_and_prof_table), ("iperf.md", iperf_table), ("boot.md", table)])
+        ("net.md", net_and_prof_table), ("iperf.md", iperf_table), ("trace-cost.md", trace_cost_table),
+        ("boot.md", table)])
 PARTS = {"blk": (["suite-blkbench.sh"], [("blk.md", blk_table)]),
          "loss": (["suite-lossbench.sh"], [("loss.md", loss_table), ("sim-vs-lab.md", sim_vs_lab_table)]),
          "net": (["suite-netbench.sh"], [("net.md", net_and_prof_table), ("iperf.md", iperf_table),
-                                         ("boot-steps.md", boot_steps_table)]),
+                                         ("trace-cost.md", trace_cost_table), ("boot-steps.md", boot_steps_table)]),
          "density": (["suite-density.sh"], [("density.md", density_table)])}
 # The density part runs in a lab of its own with less memory: filling the usual lab's ~1.5 GiB with guests of a
 # few MiB would take most of an hour under TCG (~3 s per `xl create`).

@@ -90,6 +90,24 @@ bench_guest() {
 
 bench_guest sirocco 10.0.0.2 http xl-configs/httpd.cfg 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
 bench_guest sirocco-pvh 10.0.0.2 http xl-configs/httpd.cfg 'type="pvh"' "$LAB_HVM_XL" 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
+
+# What tracing costs when on (issue 15): httpd under wrk with trace=all and without, alternated twice in this one
+# lab run (runs minutes apart differ more than the effect), 5 s of wrk each.
+for round in 1 2; do
+    for tr in off all; do
+        extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"; [ $tr = all ] && extra="$extra trace=all tracebuf=16384"
+        start_bg "tc-$tr-$round" xl-configs/httpd.cfg "extra=\"$extra\""
+        if wait_http 10.0.0.2 80 120; then
+            wrk -t2 -c10 -d5s "http://10.0.0.2:80/" >/tmp/wrk-tc.out 2>&1
+            rps=$(sed -n 's/^Requests\/sec: *//p' /tmp/wrk-tc.out)
+            events=$( [ $tr = all ] && curl -s http://10.0.0.2/trace | grep -o '"ph":"[BEiCstf]"' | wc -l || echo 0)
+            echo "SIROCCO-BENCH kind=tracecost trace=$tr round=$round rps=${rps:-0} events_kept=$events"
+        else
+            fail "netbench-trace-$tr" "httpd (trace=$tr) did not answer"; show_guest
+        fi
+        stop_net_guest
+    done
+done
 # echo_tput LABEL [ECHO ARGS]: TCP MiB/s both ways against echo (httpd has no discard/source ports; the same
 # image family), with ECHO ARGS added to its command line.
 echo_tput() {
