@@ -15,6 +15,8 @@ pub(crate) struct Segment {
     pub payload: u32,
     /// The window field as sent (not scaled: the scale is in the SYN's options).
     pub window: u16,
+    /// The SYN flag: a connection (maybe reusing the ports of an earlier one) starts its sequence space here.
+    pub syn: bool,
 }
 
 /// The TCP segment in an Ethernet frame (IPv4, or IPv6 without extension headers), if it is one.
@@ -44,6 +46,7 @@ pub(crate) fn tcp_segment(frame: &[u8]) -> Option<Segment> {
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         payload: ip_payload.checked_sub(header)? as u32,
         window: u16::from_be_bytes([tcp[14], tcp[15]]),
+        syn: tcp[13] & 0x02 != 0,
     })
 }
 
@@ -80,6 +83,10 @@ impl WireTrace {
     /// A frame that arrived: at most two observations.
     pub(crate) fn rx(&mut self, frame: &[u8]) -> [Option<Seen>; 2] {
         let Some(s) = tcp_segment(frame) else { return [None, None] };
+        if s.syn {
+            // A new connection on these ports: what was sent on an earlier one says nothing about it.
+            self.forget(flow_id(s.dst_port, s.src_port));
+        }
         let data = (s.payload > 0).then_some(Seen::DataIn(flow_id(s.dst_port, s.src_port)));
         let window = (self.peer_window.replace(s.window) != Some(s.window)).then_some(Seen::PeerWindow(s.window));
         [data, window]
@@ -89,10 +96,13 @@ impl WireTrace {
     pub(crate) fn tx(&mut self, frame: &[u8]) -> [Option<Seen>; 2] {
         let Some(s) = tcp_segment(frame) else { return [None, None] };
         let window = (self.our_window.replace(s.window) != Some(s.window)).then_some(Seen::OurWindow(s.window));
+        let flow = flow_id(s.src_port, s.dst_port);
+        if s.syn {
+            self.forget(flow);
+        }
         if s.payload == 0 {
             return [None, window];
         }
-        let flow = flow_id(s.src_port, s.dst_port);
         let end = s.seq.wrapping_add(s.payload);
         let slot = &mut self.sent[(flow % TRACKED as u64) as usize];
         let seen = if slot.0 == flow && (slot.1.wrapping_sub(end) as i32) >= 0 {
@@ -102,6 +112,13 @@ impl WireTrace {
             Seen::DataOut(flow)
         };
         [Some(seen), window]
+    }
+
+    fn forget(&mut self, flow: u64) {
+        let slot = &mut self.sent[(flow % TRACKED as u64) as usize];
+        if slot.0 == flow {
+            *slot = (u64::MAX, 0);
+        }
     }
 }
 
@@ -143,7 +160,7 @@ mod tests {
     fn segments_are_read_from_ipv4_and_ipv6_frames_and_others_are_not() {
         for v6 in [false, true] {
             let s = tcp_segment(&frame(v6, 40000, 80, 7, 512, 100)).unwrap();
-            assert_eq!(s, Segment { src_port: 40000, dst_port: 80, seq: 7, payload: 100, window: 512 });
+            assert_eq!(s, Segment { src_port: 40000, dst_port: 80, seq: 7, payload: 100, window: 512, syn: false });
         }
         let mut udp = frame(false, 1, 2, 0, 0, 10);
         udp[23] = 17;
@@ -189,5 +206,22 @@ mod tests {
         assert_eq!(w.tx(&frame(false, 80, 40001, u32::MAX - 10, 700, 100)).len(), 2);
         assert_eq!(w.tx(&frame(false, 80, 40001, 89, 700, 50))[0], Some(Seen::DataOut(flow_id(80, 40001))));
         assert_eq!(w.tx(&frame(false, 80, 40001, 40, 700, 49))[0], Some(Seen::Retransmit(flow_id(80, 40001))));
+    }
+
+    #[test]
+    fn a_new_connection_on_the_same_ports_is_not_a_retransmission() {
+        let mut w = WireTrace::new();
+        let flow = flow_id(80, 40000);
+        assert_eq!(w.tx(&frame(false, 80, 40000, 5000, 800, 300))[0], Some(Seen::DataOut(flow)));
+        // The client comes back from the same port with a new SYN; our new sequence space starts lower.
+        let mut syn = frame(false, 40000, 80, 1, 500, 0);
+        syn[14 + 20 + 13] = 0x02;
+        w.rx(&syn);
+        assert_eq!(w.tx(&frame(false, 80, 40000, 100, 800, 300))[0], Some(Seen::DataOut(flow)));
+        // And our own SYN-ACK starts it too.
+        let mut syn_ack = frame(false, 80, 40000, 10, 800, 0);
+        syn_ack[14 + 20 + 13] = 0x12;
+        w.tx(&syn_ack);
+        assert_eq!(w.tx(&frame(false, 80, 40000, 11, 800, 300))[0], Some(Seen::DataOut(flow)));
     }
 }
