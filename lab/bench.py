@@ -412,8 +412,9 @@ def trace_cost_table(lines):
     mean_off, mean_on = sum(off) / len(off), sum(on) / len(on)
     return "\n".join([
         "Tracing's cost: Sirocco's httpd (PV) under `wrk -t2 -c10 -d5s`, without tracing and with `trace=all "
-        f"tracebuf=16384`, alternated {len(off)} times each in the same lab run; requests per second. The ring held "
-        f"{kept} events at the end (it keeps the newest).",
+        f"tracebuf=16384`, alternated {len(off)} times each in the same lab run; requests per second. With tracing, "
+        f"GET /trace returned {kept} trace-event entries after the run (the ring keeps the newest 16384 events; a "
+        "request-path event is three entries).",
         "",
         "| trace | runs (req/s) | mean req/s | ratio to off |",
         "|---|---|---|---|",
