@@ -2,7 +2,7 @@
 //! categories into a ring of the last `tracebuf=N` events (8192 by default, about 320 KiB, allocated only when
 //! tracing). It is read as Chrome trace-event JSON (Perfetto opens it) at `GET /trace` of the stats endpoint
 //! (`sirocco::stats`), and reaches dom0 without a network as a dump on the console: when the guest crashes, and
-//! whenever dom0 writes a new value to the domain's `control/sirocco-trace` key (see [`dump_on_request`]).
+//! whenever dom0 writes a new value to the domain's `control/sirocco-trace` key (`SEQ dump`; see the README).
 //! `sirocco trace` on the host turns a dump into the JSON and into an HTML timeline.
 //!
 //! Every layer records into the one tracer (`sirocco_boot_logic::trace`): the run loop (rounds of tasks, each

@@ -16,7 +16,7 @@ expect net-ping4 net-ping6 vif-one-evtchn http-index http-stats http-metrics-for
     http-after-malformed http-soak-keepalive http-soak-fresh http-soak-heap http-upload-flood \
     http-upload-flood-after linux-peer-fetch \
     echo-16mib echo-tso echo-lro echo-split-evtchn echo-ipv6 echo-ipv6-offload echo-udp stats-port netback-rebind-happened echo-16mib-across-netback-rebind netfront-reconnect \
-    echo-64mib-across-detach-attach trace-off-by-default trace-json trace-layers trace-request-path trace-tool-output trace-dump-xenstore trace-dump-serving libvirt-create libvirt-http libvirt-shutdown dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second \
+    echo-64mib-across-detach-attach trace-off-by-default trace-runtime-switch trace-json trace-layers trace-request-path trace-tool-output trace-dump-xenstore trace-dump-serving libvirt-create libvirt-http libvirt-shutdown dhcp-lease dhcp-reachable slaac two-vifs-first two-vifs-second \
     log-target-levels syslog-received syslog-header syslog-levels syslog-timestamp syslog-no-feedback \
     syslog-console-copy syslog-absent-collector \
     iperf-to-guest iperf-from-guest iperf-parallel iperf-bidir iperf-bytes iperf-busy iperf-udp iperf-udp-reverse \
@@ -53,6 +53,23 @@ if wait_http 10.0.0.2 80 60; then
     linux_peer_fetch 10.0.0.2
     # Tracing is off unless asked for (checked with the tracing section below).
     trace_off_code=$(curl -s -o /tmp/trace-off.json -w '%{http_code}' http://10.0.0.2/trace)
+    # ... and dom0 switches it on at run time through xenstore, then off again.
+    tdom=/local/domain/$(xl domid httpd)
+    xenstore-write $tdom/control/sirocco-trace "1 on net,app"
+    for _ in $(seq 50); do [ "$(xenstore-read $tdom/data/sirocco-trace 2>/dev/null)" = "1 ok" ] && break; sleep 0.1; done
+    on_answer=$(xenstore-read $tdom/data/sirocco-trace 2>&1)
+    for i in $(seq 20); do curl -s -o /dev/null "http://10.0.0.2/?on=$i"; done
+    curl -s -o /tmp/trace-on.json http://10.0.0.2/trace
+    xenstore-write $tdom/control/sirocco-trace "2 off"
+    for _ in $(seq 50); do [ "$(xenstore-read $tdom/data/sirocco-trace 2>/dev/null)" = "2 ok" ] && break; sleep 0.1; done
+    off_answer=$(xenstore-read $tdom/data/sirocco-trace 2>&1)
+    xenstore-write $tdom/control/sirocco-trace "3 on disk"
+    for _ in $(seq 50); do xenstore-read $tdom/data/sirocco-trace 2>/dev/null | grep -q '^3 ' && break; sleep 0.1; done
+    bad_answer=$(xenstore-read $tdom/data/sirocco-trace 2>&1)
+    n_on=$(grep -o '"name":"http request","cat":"app","ph":"B"' /tmp/trace-on.json | wc -l)
+    n_run=$(grep -o '"cat":"run"' /tmp/trace-on.json | wc -l)
+    check trace-runtime-switch "answers '$on_answer', '$off_answer', '$bad_answer'; $n_on request spans, $n_run run-loop events (run was not asked for)" \
+        sh -c "[ '$on_answer' = '1 ok' ] && [ '$off_answer' = '2 ok' ] && echo '$bad_answer' | grep -q '^3 error: trace category \"disk\"' && [ $n_on -ge 20 ] && [ $n_run = 0 ]"
 else
     fail http-up "httpd did not answer on 10.0.0.2:80 within 60 s"; show_guest
 fi
