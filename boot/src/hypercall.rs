@@ -72,7 +72,9 @@ pub fn sched_yield() {
 
 /// `SCHEDOP_poll`: blocks until one of `ports` is pending or system time reaches `timeout_ns` (0 = never).
 pub fn sched_poll(ports: &[u32], timeout_ns: u64) -> i64 {
-    let arg = SchedPoll { ports: ports.as_ptr(), nr_ports: ports.len() as u32, timeout: timeout_ns };
+    // The deadline is on the guest's clock (`xen::system_time_ns`); Xen takes its own.
+    let arg =
+        SchedPoll { ports: ports.as_ptr(), nr_ports: ports.len() as u32, timeout: crate::xen::to_xen_time(timeout_ns) };
     // SAFETY: `arg` and the port array it points to live for the call; Xen only reads them.
     unsafe { hypercall5(HYPERVISOR_SCHED_OP, u64::from(SCHEDOP_poll), &arg as *const SchedPoll as u64, 0, 0, 0) }
 }
@@ -167,8 +169,10 @@ pub unsafe fn evtchn_op<T>(cmd: u32, arg: &mut T) -> i64 {
 
 /// `HYPERVISOR_set_timer_op(deadline)`: VIRQ_TIMER fires at absolute system time `deadline_ns` (0 cancels).
 pub fn set_timer_op(deadline_ns: u64) -> i64 {
+    // The deadline is on the guest's clock (`xen::system_time_ns`); Xen takes its own.
+    let deadline = crate::xen::to_xen_time(deadline_ns);
     // SAFETY: no memory argument.
-    unsafe { hypercall5(HYPERVISOR_SET_TIMER_OP, deadline_ns, 0, 0, 0, 0) }
+    unsafe { hypercall5(HYPERVISOR_SET_TIMER_OP, deadline, 0, 0, 0, 0) }
 }
 
 /// `HYPERVISOR_grant_table_op(cmd, arg, 1)`.

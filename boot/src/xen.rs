@@ -5,9 +5,9 @@ use crate::abi::{shared_info, vcpu_info};
 use crate::hypercall;
 use core::arch::asm;
 use core::ptr::{addr_of, addr_of_mut};
-use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, Ordering};
 use sirocco_boot_logic::pagetable::DATA_FLAGS;
-use sirocco_boot_logic::time::{to_ns, TimeInfo};
+use sirocco_boot_logic::time::{to_ns, ClockOffset, TimeInfo};
 
 extern "C" {
     static mut __shared_info_page: [u8; 4096];
@@ -71,8 +71,34 @@ fn rdtsc_ordered() -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
-/// Xen system time in ns (since the host booted), from vcpu 0's PV clock; `None` before shared_info is mapped.
+/// The guest's monotonic time in ns: Xen's system time (vcpu 0's PV clock, ns since the host booted) plus the offset
+/// a resume sets (`ClockOffset`: after a restore or migration Xen's clock is another host's, and the time suspended
+/// is not counted); at boot they are the same. `None` before shared_info is mapped.
 pub fn system_time_ns() -> Option<u64> {
+    xen_time_ns().map(|t| offset().to_guest(t))
+}
+
+/// The guest's clock's offset from Xen's (0 until a resume).
+static OFFSET: AtomicI64 = AtomicI64::new(0);
+
+fn offset() -> ClockOffset {
+    ClockOffset(OFFSET.load(Ordering::Relaxed))
+}
+
+/// Xen's time for a deadline on the guest's clock (what `set_timer_op` and `SCHEDOP_poll` take); 0 stays 0.
+pub(crate) fn to_xen_time(guest_ns: u64) -> u64 {
+    offset().to_xen(guest_ns)
+}
+
+/// After a resume: the guest's clock goes on from `guest_at_suspend_ns`, whatever Xen's clock now reads.
+pub(crate) fn resume_clock(guest_at_suspend_ns: u64) {
+    if let Some(now) = xen_time_ns() {
+        OFFSET.store(ClockOffset::resumed(guest_at_suspend_ns, now).0, Ordering::Relaxed);
+    }
+}
+
+/// Xen's system time in ns (since the host booted), from vcpu 0's PV clock.
+fn xen_time_ns() -> Option<u64> {
     let v = vcpu0()?;
     loop {
         // SAFETY: all reads are of the mapped vcpu_time_info, volatile because Xen updates it concurrently; the
@@ -159,7 +185,7 @@ pub fn wall_clock_ns() -> Option<u64> {
             let nsec = u64::from(addr_of!((*s).wc_nsec).read_volatile());
             fence(Ordering::Acquire);
             if version & 1 == 0 && addr_of!((*s).wc_version).read_volatile() == version {
-                return Some(sec * 1_000_000_000 + nsec + system_time_ns()?);
+                return Some(sec * 1_000_000_000 + nsec + xen_time_ns()?);
             }
         }
     }

@@ -403,6 +403,50 @@ impl<R: XsRing, P: XsPlatform> Xenstore<R, P> {
         Ok(((self.events_received - before) as usize, more))
     }
 
+    /// After the domain came back from a suspend (issue 16). With `new_domain` false (a cancelled suspend, `xl save
+    /// -c`) the connection is as it was and nothing changes. With `new_domain` true (restored or migrated) the
+    /// daemon has introduced the domain afresh: the ring's indices are back at 0, its watches and transactions for
+    /// us are gone, and nothing sent before will be answered. The client then:
+    /// - takes the indices as it finds them and drops what it had half received or not yet sent;
+    /// - ends every request still in flight (its caller gets [`XsError::NotInFlight`]; a caller suspends with none);
+    /// - sends `XS_WATCH` again for every watch it holds, with the same token (the replies are dropped; each watch
+    ///   fires once, as a new one does, which is how its owner learns to look again).
+    ///
+    /// Returns how many watches were sent again. The platform must point [`Xenstore::platform_mut`] at the new
+    /// event channel first.
+    pub fn resumed(&mut self, new_domain: bool) -> usize {
+        if !new_domain {
+            return 0;
+        }
+        self.req_prod = self.ring.req_prod();
+        self.rsp_cons = self.ring.rsp_cons();
+        self.rx.clear();
+        self.outbox.clear();
+        self.outbox_written = 0;
+        self.deferred = None;
+        self.broken = None;
+        self.unread = false;
+        for id in self.in_flight.iter().map(|f| f.req_id).collect::<Vec<_>>() {
+            // Ended without forgetting a watch: the watches are re-sent below.
+            if let Some(at) = self.in_flight.iter().position(|f| f.req_id == id) {
+                self.in_flight.remove(at);
+            }
+            self.abandoned.push_back(id);
+        }
+        while self.abandoned.len() > ABANDONED_MAX {
+            self.abandoned.pop_front();
+        }
+        let watches = self.watches.clone();
+        for (path, token) in &watches {
+            let parts: [&[u8]; 4] = [path.as_bytes(), b"\0", token.as_bytes(), b"\0"];
+            // Not registered again (it still is): only its reply is to be dropped.
+            if let Ok(p) = self.start_raw(MsgType::Watch, Tx::NONE, path, &parts, None) {
+                self.abandon(p.req_id);
+            }
+        }
+        watches.len()
+    }
+
     /// The oldest queued watch event. Does not read the ring: call [`Xenstore::poll`] first to take in what has
     /// arrived (a call stops reading at its own reply, so an event right behind it is still in the ring).
     pub fn next_watch_event(&mut self) -> Option<WatchEvent> {

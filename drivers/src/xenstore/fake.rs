@@ -293,6 +293,19 @@ impl Fake {
         self.index(offsets::RSP_CONS)
     }
 
+    /// What xenstored does when a restored or migrated domain is introduced to it (`XS_INTRODUCE`, its
+    /// `domain_conn_reset`): the ring's four indices go back to 0, and the connection's watches, transactions,
+    /// half-read request and unsent answers are gone. The tree stays.
+    pub fn reintroduce(&mut self) {
+        for i in [offsets::REQ_CONS, offsets::REQ_PROD, offsets::RSP_CONS, offsets::RSP_PROD] {
+            self.set_index(i, 0);
+        }
+        self.watches.clear();
+        self.transactions.clear();
+        self.inbuf.clear();
+        self.out.clear();
+    }
+
     // ----- the daemon -----
 
     /// One step of the daemon. Returns whether it did anything the client can see.

@@ -957,3 +957,58 @@ fn a_daemon_scribbling_on_our_rsp_cons_cannot_make_us_skip_its_reply() {
     assert_eq!(xs.read(Tx::NONE, "k").unwrap(), b"v");
     assert!(!fake.borrow().scribble_client_rsp_cons, "the daemon did scribble");
 }
+
+// ----- suspend and resume (issue 16) -----
+
+#[test]
+fn after_a_restore_the_client_follows_the_reset_ring_and_its_watches_fire_again() {
+    let (mut xs, fake) = setup();
+    xs.write(Tx::NONE, "data/before", b"1").unwrap();
+    xs.watch("control/shutdown", "ctl").unwrap();
+    xs.watch("device", "dev").unwrap();
+    xs.poll().unwrap();
+    while xs.next_watch_event().is_some() {}
+    assert!(fake.borrow().req_prod() > 0, "the ring has moved");
+    // Restored: xenstored introduces the domain afresh.
+    fake.borrow_mut().reintroduce();
+    assert!(fake.borrow().watches().is_empty());
+    assert_eq!(xs.resumed(true), 2);
+    // Requests work on the reset ring, and the re-sent watches fire once each, as new ones do.
+    xs.write(Tx::NONE, "data/after", b"2").unwrap();
+    xs.poll().unwrap();
+    let mut fired: Vec<String> = core::iter::from_fn(|| xs.next_watch_event()).map(|e| e.token).collect();
+    fired.sort();
+    assert_eq!(fired, ["ctl", "dev"]);
+    assert_eq!(fake.borrow().watches().len(), 2);
+    assert_eq!(xs.read(Tx::NONE, "data/before").unwrap(), b"1", "the tree is the daemon's, kept");
+    fake.borrow_mut().set("control/shutdown", b"poweroff");
+    let event = xs.wait_watch_event(u64::MAX).unwrap();
+    assert_eq!(event.map(|e| e.token), Some("ctl".into()));
+    // Without the client's part, the ring it kept would be 'overrun' against the reset indices.
+    assert!(xs.broken().is_none());
+}
+
+#[test]
+fn a_cancelled_suspend_changes_nothing() {
+    let (mut xs, fake) = setup();
+    xs.watch("control/shutdown", "ctl").unwrap();
+    xs.poll().unwrap();
+    let watches_sent = fake.borrow().received(MsgType::Watch).len();
+    assert_eq!(xs.resumed(false), 0);
+    assert_eq!(fake.borrow().received(MsgType::Watch).len(), watches_sent);
+    xs.write(Tx::NONE, "data/x", b"1").unwrap();
+}
+
+#[test]
+fn a_request_in_flight_across_a_restore_ends_and_its_late_reply_is_not_taken_for_another() {
+    let (mut xs, fake) = setup();
+    fake.borrow_mut().silent = true;
+    let pending = xs.start(Request::Read(Tx::NONE, "data/x")).unwrap();
+    assert!(xs.poll_request(&pending).is_pending());
+    fake.borrow_mut().silent = false;
+    fake.borrow_mut().reintroduce();
+    xs.resumed(true);
+    assert!(matches!(xs.poll_request(&pending), core::task::Poll::Ready(Err(XsError::NotInFlight { .. }))));
+    fake.borrow_mut().set("data/y", b"why");
+    assert_eq!(xs.read(Tx::NONE, "data/y").unwrap(), b"why");
+}
