@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "lab")
 # "pvh:S" runs suite S again with every Sirocco guest booted as PVH (the same image; lab/guest/lib.sh's LAB_MODE),
 # its checks reported with a "pvh-" prefix.
-PV_SUITES = ["boot", "core", "net", "blk", "kv"]
+PV_SUITES = ["boot", "core", "net", "blk", "kv", "suspend"]
 # The lab's CPU model: qemu64 is an AMD model, so with nested SVM and nested paging Xen can run PVH and HVM guests
 # (shared/xen-lab.md). LAB_CPU=qemu64 gives the old CPU, to compare PV figures with and without SVM.
 CPU = os.environ.get("LAB_CPU", "qemu64,+svm,+npt")

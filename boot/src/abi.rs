@@ -61,7 +61,7 @@ pub use xen_sys::{
     __HYPERVISOR_event_channel_op as HYPERVISOR_EVENT_CHANNEL_OP, __HYPERVISOR_mmu_update as HYPERVISOR_MMU_UPDATE,
     __HYPERVISOR_sched_op as HYPERVISOR_SCHED_OP, __HYPERVISOR_update_va_mapping as HYPERVISOR_UPDATE_VA_MAPPING,
     __HYPERVISOR_xen_version as HYPERVISOR_XEN_VERSION, EVTCHNOP_send, SCHEDOP_poll, SCHEDOP_shutdown, SCHEDOP_yield,
-    SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot,
+    SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot, SHUTDOWN_suspend,
 };
 
 /// version.h: `XENVER_version` (returns major << 16 | minor).

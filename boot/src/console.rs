@@ -155,6 +155,17 @@ impl fmt::Write for Console {
     }
 }
 
+/// After a resume in a new domain (issue 16): the console's event channel is `port` now (the ring page is the same
+/// page of ours), and output goes on; a kick lets xenconsoled read what was written just before the suspend.
+pub(crate) fn resume(port: u32) {
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        c.port = port;
+        c.broken = false;
+        c.stalled = false;
+        hypercall::evtchn_send(port);
+    }
+}
+
 /// Runs `f` with the console, if there is one.
 pub fn with<R>(f: impl FnOnce(&mut Console) -> R) -> Option<R> {
     CONSOLE.lock().as_mut().map(f)

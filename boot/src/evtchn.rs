@@ -160,6 +160,13 @@ pub fn dispatch() -> usize {
     n
 }
 
+/// After a resume in a new domain (issue 16): every port is forgotten, none closed (Xen closed them all, and their
+/// numbers may now be the new xenstore or console ports). Their owners must forget their [`EventChannel`]s
+/// (`core::mem::forget`) rather than drop them, and bind anew. Returns how many there were.
+pub(crate) fn forget_all() -> usize {
+    EVENTS.lock().forget_all()
+}
+
 /// The ports to wake up for.
 pub fn ports(buf: &mut [u32]) -> usize {
     let ev = EVENTS.lock();

@@ -78,8 +78,8 @@ static TABLE: spin::Mutex<Option<GrantTable<XenGrantEntries>>> = spin::Mutex::ne
 /// Why the grant table could not be set up.
 #[derive(Debug)]
 pub struct SetupError {
-    what: &'static str,
-    code: i64,
+    pub(crate) what: &'static str,
+    pub(crate) code: i64,
 }
 
 impl fmt::Display for SetupError {
@@ -97,6 +97,7 @@ pub(crate) fn init() -> Result<u32, SetupError> {
         return Err(SetupError { what: "query_size refused", code: if rc < 0 { rc } else { q.status.into() } });
     }
     let frames = q.max_nr_frames.min(MAX_FRAMES);
+    FRAMES.store(frames, core::sync::atomic::Ordering::Relaxed);
     let base = addr_of_mut!(__grant_table_area) as *mut u8;
     if crate::mode::boot_mode().translated() {
         map_frames_hvm(base as u64, frames)?;
@@ -107,6 +108,36 @@ pub(crate) fn init() -> Result<u32, SetupError> {
         XenGrantEntries { base: base as *mut GrantEntryV1, capacity: sirocco_drivers::grant::abi::entries_in(frames) };
     *TABLE.lock() = Some(GrantTable::new(entries));
     Ok(frames)
+}
+
+/// How many table frames `init` mapped (for a suspend to unmap and a resume to map again).
+static FRAMES: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Before a suspend (PV): the table frames' mappings go, since the toolstack refuses to save a page table that maps
+/// a frame outside the domain's memory ("Bad mfn for L1"). Nothing touches the table until [`resume_frames`].
+pub(crate) fn suspend_frames() -> Result<(), SetupError> {
+    if crate::mode::boot_mode().translated() {
+        return Ok(());
+    }
+    let base = addr_of_mut!(__grant_table_area) as u64;
+    for i in 0..u64::from(FRAMES.load(core::sync::atomic::Ordering::Relaxed)) {
+        // SAFETY: the reserved area is only reached through XenGrantEntries, which nothing uses until the resume.
+        unsafe { hypercall::update_va_mapping(base + i * 4096, 0) }
+            .map_err(|code| SetupError { what: "unmapping a table frame before a suspend", code })?;
+    }
+    Ok(())
+}
+
+/// After a suspend: the table frames mapped again (`GNTTABOP_setup_table` names them afresh: after a restore they
+/// are the new host's, and the table is empty but for the toolstack's entries 0 and 1).
+pub(crate) fn resume_frames() -> Result<(), SetupError> {
+    let base = addr_of_mut!(__grant_table_area) as u64;
+    let frames = FRAMES.load(core::sync::atomic::Ordering::Relaxed);
+    if crate::mode::boot_mode().translated() {
+        map_frames_hvm(base, frames)
+    } else {
+        map_frames_pv(base, frames)
+    }
 }
 
 /// PVH/HVM: each table frame placed at a page of the reserved area with `XENMAPSPACE_grant_table` (which also

@@ -64,6 +64,17 @@ pub fn shutdown(reason: u32) -> i64 {
     unsafe { hypercall5(HYPERVISOR_SCHED_OP, u64::from(SCHEDOP_shutdown), &arg as *const u32 as u64, 0, 0, 0) }
 }
 
+/// `SCHEDOP_shutdown(SHUTDOWN_suspend)`: the domain suspends (issue 16) until the toolstack restores it elsewhere
+/// (returns 0: a new domain) or cancels (returns 1: the same domain, as after `xl save -c`). `srec` goes in the
+/// third argument register: for a PV guest the machine frame of its start_info page, which the toolstack reads to
+/// find it (sched.h); 0 in the translated modes.
+pub fn suspend(srec: u64) -> i64 {
+    let arg = SHUTDOWN_suspend;
+    // SAFETY: `struct sched_shutdown` is a single u32; the pointer is live for the call. Xen reads `srec` from the
+    // vCPU's registers when it saves the domain; execution resumes here.
+    unsafe { hypercall5(HYPERVISOR_SCHED_OP, u64::from(SCHEDOP_shutdown), &arg as *const u32 as u64, srec, 0, 0) }
+}
+
 /// `SCHEDOP_yield`: lets other vCPUs run.
 pub fn sched_yield() {
     // SAFETY: takes no memory argument.

@@ -34,6 +34,7 @@ mod protect;
 mod pv;
 pub mod ring;
 mod start;
+pub mod suspend;
 mod trap;
 pub mod xen;
 pub mod xsring;

@@ -36,6 +36,28 @@ pub(crate) fn map_shared_info_pv(maddr: u64) -> Result<(), i64> {
     Ok(())
 }
 
+/// Before a suspend: shared_info is not to be read any more (the clock and event bitmaps answer `None` and
+/// nothing), and under PV its mapping goes (the toolstack refuses to save a page table that maps a frame outside
+/// the domain's memory: "Bad mfn for L1").
+pub(crate) fn suspend_shared_info() -> Result<(), i64> {
+    MAPPED.store(false, Ordering::Release);
+    if crate::mode::boot_mode().translated() {
+        return Ok(());
+    }
+    // SAFETY: the reserved page is only reached through `shared()`, which now answers `None`.
+    unsafe { hypercall::update_va_mapping(addr_of!(__shared_info_page) as u64, 0) }
+}
+
+/// After a suspend (PV): shared_info back at the reserved page, at machine address `maddr` (a new frame after a
+/// restore). Uptime keeps counting from boot.
+pub(crate) fn resume_shared_info_pv(maddr: u64) -> Result<(), i64> {
+    // SAFETY: as in `map_shared_info_pv`.
+    unsafe { hypercall::update_va_mapping(addr_of!(__shared_info_page) as u64, (maddr & !0xfff) | DATA_FLAGS)? };
+    MAPPED.store(true, Ordering::Release);
+    mask_upcalls();
+    Ok(())
+}
+
 /// PVH/HVM: asks Xen to put shared_info at the reserved page's guest frame (`XENMAPSPACE_shared_info`); our
 /// identity map then reaches it at the page's address.
 pub(crate) fn map_shared_info_hvm() -> Result<(), i64> {
@@ -54,6 +76,10 @@ fn mapped() {
     MAPPED.store(true, Ordering::Release);
     // Uptime counts from here, the first moment the clock can be read (log lines before it show 0).
     crate::BOOT_NS.store(system_time_ns().unwrap_or(0), Ordering::Relaxed);
+    mask_upcalls();
+}
+
+fn mask_upcalls() {
     if let Some(v) = vcpu0() {
         // SAFETY: a byte of the mapped vcpu_info; a volatile store is what the PV ABI expects.
         unsafe { addr_of_mut!((*v).evtchn_upcall_mask).write_volatile(1) };

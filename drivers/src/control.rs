@@ -21,6 +21,8 @@ pub const SHUTDOWN_PATH: &str = "control/shutdown";
 pub const FEATURE_POWEROFF_PATH: &str = "control/feature-poweroff";
 /// Advertises that we reboot on request.
 pub const FEATURE_REBOOT_PATH: &str = "control/feature-reboot";
+/// Advertises that we suspend on request (`xl save`, `xl migrate`).
+pub const FEATURE_SUSPEND_PATH: &str = "control/feature-suspend";
 
 /// What `control/shutdown` asks for (an empty or missing key is no request: `None` where an
 /// `Option<ShutdownRequest>` is returned).
@@ -32,7 +34,8 @@ pub enum ShutdownRequest {
     Halt,
     /// `reboot`.
     Reboot,
-    /// `suspend`: not supported (not advertised); the caller should log it and acknowledge it.
+    /// `suspend` (`xl save`, `xl migrate`): acknowledged only where it is carried out (advertised with
+    /// `control/feature-suspend`); elsewhere left unacknowledged, so the toolstack gives up saying so.
     Suspend,
 }
 
@@ -120,10 +123,15 @@ impl core::error::Error for ControlError {
 }
 
 /// Tells the toolstack we honour poweroff and reboot requests (`control/feature-poweroff = 1`,
-/// `control/feature-reboot = 1`). Suspend is not advertised: we cannot resume.
-pub fn advertise<R: XsRing, P: XsPlatform>(xs: &mut Xenstore<R, P>) -> Result<(), XsError> {
+/// `control/feature-reboot = 1`), and suspend where the boot mode can (`suspend`: `control/feature-suspend = 1`).
+/// Written at boot, and again after a restore (the new domain's tree has them empty).
+pub fn advertise<R: XsRing, P: XsPlatform>(xs: &mut Xenstore<R, P>, suspend: bool) -> Result<(), XsError> {
     xs.write(Tx::NONE, FEATURE_POWEROFF_PATH, b"1")?;
-    xs.write(Tx::NONE, FEATURE_REBOOT_PATH, b"1")
+    xs.write(Tx::NONE, FEATURE_REBOOT_PATH, b"1")?;
+    if suspend {
+        xs.write(Tx::NONE, FEATURE_SUSPEND_PATH, b"1")?;
+    }
+    Ok(())
 }
 
 /// Watches `control/shutdown` with `token` (it fires once straight away).
@@ -428,9 +436,12 @@ mod tests {
     }
 
     #[test]
-    fn advertises_poweroff_and_reboot_only() {
+    fn advertises_poweroff_and_reboot_and_suspend_only_where_it_works() {
         let (mut xs, fake) = fake::client();
-        advertise(&mut xs).unwrap();
+        advertise(&mut xs, true).unwrap();
+        assert_eq!(fake.borrow().get("control/feature-suspend").unwrap(), b"1");
+        let (mut xs, fake) = fake::client();
+        advertise(&mut xs, false).unwrap();
         let f = fake.borrow();
         assert_eq!(f.get("control/feature-poweroff").unwrap(), b"1");
         assert_eq!(f.get("control/feature-reboot").unwrap(), b"1");

@@ -139,6 +139,7 @@ fn connect_once(dev: &DeviceInfo, config: DiskConfig, reuse: Reuse) -> Result<Di
 /// The task of one vbd: poll the driver on each event, then let waiting operations look; if the backend closes
 /// the device, fail what is pending (nothing would ever answer it) instead of leaving callers waiting.
 async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: DeviceInfo) {
+    crate::suspend::device_connected();
     let mut faults_logged = 0u64;
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Detach);

@@ -53,6 +53,7 @@ pub mod runtime;
 pub mod shutdown;
 mod start;
 pub mod stats;
+pub mod suspend;
 pub mod sync;
 pub mod trace;
 pub mod xenstore;

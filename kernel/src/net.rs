@@ -229,6 +229,7 @@ fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
 /// The network task of one vif: polls the stack on each event, socket request or deadline, and reconnects the
 /// vif when its backend goes away and comes back.
 async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::DeviceInfo, ring: &'static RingMetrics) {
+    crate::suspend::device_connected();
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Reconnect);
     let mut boot_steps_pending = true;

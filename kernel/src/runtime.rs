@@ -38,7 +38,8 @@ fn pender() {
 }
 
 pub(crate) static TIMERS: spin::Mutex<TimerQueue> = spin::Mutex::new(TimerQueue::new());
-static TIMER_PORT: spin::Once<EventChannel> = spin::Once::new();
+/// VIRQ_TIMER's port; bound again after a resume in a new domain (`rebind_timer`).
+static TIMER_PORT: spin::Mutex<Option<EventChannel>> = spin::Mutex::new(None);
 /// Called by the loop after events are dispatched (xenstore servicing), set up by the xenstore module. Returns
 /// true if it has more to do at once (the loop then goes round again instead of sleeping).
 pub(crate) static SERVICE_HOOK: spin::Once<fn() -> bool> = spin::Once::new();
@@ -46,10 +47,19 @@ pub(crate) static SERVICE_HOOK: spin::Once<fn() -> bool> = spin::Once::new();
 /// Binds VIRQ_TIMER. Called once at boot.
 pub(crate) fn init() {
     match EventChannel::bind_virq(sirocco_boot::evtchn::VIRQ_TIMER) {
-        Ok(ch) => {
-            TIMER_PORT.call_once(|| ch);
-        }
+        Ok(ch) => *TIMER_PORT.lock() = Some(ch),
         Err(e) => panic!("cannot bind VIRQ_TIMER: {e}"),
+    }
+}
+
+/// After a resume in a new domain: Xen closed every port, so VIRQ_TIMER is bound again. The old port is forgotten,
+/// not closed: its number may belong to another channel now.
+pub(crate) fn rebind_timer() {
+    let mut port = TIMER_PORT.lock();
+    core::mem::forget(port.take());
+    match EventChannel::bind_virq(sirocco_boot::evtchn::VIRQ_TIMER) {
+        Ok(ch) => *port = Some(ch),
+        Err(e) => panic!("cannot bind VIRQ_TIMER again after a resume: {e}"),
     }
 }
 
@@ -100,6 +110,12 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             crate::trace::event(Category::Run, Phase::Begin, "run tasks", 0);
             let ran = TASKS.run_ready();
             crate::trace::event(Category::Run, Phase::End, "run tasks", ran as u64);
+        }
+        // Between rounds, with no task running: a suspend the toolstack asked for (issue 16).
+        if crate::suspend::run_if_requested() {
+            flag.0.store(true, Ordering::SeqCst);
+            PENDING.store(true, Ordering::Release);
+            continue;
         }
         evtchn::dispatch();
         let service_more = SERVICE_HOOK.get().is_some_and(|hook| hook());

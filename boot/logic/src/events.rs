@@ -49,6 +49,19 @@ impl EventRegistry {
         }
     }
 
+    /// Forgets every port without closing any (after a resume in a new domain, issue 16: Xen closed them all, and
+    /// their numbers may now be the new xenstore or console ports); wakes their waiters so they notice. Returns
+    /// how many there were.
+    pub fn forget_all(&mut self) -> usize {
+        let n = self.ports.len();
+        for (_, state) in core::mem::take(&mut self.ports) {
+            if let Some(w) = state.waker {
+                w.wake();
+            }
+        }
+        n
+    }
+
     /// True if `port` is ours.
     pub fn contains(&self, port: u32) -> bool {
         self.ports.contains_key(&port)
@@ -149,5 +162,20 @@ mod tests {
         assert_eq!(r.poll_event(9, &mut seen, &noop_waker()), Poll::Ready(false));
         assert!(!r.contains(9));
         assert_eq!(r.ports().count(), 0);
+    }
+
+    #[test]
+    fn a_resume_forgets_every_port_and_releases_their_waiters() {
+        let mut r = EventRegistry::new();
+        r.register(3);
+        r.register(9);
+        let mut seen = 0;
+        assert_eq!(r.poll_event(9, &mut seen, &noop_waker()), Poll::Pending);
+        assert_eq!(r.forget_all(), 2);
+        assert_eq!(r.ports().count(), 0);
+        assert_eq!(r.poll_event(9, &mut seen, &noop_waker()), Poll::Ready(false));
+        // The new domain's xenstore port may reuse an old number: it is registered afresh.
+        r.register(3);
+        assert_eq!(r.fired(3), Some(0));
     }
 }

@@ -5,6 +5,7 @@ use crate::abi::{start_info, MmuUpdate, MACH2PHYS_VIRT_START};
 use crate::grant::Page;
 use crate::hypercall;
 use crate::mm::{init_heap, MemoryInfo};
+use alloc::vec::Vec;
 use core::fmt;
 use core::ptr::addr_of;
 use sirocco_boot_logic::layout::{self, LayoutError, StartOfDay};
@@ -153,10 +154,16 @@ pub(crate) fn p2m() -> Option<&'static [u64]> {
     P2M.get().copied()
 }
 
+/// The pages of the published p2m tree: the top page, then the frame-list pages (kept for the domain's life, and
+/// rewritten after a resume).
+static P2M_TREE: spin::Mutex<Vec<Page>> = spin::Mutex::new(Vec::new());
+
 /// Publishes the p2m list in shared_info the way Linux does (`arch.max_pfn` and the three-level
 /// `pfn_to_mfn_frame_list_list`: one page naming the frame-list pages, each naming up to 512 pages of the p2m list),
 /// so the toolstack can read the domain's memory by pseudo-physical frame: `xl dump-core` refuses a PV domain
-/// without it ("p2m_size < nr_pages"). The two or three pages it takes are kept for the domain's life.
+/// without it ("p2m_size < nr_pages"), and so does `xl save`. Called at boot, and again after a resume (issue 16):
+/// a restore zeroes the published top and leaves the tree naming the old host's frames, so the same pages are
+/// filled again from the p2m list, which the toolstack rewrote with the new frames.
 pub(crate) fn publish_p2m() {
     let Some(p2m) = p2m() else { return };
     let base = p2m.as_ptr() as u64;
@@ -167,16 +174,17 @@ pub(crate) fn publish_p2m() {
     const PER_PAGE: usize = 512;
     let p2m_pages = p2m.len().div_ceil(PER_PAGE);
     let list_pages = p2m_pages.div_ceil(PER_PAGE);
-    let mut top = Page::new();
-    for (l, slot) in top.bytes_mut().chunks_exact_mut(8).take(list_pages).enumerate() {
-        let mut list = Page::new();
+    let mut tree = P2M_TREE.lock();
+    while tree.len() < 1 + list_pages {
+        tree.push(Page::new());
+    }
+    let (top, lists) = tree.split_at_mut(1);
+    for (l, list) in lists.iter_mut().enumerate() {
         let first = l * PER_PAGE;
         for (k, entry) in list.bytes_mut().chunks_exact_mut(8).take(p2m_pages - first).enumerate() {
             entry.copy_from_slice(&crate::mm::virt_to_mfn(base + ((first + k) as u64) * PAGE_SIZE).to_le_bytes());
         }
-        slot.copy_from_slice(&list.mfn().to_le_bytes());
-        core::mem::forget(list);
+        top[0].bytes_mut()[l * 8..l * 8 + 8].copy_from_slice(&list.mfn().to_le_bytes());
     }
-    crate::xen::publish_p2m(p2m.len() as u64, top.mfn());
-    core::mem::forget(top);
+    crate::xen::publish_p2m(p2m.len() as u64, top[0].mfn());
 }
