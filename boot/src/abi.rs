@@ -104,6 +104,28 @@ pub const EVTCHNOP_CLOSE: u32 = 3;
 pub const EVTCHNOP_ALLOC_UNBOUND: u32 = 6;
 /// `EVTCHNOP_unmask`.
 pub const EVTCHNOP_UNMASK: u32 = 9;
+/// event_channel.h: `EVTCHNOP_status`.
+pub const EVTCHNOP_STATUS: u32 = 5;
+/// event_channel.h: `EVTCHNSTAT_virq` (the port is bound to a virtual IRQ).
+pub const EVTCHNSTAT_VIRQ: u32 = 4;
+
+/// event_channel.h: `struct evtchn_status` (`dom`, `port` in; `status`, `vcpu` and the union out). The union's
+/// largest arm is `interdomain { domid_t dom; evtchn_port_t port; }`; for a VIRQ its first word is the VIRQ.
+#[repr(C)]
+#[derive(Default)]
+pub struct EvtchnStatus {
+    pub dom: u16,
+    pub port: u32,
+    pub status: u32,
+    pub vcpu: u32,
+    pub u: [u32; 2],
+}
+
+const _: () = {
+    assert!(size_of::<EvtchnStatus>() == 24);
+    assert!(offset_of!(EvtchnStatus, port) == 4);
+    assert!(offset_of!(EvtchnStatus, u) == 16);
+};
 /// xen.h: `VIRQ_TIMER`, the per-vCPU timer set by `set_timer_op`.
 pub const VIRQ_TIMER: u32 = 0;
 /// xen.h: `__HYPERVISOR_set_timer_op`.

@@ -167,6 +167,16 @@ pub(crate) fn forget_all() -> usize {
     EVENTS.lock().forget_all()
 }
 
+/// Whether `port` is bound to VIRQ_TIMER in this domain (`EVTCHNOP_status`): after a suspend that answered 0, it
+/// tells a new domain (where Xen closed it) from the same one (a PVH checkpoint whose return value the toolstack
+/// did not set to 1).
+pub(crate) fn is_timer_virq(port: u32) -> bool {
+    let mut arg = EvtchnStatus { dom: DOMID_SELF as u16, port, ..EvtchnStatus::default() };
+    // SAFETY: EvtchnStatus is the struct for EVTCHNOP_status (layout checked in abi.rs).
+    let rc = unsafe { evtchn_op(EVTCHNOP_STATUS, &mut arg) };
+    rc == 0 && arg.status == EVTCHNSTAT_VIRQ && arg.u[0] == VIRQ_TIMER
+}
+
 /// The ports to wake up for.
 pub fn ports(buf: &mut [u32]) -> usize {
     let ev = EVENTS.lock();

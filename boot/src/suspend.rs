@@ -9,8 +9,10 @@
 //!    (`ClockOffset`), the p2m tree published again, the grant table's frames mapped again; after a restore in a
 //!    new domain, every event channel forgotten and the console moved to its new port.
 //!
-//! PV only for now: a PVH guest's save differs (no p2m, shared_info and grant frames re-added to the physmap, and
-//! `HVM_PARAM_CALLBACK_IRQ` needed for a cancelled suspend to return 1), and is not done yet.
+//! A PVH guest's differs (docs/suspend.md, section 6): no start_info and no p2m; shared_info and the grant frames
+//! are placed with `XENMEM_add_to_physmap` again (a restore does not carry them); the xenstore and console ports
+//! come from HVM params; and `HVM_PARAM_CALLBACK_IRQ` is set at boot, without which a cancelled suspend would
+//! return 0 as if in a new domain. HVM guests do not suspend yet.
 
 use crate::{console, evtchn, grant, hypercall, mode, pv, xen};
 use core::fmt;
@@ -43,34 +45,50 @@ impl fmt::Display for SuspendError {
     }
 }
 
-/// Whether this boot mode can suspend (PV only, for now).
+/// Whether this boot mode can suspend: PV and PVH (an HVM guest's save also carries its device model, not done).
 pub fn supported() -> bool {
-    mode::boot_mode() == mode::BootMode::Pv
+    matches!(mode::boot_mode(), mode::BootMode::Pv | mode::BootMode::Pvh)
 }
 
 /// Suspends the domain and returns once it runs again. See the module's docs for what the caller must ensure.
-pub fn suspend() -> Result<Resumed, SuspendError> {
+/// `timer_port`: the port VIRQ_TIMER is bound to, by which a translated guest tells a checkpoint from a new domain
+/// should the toolstack not have set the return value.
+pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
     if !supported() {
-        return Err(SuspendError { what: "only PV guests can suspend so far", code: 0 });
+        return Err(SuspendError { what: "HVM guests cannot suspend yet", code: 0 });
     }
+    let pv = !mode::boot_mode().translated();
     let guest_now = xen::system_time_ns().unwrap_or(0);
     log::info!("suspending (the toolstack asked)");
     console::flush();
     grant::suspend_frames().map_err(|e| SuspendError { what: e.what, code: e.code })?;
-    let frames = pv::canonicalise_start_info();
+    let frames = pv.then(pv::canonicalise_start_info);
     if let Err(code) = xen::suspend_shared_info() {
-        pv::restore_start_info(frames);
+        frames.map(pv::restore_start_info);
         return Err(SuspendError { what: "unmapping shared_info", code });
     }
-    let rc = hypercall::suspend(pv::start_info_mfn());
+    let mut rc = hypercall::suspend(if pv { pv::start_info_mfn() } else { 0 });
+    if rc == 0 && !pv && timer_port.is_some_and(evtchn::is_timer_virq) {
+        // Still bound: the same domain. libxl sets 1 only for a translated guest with HVM_PARAM_CALLBACK_IRQ.
+        log::info!("the suspend answered 0 but VIRQ_TIMER is still bound: the same domain (a checkpoint)");
+        rc = 1;
+    }
     // From here the toolstack may have rewritten start_info (a restore), or left it alone (cancelled).
     if rc != 0 {
-        pv::restore_start_info(frames);
+        frames.map(pv::restore_start_info);
     }
-    let (shared_info, xenstore_port, console_port) = pv::resumed_info();
-    xen::resume_shared_info_pv(shared_info).map_err(|code| SuspendError { what: "mapping shared_info", code })?;
+    if pv {
+        let (shared_info, _, _) = pv::resumed_info();
+        xen::resume_shared_info_pv(shared_info)
+    } else {
+        // A restore does not carry the frames placed with add_to_physmap: their guest frames are holes now.
+        xen::map_shared_info_again_hvm()
+    }
+    .map_err(|code| SuspendError { what: "mapping shared_info", code })?;
     xen::resume_clock(guest_now);
-    pv::memory::publish_p2m();
+    if pv {
+        pv::memory::publish_p2m();
+    }
     grant::resume_frames().map_err(|e| SuspendError { what: e.what, code: e.code })?;
     if rc != 0 {
         if rc < 0 {
@@ -79,7 +97,18 @@ pub fn suspend() -> Result<Resumed, SuspendError> {
         return Ok(Resumed::Cancelled);
     }
     let forgotten = evtchn::forget_all();
-    console::resume(console_port);
+    let (xenstore_port, console_port) = if pv {
+        let (_, store, console) = pv::resumed_info();
+        (store, console)
+    } else {
+        let param = |p| hypercall::hvm_get_param(p).map(|v| v as u32);
+        let store = param(crate::abi::HVM_PARAM_STORE_EVTCHN)
+            .map_err(|code| SuspendError { what: "HVM_PARAM_STORE_EVTCHN", code })?;
+        (store, param(crate::abi::HVM_PARAM_CONSOLE_EVTCHN).unwrap_or(0))
+    };
+    if console_port != 0 {
+        console::resume(console_port);
+    }
     log::info!(
         "resumed in a new domain: {forgotten} event channels forgotten, xenstore on port {xenstore_port}, console on {console_port}"
     );

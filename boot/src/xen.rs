@@ -58,6 +58,16 @@ pub(crate) fn resume_shared_info_pv(maddr: u64) -> Result<(), i64> {
     Ok(())
 }
 
+/// After a suspend (PVH): shared_info placed at the reserved page again. Uptime keeps counting from boot.
+pub(crate) fn map_shared_info_again_hvm() -> Result<(), i64> {
+    let gpfn = addr_of!(__shared_info_page) as u64 >> 12;
+    // SAFETY: as in `map_shared_info_hvm`.
+    unsafe { hypercall::add_to_physmap(crate::abi::XENMAPSPACE_SHARED_INFO, 0, gpfn)? };
+    MAPPED.store(true, Ordering::Release);
+    mask_upcalls();
+    Ok(())
+}
+
 /// PVH/HVM: asks Xen to put shared_info at the reserved page's guest frame (`XENMAPSPACE_shared_info`); our
 /// identity map then reaches it at the page's address.
 pub(crate) fn map_shared_info_hvm() -> Result<(), i64> {

@@ -52,6 +52,11 @@ pub(crate) fn init() {
     }
 }
 
+/// VIRQ_TIMER's port.
+pub(crate) fn timer_port() -> Option<u32> {
+    TIMER_PORT.lock().as_ref().map(EventChannel::port)
+}
+
 /// After a resume in a new domain: Xen closed every port, so VIRQ_TIMER is bound again. The old port is forgotten,
 /// not closed: its number may belong to another channel now.
 pub(crate) fn rebind_timer() {

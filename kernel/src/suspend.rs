@@ -1,6 +1,7 @@
-//! Suspend and resume (issue 16): `xl save`, `xl save -c` and `xl restore` of a PV guest without devices.
+//! Suspend and resume (issue 16): `xl save`, `xl save -c`, `xl restore` and `xl migrate` of a PV or PVH guest
+//! without devices.
 //!
-//! The toolstack writes `suspend` to `control/shutdown`. Where the domain can carry it out (a PV guest, with no
+//! The toolstack writes `suspend` to `control/shutdown`. Where the domain can carry it out (PV or PVH, with no
 //! vif or vbd yet: the devices' resume is not done), the request is acknowledged and the run loop suspends the
 //! domain between two rounds, with no task running and no xenstore request in flight
 //! (`sirocco_boot::suspend`). Elsewhere the request is logged and left unacknowledged, so `xl save` gives up
@@ -44,7 +45,7 @@ pub(crate) fn device_connected() {
 /// Whether a suspend can be carried out now; if not, why.
 pub(crate) fn refusal() -> Option<&'static str> {
     if !platform::supported() {
-        return Some("only PV guests can suspend so far");
+        return Some("HVM guests cannot suspend yet");
     }
     if DEVICES.load(Ordering::Relaxed) > 0 {
         return Some("a guest with network or block devices cannot suspend yet (their resume is not done)");
@@ -68,7 +69,7 @@ pub(crate) fn run_if_requested() -> bool {
         return false;
     }
     REQUESTED.store(false, Ordering::SeqCst);
-    let resumed = match platform::suspend() {
+    let resumed = match platform::suspend(runtime::timer_port()) {
         Ok(PlatformResumed::Cancelled) => {
             log::info!("suspend cancelled or a checkpoint taken: the same domain goes on");
             Resumed::Cancelled

@@ -1,9 +1,10 @@
 # Suspend and resume (issue 16): `xl save`, `xl restore` and `xl save -c` on the ticker app, which prints a
-# numbered tick with its monotonic time every second. PV guests without devices suspend; a guest with a vif, and
-# any PVH guest, leave the request unacknowledged and say why (their resume is not done yet). `xl migrate` is not
-# tried: it is live, and a PV guest's log-dirty mode needs shadow paging, which this lab's Xen lacks (`xl info`:
-# virt_caps "pv hvm hap gnttab-v1 gnttab-v2"); a Linux PV guest's `xl migrate` fails here the same way ("Failed
-# to enable logdirty", "domain did not respond to suspend request: Invalid argument").
+# numbered tick with its monotonic time every second, as PV and as PVH (pvh:suspend); with PVH also `xl migrate`
+# to this same dom0 through a pipe (`xl migrate -s "" NAME "xl migrate-receive"`). A guest with a vif leaves the
+# request unacknowledged and says why (the devices' resume is not done yet). `xl migrate` of a PV guest is not
+# tried: it is live, and PV log-dirty needs shadow paging, which this lab's Xen lacks (`xl info`: virt_caps
+# "pv hvm hap gnttab-v1 gnttab-v2"); a Linux PV guest's `xl migrate` fails here the same way ("Failed to enable
+# logdirty", "domain did not respond to suspend request: Invalid argument"). PVH's log-dirty is HAP's.
 # `xl create` without -F here: a foreground xl exits at the first suspend (docs/suspend.md, section 8).
 cd /job
 . /job/lab/net-lib.sh
@@ -36,72 +37,79 @@ refused() {
 tk=tk
 log=/var/log/xen/console/guest-$tk.log
 rm -f "$log" /tmp/tk.sav /tmp/tk.ckpt
-if pv_only; then
-    expect suspend-feature suspend-save suspend-restore suspend-ticks-go-on suspend-checkpoint suspend-checkpoint-ticks \
-        suspend-save-again suspend-in-order suspend-shutdown-after suspend-refused-with-devices
-    xl create xl-configs/ticker.cfg "name=\"$tk\"" >/tmp/tk.xl 2>&1
-    if wait_tick "$log" 2 60; then
-        dom=/local/domain/$(xl domid $tk)
-        feature=$(xenstore-read "$dom/control/feature-suspend" 2>&1)
-        check suspend-feature "control/feature-suspend = $feature" [ "$feature" = 1 ]
-        # xl save, then xl restore: a new domain, on the same host.
+mlog=/var/log/xen/console/guest-$tk--incoming.log
+rm -f "$mlog"
+expect suspend-feature suspend-save suspend-restore suspend-ticks-go-on suspend-checkpoint suspend-checkpoint-ticks \
+    suspend-save-again suspend-in-order suspend-shutdown-after suspend-refused-with-devices
+xl create xl-configs/ticker.cfg "name=\"$tk\"" $(mode_type xl-configs/ticker.cfg) >/tmp/tk.xl 2>&1
+# What a failing check shows (show_guest).
+GUEST_NAME=$tk; GUEST_LOG=$log; GUEST_XL=/tmp/tk.xl
+if wait_tick "$log" 2 60; then
+    dom=/local/domain/$(xl domid $tk)
+    feature=$(xenstore-read "$dom/control/feature-suspend" 2>&1)
+    check suspend-feature "control/feature-suspend = $feature" [ "$feature" = 1 ]
+    # xl save, then xl restore: a new domain, on the same host.
+    before=$(last_tick "$log"); t0=$(now)
+    timeout 180 xl save $tk /tmp/tk.sav >/tmp/tk-save.out 2>&1; rc=$?
+    check suspend-save "xl save: exit $rc after $(since "$t0" 1) s, $(stat -c %s /tmp/tk.sav 2>/dev/null) bytes, at tick $before; $(tail -n1 /tmp/tk-save.out)" \
+        sh -c "[ $rc = 0 ] && ! xl domid $tk >/dev/null 2>&1"
+    t0=$(now)
+    timeout 180 xl restore /tmp/tk.sav >/tmp/tk-restore.out 2>&1; rc=$?
+    check suspend-restore "xl restore: exit $rc after $(since "$t0" 1) s; $(grep -o 'resumed in a new domain.*' "$log" | tail -n1)" \
+        sh -c "[ $rc = 0 ] && xl domid $tk >/dev/null"
+    wait_tick "$log" $((before + 3)) 60
+    after=$(last_tick "$log")
+    check suspend-ticks-go-on "tick $before before the save, tick ${after:-none} after the restore" \
+        sh -c "[ ${after:-0} -ge $((before + 3)) ] && grep -q 'resumed in a new domain' $log"
+    # xl save -c: a checkpoint, the domain goes on (a save of the restored domain: its p2m was published again).
+    before=$(last_tick "$log"); t0=$(now)
+    timeout 180 xl save -c $tk /tmp/tk.ckpt >/tmp/tk-ckpt.out 2>&1; rc=$?
+    check suspend-checkpoint "xl save -c: exit $rc after $(since "$t0" 1) s, $(stat -c %s /tmp/tk.ckpt 2>/dev/null) bytes; $(grep -o 'suspend cancelled.*' "$log" | tail -n1)" \
+        sh -c "[ $rc = 0 ] && xl domid $tk >/dev/null && grep -q 'suspend cancelled or a checkpoint taken' $log"
+    grep -E "checkpoint|still bound|CALLBACK_IRQ" "$log" | sed 's/^/lab: console: /'
+    wait_tick "$log" $((before + 3)) 60
+    after=$(last_tick "$log")
+    check suspend-checkpoint-ticks "tick $before before the checkpoint, ${after:-none} after" [ "${after:-0}" -ge $((before + 3)) ]
+    # A second xl save and xl restore, of a domain that was itself restored: ports, p2m and watches are the
+    # second domain's, not stale ones.
+    before=$(last_tick "$log"); t0=$(now)
+    timeout 180 xl save $tk /tmp/tk.sav >/tmp/tk-save2.out 2>&1 && timeout 180 xl restore /tmp/tk.sav >>/tmp/tk-save2.out 2>&1; rc=$?
+    wait_tick "$log" $((before + 3)) 60
+    after=$(last_tick "$log")
+    check suspend-save-again "xl save + xl restore of the restored domain: exit $rc after $(since "$t0" 1) s; tick $before before, ${after:-none} after; $(grep -c 'resumed in a new domain' "$log") resumes in a new domain logged" \
+        sh -c "[ $rc = 0 ] && [ ${after:-0} -ge $((before + 3)) ] && [ $(grep -c 'resumed in a new domain' "$log") = 2 ]"
+    check suspend-in-order "ticks 1 to ${after:-?} across two saves and restores and a checkpoint: none missing or repeated, monotonic time never back" \
+        in_order "$log"
+    last_log=$log
+    if ! pv_only; then
+        # xl migrate to this same dom0, through a pipe (live: HAP log-dirty).
+        expect suspend-migrate suspend-migrate-ticks
         before=$(last_tick "$log"); t0=$(now)
-        timeout 180 xl save $tk /tmp/tk.sav >/tmp/tk-save.out 2>&1; rc=$?
-        check suspend-save "xl save: exit $rc after $(since "$t0" 1) s, $(stat -c %s /tmp/tk.sav 2>/dev/null) bytes, at tick $before; $(tail -n1 /tmp/tk-save.out)" \
-            sh -c "[ $rc = 0 ] && ! xl domid $tk >/dev/null 2>&1"
-        t0=$(now)
-        timeout 180 xl restore /tmp/tk.sav >/tmp/tk-restore.out 2>&1; rc=$?
-        check suspend-restore "xl restore: exit $rc after $(since "$t0" 1) s; $(grep -o 'resumed in a new domain.*' "$log" | tail -n1)" \
+        timeout 240 xl migrate -s "" $tk "xl migrate-receive" >/tmp/tk-migrate.out 2>&1; rc=$?
+        [ $rc = 0 ] || { sed 's/^/lab: xl migrate: /' /tmp/tk-migrate.out | grep -v progress | tail -n 25; }
+        check suspend-migrate "xl migrate (localhost): exit $rc after $(since "$t0" 1) s; $(grep -v progress /tmp/tk-migrate.out | tail -n1)" \
             sh -c "[ $rc = 0 ] && xl domid $tk >/dev/null"
-        wait_tick "$log" $((before + 3)) 60
-        after=$(last_tick "$log")
-        check suspend-ticks-go-on "tick $before before the save, tick ${after:-none} after the restore" \
-            sh -c "[ ${after:-0} -ge $((before + 3)) ] && grep -q 'resumed in a new domain' $log"
-        # xl save -c: a checkpoint, the domain goes on (a save of the restored domain: its p2m was published again).
-        before=$(last_tick "$log"); t0=$(now)
-        timeout 180 xl save -c $tk /tmp/tk.ckpt >/tmp/tk-ckpt.out 2>&1; rc=$?
-        check suspend-checkpoint "xl save -c: exit $rc after $(since "$t0" 1) s, $(stat -c %s /tmp/tk.ckpt 2>/dev/null) bytes; $(grep -o 'suspend cancelled.*' "$log" | tail -n1)" \
-            sh -c "[ $rc = 0 ] && xl domid $tk >/dev/null && grep -q 'suspend cancelled or a checkpoint taken' $log"
-        wait_tick "$log" $((before + 3)) 60
-        after=$(last_tick "$log")
-        check suspend-checkpoint-ticks "tick $before before the checkpoint, ${after:-none} after" [ "${after:-0}" -ge $((before + 3)) ]
-        # A second xl save and xl restore, of a domain that was itself restored: ports, p2m and watches are the
-        # second domain's, not stale ones.
-        before=$(last_tick "$log"); t0=$(now)
-        timeout 180 xl save $tk /tmp/tk.sav >/tmp/tk-save2.out 2>&1 && timeout 180 xl restore /tmp/tk.sav >>/tmp/tk-save2.out 2>&1; rc=$?
-        wait_tick "$log" $((before + 3)) 60
-        after=$(last_tick "$log")
-        check suspend-save-again "xl save + xl restore of the restored domain: exit $rc after $(since "$t0" 1) s; tick $before before, ${after:-none} after; $(grep -c 'resumed in a new domain' "$log") resumes in a new domain logged" \
-            sh -c "[ $rc = 0 ] && [ ${after:-0} -ge $((before + 3)) ] && [ $(grep -c 'resumed in a new domain' "$log") = 2 ]"
-        check suspend-in-order "ticks 1 to ${after:-?} across two saves and restores and a checkpoint: none missing or repeated, monotonic time never back" \
-            in_order "$log"
-        timeout 60 xl shutdown -w $tk >/tmp/tk-shutdown.out 2>&1; rc=$?
-        sleep 0.5
-        check suspend-shutdown-after "xl shutdown after all that: exit $rc; $(grep -o 'ticker: .* requested after .*' "$log" | tail -n1)" \
-            sh -c "[ $rc = 0 ] && grep -q 'ticker: poweroff requested' $log && ! xl domid $tk >/dev/null 2>&1"
-    else
-        fail suspend-feature "ticker did not tick"; GUEST_LOG=$log; show_guest
+        wait_tick "$mlog" $((before + 3)) 60
+        after=$(last_tick "$mlog")
+        check suspend-migrate-ticks "tick $before before the migration, ${after:-none} after (in $(basename "$mlog")); in order across both logs: $(in_order "$log" "$mlog" && echo yes || echo no)" \
+            sh -c "[ ${after:-0} -ge $((before + 3)) ] && grep -q 'resumed in a new domain' $mlog" 
+        last_log=$mlog
     fi
-    xl destroy $tk >/dev/null 2>&1
-    # A guest with a vif: its resume is not done, so the request is refused (left unacknowledged), saying why.
-    start_bg sus-echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1"'
-    if wait_tcp 10.0.0.3 7 60; then
-        refused sus-echo "$GUEST_LOG" "a guest with network or block devices cannot suspend yet"; rc=$?
-        check suspend-refused-with-devices "echo (a vif) left control/shutdown=suspend unacknowledged: $(grep -o 'not acknowledged: .*' "$GUEST_LOG" | head -n1)" \
-            [ $rc = 0 ]
-    else
-        fail suspend-refused-with-devices "echo did not answer on 10.0.0.3:7"; show_guest
-    fi
-    stop_net_guest
+    timeout 60 xl shutdown -w $tk >/tmp/tk-shutdown.out 2>&1; rc=$?
+    sleep 0.5
+    check suspend-shutdown-after "xl shutdown after all that: exit $rc; $(grep -o 'ticker: .* requested after .*' "$last_log" | tail -n1)" \
+        sh -c "[ $rc = 0 ] && grep -q 'ticker: poweroff requested' $last_log && ! xl domid $tk >/dev/null 2>&1"
 else
-    expect suspend-refused-pvh
-    start_bg $tk xl-configs/ticker.cfg
-    if wait_tick "$log" 2 60; then
-        refused $tk "$log" "only PV guests can suspend so far"; rc=$?
-        check suspend-refused-pvh "a PVH ticker left control/shutdown=suspend unacknowledged: $(grep -o 'not acknowledged: .*' "$log" | head -n1)" \
-            [ $rc = 0 ]
-    else
-        fail suspend-refused-pvh "ticker did not tick"; GUEST_LOG=$log; show_guest
-    fi
-    xl destroy $tk >/dev/null 2>&1
+    fail suspend-feature "ticker did not tick"; GUEST_LOG=$log; show_guest
 fi
+xl destroy $tk >/dev/null 2>&1
+# A guest with a vif: its resume is not done, so the request is refused (left unacknowledged), saying why.
+start_bg sus-echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1"'
+if wait_tcp 10.0.0.3 7 60; then
+    refused sus-echo "$GUEST_LOG" "a guest with network or block devices cannot suspend yet"; rc=$?
+    check suspend-refused-with-devices "echo (a vif) left control/shutdown=suspend unacknowledged: $(grep -o 'not acknowledged: .*' "$GUEST_LOG" | head -n1)" \
+        [ $rc = 0 ]
+else
+    fail suspend-refused-with-devices "echo did not answer on 10.0.0.3:7"; show_guest
+fi
+stop_net_guest

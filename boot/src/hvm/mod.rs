@@ -105,8 +105,9 @@ pub(crate) extern "C" fn start(entry: u32, info: u32, magic: u32) -> ! {
         log::warn!("the command line was longer than {} bytes; the rest is ignored", bootinfo::MAX_CMDLINE);
     }
     let features = report(&leaves, boot, &memmap);
+    // PVH too: without it a cancelled suspend (`xl save -c`) would return 0, as if in a new domain (issue 16).
+    declare_callback(features);
     if mode == BootMode::Hvm {
-        declare_callback(features);
         unplug_emulated_devices();
     }
     let store = (param(crate::abi::HVM_PARAM_STORE_PFN), param(crate::abi::HVM_PARAM_STORE_EVTCHN));
@@ -284,12 +285,13 @@ fn report(leaves: &XenLeaves, boot: &BootInfo, map: &MemoryMap) -> u32 {
     features
 }
 
-/// Names an event callback in `HVM_PARAM_CALLBACK_IRQ` (HVM only). Sirocco does not need it: the run loop takes
+/// Names an event callback in `HVM_PARAM_CALLBACK_IRQ` (HVM and PVH). Sirocco does not need it: the run loop takes
 /// events with `SCHEDOP_poll`, upcalls masked and interrupts off, so the callback never fires. But the toolstack
 /// takes a non-zero value as "this HVM guest has PV drivers" (libxl's PV-control check): without it `xl shutdown`
 /// and `xl reboot` refuse, and EC2's stop would fall back to ACPI, which Sirocco does not have. The vector type
 /// where Xen offers it (`XENFEAT_hvm_callback_vector`); else what older Xen has, a GSI: 28, the Xen platform PCI
-/// device's own line (slot 3, INTA), which nothing here unmasks.
+/// device's own line (slot 3, INTA), which nothing here unmasks. A PVH guest declares it too: the toolstack turns a
+/// cancelled suspend's return value into 1 only for a translated guest with a callback (docs/suspend.md).
 fn declare_callback(features: u32) {
     use crate::abi::*;
     let value = if features & (1 << XENFEAT_HVM_CALLBACK_VECTOR) != 0 {
