@@ -64,7 +64,9 @@ pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
     grant::suspend_frames().map_err(|e| SuspendError { what: e.what, code: e.code })?;
     let frames = pv.then(pv::canonicalise_start_info);
     if let Err(code) = xen::suspend_shared_info() {
-        frames.map(pv::restore_start_info);
+        if let Some(frames) = frames {
+            pv::restore_start_info(frames);
+        }
         return Err(SuspendError { what: "unmapping shared_info", code });
     }
     let mut rc = hypercall::suspend(if pv { pv::start_info_mfn() } else { 0 });
@@ -74,8 +76,8 @@ pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
         rc = 1;
     }
     // From here the toolstack may have rewritten start_info (a restore), or left it alone (cancelled).
-    if rc != 0 {
-        frames.map(pv::restore_start_info);
+    if let (Some(frames), true) = (frames, rc != 0) {
+        pv::restore_start_info(frames);
     }
     if pv {
         let (shared_info, _, _) = pv::resumed_info();
