@@ -70,9 +70,10 @@ pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
         return Err(SuspendError { what: "unmapping shared_info", code });
     }
     let mut rc = hypercall::suspend(if pv { pv::start_info_mfn() } else { 0 });
-    if rc == 0 && !pv && timer_port.is_some_and(evtchn::is_timer_virq) {
-        // Still bound: the same domain. libxl sets 1 only for a translated guest with HVM_PARAM_CALLBACK_IRQ.
-        log::info!("the suspend answered 0 but VIRQ_TIMER is still bound: the same domain (a checkpoint)");
+    // Still bound: the same domain. libxl sets 1 only for a translated guest with HVM_PARAM_CALLBACK_IRQ (said
+    // below, once the clock can be read again for the log line's time).
+    let still_bound = rc == 0 && !pv && timer_port.is_some_and(evtchn::is_timer_virq);
+    if still_bound {
         rc = 1;
     }
     // From here the toolstack may have rewritten start_info (a restore), or left it alone (cancelled).
@@ -81,13 +82,16 @@ pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
     }
     if pv {
         let (shared_info, _, _) = pv::resumed_info();
-        xen::resume_shared_info_pv(shared_info)
+        xen::map_shared_info_pv(shared_info)
     } else {
         // A restore does not carry the frames placed with add_to_physmap: their guest frames are holes now.
-        xen::map_shared_info_again_hvm()
+        xen::map_shared_info_hvm()
     }
     .map_err(|code| SuspendError { what: "mapping shared_info", code })?;
     xen::resume_clock(guest_now);
+    if still_bound {
+        log::info!("the suspend answered 0 but VIRQ_TIMER is still bound: the same domain (a checkpoint)");
+    }
     if pv {
         pv::memory::publish_p2m();
     }

@@ -24,7 +24,8 @@ fn vcpu0() -> Option<*mut vcpu_info> {
     shared().map(|s| unsafe { addr_of_mut!((*s).vcpu_info[0]) })
 }
 
-/// PV: points the reserved page at the hypervisor's shared_info frame (machine address `maddr` from start_info).
+/// PV: points the reserved page at the hypervisor's shared_info frame (machine address `maddr` from start_info), at
+/// boot and again after a suspend (a new frame after a restore).
 pub(crate) fn map_shared_info_pv(maddr: u64) -> Result<(), i64> {
     // SAFETY: the reserved page is never used as Rust data (it is only reached through `shared()`), so re-pointing
     // its mapping cannot invalidate any reference; the new frame is the domain's own shared_info.
@@ -48,28 +49,9 @@ pub(crate) fn suspend_shared_info() -> Result<(), i64> {
     unsafe { hypercall::update_va_mapping(addr_of!(__shared_info_page) as u64, 0) }
 }
 
-/// After a suspend (PV): shared_info back at the reserved page, at machine address `maddr` (a new frame after a
-/// restore). Uptime keeps counting from boot.
-pub(crate) fn resume_shared_info_pv(maddr: u64) -> Result<(), i64> {
-    // SAFETY: as in `map_shared_info_pv`.
-    unsafe { hypercall::update_va_mapping(addr_of!(__shared_info_page) as u64, (maddr & !0xfff) | DATA_FLAGS)? };
-    MAPPED.store(true, Ordering::Release);
-    mask_upcalls();
-    Ok(())
-}
-
-/// After a suspend (PVH): shared_info placed at the reserved page again. Uptime keeps counting from boot.
-pub(crate) fn map_shared_info_again_hvm() -> Result<(), i64> {
-    let gpfn = addr_of!(__shared_info_page) as u64 >> 12;
-    // SAFETY: as in `map_shared_info_hvm`.
-    unsafe { hypercall::add_to_physmap(crate::abi::XENMAPSPACE_SHARED_INFO, 0, gpfn)? };
-    MAPPED.store(true, Ordering::Release);
-    mask_upcalls();
-    Ok(())
-}
-
 /// PVH/HVM: asks Xen to put shared_info at the reserved page's guest frame (`XENMAPSPACE_shared_info`); our
-/// identity map then reaches it at the page's address.
+/// identity map then reaches it at the page's address. At boot, and again after a suspend (a restore does not
+/// carry frames placed this way: the guest frame is a hole until then).
 pub(crate) fn map_shared_info_hvm() -> Result<(), i64> {
     let gpfn = addr_of!(__shared_info_page) as u64 >> 12;
     // SAFETY: the reserved page is never used as Rust data (only through `shared()`), so replacing the RAM frame
@@ -84,12 +66,10 @@ pub(crate) fn map_shared_info_hvm() -> Result<(), i64> {
 /// by asynchronous callback or interrupt.
 fn mapped() {
     MAPPED.store(true, Ordering::Release);
-    // Uptime counts from here, the first moment the clock can be read (log lines before it show 0).
-    crate::BOOT_NS.store(system_time_ns().unwrap_or(0), Ordering::Relaxed);
-    mask_upcalls();
-}
-
-fn mask_upcalls() {
+    // Uptime counts from the first mapping, the first moment the clock can be read (log lines before it show 0);
+    // mapping it again after a suspend (issue 16) keeps that start.
+    let now = system_time_ns().unwrap_or(0);
+    let _ = crate::BOOT_NS.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     if let Some(v) = vcpu0() {
         // SAFETY: a byte of the mapped vcpu_info; a volatile store is what the PV ABI expects.
         unsafe { addr_of_mut!((*v).evtchn_upcall_mask).write_volatile(1) };
@@ -168,7 +148,8 @@ pub fn clear_pending(port: u32) {
 /// Word `word` of the mask or pending bitmap, as the atomic Xen shares it as.
 fn bitmap_word(s: *mut shared_info, mask: bool, word: usize) -> &'static AtomicU64 {
     assert!(word < 64, "event channel word {word} beyond the 2-level bitmap");
-    // SAFETY: `s` is the mapped shared_info (mapped for the domain's life, never unmapped) and `word < 64` is
+    // SAFETY: `s` is the mapped shared_info (`shared()` answered it; it is unmapped only inside a suspend, which
+    // runs between rounds of the loop, when no caller holds a word and `shared()` answers `None`) and `word < 64` is
     // inside the bitmap arrays; `addr_of_mut!` makes no reference. The word is 8-aligned; Xen sets and clears
     // bits in it with atomic operations of the same size, and we only access it atomically.
     unsafe {
