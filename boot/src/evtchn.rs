@@ -8,6 +8,7 @@ use crate::hypercall::{self, evtchn_op};
 use crate::xen;
 use core::fmt;
 use core::future::poll_fn;
+use core::sync::atomic::{AtomicU64, Ordering};
 use sirocco_boot_logic::events::{pending_in_word, EventRegistry};
 use sirocco_boot_logic::trace::{self, Category, Phase};
 
@@ -39,11 +40,15 @@ fn check(op: &'static str, rc: i64) -> Result<(), EvtchnError> {
     }
 }
 
-/// A bound local port, closed on drop.
+/// Bumped by every resume in a new domain (`forget_all`): a channel bound in an earlier epoch is stale.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// A bound local port, closed on drop (unless the domain has since moved: see [`EventChannel::stale`]).
 #[derive(Debug)]
 pub struct EventChannel {
     port: u32,
     seen: u64,
+    epoch: u64,
 }
 
 impl EventChannel {
@@ -51,7 +56,7 @@ impl EventChannel {
         EVENTS.lock().register(port);
         // A fresh port is unmasked by Xen; make sure, since a previous owner of the number may have masked it.
         unmask(port);
-        EventChannel { port, seen: 0 }
+        EventChannel { port, seen: 0, epoch: EPOCH.load(Ordering::Relaxed) }
     }
 
     /// Binds a virtual IRQ (e.g. `VIRQ_TIMER`) on vCPU 0.
@@ -86,6 +91,13 @@ impl EventChannel {
     /// The local port number.
     pub fn port(&self) -> u32 {
         self.port
+    }
+
+    /// Whether the domain resumed as a new domain (`xl restore`, `xl migrate`) since this channel was bound: Xen
+    /// closed it with the old domain, [`EventChannel::wait`] answers false, and the port number may already be
+    /// another channel's. Dropping a stale channel closes nothing. Its owner binds a new one.
+    pub fn stale(&self) -> bool {
+        self.epoch != EPOCH.load(Ordering::Relaxed)
     }
 
     /// Notifies the other end.
@@ -128,6 +140,10 @@ fn unmask(port: u32) {
 
 impl Drop for EventChannel {
     fn drop(&mut self) {
+        if self.stale() {
+            // Xen closed it with the old domain; its number may now be another channel's.
+            return;
+        }
         EVENTS.lock().unregister(self.port);
         let mut arg = self.port;
         // SAFETY: struct evtchn_close is a single u32 port.
@@ -164,6 +180,7 @@ pub fn dispatch() -> usize {
 /// numbers may now be the new xenstore or console ports). Their owners must forget their [`EventChannel`]s
 /// (`core::mem::forget`) rather than drop them, and bind anew. Returns how many there were.
 pub(crate) fn forget_all() -> usize {
+    EPOCH.fetch_add(1, Ordering::Relaxed);
     EVENTS.lock().forget_all()
 }
 

@@ -241,13 +241,14 @@ pub struct Grant {
     page: Option<Page>,
     gref: GrantRef,
     domid: u16,
+    readonly: bool,
 }
 
 impl Grant {
     /// Grants `domid` access to `page`.
     pub fn new(domid: u16, page: Page, readonly: bool) -> Result<Grant, (Page, GrantError)> {
         match with_table(|t| t.grant_access(domid, page.mfn(), readonly)) {
-            Ok(gref) => Ok(Grant { page: Some(page), gref, domid }),
+            Ok(gref) => Ok(Grant { page: Some(page), gref, domid, readonly }),
             Err(e) => Err((page, e)),
         }
     }
@@ -276,6 +277,14 @@ impl Grant {
         assert!(offset + data.len() <= 4096, "write past the page");
         // SAFETY: `offset..offset + data.len()` lies inside the live 4 KiB page (checked above).
         unsafe { copy_to_shared(self.as_ptr().add(offset), data) };
+    }
+    /// After a resume in a new domain, whose grant table Xen starts empty: grants the page again, to `domid`
+    /// (the new backend's domain), under the same ref (`GrantTable::regrant`).
+    pub fn regrant(&mut self, domid: u16) -> Result<(), GrantError> {
+        let mfn = self.page.as_ref().expect("page present until revoked").mfn();
+        with_table(|t| t.regrant(self.gref, domid, mfn, self.readonly))?;
+        self.domid = domid;
+        Ok(())
     }
     /// Ends the peer's access and returns the page; refused (nothing changes) while the peer still maps it.
     pub fn revoke(mut self) -> Result<Page, (Grant, GrantError)> {
@@ -377,6 +386,7 @@ pub struct SharedPages {
     ptr: core::ptr::NonNull<u8>,
     count: usize,
     grefs: Vec<GrantRef>,
+    readonly: bool,
 }
 
 // SAFETY: the allocation is owned by this value alone (like a Box); it moves between tasks, never aliased by us.
@@ -393,13 +403,23 @@ impl SharedPages {
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc::alloc_zeroed(Self::layout(count)) };
         let ptr = core::ptr::NonNull::new(raw).unwrap_or_else(|| alloc::alloc::handle_alloc_error(Self::layout(count)));
-        let mut pages = SharedPages { ptr, count, grefs: Vec::with_capacity(count) };
+        let mut pages = SharedPages { ptr, count, grefs: Vec::with_capacity(count), readonly };
         for i in 0..count {
             let mfn = mm::virt_to_mfn(pages.page_ptr(i) as u64);
             // On failure, `pages` is dropped here and ends the grants made so far.
             pages.grefs.push(with_table(|t| t.grant_access(domid, mfn, readonly))?);
         }
         Ok(pages)
+    }
+
+    /// After a resume in a new domain, whose grant table Xen starts empty: grants every page again, to `domid`
+    /// (the new backend's domain), under the same refs (`GrantTable::regrant`), so requests naming them stay valid.
+    pub fn regrant(&mut self, domid: u16) -> Result<(), GrantError> {
+        for i in 0..self.count {
+            let mfn = mm::virt_to_mfn(self.page_ptr(i) as u64);
+            with_table(|t| t.regrant(self.grefs[i], domid, mfn, self.readonly))?;
+        }
+        Ok(())
     }
 
     /// How many pages.

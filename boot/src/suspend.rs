@@ -103,6 +103,9 @@ pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
         return Ok(Resumed::Cancelled);
     }
     let forgotten = evtchn::forget_all();
+    // Refs the old host's backends still mapped are empty in the new table: free now. The drivers grant their
+    // pages again (`Grant::regrant`) when they reconnect.
+    let parked = grant::poll_deferred();
     let (xenstore_port, console_port) = if pv {
         let (_, store, console) = pv::resumed_info();
         (store, console)
@@ -116,7 +119,7 @@ pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
         console::resume(console_port);
     }
     log::info!(
-        "resumed in a new domain: {forgotten} event channels forgotten, xenstore on port {xenstore_port}, console on {console_port}"
+        "resumed in a new domain: {forgotten} event channels forgotten, {parked} parked grants freed, xenstore on port {xenstore_port}, console on {console_port}"
     );
     Ok(Resumed::NewDomain { xenstore_port })
 }

@@ -351,27 +351,37 @@ pub fn enumerate<R: XsRing, P: XsPlatform>(
     for name in names {
         let id = parse_decimal(name.as_bytes())
             .ok_or(FrontendError::BadDeviceName { kind, name: InlineStr::from_bytes(name.as_bytes()) })?;
-        let device = DeviceId { kind, id };
-        let frontend_path = format!("device/{kind}/{name}");
-        let read_key = |xs: &mut Xenstore<R, P>, key: &'static str| -> Result<Vec<u8>, FrontendError> {
-            xs.read_optional(Tx::NONE, &format!("{frontend_path}/{key}"))?
-                .ok_or(FrontendError::MissingKey { device, key })
-        };
-        let backend = read_key(xs, "backend")?;
-        let bad = |key, value: &[u8]| FrontendError::BadValue { device, key, value: InlineStr::from_bytes(value) };
-        let backend_path = match String::from_utf8(backend) {
-            Ok(path) if !path.is_empty() && !path.ends_with('/') => path,
-            Ok(path) => return Err(bad("backend", path.as_bytes())),
-            Err(e) => return Err(bad("backend", e.as_bytes())),
-        };
-        let backend_id = read_key(xs, "backend-id")?;
-        let backend_id = parse_decimal(&backend_id)
-            .and_then(|id| u16::try_from(id).ok())
-            .ok_or_else(|| bad("backend-id", &backend_id))?;
-        devices.push(DeviceInfo { kind, id, frontend_path, backend_path, backend_id });
+        devices.push(device_info(xs, kind, id)?);
     }
     devices.sort_by_key(|d| d.id);
     Ok(devices)
+}
+
+/// Reads device `id` of `kind`'s `backend` and `backend-id` (under `device/<kind>/<id>`). After a resume in a new
+/// domain both must be read again: the backend's directory names our new domain id, and the backend may be
+/// another domain.
+pub fn device_info<R: XsRing, P: XsPlatform>(
+    xs: &mut Xenstore<R, P>,
+    kind: DeviceKind,
+    id: u32,
+) -> Result<DeviceInfo, FrontendError> {
+    let device = DeviceId { kind, id };
+    let frontend_path = format!("device/{kind}/{id}");
+    let read_key = |xs: &mut Xenstore<R, P>, key: &'static str| -> Result<Vec<u8>, FrontendError> {
+        xs.read_optional(Tx::NONE, &format!("{frontend_path}/{key}"))?.ok_or(FrontendError::MissingKey { device, key })
+    };
+    let backend = read_key(xs, "backend")?;
+    let bad = |key, value: &[u8]| FrontendError::BadValue { device, key, value: InlineStr::from_bytes(value) };
+    let backend_path = match String::from_utf8(backend) {
+        Ok(path) if !path.is_empty() && !path.ends_with('/') => path,
+        Ok(path) => return Err(bad("backend", path.as_bytes())),
+        Err(e) => return Err(bad("backend", e.as_bytes())),
+    };
+    let backend_id = read_key(xs, "backend-id")?;
+    let backend_id = parse_decimal(&backend_id)
+        .and_then(|id| u16::try_from(id).ok())
+        .ok_or_else(|| bad("backend-id", &backend_id))?;
+    Ok(DeviceInfo { kind, id, frontend_path, backend_path, backend_id })
 }
 
 /// Writes our `state` (in `tx`, or at once with [`Tx::NONE`]). Returns the plain xenstore error so it composes
@@ -663,6 +673,29 @@ mod tests {
         let vifs = enumerate(&mut xs, DeviceKind::Vif).unwrap();
         assert_eq!((vifs.len(), vifs[0].backend_id), (1, 3));
         assert_eq!(vifs[0].backend_key("state"), "/local/domain/3/backend/vif/7/0/state");
+    }
+
+    #[test]
+    fn device_info_read_again_after_a_resume_follows_the_new_backend() {
+        let (mut xs, fake) = fake::client();
+        fake.borrow_mut().set("device/vif/0/backend", b"/local/domain/0/backend/vif/7/0");
+        fake.borrow_mut().set("device/vif/0/backend-id", b"0");
+        let before = device_info(&mut xs, DeviceKind::Vif, 0).unwrap();
+        assert_eq!(enumerate(&mut xs, DeviceKind::Vif).unwrap(), [before.clone()]);
+        // Restored as domain 9, its backend in a driver domain (4).
+        fake.borrow_mut().set("device/vif/0/backend", b"/local/domain/4/backend/vif/9/0");
+        fake.borrow_mut().set("device/vif/0/backend-id", b"4");
+        let after = device_info(&mut xs, DeviceKind::Vif, 0).unwrap();
+        assert_eq!(
+            (after.backend_key("state").as_str(), after.backend_id),
+            ("/local/domain/4/backend/vif/9/0/state", 4)
+        );
+        assert_eq!(after.frontend_path, before.frontend_path);
+        fake.borrow_mut().remove("device/vif/0/backend");
+        assert!(matches!(
+            device_info(&mut xs, DeviceKind::Vif, 0),
+            Err(FrontendError::MissingKey { key: "backend", .. })
+        ));
     }
 
     #[test]

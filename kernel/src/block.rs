@@ -138,13 +138,18 @@ fn connect_once(dev: &DeviceInfo, config: DiskConfig, reuse: Reuse) -> Result<Di
 
 /// The task of one vbd: poll the driver on each event, then let waiting operations look; if the backend closes
 /// the device, fail what is pending (nothing would ever answer it) instead of leaving callers waiting.
-async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: DeviceInfo) {
-    crate::suspend::device_connected();
+async fn drive(shared: Arc<Shared>, mut channel: EventChannel, mut dev: DeviceInfo) {
     let mut faults_logged = 0u64;
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Detach);
     loop {
         match runtime::select(channel.wait(), backend.changed()).await {
+            crate::Either::Left(_) if channel.stale() => {
+                // Restored or migrated: the backend, the ring's grants and the event channel are the old domain's.
+                if let Some(resumed) = resume(&shared, &mut dev, &mut lifecycle).await {
+                    (channel, backend) = resumed;
+                }
+            }
             crate::Either::Left(open) => {
                 let (summary, pending) = {
                     let mut driver = shared.driver.lock();
@@ -193,6 +198,46 @@ async fn drive(shared: Arc<Shared>, mut channel: EventChannel, dev: DeviceInfo) 
         }
         wake_waiters(&shared);
     }
+}
+
+/// After a resume in a new domain: reads the disk's backend again, moves the driver onto a new ring and event
+/// channel with its pages granted to the new backend (what was pending kept), watches the new backend and
+/// reconnects, which sends the kept requests again: the callers see a delay, nothing fails (unless the disk
+/// changed). Returns the new channel and watch; `None` if the disk could not even be moved (logged: its I/O then
+/// waits for good, failing nothing it cannot know the outcome of).
+async fn resume(
+    shared: &Shared,
+    dev: &mut DeviceInfo,
+    lifecycle: &mut Lifecycle,
+) -> Option<(EventChannel, BackendWatch)> {
+    lifecycle.resumed();
+    let moved = crate::xenstore::with(|xs| sirocco_drivers::frontend::device_info(xs, dev.kind, dev.id))
+        .map_err(ConnectError::Frontend)
+        .and_then(|now| {
+            *dev = now;
+            blkfront::resume(&mut shared.driver.lock(), dev)
+        });
+    let (channel, ring_refs, waiting) = match moved {
+        Ok(moved) => moved,
+        Err(e) => {
+            log::error!("vbd{}: after the resume: {e}; the disk stays disconnected", shared.id);
+            return None;
+        }
+    };
+    log::info!("vbd{}: resumed, {waiting} request(s) to send again; reconnecting to {}", shared.id, dev.backend_path);
+    let backend = BackendWatch::new(dev).await;
+    match blkfront::reconnect(&shared.driver, dev, &ring_refs, channel.port()).await {
+        Ok(_) => {
+            lifecycle.reconnected();
+            let c = shared.driver.lock().counters();
+            if c.replay_failed > 0 {
+                log::error!("vbd{}: {} operation(s) failed at the resume: {c}", shared.id, c.replay_failed);
+            }
+            log::info!("vbd{}: reconnected after the resume ({} request(s) sent again)", shared.id, c.replayed);
+        }
+        Err(e) => log::error!("vbd{}: reconnect after the resume failed: {e}", shared.id),
+    }
+    Some((channel, backend))
 }
 
 fn wake_waiters(shared: &Shared) {

@@ -228,8 +228,7 @@ fn flatten(e: Either<Either<Wake, Wake>, Wake>) -> Wake {
 
 /// The network task of one vif: polls the stack on each event, socket request or deadline, and reconnects the
 /// vif when its backend goes away and comes back.
-async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::DeviceInfo, ring: &'static RingMetrics) {
-    crate::suspend::device_connected();
+async fn drive(net: Net, mut channels: netfront::Channels, mut dev: frontend::DeviceInfo, ring: &'static RingMetrics) {
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Reconnect);
     let mut boot_steps_pending = true;
@@ -278,6 +277,13 @@ async fn drive(net: Net, mut channels: netfront::Channels, dev: frontend::Device
             };
             flatten(runtime::select(runtime::select(event, requested), changed).await)
         };
+        if channels.stale() {
+            // Restored or migrated: the backend, the rings' grants and the event channels are the old domain's.
+            if let Some(resumed) = resume(&net, &mut dev, &mut lifecycle).await {
+                (channels, backend) = resumed;
+            }
+            continue;
+        }
         match wake {
             Wake::Event(false) => return, // the event channel was closed
             Wake::Backend => follow_backend(&net, &dev, &backend, &mut lifecycle, &channels).await,
@@ -349,6 +355,47 @@ async fn follow_backend(
         }
         Action::Stay | Action::Detach => {}
     }
+}
+
+/// After a resume in a new domain: reads the device's backend again (its path names our new domain id), resets
+/// the driver onto new rings and event channels with every buffer granted to the backend again, watches the new
+/// backend and reconnects to it; then the stack announces its addresses on the new link (gratuitous ARP,
+/// unsolicited neighbour advertisements). TCP retransmits what was in flight. Returns the new channels and watch;
+/// `None` if the device could not even be reset (logged: the vif stays down).
+async fn resume(
+    net: &Net,
+    dev: &mut frontend::DeviceInfo,
+    lifecycle: &mut Lifecycle,
+) -> Option<(netfront::Channels, BackendWatch)> {
+    lifecycle.resumed();
+    match xenstore::with(|xs| frontend::device_info(xs, dev.kind, dev.id)) {
+        Ok(now) => *dev = now,
+        Err(e) => {
+            log::error!("vif{}: after the resume: {e}; the vif stays down", dev.id);
+            return None;
+        }
+    }
+    let (channels, report) = match netfront::resume(net.lock().device_mut(), dev) {
+        Ok(resumed) => resumed,
+        Err(e) => {
+            log::error!("vif{}: after the resume: {e}; the vif stays down", dev.id);
+            return None;
+        }
+    };
+    log::info!("vif{}: resumed ({report:?}); reconnecting to {}", dev.id, dev.backend_path);
+    let backend = BackendWatch::new(dev).await;
+    match reconnect(net, dev, &channels).await {
+        Ok(()) => {
+            lifecycle.reconnected();
+            net.lock().link_moved();
+            log::info!("vif{}: reconnected after the resume; announcing our addresses", dev.id);
+        }
+        Err(e) => {
+            log::error!("vif{}: reconnect after the resume failed: {e}; retrying on the next backend change", dev.id)
+        }
+    }
+    net.request_poll();
+    Some((channels, backend))
 }
 
 /// Connects a driver `follow_backend` reset, once a backend is at InitWait again: the steps of

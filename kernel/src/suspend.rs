@@ -1,21 +1,22 @@
-//! Suspend and resume (issue 16): `xl save`, `xl save -c`, `xl restore` and `xl migrate` of a PV or PVH guest
-//! without devices.
+//! Suspend and resume (issue 16): `xl save`, `xl save -c`, `xl restore` and `xl migrate` of a PV or PVH guest.
 //!
-//! The toolstack writes `suspend` to `control/shutdown`. Where the domain can carry it out (PV or PVH, with no
-//! vif or vbd yet: the devices' resume is not done), the request is acknowledged and the run loop suspends the
-//! domain between two rounds, with no task running and no xenstore request in flight
-//! (`sirocco_boot::suspend`). Elsewhere the request is logged and left unacknowledged, so `xl save` gives up
-//! with "guest didn't acknowledge suspend" rather than losing anything.
+//! The toolstack writes `suspend` to `control/shutdown`. Where the domain can carry it out (PV or PVH), the
+//! request is acknowledged and the run loop suspends the domain between two rounds, with no task running and no
+//! xenstore request in flight (`sirocco_boot::suspend`). Elsewhere (HVM) the request is logged and left
+//! unacknowledged, so `xl save` gives up with "guest didn't acknowledge suspend" rather than losing anything.
 //!
 //! The app sees a pause: its timers and `Instant`s go on from where they stopped (the time suspended is not
 //! counted), the wall clock follows the new host. After a restore the runtime binds its timer again, follows
 //! xenstore to its new event channel and re-registers every watch (each fires once), and advertises its features
-//! again. An app that cares awaits [`resumed`].
+//! again. Each device task then finds its event channel stale and moves to the new domain's backend: netfront on
+//! new rings with its buffers granted again, what was in flight dropped for TCP to retransmit, and its addresses
+//! announced on the new link; blkfront on a new ring, every request the old backend had not answered sent again.
+//! An app that cares awaits [`resumed`].
 
 use crate::{runtime, xenstore};
 use alloc::vec::Vec;
 use core::future::poll_fn;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use core::task::{Poll, Waker};
 use sirocco_boot::suspend::{self as platform, Resumed as PlatformResumed};
 
@@ -30,25 +31,15 @@ pub enum Resumed {
 
 /// A suspend was acknowledged and waits for the run loop.
 static REQUESTED: AtomicBool = AtomicBool::new(false);
-/// Devices connected (vifs and vbds): while there are any, a suspend is refused.
-static DEVICES: AtomicUsize = AtomicUsize::new(0);
 /// Resumes so far, and how the last one came back (0 new domain, 1 cancelled).
 static RESUMES: AtomicU64 = AtomicU64::new(0);
 static LAST: AtomicU8 = AtomicU8::new(0);
 static WAITERS: spin::Mutex<Vec<Waker>> = spin::Mutex::new(Vec::new());
 
-/// A vif or vbd came up (the runtime counts them: their resume is not done yet).
-pub(crate) fn device_connected() {
-    DEVICES.fetch_add(1, Ordering::Relaxed);
-}
-
 /// Whether a suspend can be carried out now; if not, why.
 pub(crate) fn refusal() -> Option<&'static str> {
     if !platform::supported() {
         return Some("HVM guests cannot suspend yet");
-    }
-    if DEVICES.load(Ordering::Relaxed) > 0 {
-        return Some("a guest with network or block devices cannot suspend yet (their resume is not done)");
     }
     None
 }

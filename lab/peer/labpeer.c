@@ -4,9 +4,18 @@
  *   labpeer gnt-read DOMID GREF [HOLD_S]   map the granted page read-only, print its first line, keep it
  *                                          mapped HOLD_S seconds (so the guest can try to revoke it), unmap
  *   labpeer evtchn-ping DOMID PORT         bind to the guest's unbound port, notify it, wait (10 s) for a notify back
+ *   labpeer announcements IFACE MAC SECS   for SECS seconds, print each announcement frame MAC sends on IFACE: a
+ *                                          gratuitous ARP ("garp A.B.C.D") and an unsolicited neighbour
+ *                                          advertisement to all nodes ("na TARGET override=0|1")
  *
  * Built statically by lab/lab.py with the host's gcc and libxen-dev headers; runs in the lab's dom0. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
@@ -68,11 +77,43 @@ static int evtchn_ping(uint32_t domid, uint32_t port) {
     return 0;
 }
 
+static int announcements(const char *iface, const char *mac_text, int secs) {
+    unsigned char mac[6];
+    if (sscanf(mac_text, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6)
+        return die("bad MAC");
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    if (fd < 0) return die("socket(AF_PACKET)");
+    struct sockaddr_ll at = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                              .sll_ifindex = (int)if_nametoindex(iface) };
+    if (!at.sll_ifindex || bind(fd, (struct sockaddr *)&at, sizeof at) < 0) return die(iface);
+    time_t end = time(0) + secs;
+    unsigned char f[2048];
+    while (time(0) < end) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 200) <= 0) continue;
+        ssize_t n = recv(fd, f, sizeof f, 0);
+        if (n < 14 || memcmp(f + 6, mac, 6)) continue;
+        unsigned type = (unsigned)f[12] << 8 | f[13];
+        /* ARP request, sender protocol address == target protocol address. */
+        if (type == 0x0806 && n >= 42 && f[20] == 0 && f[21] == 1 && !memcmp(f + 28, f + 38, 4)) {
+            printf("garp %u.%u.%u.%u\n", f[28], f[29], f[30], f[31]);
+        } else if (type == 0x86dd && n >= 14 + 40 + 24 && f[14 + 6] == 58 && f[14 + 40] == 136 && f[0] == 0x33 &&
+                   f[1] == 0x33 && f[5] == 1) {
+            char target[INET6_ADDRSTRLEN];
+            inet_ntop(AF_INET6, f + 14 + 40 + 8, target, sizeof target);
+            printf("na %s override=%d\n", target, (f[14 + 40 + 4] & 0x20) != 0);
+        }
+        fflush(stdout);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "announcements")) return announcements(argv[2], argv[3], atoi(argv[4]));
     if (argc >= 4 && !strcmp(argv[1], "gnt-read"))
         return gnt_read(strtoul(argv[2], 0, 0), strtoul(argv[3], 0, 0), argc > 4 ? atoi(argv[4]) : 0);
     if (argc == 4 && !strcmp(argv[1], "evtchn-ping"))
         return evtchn_ping(strtoul(argv[2], 0, 0), strtoul(argv[3], 0, 0));
-    fprintf(stderr, "usage: labpeer gnt-read DOMID GREF [HOLD_S] | evtchn-ping DOMID PORT\n");
+    fprintf(stderr, "usage: labpeer gnt-read DOMID GREF [HOLD_S] | evtchn-ping DOMID PORT | announcements IFACE MAC SECS\n");
     return 2;
 }

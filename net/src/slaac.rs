@@ -17,7 +17,7 @@ use core::net::Ipv6Addr;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Cidr,
-    Ipv6Packet, Ipv6Repr, NdiscPrefixInfoFlags, NdiscRepr,
+    Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscPrefixInfoFlags, NdiscRepr,
 };
 
 use crate::config::{eui64_interface_id, is_link_local};
@@ -95,18 +95,37 @@ pub fn parse_router_advert(frame: &[u8]) -> Option<RouterAdvert> {
 /// A router solicitation from `mac`/`link_local` to all routers (`ff02::2`), as a complete Ethernet frame.
 pub fn router_solicitation(mac: EthernetAddress, link_local: Ipv6Addr) -> Vec<u8> {
     const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
-    let icmp = Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit { lladdr: Some(mac.into()) });
+    ndisc_frame(mac, link_local, ALL_ROUTERS, NdiscRepr::RouterSolicit { lladdr: Some(mac.into()) })
+}
+
+/// An unsolicited neighbour advertisement of `target` (one of our addresses) from `mac` to all nodes (`ff02::1`),
+/// with the override flag and our link-layer address (RFC 4861 §7.2.6): after the guest moved (a migration),
+/// neighbours and the bridge learn where it is now, as Linux's `netdev_notify_peers` does.
+pub fn unsolicited_neighbor_advert(mac: EthernetAddress, target: Ipv6Addr) -> Vec<u8> {
+    const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let advert = NdiscRepr::NeighborAdvert {
+        flags: NdiscNeighborFlags::OVERRIDE,
+        target_addr: target,
+        lladdr: Some(mac.into()),
+    };
+    ndisc_frame(mac, target, ALL_NODES, advert)
+}
+
+/// A neighbour discovery message from `mac`/`src` to the multicast group `dst`, as a complete Ethernet frame.
+fn ndisc_frame(mac: EthernetAddress, src: Ipv6Addr, dst: Ipv6Addr, message: NdiscRepr) -> Vec<u8> {
+    let icmp = Icmpv6Repr::Ndisc(message);
     let ip = Ipv6Repr {
-        src_addr: link_local,
-        dst_addr: ALL_ROUTERS,
+        src_addr: src,
+        dst_addr: dst,
         next_header: IpProtocol::Icmpv6,
         payload_len: icmp.buffer_len(),
         hop_limit: 255,
     };
     // 33:33 followed by the low 32 bits of the group (RFC 2464 §7).
+    let group = dst.octets();
     let eth = EthernetRepr {
         src_addr: mac,
-        dst_addr: EthernetAddress([0x33, 0x33, 0, 0, 0, 2]),
+        dst_addr: EthernetAddress([0x33, 0x33, group[12], group[13], group[14], group[15]]),
         ethertype: EthernetProtocol::Ipv6,
     };
     let mut frame = alloc::vec![0u8; eth.buffer_len() + ip.buffer_len() + icmp.buffer_len()];
@@ -115,7 +134,7 @@ pub fn router_solicitation(mac: EthernetAddress, link_local: Ipv6Addr) -> Vec<u8
     let mut ip_packet = Ipv6Packet::new_unchecked(eth_frame.payload_mut());
     ip.emit(&mut ip_packet);
     let mut icmp_packet = Icmpv6Packet::new_unchecked(ip_packet.payload_mut());
-    icmp.emit(&link_local, &ALL_ROUTERS, &mut icmp_packet, &ChecksumCapabilities::default());
+    icmp.emit(&src, &dst, &mut icmp_packet, &ChecksumCapabilities::default());
     frame
 }
 
@@ -172,6 +191,13 @@ impl Slaac {
     /// Whether a router solicitation is due at `now_ms`.
     pub fn solicitation_due(&self, now_ms: u64) -> bool {
         self.solicitations_left > 0 && now_ms >= self.next_solicitation_ms
+    }
+
+    /// Solicits again at once, as at start: the interface moved to another link (a migration), whose router
+    /// may differ. What was learnt stays until its lifetime ends or a new advertisement replaces it.
+    pub fn solicit_again(&mut self) {
+        self.solicitations_left = MAX_SOLICITATIONS;
+        self.next_solicitation_ms = 0;
     }
 
     /// Records that a solicitation went out at `now_ms`.

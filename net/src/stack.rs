@@ -310,6 +310,8 @@ pub struct Stack<D: NetDevice> {
     slaac: Option<Slaac>,
     /// The IPv4 address last announced with a gratuitous ARP.
     announced_ipv4: Option<Ipv4Addr>,
+    /// IPv6 addresses still to announce with an unsolicited neighbour advertisement ([`Stack::link_moved`]).
+    unannounced_ipv6: Vec<Ipv6Addr>,
     address_waiters: Vec<Waker>,
     dhcp_leases: u64,
     dhcp_losses: u64,
@@ -384,6 +386,7 @@ impl<D: NetDevice> Stack<D> {
             dns_servers: Vec::new(),
             slaac: config.slaac.then(|| Slaac::new(mac.0)),
             announced_ipv4: None,
+            unannounced_ipv6: Vec::new(),
             address_waiters: Vec::new(),
             dhcp_leases: 0,
             dhcp_losses: 0,
@@ -443,6 +446,7 @@ impl<D: NetDevice> Stack<D> {
         self.observe_tcp(Phase::Ingress);
         self.poll_dhcp();
         self.announce_ipv4();
+        self.announce_ipv6();
         self.poll_slaac(now_ms);
         self.expire_close_deadlines(now_ms);
         self.arm_timeouts();
@@ -777,6 +781,31 @@ impl<D: NetDevice> Stack<D> {
         } else {
             self.repoll = true;
         }
+    }
+
+    /// Sends the unsolicited neighbour advertisements [`Stack::link_moved`] asked for, as the device takes them.
+    fn announce_ipv6(&mut self) {
+        while let Some(&target) = self.unannounced_ipv6.last() {
+            if !self.device.send_raw(&slaac::unsolicited_neighbor_advert(self.mac, target)) {
+                self.repoll = true;
+                return;
+            }
+            self.unannounced_ipv6.pop();
+        }
+    }
+
+    /// The interface is on another link now, with the same addresses: the domain migrated, or was restored on
+    /// another host (its new vif is a new port on the bridge). At the next poll the stack announces every address
+    /// it has, as Linux's `netdev_notify_peers` does, so that the bridge and the neighbours learn where the
+    /// guest is without waiting for their caches to expire: a gratuitous ARP for its IPv4 address and an
+    /// unsolicited neighbour advertisement (override) for each IPv6 address; and SLAAC solicits a router again.
+    pub fn link_moved(&mut self) {
+        self.announced_ipv4 = None;
+        self.unannounced_ipv6 = self.ipv6_addresses().iter().map(|c| c.address()).collect();
+        if let Some(slaac) = self.slaac.as_mut() {
+            slaac.solicit_again();
+        }
+        self.repoll = true;
     }
 
     fn poll_slaac(&mut self, now_ms: u64) {

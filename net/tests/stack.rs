@@ -14,7 +14,7 @@ use sirocco_net::smoltcp::phy::ChecksumCapabilities;
 use sirocco_net::smoltcp::time::Duration;
 use sirocco_net::smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet,
-    Ipv6Repr, NdiscPrefixInfoFlags, NdiscPrefixInformation, NdiscRepr, NdiscRouterFlags,
+    Ipv6Repr, NdiscNeighborFlags, NdiscPrefixInfoFlags, NdiscPrefixInformation, NdiscRepr, NdiscRouterFlags,
 };
 use sirocco_net::*;
 
@@ -93,6 +93,51 @@ fn arp_then_icmp_echo() {
         .collect();
     assert_eq!(arp, [(0, 1), (1, 2)]);
     assert!(sim.now < 100, "took {} ms", sim.now);
+}
+
+#[test]
+fn after_the_link_moved_every_address_is_announced_again_and_traffic_goes_on() {
+    let mut sim = Sim::new(STATIC_V4.0, STATIC_V4.1);
+    let a = sim.a();
+    let ping = |a: &Net, seq: u16| {
+        let a = a.clone();
+        async move {
+            let mut p = Pinger::new(&a, 0x600d).unwrap();
+            p.send_echo(ip(B4), seq, b"moved").await.unwrap();
+            p.recv_reply().await
+        }
+    };
+    sim.run(ping(&a, 1));
+    assert_eq!(gratuitous_arps(&sim), [(0, A4), (1, B4)]);
+    let adverts = |sim: &Sim| -> Vec<Vec<u8>> {
+        sim.wire
+            .log()
+            .iter()
+            .filter(|(side, f)| *side == 0 && icmpv6_type(f) == Some(136))
+            .map(|(_, f)| f.clone())
+            .collect()
+    };
+    assert!(adverts(&sim).is_empty(), "no unsolicited advertisement before the move");
+    // The domain migrated: its vif is a new port on another bridge.
+    a.lock().link_moved();
+    let r = sim.run(ping(&a, 2));
+    assert_eq!(r, EchoReply { from: ip(B4), seq: 2, len: 5 });
+    assert_eq!(gratuitous_arps(&sim), [(0, A4), (1, B4), (0, A4)], "A announced its IPv4 address again, once");
+    let na = adverts(&sim);
+    assert_eq!(na.len(), 1, "one per IPv6 address (the link-local one here)");
+    let f = &na[0];
+    assert_eq!(f[0..6], [0x33, 0x33, 0, 0, 0, 1], "to all nodes");
+    let ip6 = Ipv6Packet::new_checked(&f[14..]).unwrap();
+    let ip6_repr = Ipv6Repr::parse(&ip6).unwrap();
+    assert_eq!(ip6_repr.dst_addr, Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1));
+    assert_eq!(ip6_repr.hop_limit, 255);
+    let icmp = Icmpv6Packet::new_checked(ip6.payload()).unwrap();
+    let repr =
+        Icmpv6Repr::parse(&ip6_repr.src_addr, &ip6_repr.dst_addr, &icmp, &ChecksumCapabilities::default()).unwrap();
+    let Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert { flags, target_addr, lladdr }) = repr else { panic!("{repr:?}") };
+    assert_eq!(target_addr, link_local_address(MAC_A));
+    assert!(flags.contains(NdiscNeighborFlags::OVERRIDE) && !flags.contains(NdiscNeighborFlags::SOLICITED));
+    assert_eq!(lladdr.map(|l| l.as_bytes().to_vec()), Some(MAC_A.to_vec()));
 }
 
 #[test]

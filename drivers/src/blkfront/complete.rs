@@ -90,7 +90,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     /// will never be answered. Their pages are not reused (the backend may still be using them) until
     /// [`Blkfront::reset`]. An abandoned one is dropped (nobody waits for it). Returns how many completions now
     /// wait to be taken.
-    fn fail_pending(&mut self, kind: ErrorKind) -> usize {
+    pub(super) fn fail_pending(&mut self, kind: ErrorKind) -> usize {
         let mut failed = 0;
         for id in self.ops.pending() {
             let (_, op) = self.ops.at(id.index);
@@ -147,7 +147,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     }
 
     fn fail_lost(&mut self, summary: &mut PollSummary) {
-        for request in self.shadow.drain() {
+        for (request, _) in self.shadow.drain() {
             self.counters.lost_requests += 1;
             let kind =
                 ErrorKind::Lost { operation: request.operation, sector: request.sector, sectors: request.sectors };
@@ -156,7 +156,13 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
     }
 
     /// One of an operation's requests is answered (or lost): the operation completes with its last.
-    fn complete_part(&mut self, request: &Request, outcome: Option<ErrorKind>, lost: bool, summary: &mut PollSummary) {
+    pub(super) fn complete_part(
+        &mut self,
+        request: &Request,
+        outcome: Option<ErrorKind>,
+        lost: bool,
+        summary: &mut PollSummary,
+    ) {
         if lost {
             self.quarantined_indirect += u32::from(request.nr_indirect);
             self.counters.quarantined_pages += u64::from(request.nr_indirect);

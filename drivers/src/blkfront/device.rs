@@ -19,10 +19,10 @@ use super::error::{BlkError, Counters, ErrorKind, Fault, OpId, OpKind, Resources
 use super::plan::{Part, Plan};
 use super::shadow::{OpTable, Request, Shadow};
 use super::wire::{
-    BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
-    BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ,
-    BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, ENTRY_SIZE, MAX_INDIRECT_SEGMENTS, PAGE_SIZE, SECTOR_SIZE,
-    SEGMENTS_PER_INDIRECT_PAGE, SEGMENT_SIZE,
+    field, BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment,
+    BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE,
+    BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, ENTRY_SIZE, MAX_INDIRECT_SEGMENTS,
+    PAGE_SIZE, SECTOR_SIZE, SEGMENTS_PER_INDIRECT_PAGE, SEGMENT_SIZE,
 };
 use crate::frontend::DeviceId;
 use crate::grant::GrantRef;
@@ -79,6 +79,10 @@ pub enum Phase {
     /// The backend broke the ring's index protocol; nothing more is read from or written to the ring, and every
     /// operation pending then failed.
     Broken(Fault),
+    /// The domain resumed in a new domain ([`Blkfront::resume`]): the requests the old backend had not answered
+    /// wait to be sent again once the new backend is Connected; new I/O is refused for now
+    /// ([`ErrorKind::Resuming`], transient like `Busy`).
+    Resuming,
     /// The backend closed the device (its state went Closing or Closed, or its directory vanished): every
     /// operation pending then failed with [`ErrorKind::BackendClosed`]; new ones are refused the same way.
     Closed,
@@ -112,6 +116,8 @@ pub struct Blkfront<S: SharedRing, B: BlockBuffers, E: Notify> {
     pub(super) quarantined_data: u32,
     /// Indirect pages withheld from reuse.
     pub(super) quarantined_indirect: u32,
+    /// After a resume: the requests to send again once the new backend is Connected, as they were on the ring.
+    pub(super) replay: Vec<(Request, [u8; ENTRY_SIZE])>,
     pub(super) counters: Counters,
 }
 
@@ -153,6 +159,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
             free_indirect,
             quarantined_data: 0,
             quarantined_indirect: 0,
+            replay: Vec::new(),
             counters: Counters::default(),
         }
     }
@@ -266,9 +273,67 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
             .min(disk.features.max_indirect_segments)
             .min(pages_hold)
             .min(MAX_INDIRECT_SEGMENTS as u32);
+        let resumed = self.phase == Phase::Resuming;
+        let before = self.disk;
         self.indirect_segments = if segments as usize > BLKIF_MAX_SEGMENTS_PER_REQUEST { segments } else { 0 };
         self.disk = Some(disk);
         self.phase = Phase::Connected;
+        if resumed {
+            self.replay(before, disk);
+        }
+    }
+
+    /// After a resume in a new domain (`xl restore`, `xl migrate`), with the old backend gone: starts over on
+    /// fresh ring pages `ring` and the new event channel `evtchn`, and `regrant` grants every data and indirect
+    /// page again to the new backend under the same refs (the new domain's grant table starts empty), so the
+    /// requests the old backend had not answered can be sent again as they were (Linux's `blkif_recover`). The
+    /// operations stay pending: their callers see nothing but a delay. The device is [`Phase::Resuming`] until
+    /// [`Blkfront::backend_connected`], which sends them. Returns how many requests wait, or `regrant`'s error.
+    ///
+    /// Replaying is safe because every request is idempotent on the same data (a read, a write of the same bytes
+    /// from the same pages, a flush, a discard), which also covers a request the old backend completed without
+    /// its answer reaching us. A device already broken or closed is reset instead (nothing was pending).
+    pub fn resume<X>(&mut self, ring: S, evtchn: E, regrant: impl FnOnce(&mut B) -> Result<(), X>) -> Result<usize, X> {
+        self.evtchn = evtchn;
+        if matches!(self.phase, Phase::Broken(_) | Phase::Closed) {
+            self.reset(ring);
+            regrant(&mut self.buffers)?;
+            return Ok(0);
+        }
+        self.replay.extend(self.shadow.drain());
+        self.ring = FrontRing::init_pages_at(ring, ENTRY_SIZE, self.transport.ring_pages(), 0);
+        self.shadow = Shadow::new(self.ring.size());
+        self.phase = Phase::Resuming;
+        self.counters.resumes += 1;
+        regrant(&mut self.buffers)?;
+        Ok(self.replay.len())
+    }
+
+    /// Sends again what [`Blkfront::resume`] kept, now that the new backend is Connected: unless the disk changed
+    /// under us (another size or sector size: then every pending operation fails with
+    /// [`ErrorKind::BackendClosed`], since what it meant is gone) or the new backend takes fewer indirect segments
+    /// than a kept request uses (its operation fails so, as its descriptors are not split again here). Failures
+    /// are counted in `replay_failed`.
+    fn replay(&mut self, before: Option<DiskInfo>, now: DiskInfo) {
+        let replay = core::mem::take(&mut self.replay);
+        if before.is_some_and(|b| (b.sectors, b.sector_size) != (now.sectors, now.sector_size)) {
+            self.counters.replay_failed += self.fail_pending(ErrorKind::BackendClosed) as u64;
+            return;
+        }
+        let mut summary = super::PollSummary::default();
+        for (request, mut entry) in replay {
+            // An indirect request's `nr_segments` (u16, bytes 2..4).
+            if request.indirect && self.indirect_segments < u32::from(u16::from_le_bytes([entry[2], entry[3]])) {
+                self.complete_part(&request, Some(ErrorKind::BackendClosed), false, &mut summary);
+                self.counters.replay_failed += 1;
+                continue;
+            }
+            let Some(id) = self.shadow.insert(request) else { unreachable_room() };
+            entry[field::ID].copy_from_slice(&id.to_le_bytes());
+            self.push(&entry);
+            self.counters.replayed += 1;
+        }
+        self.publish();
     }
 
     /// Starts over on fresh ring pages `ring` (zeroed, not yet granted; `transport().ring_pages()` of them) for a
@@ -302,7 +367,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
 
     /// Counts and returns a refusal.
     fn refuse<T>(&mut self, kind: ErrorKind) -> Result<T, BlkError> {
-        if matches!(kind, ErrorKind::Busy { .. } | ErrorKind::AfterAbandoned { .. }) {
+        if matches!(kind, ErrorKind::Busy { .. } | ErrorKind::AfterAbandoned { .. } | ErrorKind::Resuming) {
             self.counters.busy += 1;
         } else {
             self.counters.refused += 1;
@@ -316,6 +381,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
             (Phase::Connected, Some(disk)) => Ok(disk),
             (Phase::Broken(fault), _) => self.refuse(ErrorKind::Broken(fault)),
             (Phase::Closed, _) => self.refuse(ErrorKind::BackendClosed),
+            (Phase::Resuming, _) => self.refuse(ErrorKind::Resuming),
             _ => self.refuse(ErrorKind::NotConnected),
         }
     }
@@ -468,6 +534,7 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         if self.ring.push_request(entry).is_err() {
             unreachable_room();
         }
+        self.shadow.record(entry);
         self.counters.requests += 1;
         trace::event(Category::Blk, trace::Phase::Counter, "requests in flight", u64::from(self.shadow.pending()));
     }

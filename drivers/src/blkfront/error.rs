@@ -126,6 +126,9 @@ pub enum ErrorKind {
         /// The abandoned operation.
         op: OpId,
     },
+    /// Refused for now: the domain has just resumed on a new host and the disk is reconnecting (the operations
+    /// pending then are kept and sent again). Retry after polling, as for [`ErrorKind::Busy`].
+    Resuming,
     /// Refused: the backend offers neither `feature-flush-cache` nor `feature-barrier` (or answered both
     /// `BLKIF_RSP_EOPNOTSUPP`), so it promised no way to make writes durable.
     NoFlush,
@@ -186,6 +189,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ErrorKind::NotConnected => f.write_str("refused: the backend is not connected yet"),
+            ErrorKind::Resuming => f.write_str("refused for now: the domain resumed and the disk is reconnecting"),
             ErrorKind::BackendClosed => f.write_str(
                 "the backend closed the device before answering; what it had not answered may not be on disk",
             ),
@@ -257,9 +261,10 @@ pub struct BlkError {
 }
 
 impl BlkError {
-    /// A transient refusal ([`ErrorKind::Busy`], [`ErrorKind::AfterAbandoned`]): retry after the next poll.
+    /// A transient refusal ([`ErrorKind::Busy`], [`ErrorKind::AfterAbandoned`], [`ErrorKind::Resuming`]): retry
+    /// after the next poll.
     pub fn is_busy(&self) -> bool {
-        matches!(self.kind, ErrorKind::Busy { .. } | ErrorKind::AfterAbandoned { .. })
+        matches!(self.kind, ErrorKind::Busy { .. } | ErrorKind::AfterAbandoned { .. } | ErrorKind::Resuming)
     }
 }
 
@@ -400,7 +405,7 @@ pub struct Counters {
     /// Data and indirect pages withheld from reuse (a lost request's).
     pub quarantined_pages: u64,
 
-    /// Submissions refused for now ([`ErrorKind::Busy`], [`ErrorKind::AfterAbandoned`]).
+    /// Submissions refused for now ([`ErrorKind::Busy`], [`ErrorKind::AfterAbandoned`], [`ErrorKind::Resuming`]).
     pub busy: u64,
     /// Submissions refused outright (every other refusal).
     pub refused: u64,
@@ -409,6 +414,13 @@ pub struct Counters {
     pub abandoned: u64,
     /// Times the device was reset for a new backend ([`Blkfront::reset`](super::Blkfront::reset)).
     pub resets: u64,
+    /// Resumes in a new domain ([`Blkfront::resume`](super::Blkfront::resume)).
+    pub resumes: u64,
+    /// Requests sent again to the new backend after a resume.
+    pub replayed: u64,
+    /// Operations (or parts of one) failed at a resume instead: the disk changed, or the new backend takes fewer
+    /// indirect segments.
+    pub replay_failed: u64,
 
     /// Responses with an id never issued (ignored).
     pub bad_id: u64,
@@ -436,7 +448,7 @@ impl fmt::Display for Counters {
             f,
             "reads {} ({} B) writes {} ({} B) flushes {} discards {} ({} B); requests {} (indirect {}), notifies {}; \
              ops ok {} failed {} (BLKIF_RSP_ERROR {}, EOPNOTSUPP {}, lost {}; pages quarantined {}); refused {} busy \
-             {}; abandoned {}, resets {}; faults: bad id {}, duplicate {}, wrong operation {}, bad status {}, ring overruns {}",
+             {}; abandoned {}, resets {}, resumes {} (replayed {}, failed {}); faults: bad id {}, duplicate {}, wrong operation {}, bad status {}, ring overruns {}",
             c.reads,
             c.bytes_read,
             c.writes,
@@ -457,6 +469,9 @@ impl fmt::Display for Counters {
             c.busy,
             c.abandoned,
             c.resets,
+            c.resumes,
+            c.replayed,
+            c.replay_failed,
             c.bad_id,
             c.duplicate,
             c.wrong_operation,

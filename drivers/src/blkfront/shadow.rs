@@ -13,7 +13,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::error::{ErrorKind, FaultKind, OpId, OpKind};
-use super::wire::{BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_OP_INDIRECT};
+use super::wire::{field, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_OP_INDIRECT, ENTRY_SIZE};
 
 /// What a pending request asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +58,8 @@ impl Request {
 struct Slot {
     generation: u32,
     request: Option<Request>,
+    /// The request as it was put on the ring, to send again after a resume in a new domain.
+    entry: [u8; ENTRY_SIZE],
 }
 
 /// Pending requests by id.
@@ -70,7 +72,10 @@ pub(crate) struct Shadow {
 impl Shadow {
     /// `size` slots (the ring's size), all free.
     pub fn new(size: u32) -> Shadow {
-        Shadow { slots: vec![Slot { generation: 0, request: None }; size as usize], free: (0..size).rev().collect() }
+        Shadow {
+            slots: vec![Slot { generation: 0, request: None, entry: [0; ENTRY_SIZE] }; size as usize],
+            free: (0..size).rev().collect(),
+        }
     }
 
     /// Free slots.
@@ -87,17 +92,27 @@ impl Shadow {
         Some(u64::from(slot.generation) << 32 | u64::from(index))
     }
 
+    /// Keeps the ring entry of the pending request its `id` field names (as [`Shadow::insert`] gave it), to be
+    /// sent again by a replay ([`Shadow::drain`]).
+    pub fn record(&mut self, entry: &[u8; ENTRY_SIZE]) {
+        let id = u64::from_le_bytes(entry[field::ID].try_into().expect("8 bytes"));
+        if let Some(slot) = self.slots.get_mut(id as u32 as usize) {
+            slot.entry = *entry;
+        }
+    }
+
     /// Pending requests.
     pub fn pending(&self) -> u32 {
         self.slots.len() as u32 - self.free()
     }
 
-    /// Takes out every pending request (their slots are free again; a late response to one is a duplicate).
-    pub fn drain(&mut self) -> Vec<Request> {
+    /// Takes out every pending request, with its ring entry as [recorded](Shadow::record) (their slots are free
+    /// again; a late response to one is a duplicate).
+    pub fn drain(&mut self) -> Vec<(Request, [u8; ENTRY_SIZE])> {
         let mut drained = Vec::new();
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if let Some(request) = slot.request.take() {
-                drained.push(request);
+                drained.push((request, slot.entry));
                 self.free.push(index as u32);
             }
         }

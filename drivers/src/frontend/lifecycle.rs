@@ -104,6 +104,15 @@ impl Lifecycle {
         }
     }
 
+    /// The domain resumed in a new domain: the backend we were connected to is gone with the old one, without a
+    /// close handshake; a new one (at InitWait) is to be connected ([`Action::Reconnect`]). A detached device
+    /// stays detached.
+    pub fn resumed(&mut self) {
+        if self.link == Link::Connected {
+            self.link = Link::Disconnected;
+        }
+    }
+
     /// Reads the backend's state (after a watch event on it) and decides ([`Lifecycle::on_backend_state`]).
     /// Returns the state read too, for the log. Blocking; [`Lifecycle::follow_async`] for a run loop.
     pub fn follow<R: XsRing, P: XsPlatform>(
@@ -217,6 +226,23 @@ mod tests {
         assert_eq!(l.on_backend_state(&Ok(Connected)), Action::Stay);
         assert_eq!(l.on_backend_state(&Ok(InitWait)), Action::Stay, "connected: InitWait is not ours to act on");
         assert_eq!(l.on_backend_state(&eacces()), Action::Disconnect, "a vanished backend leaves too");
+    }
+
+    #[test]
+    fn a_resume_disconnects_without_a_handshake_and_the_new_backend_reconnects() {
+        for policy in [OnBackendGone::Reconnect, OnBackendGone::Detach] {
+            let mut l = Lifecycle::connected(policy);
+            l.resumed();
+            assert_eq!(l.link(), Link::Disconnected);
+            assert_eq!(l.on_backend_state(&Ok(Initialising)), Action::Stay);
+            assert_eq!(l.on_backend_state(&Ok(InitWait)), Action::Reconnect);
+            l.reconnected();
+            assert_eq!(l.link(), Link::Connected);
+        }
+        let mut detached = Lifecycle::connected(OnBackendGone::Detach);
+        assert_eq!(detached.on_backend_state(&Ok(Closed)), Action::Detach);
+        detached.resumed();
+        assert_eq!(detached.link(), Link::Detached, "a detached disk stays detached");
     }
 
     #[test]

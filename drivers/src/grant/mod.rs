@@ -108,6 +108,14 @@ pub enum GrantError {
         /// The entry's flags as last read (`GTF_reading`/`GTF_writing` say what the peer is doing).
         flags: u16,
     },
+    /// [`GrantTable::regrant`] found the entry still set in Xen's table: the domain did not move to a new, empty
+    /// table (a checkpoint or a cancelled suspend keeps the old one, and its grants stand).
+    StillSet {
+        /// The ref.
+        gref: GrantRef,
+        /// The entry's flags.
+        flags: u16,
+    },
 }
 
 impl fmt::Display for GrantError {
@@ -138,6 +146,11 @@ impl fmt::Display for GrantError {
                 f,
                 "{gref} is still in use by domain {domid}: {} (flags {flags:#06x}); the page must not be reused",
                 peer_activity(flags)
+            ),
+            GrantError::StillSet { gref, flags } => write!(
+                f,
+                "{gref} is still set in Xen's grant table (flags {flags:#06x}): only a new domain's empty table is \
+                 granted again"
             ),
         }
     }
@@ -256,6 +269,23 @@ impl<E: GrantEntries> GrantTable<E> {
         self.slots[slot_index(r)] = Slot::Granted { domid };
         self.granted += 1;
         Ok(gref)
+    }
+
+    /// After a resume in a new domain (`xl restore`, `xl migrate`), whose grant table Xen starts empty: writes
+    /// `gref`'s entry again for machine frame `frame` (which may have moved) and for `domid` (the new backend may
+    /// be another domain), keeping the ref, so what already names it (buffer refs, a blkfront request to replay)
+    /// stays valid. Refused unless `gref` is granted in our books and its entry is empty in Xen's table.
+    pub fn regrant(&mut self, gref: GrantRef, domid: u16, frame: u64, readonly: bool) -> Result<(), GrantError> {
+        let (index, _) = self.granted_slot(gref)?;
+        let frame32 = u32::try_from(frame).map_err(|_| GrantError::FrameTooLarge { domid, frame })?;
+        let flags = self.entries.flags(gref);
+        if flags != GTF_INVALID {
+            return Err(GrantError::StillSet { gref, flags });
+        }
+        self.entries.set_frame_and_domid(gref, frame32, domid);
+        self.entries.publish_flags(gref, GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 });
+        self.slots[index] = Slot::Granted { domid };
+        Ok(())
     }
 
     /// Revokes `gref` if the peer no longer has the page mapped, freeing the ref: the page may then be reused. If

@@ -424,3 +424,59 @@ fn errors_name_the_ref_the_domain_and_what_the_peer_does() {
         "grant ref 9 (granted to domain 2) is already awaiting a deferred revoke"
     );
 }
+
+/// A new domain's table (after `xl restore` or `xl migrate`): Xen starts it empty.
+fn empty_xen_table(t: &mut GrantTable<FakeTable>) {
+    for e in t.entries.entries.iter_mut() {
+        *e = GrantEntryV1::default();
+    }
+}
+
+#[test]
+fn regrant_after_a_resume_writes_the_same_ref_for_the_new_backend() {
+    let mut t = table16();
+    let rw = t.grant_access(0, 0x100, false).unwrap();
+    let ro = t.grant_access(0, 0x101, true).unwrap();
+    empty_xen_table(&mut t);
+    t.entries.writes.clear();
+    // Same refs, the frames moved (new host) and the backend is another domain.
+    t.regrant(rw, 3, 0x900, false).unwrap();
+    t.regrant(ro, 3, 0x901, true).unwrap();
+    assert_eq!(
+        t.entries.writes[..2],
+        [Write::FrameDomid { r: rw.0, frame: 0x900, domid: 3 }, Write::Flags { r: rw.0, flags: GTF_PERMIT_ACCESS }]
+    );
+    assert_eq!(t.entries.entry(ro).flags, GTF_PERMIT_ACCESS | GTF_READONLY);
+    assert_eq!((t.granted(), t.free()), (2, 6));
+    // The backend maps them as before; the refs end normally, naming the new domain when refused.
+    t.entries.map(rw, true).unwrap();
+    assert_eq!(t.end_access(rw), Err(GrantError::InUse { gref: rw, domid: 3, flags: 0x19 }));
+    t.entries.unmap(rw);
+    assert_eq!(t.end_access(rw), Ok(()));
+    assert_eq!(t.end_access(ro), Ok(()));
+}
+
+#[test]
+fn regrant_is_refused_where_the_table_was_not_replaced() {
+    let mut t = table16();
+    let r = t.grant_access(0, 0x100, false).unwrap();
+    // A checkpoint keeps the old table: the grant stands, and rewriting it under a mapping backend is refused.
+    assert_eq!(t.regrant(r, 0, 0x100, false), Err(GrantError::StillSet { gref: r, flags: GTF_PERMIT_ACCESS }));
+    assert!(t.regrant(r, 0, 0x100, false).unwrap_err().to_string().contains("still set"));
+    t.end_access(r).unwrap();
+    assert_eq!(t.regrant(r, 0, 0x100, false), Err(GrantError::AlreadyEnded { gref: r }));
+    assert_eq!(t.regrant(GrantRef(12), 0, 0x100, false), Err(GrantError::NotGranted { gref: GrantRef(12) }));
+}
+
+#[test]
+fn refs_parked_on_the_old_host_are_freed_by_the_new_empty_table() {
+    let mut t = table16();
+    let r = t.grant_access(0, 0x100, false).unwrap();
+    t.entries.map(r, true).unwrap();
+    assert!(matches!(t.end_access_deferred(r), Ok(EndAccess::Deferred { .. })));
+    assert_eq!(t.poll_deferred(), 0);
+    // The old backend never unmapped; the domain moved: the new table has no mapping of it.
+    empty_xen_table(&mut t);
+    assert_eq!(t.poll_deferred(), 1);
+    assert_eq!((t.granted(), t.deferred(), t.free()), (0, 0, 8));
+}

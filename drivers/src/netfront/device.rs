@@ -444,6 +444,26 @@ impl<S: SharedRing, B: NetBuffers, E: Notify> Netfront<S, B, E> {
         report
     }
 
+    /// After a resume in a new domain (`xl restore`, `xl migrate`): as [`Netfront::reset`] (the TX requests in
+    /// flight dropped, for TCP to retransmit; the RX buffers taken back; fresh ring pages), and the event channels
+    /// replaced by `evtchn` (and `rx_evtchn` with split event channels), since Xen closed the old ones with the old
+    /// domain. `regrant` grants every buffer again to the new backend (the new domain's grant table starts empty);
+    /// its error is returned, the device then still reset and unconnected.
+    pub fn resume<X>(
+        &mut self,
+        tx_page: S,
+        rx_page: S,
+        evtchn: E,
+        rx_evtchn: Option<E>,
+        regrant: impl FnOnce(&mut B) -> Result<(), X>,
+    ) -> Result<ResetReport, X> {
+        let report = self.reset(tx_page, rx_page);
+        self.evtchn = evtchn;
+        self.rx_evtchn = rx_evtchn;
+        regrant(&mut self.buffers)?;
+        Ok(report)
+    }
+
     /// Kicks the backend for `ring`: on that ring's own event channel when they are split.
     fn notify(&mut self, ring: Direction) {
         self.counters.notifies += 1;

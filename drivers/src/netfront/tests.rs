@@ -4,7 +4,10 @@
 use super::fake::{connected, harness_at, FakeEvtchn, Harness, RX_GREF_BASE, TX_GREF_BASE};
 use super::wire::*;
 use super::*;
+use crate::ring::testing::{page, HeapRing};
 use crate::ring::{offsets, RingError};
+use std::cell::Cell;
+use std::rc::Rc;
 
 const SG: Features = Features::SG;
 const GSO: Features = Features { gso_tcpv4: true, ..Features::SG };
@@ -871,6 +874,41 @@ fn reset_drops_tx_in_flight_takes_rx_buffers_back_and_starts_over() {
     assert_eq!(rx_ok(&mut h).data, frame(70, 3));
     let c = h.nf.counters();
     assert_eq!((c.resets, c.tx_dropped_in_reset, c.rx_dropped), (1, 3, 0));
+}
+
+#[test]
+fn resume_in_a_new_domain_kicks_the_new_channel_and_regrants_every_buffer() {
+    let mut h = connected(SG, 4, 4);
+    h.nf.transmit(&frame(100, 1), TxChecksum::Valid).unwrap();
+    h.nb.hold_tx_responses = true;
+    assert_eq!(h.nb.consume_tx(), 1);
+    let kicks_before = h.kicks.get();
+    let new_kicks = Rc::new(Cell::new(0));
+    let (tx_page, rx_page) = (page(), page());
+    let mut regranted = 0;
+    let report =
+        h.nf.resume(HeapRing(tx_page.clone()), HeapRing(rx_page.clone()), FakeEvtchn(new_kicks.clone()), None, |b| {
+            regranted = b.tx_count() + b.rx_count();
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+    h.nb.reattach(tx_page, rx_page);
+    assert_eq!(report, ResetReport { tx_dropped: 1, rx_reclaimed: 4, rx_partial_dropped: false });
+    assert_eq!(regranted, 8, "every TX and RX buffer");
+    assert_eq!(h.nf.transmit(&frame(60, 0), TxChecksum::Valid), Err(TxError::NotConnected));
+    h.nf.post_rx_buffers();
+    h.nf.backend_connected();
+    h.nf.transmit(&frame(60, 2), TxChecksum::Valid).unwrap();
+    assert_eq!((h.kicks.get(), new_kicks.get()), (kicks_before, 2), "the old port is never kicked again");
+    h.nb.hold_tx_responses = false;
+    assert_eq!(h.nb.consume_tx(), 1);
+    assert_eq!(h.nb.sent.last().unwrap().data, frame(60, 2));
+    h.nb.deliver(&frame(70, 3), 0);
+    assert_eq!(rx_ok(&mut h).data, frame(70, 3));
+    // A failed regrant is reported, the device left unconnected.
+    let err = h.nf.resume(HeapRing(page()), HeapRing(page()), FakeEvtchn(new_kicks), None, |_| Err("no grant"));
+    assert_eq!(err, Err("no grant"));
+    assert_eq!(h.nf.phase(), Phase::Initialising);
 }
 
 #[test]

@@ -29,6 +29,15 @@ pub struct DiskBuffers {
     indirect: Option<SharedPages>,
 }
 
+impl DiskBuffers {
+    /// Grants every data and indirect page again to `domid`, under the same refs (which the requests kept for
+    /// replay name): after a resume in a new domain, whose grant table Xen starts empty.
+    fn regrant(&mut self, domid: u16) -> Result<(), GrantError> {
+        self.data.regrant(domid)?;
+        self.indirect.as_mut().map_or(Ok(()), |p| p.regrant(domid))
+    }
+}
+
 impl BlockBuffers for DiskBuffers {
     fn data_pages(&self) -> u32 {
         self.data.count() as u32
@@ -189,4 +198,45 @@ pub(crate) fn connect(dev: &DeviceInfo, limits: Limits) -> Result<(Driver, Event
         channel.port()
     );
     Ok((driver, channel, disk))
+}
+
+/// After a resume in a new domain (`xl restore`, `xl migrate`), `dev` read again: the driver moved onto a fresh
+/// ring and a new event channel for the (maybe new) backend domain, its pages granted to it again, the requests
+/// the old backend had not answered kept for replay (`Blkfront::resume`). Returns the channel, the ring's refs
+/// and how many requests wait.
+pub(crate) fn resume(
+    driver: &mut Driver,
+    dev: &DeviceInfo,
+) -> Result<(EventChannel, Vec<GrantRef>, usize), ConnectError> {
+    let backend = dev.backend_id;
+    let ring = RingPages::new(backend, driver.transport().ring_pages()).map_err(ConnectError::Grant)?;
+    let ring_refs = ring.grefs().to_vec();
+    let channel = EventChannel::alloc_unbound(backend).map_err(ConnectError::Evtchn)?;
+    let waiting = driver.resume(ring, Kick(channel.port()), |b| b.regrant(backend)).map_err(ConnectError::Grant)?;
+    Ok((channel, ring_refs, waiting))
+}
+
+/// Connects a disk [`resume`]d, through the run loop (other tasks run while the backend answers): our state
+/// Initialising, the backend's InitWait, the connect keys, the backend's Connected, the disk read again (the
+/// driver checks it is the same disk before it replays what was pending), our state Connected.
+pub(crate) async fn reconnect(
+    driver: &spin::Mutex<Driver>,
+    dev: &DeviceInfo,
+    ring_refs: &[GrantRef],
+    port: u32,
+) -> Result<DiskInfo, ConnectError> {
+    let mut xs = xenstore::RunLoop;
+    frontend::set_state_async(&mut xs, dev, XenbusState::Initialising).await.map_err(ConnectError::Xenstore)?;
+    frontend::wait_for_backend_async(&mut xs, dev, &[XenbusState::InitWait], CONNECT_TIMEOUT_NS)
+        .await
+        .map_err(ConnectError::Frontend)?;
+    // A few short requests, blocking: the blkfront key logic is written against the blocking client.
+    xenstore::with(|xs| bf::write_connect_keys(xs, dev, ring_refs, port)).map_err(ConnectError::Config)?;
+    frontend::wait_for_backend_async(&mut xs, dev, &[XenbusState::Connected], CONNECT_TIMEOUT_NS)
+        .await
+        .map_err(ConnectError::Frontend)?;
+    let disk = xenstore::with(|xs| bf::read_disk_info(xs, dev)).map_err(ConnectError::Config)?;
+    frontend::set_state_async(&mut xs, dev, XenbusState::Connected).await.map_err(ConnectError::Xenstore)?;
+    driver.lock().backend_connected(disk);
+    Ok(disk)
 }

@@ -22,6 +22,14 @@ pub struct VifBuffers {
     rx: Vec<Grant>,
 }
 
+impl VifBuffers {
+    /// Grants every buffer again to `domid`, under the same refs: after a resume in a new domain, whose grant
+    /// table Xen starts empty.
+    fn regrant(&mut self, domid: u16) -> Result<(), GrantError> {
+        self.tx.iter_mut().chain(self.rx.iter_mut()).try_for_each(|g| g.regrant(domid))
+    }
+}
+
 impl NetBuffers for VifBuffers {
     fn tx_count(&self) -> u16 {
         self.tx.len() as u16
@@ -111,6 +119,23 @@ pub struct Channels {
 }
 
 impl Channels {
+    /// Unbound ports for the backend's domain `backend`: one, or one per ring with split event channels.
+    fn alloc(backend: u16, split: bool) -> Result<Channels, VifError> {
+        Ok(Channels {
+            tx: EventChannel::alloc_unbound(backend).map_err(VifError::Evtchn)?,
+            rx: match split {
+                true => Some(EventChannel::alloc_unbound(backend).map_err(VifError::Evtchn)?),
+                false => None,
+            },
+        })
+    }
+
+    /// Whether the domain resumed in a new domain since these were bound (Xen closed them: see
+    /// [`EventChannel::stale`]).
+    pub fn stale(&self) -> bool {
+        self.tx.stale()
+    }
+
     /// The ports, as the connect keys name them.
     pub fn keys(&self, tx: &RingPages, rx: &RingPages) -> ConnectKeys {
         ConnectKeys {
@@ -162,13 +187,7 @@ pub fn connect(dev: &DeviceInfo, want: Features) -> Result<(Vif, Channels), VifE
     // by `connect`, after that.
     let tx_ring = RingPages::new(backend, 1).map_err(VifError::Grant)?;
     let rx_ring = RingPages::new(backend, 1).map_err(VifError::Grant)?;
-    let channels = Channels {
-        tx: EventChannel::alloc_unbound(backend).map_err(VifError::Evtchn)?,
-        rx: match features.split_event_channels {
-            true => Some(EventChannel::alloc_unbound(backend).map_err(VifError::Evtchn)?),
-            false => None,
-        },
-    };
+    let channels = Channels::alloc(backend, features.split_event_channels)?;
     let keys = channels.keys(&tx_ring, &rx_ring);
     let mut driver = nf::Netfront::new(tx_ring, rx_ring, VifBuffers { tx, rx }, Kick(channels.tx.port()), features);
     if let Some(rx) = &channels.rx {
@@ -210,4 +229,18 @@ pub(crate) fn reset(vif: &mut Vif, dev: &DeviceInfo) -> Result<nf::ResetReport, 
     let tx_ring = RingPages::new(dev.backend_id, 1).map_err(VifError::Grant)?;
     let rx_ring = RingPages::new(dev.backend_id, 1).map_err(VifError::Grant)?;
     Ok(vif.driver.reset(tx_ring, rx_ring))
+}
+
+/// After a resume in a new domain (`xl restore`, `xl migrate`), `dev` read again: the driver reset onto fresh ring
+/// pages and new event channels for the (maybe new) backend domain, every buffer granted to it again
+/// (`Netfront::resume`: the TX requests in flight dropped, for TCP to retransmit). It stays unconnected until a
+/// reconnect. Returns the new channels.
+pub(crate) fn resume(vif: &mut Vif, dev: &DeviceInfo) -> Result<(Channels, nf::ResetReport), VifError> {
+    let backend = dev.backend_id;
+    let channels = Channels::alloc(backend, vif.driver.features().split_event_channels)?;
+    let tx_ring = RingPages::new(backend, 1).map_err(VifError::Grant)?;
+    let rx_ring = RingPages::new(backend, 1).map_err(VifError::Grant)?;
+    let (tx, rx) = (Kick(channels.tx.port()), channels.rx.as_ref().map(|c| Kick(c.port())));
+    let report = vif.driver.resume(tx_ring, rx_ring, tx, rx, |b| b.regrant(backend)).map_err(VifError::Grant)?;
+    Ok((channels, report))
 }

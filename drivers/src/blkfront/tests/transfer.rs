@@ -398,3 +398,114 @@ fn a_transfer_cancelled_while_waiting_for_room_holds_nothing() {
     let h = c.h.borrow();
     assert_eq!((h.blk.free().data_pages, h.blk.ops_in_use(), h.blk.counters().abandoned), (32, 0, 0));
 }
+
+// ----- resume in a new domain (xl restore, xl migrate) -----
+
+/// The domain resumes elsewhere: the old backend is gone with whatever it held; the driver moves to a new ring and
+/// event channel, and a new backend (over the same disk bytes, as after a migration) attaches. Returns the new
+/// kick counter and how many requests wait for replay.
+fn resume_to_new_backend(c: &FakeCell) -> (std::rc::Rc<core::cell::Cell<u32>>, usize) {
+    let mut h = c.h.borrow_mut();
+    let pages = crate::ring::testing::pages(h.blk.transport().ring_pages());
+    let kicks = std::rc::Rc::new(core::cell::Cell::new(0));
+    let mut regranted = false;
+    let waiting = h
+        .blk
+        .resume(crate::ring::testing::HeapRing(pages.clone()), fake::FakeEvtchn(kicks.clone()), |_| {
+            regranted = true;
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+    assert!(regranted, "the pages are granted again to the new backend");
+    let (store, spec, disk) = (h.back.store.clone(), h.back.spec, h.back.disk.clone());
+    h.back = fake::FakeBlkback::new(pages, store, spec);
+    h.back.disk = disk;
+    (kicks, waiting)
+}
+
+#[test]
+fn resume_sends_every_unanswered_request_again_and_the_callers_see_only_a_delay() {
+    let c = cell(linux512());
+    let big = pattern(MIB, 1);
+    let small = pattern(4096, 2);
+    let mut w1 = pin!(transfer::write(&c, 0, &big));
+    let mut w2 = pin!(transfer::write(&c, 4 * MIB as u64, &small));
+    assert!(poll_once(w1.as_mut()).is_pending() && poll_once(w2.as_mut()).is_pending());
+    // The old backend never took them: the domain was suspended with both on the ring.
+    let old_kicks = c.h.borrow().kicks.get();
+    let (kicks, waiting) = resume_to_new_backend(&c);
+    assert_eq!(waiting, 2, "both requests wait for the new backend");
+    // Until the new backend is Connected, new I/O waits (a transient refusal), nothing fails.
+    let e = c.h.borrow_mut().blk.submit_write(8 * MIB as u64, &small).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Resuming);
+    assert!(e.is_busy());
+    c.poll_only();
+    assert!(poll_once(w1.as_mut()).is_pending() && poll_once(w2.as_mut()).is_pending());
+    let disk = c.h.borrow().back.spec.disk_info();
+    c.h.borrow_mut().blk.backend_connected(disk);
+    assert_eq!(drive(&c, &mut w1, 5), Some(Ok(())));
+    assert_eq!(drive(&c, &mut w2, 5), Some(Ok(())));
+    let h = c.h.borrow();
+    assert_eq!(h.back.disk[..MIB], big[..]);
+    assert_eq!(h.back.disk[4 * MIB..4 * MIB + 4096], small[..]);
+    assert!(h.back.violations.is_empty(), "{:?}", h.back.violations);
+    assert_eq!(h.back.log.len(), 2, "the new backend got both, as they were (one indirect)");
+    assert!(h.back.log.iter().any(|s| s.operation == BLKIF_OP_INDIRECT));
+    assert_eq!((h.kicks.get(), kicks.get() > 0), (old_kicks, true), "only the new channel is kicked");
+    let counters = h.blk.counters();
+    assert_eq!((counters.resumes, counters.replayed, counters.replay_failed), (1, 2, 0));
+    assert_eq!(counters.ops_failed, 0);
+    drop(h);
+    assert_whole(&c);
+}
+
+#[test]
+fn resume_onto_a_disk_of_another_size_fails_what_was_pending_rather_than_write_elsewhere() {
+    let c = cell(linux512());
+    let data = pattern(4096, 3);
+    let mut w = pin!(transfer::write(&c, 0, &data));
+    assert!(poll_once(w.as_mut()).is_pending());
+    let (_, waiting) = resume_to_new_backend(&c);
+    assert_eq!(waiting, 1);
+    let mut disk = c.h.borrow().back.spec.disk_info();
+    disk.sectors /= 2;
+    c.h.borrow_mut().blk.backend_connected(disk);
+    let e = drive(&c, &mut w, 5).unwrap().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BackendClosed);
+    assert!(c.h.borrow().back.log.is_empty(), "nothing sent to the changed disk");
+    assert_eq!(c.h.borrow().blk.counters().replay_failed, 1);
+}
+
+#[test]
+fn resume_onto_a_backend_with_fewer_indirect_segments_fails_only_the_indirect_requests() {
+    let c = cell(linux512());
+    let big = pattern(MIB, 4);
+    let small = pattern(4096, 5);
+    let mut w1 = pin!(transfer::write(&c, 0, &big));
+    let mut w2 = pin!(transfer::write(&c, 4 * MIB as u64, &small));
+    assert!(poll_once(w1.as_mut()).is_pending() && poll_once(w2.as_mut()).is_pending());
+    let (_, waiting) = resume_to_new_backend(&c);
+    assert_eq!(waiting, 2);
+    let mut disk = c.h.borrow().back.spec.disk_info();
+    disk.features.max_indirect_segments = 0;
+    c.h.borrow_mut().blk.backend_connected(disk);
+    assert_eq!(drive(&c, &mut w1, 5).unwrap().unwrap_err().kind, ErrorKind::BackendClosed);
+    assert_eq!(drive(&c, &mut w2, 5), Some(Ok(())));
+    assert_eq!(c.h.borrow().back.disk[4 * MIB..4 * MIB + 4096], small[..]);
+    assert_eq!(c.h.borrow().blk.counters().replay_failed, 1);
+}
+
+#[test]
+fn resume_of_an_idle_disk_replays_nothing_and_io_goes_on() {
+    let c = cell(linux512());
+    let (_, waiting) = resume_to_new_backend(&c);
+    assert_eq!(waiting, 0);
+    let disk = c.h.borrow().back.spec.disk_info();
+    c.h.borrow_mut().blk.backend_connected(disk);
+    let data = pattern(8192, 6);
+    assert_eq!(drive(&c, transfer::write(&c, 512, &data), 5), Some(Ok(())));
+    let mut out = vec![0; 8192];
+    assert_eq!(drive(&c, transfer::read(&c, 512, &mut out), 5), Some(Ok(())));
+    assert_eq!(out, data);
+    assert_whole(&c);
+}
