@@ -12,6 +12,7 @@
     lab.py bench loss          only the TCP-under-loss table (suite-lossbench: every build/echo*.xen and a Linux PV guest)
     lab.py bench net           only the network tables and the boot broken down (suite-netbench)
     lab.py bench density       only the density table (suite-density, in a lab of 2 GiB: Xen's free memory filled)
+    lab.py bench migrate       only the migration table (suite-migbench: downtime and total time of save + restore and xl migrate)
 
 The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ (and the
 xl configs of applications from elsewhere, build/*.cfg: `make build-all` puts the tutorial app's there) and

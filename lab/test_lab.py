@@ -161,3 +161,29 @@ class IperfTable(unittest.TestCase):
         import bench
         self.assertIn(("iperf.md", bench.iperf_table), bench.PARTS["net"][1])
         self.assertIn(("iperf.md", bench.iperf_table), bench.ALL[1])
+
+
+class MigrateTable(unittest.TestCase):
+    """`make bench`'s migration table (suite-migbench's kind=migrate lines)."""
+
+    LINES = ["SIROCCO-BENCH kind=migrate guest=linux-pv how=save-restore memory_mib=128 rc=0 total_s=4.0 "
+             "downtime_ms=4000 replies=100",
+             "SIROCCO-BENCH kind=migrate guest=sirocco-pv how=save-restore memory_mib=128 rc=0 total_s=1.0 "
+             "downtime_ms=1000 replies=100",
+             "SIROCCO-BENCH kind=migrate guest=sirocco-pv how=save-restore memory_mib=128 rc=0 total_s=3.0 "
+             "downtime_ms=3000 replies=100",
+             "SIROCCO-BENCH kind=migrate guest=sirocco-pvh how=migrate memory_mib=256 rc=1 total_s=9.0 "
+             "downtime_ms=0 replies=100"]
+
+    def test_medians_of_the_runs_that_worked_with_ratios_to_linux(self):
+        import bench
+        text = bench.migrate_table(self.LINES)
+        self.assertIn("| linux-pv | save + restore | 128 MiB | 1 of 1 | 4.00 s | 4000 ms | 1.00 |", text)
+        self.assertIn("| sirocco-pv | save + restore | 128 MiB | 2 of 2 | 2.00 s | 2000 ms | 0.50 |", text)
+        self.assertIn("| sirocco-pvh | migrate | 256 MiB | 0 of 1 | - | - | - |", text, "a failed run is shown")
+
+    def test_no_table_without_figures_and_it_is_in_make_bench(self):
+        import bench
+        self.assertIsNone(bench.migrate_table([]))
+        self.assertIn(("migrate.md", bench.migrate_table), bench.ALL[1])
+        self.assertIn("suite-migbench.sh", bench.ALL[0])

@@ -31,7 +31,7 @@ use core::fmt::{self, Write};
 use core::future::{poll_fn, Future};
 use core::net::SocketAddr;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use sirocco_boot::logs as boot;
@@ -162,7 +162,18 @@ struct Syslog {
     collector: SocketAddr,
     facility: Facility,
     hostname: String,
-    domid: Option<u32>,
+}
+
+/// The domain id for PROCID (`NO_DOMID` until read): read at start and again after a resume in a new domain.
+static DOMID: AtomicU32 = AtomicU32::new(NO_DOMID);
+const NO_DOMID: u32 = u32::MAX;
+
+/// After a resume in a new domain (`xl restore`, `xl migrate`): the domain id changed; PROCID follows it.
+pub(crate) fn resumed() {
+    if SYSLOG.get().is_some() {
+        let domid = crate::xenstore::read("domid").ok().and_then(|d| d.trim().parse().ok());
+        DOMID.store(domid.unwrap_or(NO_DOMID), Ordering::Relaxed);
+    }
 }
 
 /// The records waiting for the syslog task, and the task waiting for them.
@@ -203,7 +214,7 @@ pub(crate) fn init(cmdline: &Cmdline<'static>) {
         log::warn!("syslog: reading the domain's name from xenstore: {e}; HOSTNAME will be -");
         String::new()
     });
-    let domid = read("domid").ok().and_then(|d| d.trim().parse().ok());
+    DOMID.store(read("domid").ok().and_then(|d| d.trim().parse().ok()).unwrap_or(NO_DOMID), Ordering::Relaxed);
     let Some(mut ring) = LogRing::try_new(QUEUE_BYTES) else {
         return log::warn!("syslog: no room for a {QUEUE_BYTES}-byte queue; logs go to no collector");
     };
@@ -213,7 +224,7 @@ pub(crate) fn init(cmdline: &Cmdline<'static>) {
         }
     }
     *QUEUE.lock() = Some(Queue { ring, waker: None });
-    SYSLOG.call_once(|| Syslog { collector, facility, hostname, domid });
+    SYSLOG.call_once(|| Syslog { collector, facility, hostname });
     boot::set_forward(forward);
     log::info!("syslog: logs go to {collector} (facility {facility}) once the network is up");
 }
@@ -301,7 +312,7 @@ async fn send(net: Net, collector: SocketAddr) {
             facility: s.facility,
             hostname: &s.hostname,
             app_name: crate::app_name().unwrap_or("sirocco"),
-            procid: s.domid,
+            procid: Some(DOMID.load(Ordering::Relaxed)).filter(|&d| d != NO_DOMID),
         };
         let len = syslog::encode(&mut datagram, &header, &record.as_record());
         loop {

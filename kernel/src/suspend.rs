@@ -68,6 +68,7 @@ pub(crate) fn run_if_requested() -> bool {
         Ok(PlatformResumed::NewDomain { xenstore_port }) => {
             runtime::rebind_timer();
             xenstore::resumed(xenstore_port);
+            crate::logs::resumed();
             Resumed::NewDomain
         }
         Err(e) => {

@@ -111,9 +111,13 @@ move() {
         rc=$?; MOVED_LOG=/var/log/xen/console/guest-$1--incoming.log
     fi
     [ $rc = 0 ] || grep -v progress "/tmp/$1-move.out" | tail -n 15 | sed 's/^/lab: move: /'
+    # How Xen keeps the moved domain's TSC (the lab runs PVH with tsc_mode "native": see LAB_HVM_XL).
+    xl debug-keys s; xl dmesg | grep -E "dom$(xl domid "$1" 2>/dev/null)[: ]" | tail -n 2 | sed 's/^/lab: tsc after the move: /'
     return $rc
 }
 how=$(pv_only && echo "xl save + xl restore" || echo "xl migrate")
+# alive NAME: the domain still exists (if not, say so and show its console: no minutes of reads from nobody).
+alive() { xl domid "$1" >/dev/null 2>&1 && return 0; log "$1 is gone"; show_guest; return 1; }
 # start_sus NAME CFG EXTRA...: xl create without -F (see the top).
 start_sus() {
     GUEST_NAME=$1; GUEST_LOG=/var/log/xen/console/guest-$1.log; GUEST_XL=/tmp/xl-$1.out
@@ -121,10 +125,13 @@ start_sus() {
     cfg=$2; shift 2
     xl create "$cfg" "name=\"$GUEST_NAME\"" $(mode_type "$cfg") "$@" >"$GUEST_XL" 2>&1
 }
-expect suspend-echo-64mib suspend-echo-reconnected suspend-echo-announced suspend-kv-moved suspend-kv-acked \
-    suspend-kv-repeated suspend-kv-heap
-start_sus sus-echo xl-configs/echo.cfg 'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1 ip6=fd00::3/64 slaac=0"'
+expect suspend-echo-64mib suspend-echo-reconnected suspend-echo-announced suspend-syslog-procid suspend-kv-moved \
+    suspend-kv-acked suspend-kv-repeated suspend-kv-heap
+syslog_collector /tmp/sus-syslog.out
+start_sus sus-echo xl-configs/echo.cfg \
+    'extra="log=info ip=10.0.0.3/24 gw=10.0.0.1 ip6=fd00::3/64 slaac=0 syslog=10.0.0.1:514"'
 if wait_tcp 10.0.0.3 7 60; then
+    olddom=$(xl domid sus-echo)
     mac=$(xenstore-read "/local/domain/$(xl domid sus-echo)/device/vif/0/mac")
     head -c 67108864 /dev/urandom >/tmp/sus64; sent=$(sha256sum </tmp/sus64 | cut -c1-16)
     ./lab/labpeer announcements xenbr0 "$mac" 90 >/tmp/sus-announce.out 2>&1 &
@@ -152,10 +159,16 @@ if wait_tcp 10.0.0.3 7 60; then
     # unsolicited, overriding neighbour advertisement for each IPv6 address.
     check suspend-echo-announced "after the move the guest announced 10.0.0.3, fd00::3 and its link-local address $ll: $(tr '\n' ';' </tmp/sus-announce.out)" \
         sh -c "grep -qx 'garp 10.0.0.3' /tmp/sus-announce.out && grep -qx 'na fd00::3 override=1' /tmp/sus-announce.out && grep -qx 'na $ll override=1' /tmp/sus-announce.out"
+    # Syslog's PROCID is the domain id: after the move, the new one.
+    newdom=$(xl domid sus-echo)
+    procid=$(grep 'reconnected after the resume' /tmp/sus-syslog.out | head -n1 | awk '{ print $5 }')
+    check suspend-syslog-procid "domain $olddom before the move, $newdom after; PROCID of the guest's syslog record of its reconnect: ${procid:-none}" \
+        sh -c "[ -n '$newdom' ] && [ '$newdom' != '$olddom' ] && [ '${procid:-x}' = '$newdom' ]"
 else
     fail suspend-echo-64mib "echo did not answer on 10.0.0.3:7"; show_guest
 fi
 xl destroy sus-echo >/dev/null 2>&1
+kill $COLLECTOR_PID 2>/dev/null
 
 # kv: four writers on their own keep-alive connections while the domain moves; then every acknowledged key is read
 # back. Then it moves 10 more times (PV: 3 saves and restores, each takes longer), still serving, its heap not growing.
@@ -177,18 +190,18 @@ if wait_http "$KVS" 80 120; then
     check suspend-kv-moved "kv across $how (exit $mrc): $before keys acknowledged before, $total in all; $(grep -o 'vbd51712: resumed.*' "$MOVED_LOG" | head -n1); $(grep -o 'vbd51712: reconnected after.*' "$MOVED_LOG" | head -n1)" \
         sh -c "[ $mrc = 0 ] && [ $total -gt $before ] && grep -q 'vbd51712: reconnected after the resume' '$MOVED_LOG'"
     cat /tmp/sus-kv.acked.[1-4] >/tmp/sus-kv.acked
-    out=$(timeout 600 ./lab/httpload verify "$KVS" 80 /tmp/sus-kv.acked); rc=$?
+    out=""; rc=1; alive sus-kv && { out=$(timeout 600 ./lab/httpload verify "$KVS" 80 /tmp/sus-kv.acked); rc=$?; }
     echo "$out" | grep -v '^httpload: ok=' | head -n 20 | sed 's/^/lab: kv: /'
     check suspend-kv-acked "$total acknowledged keys read back after the move: $(echo "$out" | tail -n1)" \
         sh -c "[ $rc = 0 ] && [ $total -gt 0 ]"
     rounds=10; pv_only && rounds=3
     h0=$(heap_used "$KVS"); ok=0
     for i in $(seq $rounds); do
-        move sus-kv || break
-        ./lab/httpload put "$KVS" 80 "sus-r$i" /tmp/sus-kv.acked 20 >/dev/null
+        move sus-kv && alive sus-kv || break
+        timeout 120 ./lab/httpload put "$KVS" 80 "sus-r$i" /tmp/sus-kv.acked 20 >/dev/null
         ok=$i
     done
-    out=$(timeout 600 ./lab/httpload verify "$KVS" 80 /tmp/sus-kv.acked); rc=$?
+    out=""; rc=1; alive sus-kv && { out=$(timeout 600 ./lab/httpload verify "$KVS" 80 /tmp/sus-kv.acked); rc=$?; }
     check suspend-kv-repeated "$ok of $rounds more moves ($how), 20 puts after each; all $(wc -l </tmp/sus-kv.acked) keys read back: $(echo "$out" | tail -n1)" \
         sh -c "[ $ok = $rounds ] && [ $rc = 0 ]"
     h1=$(heap_used "$KVS")
