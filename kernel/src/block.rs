@@ -143,13 +143,19 @@ async fn drive(shared: Arc<Shared>, mut channel: EventChannel, mut dev: DeviceIn
     let mut backend = BackendWatch::new(&dev).await;
     let mut lifecycle = Lifecycle::connected(OnBackendGone::Detach);
     loop {
-        match runtime::select(channel.wait(), backend.changed()).await {
-            crate::Either::Left(_) if channel.stale() => {
-                // Restored or migrated: the backend, the ring's grants and the event channel are the old domain's.
-                if let Some(resumed) = resume(&shared, &mut dev, &mut lifecycle).await {
-                    (channel, backend) = resumed;
-                }
+        let woke = runtime::select(channel.wait(), backend.changed()).await;
+        if channel.stale() {
+            // Restored or migrated: the backend, the ring's grants and the event channel are the old domain's.
+            // Checked before anything else woke for: the old backend's watch fires too (re-registered with the
+            // others), and its state, unreadable now, would read as a backend gone (the lab saw pending writes
+            // failed that way).
+            if let Some(resumed) = resume(&shared, &mut dev, &mut lifecycle).await {
+                (channel, backend) = resumed;
             }
+            wake_waiters(&shared);
+            continue;
+        }
+        match woke {
             crate::Either::Left(open) => {
                 let (summary, pending) = {
                     let mut driver = shared.driver.lock();
