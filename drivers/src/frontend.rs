@@ -681,7 +681,7 @@ mod tests {
         fake.borrow_mut().set("device/vif/0/backend", b"/local/domain/0/backend/vif/7/0");
         fake.borrow_mut().set("device/vif/0/backend-id", b"0");
         let before = device_info(&mut xs, DeviceKind::Vif, 0).unwrap();
-        assert_eq!(enumerate(&mut xs, DeviceKind::Vif).unwrap(), [before.clone()]);
+        assert_eq!(enumerate(&mut xs, DeviceKind::Vif).unwrap(), std::slice::from_ref(&before));
         // Restored as domain 9, its backend in a driver domain (4).
         fake.borrow_mut().set("device/vif/0/backend", b"/local/domain/4/backend/vif/9/0");
         fake.borrow_mut().set("device/vif/0/backend-id", b"4");

@@ -136,18 +136,27 @@ if wait_tcp 10.0.0.3 7 60; then
     head -c 67108864 /dev/urandom >/tmp/sus64; sent=$(sha256sum </tmp/sus64 | cut -c1-16)
     ./lab/labpeer announcements xenbr0 "$mac" 90 >/tmp/sus-announce.out 2>&1 &
     watcher=$!
+    # The connection must span the move: the first 32 MiB are written while the domain moves, the other 32 only
+    # once the move is over (through a fifo), so half the echo crosses the new backend whenever the move ends.
+    rm -f /tmp/sus.fifo; mkfifo /tmp/sus.fifo
     t0=$(now)
-    timeout 300 nc -N 10.0.0.3 7 </tmp/sus64 >/tmp/sus64.back &
+    timeout 300 nc -N 10.0.0.3 7 </tmp/sus.fifo >/tmp/sus64.back &
     nc_pid=$!
+    exec 7>/tmp/sus.fifo
+    head -c 33554432 /tmp/sus64 >&7 &
+    first=$!
     sleep 1
     move sus-echo; mrc=$?
-    moved=$(since "$t0" 1)
+    moved=$(since "$t0" 1); mid=$(stat -c %s /tmp/sus64.back)
+    wait $first
+    tail -c +33554433 /tmp/sus64 >&7
+    exec 7>&-
     wait $nc_pid
     took=$(since "$t0" 1)
     back=$(sha256sum </tmp/sus64.back | cut -c1-16)
     GUEST_LOG=$MOVED_LOG
-    check suspend-echo-64mib "64 MiB TCP echo across $how (exit $mrc at ${moved} s) in ${took} s: sha256 $sent vs $back ($(stat -c %s /tmp/sus64.back) bytes)" \
-        sh -c "[ $mrc = 0 ] && [ '$sent' = '$back' ]"
+    check suspend-echo-64mib "64 MiB TCP echo across $how (exit $mrc at ${moved} s, $mid bytes echoed by then) in ${took} s: sha256 $sent vs $back ($(stat -c %s /tmp/sus64.back) bytes)" \
+        sh -c "[ $mrc = 0 ] && [ '$sent' = '$back' ] && [ ${mid:-0} -le 33554432 ]"
     check suspend-echo-reconnected "$(grep -o 'vif0: resumed.*' "$MOVED_LOG" | head -n1); $(grep -o 'vif0: reconnected after the resume' "$MOVED_LOG" | head -n1)" \
         grep -q 'vif0: reconnected after the resume' "$MOVED_LOG"
     sleep 1; kill $watcher 2>/dev/null; wait $watcher 2>/dev/null
