@@ -12,7 +12,8 @@
 //! A PVH guest's differs (docs/suspend.md, section 6): no start_info and no p2m; shared_info and the grant frames
 //! are placed with `XENMEM_add_to_physmap` again (a restore does not carry them); the xenstore and console ports
 //! come from HVM params; and `HVM_PARAM_CALLBACK_IRQ` is set at boot, without which a cancelled suspend would
-//! return 0 as if in a new domain. HVM guests do not suspend yet.
+//! return 0 as if in a new domain, and again after every resume. An HVM guest's is a PVH guest's, and after it the
+//! new device model's emulated disks and NICs are unplugged again (its state is the toolstack's to save: QEMU's).
 
 use crate::{console, evtchn, grant, hypercall, mode, pv, xen};
 use core::fmt;
@@ -45,18 +46,10 @@ impl fmt::Display for SuspendError {
     }
 }
 
-/// Whether this boot mode can suspend: PV and PVH (an HVM guest's save also carries its device model, not done).
-pub fn supported() -> bool {
-    matches!(mode::boot_mode(), mode::BootMode::Pv | mode::BootMode::Pvh)
-}
-
 /// Suspends the domain and returns once it runs again. See the module's docs for what the caller must ensure.
 /// `timer_port`: the port VIRQ_TIMER is bound to, by which a translated guest tells a checkpoint from a new domain
 /// should the toolstack not have set the return value.
 pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
-    if !supported() {
-        return Err(SuspendError { what: "HVM guests cannot suspend yet", code: 0 });
-    }
     let pv = !mode::boot_mode().translated();
     let guest_now = xen::system_time_ns().unwrap_or(0);
     log::info!("suspending (the toolstack asked)");
@@ -89,6 +82,11 @@ pub fn suspend(timer_port: Option<u32>) -> Result<Resumed, SuspendError> {
     }
     .map_err(|code| SuspendError { what: "mapping shared_info", code })?;
     xen::resume_clock(guest_now);
+    if !pv {
+        // Both outcomes, as Linux's `xen_hvm_post_suspend`: the callback (a restore does not carry it), and under
+        // HVM the unplug (a restore starts a new device model, its emulated devices plugged).
+        crate::hvm::resumed();
+    }
     if still_bound {
         log::info!("the suspend answered 0 but VIRQ_TIMER is still bound: the same domain (a checkpoint)");
     }

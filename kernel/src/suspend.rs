@@ -1,9 +1,8 @@
 //! Suspend and resume (issue 16): `xl save`, `xl save -c`, `xl restore` and `xl migrate` of a PV or PVH guest.
 //!
-//! The toolstack writes `suspend` to `control/shutdown`. Where the domain can carry it out (PV or PVH), the
-//! request is acknowledged and the run loop suspends the domain between two rounds, with no task running and no
-//! xenstore request in flight (`sirocco_boot::suspend`). Elsewhere (HVM) the request is logged and left
-//! unacknowledged, so `xl save` gives up with "guest didn't acknowledge suspend" rather than losing anything.
+//! The toolstack writes `suspend` to `control/shutdown` (PV, PVH or HVM). The request is acknowledged and the run
+//! loop suspends the domain between two rounds, with no task running and no xenstore request in flight
+//! (`sirocco_boot::suspend`).
 //!
 //! The app sees a pause: its timers and `Instant`s go on from where they stopped (the time suspended is not
 //! counted), the wall clock follows the new host. After a restore the runtime binds its timer again, follows
@@ -35,14 +34,6 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 static RESUMES: AtomicU64 = AtomicU64::new(0);
 static LAST: AtomicU8 = AtomicU8::new(0);
 static WAITERS: spin::Mutex<Vec<Waker>> = spin::Mutex::new(Vec::new());
-
-/// Whether a suspend can be carried out now; if not, why.
-pub(crate) fn refusal() -> Option<&'static str> {
-    if !platform::supported() {
-        return Some("HVM guests cannot suspend yet");
-    }
-    None
-}
 
 /// The toolstack's request, acknowledged: the run loop suspends at its next round.
 pub(crate) fn request() {

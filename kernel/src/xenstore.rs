@@ -84,7 +84,7 @@ pub(crate) fn init(page_va: u64, port: u32) -> Result<(), XsError> {
     core::mem::forget(EventChannel::existing(port));
     let mut client = Client::new(page, StorePlatform { port });
     client.set_timeout_ns(10_000_000_000);
-    control::advertise(&mut client, sirocco_boot::suspend::supported())?;
+    control::advertise(&mut client, true)?;
     client.watch("control/shutdown", CONTROL_TOKEN)?;
     *CLIENT.lock() = Some(client);
     runtime::SERVICE_HOOK.call_once(|| service);
@@ -459,13 +459,6 @@ async fn handle_control_request() {
         Ok(None) => return,
         Err(unknown) => return log::warn!("control/shutdown: {}", control::ControlError::Unknown(unknown)),
     };
-    if req == ShutdownRequest::Suspend {
-        // Acknowledged only if carried out (issue 16): an unacknowledged request makes the toolstack give up
-        // saying so, where an acknowledged one ignored would keep it waiting a minute for nothing.
-        if let Some(why) = crate::suspend::refusal() {
-            return log::warn!("control/shutdown: suspend requested, not acknowledged: {why}");
-        }
-    }
     if let Err(e) = request(XsRequest::Write(Tx::NONE, control::SHUTDOWN_PATH, b"")).await {
         log::warn!("control: acknowledging {req}: {e}");
     }
@@ -484,7 +477,7 @@ pub(crate) fn resumed(port: u32) {
         c.platform_mut().port = port;
         c.resumed(true)
     });
-    if let Err(e) = with(|c| control::advertise(c, sirocco_boot::suspend::supported())) {
+    if let Err(e) = with(|c| control::advertise(c, true)) {
         log::warn!("xenstore: advertising control features after the resume: {e}");
     }
     log::info!("xenstore: on port {port} after the resume, {watches} watches registered again");

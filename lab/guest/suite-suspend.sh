@@ -146,7 +146,9 @@ if wait_tcp 10.0.0.3 7 60; then
     head -c 33554432 /tmp/sus64 >&7 &
     first=$!
     sleep 1
-    move sus-echo; mrc=$?
+    # Without fd 7: the xl daemon a restore or migration leaves behind would hold the fifo open, and nc would
+    # never see the end of its input.
+    move sus-echo 7>&-; mrc=$?
     moved=$(since "$t0" 1); mid=$(stat -c %s /tmp/sus64.back)
     wait $first
     tail -c +33554433 /tmp/sus64 >&7

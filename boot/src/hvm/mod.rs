@@ -305,6 +305,15 @@ fn declare_callback(features: u32) {
     }
 }
 
+/// After a suspend (issue 16), whether the domain is new or the same: the event callback declared again, and under
+/// HVM the emulated devices unplugged again.
+pub(crate) fn resumed() {
+    declare_callback(hypercall::xen_features());
+    if crate::mode::boot_mode() == BootMode::Hvm {
+        unplug_emulated_devices();
+    }
+}
+
 /// Port I/O for the unplug protocol.
 struct Ports;
 
