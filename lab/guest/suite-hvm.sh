@@ -56,8 +56,11 @@ else
     fail hvm-save-restore "no HTTP before the save"; fail hvm-http-after-restore "no HTTP before the save"
 fi
 timeout 120 xl shutdown -w httpd-hvm >/tmp/hvm-shutdown.out 2>&1; rc=$?
+sed 's/^/lab: xl shutdown: /' /tmp/hvm-shutdown.out
+for _ in $(seq 120); do xl domid httpd-hvm >/dev/null 2>&1 || break; sleep 0.5; done
 wait $XL_PID
-stopped=$(cat /var/log/xen/console/guest-httpd-hvm*.log 2>/dev/null | grep -c 'poweroff requested by the toolstack')
-check hvm-shutdown "xl shutdown -w of the restored HVM guest: exit $rc, 'poweroff requested' on the console $stopped time(s), domain gone: $(xl domid httpd-hvm >/dev/null 2>&1 && echo no || echo yes)" \
-    sh -c "[ $rc = 0 ] && [ $stopped -ge 1 ] && ! xl domid httpd-hvm >/dev/null 2>&1"
+# `xl shutdown -w` reports how the domain ended ("... shut down, reason code N": 0 is poweroff, 3 a crash).
+gone=yes; xl domid httpd-hvm >/dev/null 2>&1 && gone=no
+check hvm-shutdown "xl shutdown -w of the restored HVM guest: exit $rc, domain gone: $gone; $(tr '\n' ' ' </tmp/hvm-shutdown.out)" \
+    sh -c "[ $rc = 0 ] && [ $gone = yes ] && ! grep -q 'reason code [1-9]' /tmp/hvm-shutdown.out"
 xl destroy httpd-hvm >/dev/null 2>&1
