@@ -112,7 +112,7 @@ move() {
     fi
     [ $rc = 0 ] || grep -v progress "/tmp/$1-move.out" | tail -n 15 | sed 's/^/lab: move: /'
     # How Xen keeps the moved domain's TSC (the lab runs PVH with tsc_mode "native": see LAB_HVM_XL).
-    xl debug-keys s; xl dmesg | grep -E "dom$(xl domid "$1" 2>/dev/null)[: ]" | tail -n 2 | sed 's/^/lab: tsc after the move: /'
+    xl debug-keys s; xl dmesg | grep -E "dom$(xl domid "$1" 2>/dev/null)(\(hvm\))?:" | tail -n 2 | sed 's/^/lab: tsc after the move: /'
     return $rc
 }
 how=$(pv_only && echo "xl save + xl restore" || echo "xl migrate")
