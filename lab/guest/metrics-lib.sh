@@ -32,14 +32,16 @@ prom_value() { awk -v s="$2" 'index($0, s " ") == 1 { print substr($0, length(s)
 # prom_families FILE NAME...: the NAMEs that have no TYPE line in FILE (none: all there).
 prom_missing() { f=$1; shift; for n in "$@"; do grep -q "^# TYPE $n " "$f" || printf '%s ' "$n"; done; }
 
-# json_check FILE: FILE is one JSON value (RFC 8259's grammar, as a recursive perl regex).
+# json_check FILE: FILE is one JSON value (RFC 8259's grammar, as a recursive perl regex). Perl caps a quantifier on
+# a complex group at 65534 repetitions (a trace's array has more elements): members and elements are matched in
+# runs of up to 10,000, repeated.
 json_check() {
     perl -e '
         my $json = qr{
             (?(DEFINE)
                 (?<value> \s* (?: (?&object) | (?&array) | (?&string) | (?&number) | true | false | null ) \s* )
-                (?<object> \{ \s* (?: (?&string) \s* : (?&value) (?: , \s* (?&string) \s* : (?&value) )* )? \} )
-                (?<array> \[ \s* (?: (?&value) (?: , (?&value) )* )? \] )
+                (?<object> \{ \s* (?: (?&string) \s* : (?&value) (?> (?: , \s* (?&string) \s* : (?&value) ){1,10000} )* )? \} )
+                (?<array> \[ \s* (?: (?&value) (?> (?: , (?&value) ){1,10000} )* )? \] )
                 (?<string> " (?: [^"\\\x00-\x1f] | \\ (?: ["\\/bfnrt] | u[0-9a-fA-F]{4} ) )* " )
                 (?<number> -? (?: 0 | [1-9][0-9]* ) (?: \. [0-9]+ )? (?: [eE] [-+]? [0-9]+ )? )
             )
