@@ -322,8 +322,8 @@ impl<S: SharedRing, B: BlockBuffers, E: Notify> Blkfront<S, B, E> {
         }
         let mut summary = super::PollSummary::default();
         for (request, mut entry) in replay {
-            // An indirect request's `nr_segments` (u16, bytes 2..4).
-            if request.indirect && self.indirect_segments < u32::from(u16::from_le_bytes([entry[2], entry[3]])) {
+            let segments = u16::from_le_bytes(entry[field::INDIRECT_NR_SEGMENTS].try_into().expect("2 bytes"));
+            if request.indirect && self.indirect_segments < u32::from(segments) {
                 self.complete_part(&request, Some(ErrorKind::BackendClosed), false, &mut summary);
                 self.counters.replay_failed += 1;
                 continue;
