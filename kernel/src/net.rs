@@ -368,15 +368,13 @@ async fn resume(
     lifecycle: &mut Lifecycle,
 ) -> Option<(netfront::Channels, BackendWatch)> {
     lifecycle.resumed();
-    match xenstore::with(|xs| frontend::device_info(xs, dev.kind, dev.id)) {
-        Ok(now) => *dev = now,
-        Err(e) => {
-            log::error!("vif{}: after the resume: {e}; the vif stays down", dev.id);
-            return None;
-        }
-    }
-    let (channels, report) = match netfront::resume(net.lock().device_mut(), dev) {
-        Ok(resumed) => resumed,
+    let moved =
+        xenstore::with(|xs| frontend::device_info(xs, dev.kind, dev.id)).map_err(VifError::Frontend).and_then(|now| {
+            *dev = now;
+            netfront::resume(net.lock().device_mut(), dev)
+        });
+    let (channels, report) = match moved {
+        Ok(moved) => moved,
         Err(e) => {
             log::error!("vif{}: after the resume: {e}; the vif stays down", dev.id);
             return None;
