@@ -35,8 +35,9 @@ OUT = os.path.join(ROOT, "build", "lab")
 # its checks reported with a "pvh-" prefix.
 PV_SUITES = ["boot", "core", "net", "blk", "kv", "suspend"]
 # The lab's CPU model: qemu64 is an AMD model, so with nested SVM and nested paging Xen can run PVH and HVM guests
-# (shared/xen-lab.md). LAB_CPU=qemu64 gives the old CPU, to compare PV figures with and without SVM.
-CPU = os.environ.get("LAB_CPU", "qemu64,+svm,+npt")
+# (shared/xen-lab.md). LAB_CPU=qemu64 gives the old CPU, to compare PV figures with and without SVM. RDRAND and
+# RDSEED (QEMU's TCG implements both) so that guests seed `sirocco::rand` from hardware, as on any CPU since 2015.
+CPU = os.environ.get("LAB_CPU", "qemu64,+svm,+npt,+rdrand,+rdseed")
 SUITES = PV_SUITES + [f"pvh:{s}" for s in PV_SUITES]
 # Run only when named (`make soak`, `make test-hvm`, `make lab-tsc-repro`): long, or (tsc-emulated) a known fault of
 # the lab's nested SVM kept reproducible, not a check of Sirocco per commit.

@@ -21,6 +21,7 @@ mod abi;
 pub mod console;
 mod crash;
 mod early;
+pub mod entropy;
 pub mod evtchn;
 pub mod grant;
 mod hvm;

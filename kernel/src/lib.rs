@@ -43,6 +43,7 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod net;
+pub mod rand;
 // The layers under the API (outside semver): public with the feature `unstable`, the runtime's own otherwise.
 #[cfg(feature = "unstable")]
 pub mod raw;

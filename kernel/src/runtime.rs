@@ -148,6 +148,8 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         crate::trace::event(Category::Run, Phase::Begin, "blocked in SCHEDOP_poll", n as u64);
         hypercall::sched_poll(&ports[..n], deadline.map_or(0, |d| d + backstop));
         crate::trace::event(Category::Run, Phase::End, "blocked in SCHEDOP_poll", n as u64);
+        // When the domain wakes depends on the network, the disks and the other domains: jitter for the next reseed.
+        crate::rand::note_event_timing();
         sirocco_boot::profile::add_idle(now_ns().saturating_sub(slept));
     }
 }

@@ -19,6 +19,8 @@ fn __sirocco_kernel_main(started: Started) -> ! {
     crate::boot_steps::step("xenstore");
     crate::logs::init(&started.cmdline);
     crate::trace::init(&started.cmdline);
+    crate::rand::init(&started.cmdline);
+    crate::boot_steps::step("random numbers");
     crate::CMDLINE.call_once(|| started.cmdline);
     crate::XEN.call_once(|| started.xen);
     let env = Env { cmdline: started.cmdline, memory: started.memory, xen: started.xen, mode: started.mode };

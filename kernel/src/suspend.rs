@@ -67,6 +67,9 @@ pub(crate) fn run_if_requested() -> bool {
             return true;
         }
     };
+    // Either way there are now two copies of this domain's state (the one going on and the saved image): they
+    // must not draw the same random numbers.
+    crate::rand::reseed();
     LAST.store(matches!(resumed, Resumed::Cancelled) as u8, Ordering::SeqCst);
     RESUMES.fetch_add(1, Ordering::SeqCst);
     for w in core::mem::take(&mut *WAITERS.lock()) {

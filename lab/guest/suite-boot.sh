@@ -1,6 +1,6 @@
 # The boot suite (issue 2): each image under real Xen, its console and how it ended as dom0 sees it.
 cd /job
-expect hello-greeting hello-cmdline hello-debug-log hello-poweroff memtest-32 memtest-32-poweroff \
+expect hello-greeting hello-cmdline hello-debug-log hello-poweroff hello-entropy memtest-32 memtest-32-poweroff \
     memtest-256 memtest-256-poweroff memtest-detects-corruption crash-message crash-location crash-reason \
     hello-8m hello-8m-poweroff
 
@@ -10,6 +10,9 @@ check hello-greeting "greeting with Xen version and memory sizes" \
 check hello-cmdline "guest command line reaches the app" console_has "Hello, lab!"
 check hello-debug-log "log=debug on the command line enables debug records" console_has "DEBUG sirocco"
 check hello-poweroff "ended with poweroff (got $GUEST_REASON)" ended poweroff
+# The lab's CPU has RDSEED (lab.py's CPU) and Xen's default CPUID policy passes it to PV and PVH guests.
+check hello-entropy "random numbers seeded from the CPU's RDSEED" \
+    console_has "random numbers: seeded from RDSEED ([0-9]* samples, 0 rejected"
 
 # An application crate outside the workspace (examples/standalone: its own workspace, a path dependency on the
 # sirocco crate, which ships the linker script), built by `make build-all`.

@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod future;
 pub mod metrics;
+pub mod rand;
 pub mod task;
 pub mod timer;
 pub mod trace;
