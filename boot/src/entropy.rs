@@ -10,9 +10,9 @@ use x86_64::instructions::random::RdRand;
 /// Which entropy instructions CPUID offers this guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Offered {
-    /// RDSEED: CPUID.(EAX=7,ECX=0):EBX[18].
+    /// RDSEED: CPUID.(EAX=7,ECX=0):EBX bit 18.
     pub rdseed: bool,
-    /// RDRAND: CPUID.1:ECX[30].
+    /// RDRAND: CPUID.1:ECX bit 30.
     pub rdrand: bool,
 }
 

@@ -29,9 +29,9 @@ pub enum Strength {
 /// A hardware entropy instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// RDSEED (CPUID.(EAX=7,ECX=0):EBX[18]).
+    /// RDSEED (CPUID.(EAX=7,ECX=0):EBX bit 18).
     Rdseed,
-    /// RDRAND (CPUID.1:ECX[30]).
+    /// RDRAND (CPUID.1:ECX bit 30).
     Rdrand,
 }
 
