@@ -63,7 +63,7 @@ host-test:
 	# ...and the sirocco crate alone, as an app without the `unstable` feature sees it (xsprobe enables it above).
 	cargo clippy -p sirocco --config 'profile.dev.panic="abort"' -- -D warnings
 	# The crates apps program against document every public item, and their docs build without a warning.
-	RUSTDOCFLAGS=-Dwarnings cargo doc -q --no-deps -p sirocco -p sirocco-net -p sirocco-kernel-logic -p sirocco-macros
+	RUSTDOCFLAGS=-Dwarnings cargo doc -q --no-deps -p sirocco -p sirocco-net -p sirocco-tls -p sirocco-kernel-logic -p sirocco-macros
 	cargo test
 	# The carried smoltcp's own tests: its patches (third_party/README.md) keep upstream's behaviour elsewhere.
 	cargo test --manifest-path third_party/smoltcp/Cargo.toml --target-dir target/smoltcp --lib --features segmentation-offload

@@ -13,6 +13,7 @@
     lab.py bench net           only the network tables and the boot broken down (suite-netbench)
     lab.py bench density       only the density table (suite-density, in a lab of 2 GiB: Xen's free memory filled)
     lab.py bench migrate       only the migration table (suite-migbench: downtime and total time of save + restore and xl migrate)
+    lab.py bench tls           only the HTTPS table (suite-tlsbench: handshakes/s, CPU per handshake, req/s against lighttpd + OpenSSL)
 
 The dom0 image is built once and cached (lab/dom0/build.sh). Each run packs build/*.xen, xl-configs/ (and the
 xl configs of applications from elsewhere, build/*.cfg: `make build-all` puts the tutorial app's there) and
@@ -33,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "lab")
 # "pvh:S" runs suite S again with every Sirocco guest booted as PVH (the same image; lab/guest/lib.sh's LAB_MODE),
 # its checks reported with a "pvh-" prefix.
-PV_SUITES = ["boot", "core", "net", "blk", "kv", "suspend"]
+PV_SUITES = ["boot", "core", "net", "blk", "kv", "suspend", "tls"]
 # The lab's CPU model: qemu64 is an AMD model, so with nested SVM and nested paging Xen can run PVH and HVM guests
 # (shared/xen-lab.md). LAB_CPU=qemu64 gives the old CPU, to compare PV figures with and without SVM. RDRAND and
 # RDSEED (QEMU's TCG implements both) so that guests seed `sirocco::rand` from hardware, as on any CPU since 2015.

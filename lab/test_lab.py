@@ -189,6 +189,29 @@ class MigrateTable(unittest.TestCase):
         self.assertIn("suite-migbench.sh", bench.ALL[0])
 
 
+class TlsTable(unittest.TestCase):
+    """`make bench`'s HTTPS table (suite-tlsbench's kind=tls lines)."""
+
+    LINES = ["SIROCCO-BENCH kind=tls guest=sirocco seconds=10 handshakes=500 handshakes_per_s=50.0 "
+             "handshake_cpu_ms=20.00 rps=300.0 protocol=TLSv1.3 cipher=TLS_CHACHA20_POLY1305_SHA256",
+             "SIROCCO-BENCH kind=tls guest=linux seconds=10 handshakes=1000 handshakes_per_s=100.0 "
+             "handshake_cpu_ms=10.00 rps=600.0 protocol=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384"]
+
+    def test_ratios_to_linux(self):
+        import bench
+        text = bench.tls_table(self.LINES)
+        self.assertIn("| linux | 100.0 | 1.00 | 10.00 ms | 1.00 | 600.0 | 1.00 | TLSv1.3 TLS_AES_256_GCM_SHA384 |", text)
+        self.assertIn("| sirocco | 50.0 | 0.50 | 20.00 ms | 2.00 | 300.0 | 0.50 | TLSv1.3 TLS_CHACHA20_POLY1305_SHA256 |",
+                      text)
+
+    def test_no_table_without_both_sides_and_it_is_in_make_bench(self):
+        import bench
+        self.assertIsNone(bench.tls_table(self.LINES[:1]))
+        self.assertIsNone(bench.tls_table(self.LINES[1:]))
+        self.assertIn(("tls.md", bench.tls_table), bench.ALL[1])
+        self.assertIn("suite-tlsbench.sh", bench.ALL[0])
+
+
 class JsonCheck(unittest.TestCase):
     """metrics-lib.sh's json_check, which lab checks use on /stats and /trace: a trace's array has more elements
     than perl lets one quantifier repeat (65534), and a valid trace failed the check (pvh-trace-json, CI run of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The public API of the crates applications program against (sirocco, sirocco-net, and sirocco-kernel-logic where
+# The public API of the crates applications program against (sirocco, sirocco-net, sirocco-tls, and sirocco-kernel-logic where
 # JoinHandle lives), held against committed snapshots in docs/api/, so that no API change goes unannounced:
 #
 #   tools/api-check.sh            fails if the API differs from docs/api/*.txt (prints the diff)
@@ -14,7 +14,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-crates=(sirocco sirocco-net sirocco-kernel-logic)
+crates=(sirocco sirocco-net sirocco-kernel-logic sirocco-tls)
 version=0.52.0
 cache=${SIROCCO_CACHE:-$HOME/.cache/sirocco}
 tool="$cache/cargo-public-api-$version/bin"

@@ -56,6 +56,11 @@ pub enum Error {
     Cmdline(CmdlineError),
     /// A metric could not be registered (`metrics::register`: its name is taken).
     Metric(MetricError),
+    /// Keys were asked for but the random numbers are not trusted (`rand::require_trusted`).
+    Entropy(crate::rand::Untrusted),
+    /// A TLS server or client could not be set up: its certificate or key (from the `sirocco-tls` crate, the
+    /// `tls` feature: `ConfigError` or `CertError`).
+    Tls(Box<dyn core::error::Error + Send + Sync + 'static>),
     /// `error` happened while the application was `doing` something ([`ErrorContext::context`]).
     Context {
         /// What the application was doing ("binding UDP port 7").
@@ -98,6 +103,8 @@ impl fmt::Display for Error {
             Error::Task(e) => write!(f, "task: {e}"),
             Error::Cmdline(e) => write!(f, "{e}"),
             Error::Metric(e) => write!(f, "{e}"),
+            Error::Entropy(e) => write!(f, "{e}"),
+            Error::Tls(e) => write!(f, "{e}"),
             Error::Context { doing, error } => write!(f, "{doing}: {error}"),
         }
     }
@@ -118,6 +125,8 @@ impl core::error::Error for Error {
             Error::Task(e) => e,
             Error::Cmdline(e) => e,
             Error::Metric(e) => e,
+            Error::Entropy(e) => e,
+            Error::Tls(e) => &**e,
             Error::Context { error, .. } => &**error,
         })
     }
@@ -147,6 +156,7 @@ from! {
     JoinError => Task,
     CmdlineError => Cmdline,
     MetricError => Metric,
+    crate::rand::Untrusted => Entropy,
 }
 
 /// A vif setting that cannot be used (`VifConfigs::from_cmdline`...): networking cannot start with it.

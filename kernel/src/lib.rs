@@ -56,6 +56,8 @@ mod start;
 pub mod stats;
 pub mod suspend;
 pub mod sync;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod trace;
 pub mod xenstore;
 

@@ -12,7 +12,7 @@ SOAK_PUTS=20000
 pv_only || { CYCLES=3; SOAK_PUTS=2000; }
 expect $(for c in $(seq "$CYCLES"); do echo "kv-after-restart-$c kv-acked-$c"; done) trace-blk \
     kv-final kv-delete kv-list kv-stats kv-soak-puts kv-delete-durable kv-soak-replayed kv-soak-all-present \
-    kv-upload-flood kv-upload-flood-after
+    kv-upload-flood kv-upload-flood-after kv-https
 : >/tmp/kv.acked
 rm -f /tmp/kv.acked.[1-4]
 # Writers and the verifier are lab/peer/httpload.c: one keep-alive connection each, every key recorded (write(2))
@@ -56,7 +56,7 @@ done
 echo "lab: kv: $(wc -l </tmp/kv.acked) keys acknowledged over $CYCLES destroyed runs; $torn opens reported a torn tail"
 
 # The last restart: everything acknowledged over all cycles, then deletes, the list and /stats.
-start_bg kv-final xl-configs/kv.cfg "extra=\"log=info ip=$KVIP/24 gw=10.0.0.1 trace=blk,app tracebuf=8192\""
+start_bg kv-final xl-configs/kv.cfg "extra=\"log=info ip=$KVIP/24 gw=10.0.0.1 trace=blk,app tracebuf=8192 tls=on\""
 if wait_http "$KVIP" 80 120; then
     grep -o 'kv: store open: .*' "$GUEST_LOG" | sed 's/^/lab: final: /'
     verify final
@@ -64,6 +64,13 @@ if wait_http "$KVIP" 80 120; then
     del=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$KVIP/kv/to-delete")
     after=$(curl -s -o /dev/null -w '%{http_code}' "http://$KVIP/kv/to-delete")
     check kv-delete "DELETE answered $del, then GET answered $after" [ "$del$after" = 204404 ]
+    # The same API over HTTPS (issue 17; tls=on): a PUT through TLS, trusted by the certificate kv published.
+    xenstore-read -R "/local/domain/$(xl domid kv-final)/data/tls-certificate" >/tmp/kv-ca.pem 2>/dev/null
+    put=$(curl -s -o /dev/null -w '%{http_code}' --cacert /tmp/kv-ca.pem -X PUT --data-binary over-tls \
+        "https://$KVIP/kv/via-https")
+    got=$(curl -s "http://$KVIP/kv/via-https")
+    check kv-https "PUT over HTTPS (verified) answered $put; GET over HTTP read '$got'" \
+        sh -c "[ '$put' = 204 ] && [ '$got' = over-tls ]"
     # Blkfront's trace points (issue 15): this boot traces blk and app; the PUT and DELETE above were written.
     curl -s -o /tmp/kv-trace.json "http://$KVIP/trace"
     ./lab/sirocco trace /tmp/kv-trace.json >/tmp/kv-trace.txt 2>&1

@@ -6,6 +6,11 @@
 //! takes a body: bodies are streamed past (counted, never buffered), so a connection costs the same whatever a
 //! client uploads; connections together hold at most half of the heap (`http::MemoryBudget`), beyond which they
 //! are answered 503.
+//!
+//! With `tls=on` on the command line it serves HTTPS too, on port 443 (`tls-port=` to change), the same
+//! resources: TLS 1.3 and 1.2 (`sirocco::tls`), with the certificate from xenstore or a self-signed one made at
+//! boot for the vifs' addresses (and `tls-name=`, a DNS name). It will not start TLS without trusted random
+//! numbers (`entropy=weak` accepts a seed from timing jitter alone).
 #![no_std]
 #![no_main]
 
@@ -15,6 +20,7 @@ use alloc::vec::Vec;
 use sirocco::metrics::{self, Counter, LatencyHistogram};
 use sirocco::net::http;
 use sirocco::net::{self, Net, TcpListener, TcpStream};
+use sirocco::tls::{SubjectName, TlsAcceptor};
 use sirocco::Instant;
 
 static REQUESTS: Counter = Counter::new("http_requests_total", "HTTP requests answered (any status).");
@@ -25,6 +31,9 @@ static LATENCY: LatencyHistogram = LatencyHistogram::latency(
     "http_request_duration_seconds",
     "Time from a request (its body read) to its response handed to the socket.",
 );
+static TLS_HANDSHAKES: Counter = Counter::new("https_handshakes_total", "TLS handshakes completed.");
+static TLS_FAILED: Counter =
+    Counter::new("https_handshake_failures_total", "TLS handshakes that failed (protocol error or the peer left).");
 /// What all connections may hold at once; set at start to half the free heap.
 static BUDGET: http::MemoryBudget = http::MemoryBudget::new(0);
 
@@ -84,6 +93,34 @@ async fn serve(mut s: TcpStream) {
     }
 }
 
+async fn serve_tls(tls: TlsAcceptor, s: TcpStream) {
+    CONNECTIONS.inc();
+    let mut s = match tls.accept(s).await {
+        Ok(s) => s,
+        Err(e) => {
+            TLS_FAILED.inc();
+            return sirocco::log::debug!("https: handshake: {e}");
+        }
+    };
+    TLS_HANDSHAKES.inc();
+    match http::serve(&mut s, &BUDGET, Httpd { started: None }).await {
+        Ok(served) if served.bad.is_some() => BAD_REQUESTS.inc(),
+        Ok(_) => {}
+        Err(e) => sirocco::log::debug!("https: connection ended: {e}"),
+    }
+}
+
+async fn listen_tls(net: Net, port: u16, tls: TlsAcceptor) {
+    let mut listener = match TcpListener::bind(&net, port, 16) {
+        Ok(l) => l,
+        Err(e) => return sirocco::log::error!("https: port {port}: {e}"),
+    };
+    loop {
+        let stream = listener.accept().await;
+        sirocco::spawn(serve_tls(tls.clone(), stream));
+    }
+}
+
 async fn listen(net: Net, port: u16) {
     let mut listener = match TcpListener::bind(&net, port, 16) {
         Ok(l) => l,
@@ -101,7 +138,15 @@ async fn listen(net: Net, port: u16) {
 async fn main(env: sirocco::Env) -> Result<sirocco::Exit, sirocco::Error> {
     let port: u16 = env.cmdline.get("port").and_then(|p| p.parse().ok()).unwrap_or(80);
     BUDGET.set_limit(sirocco::heap_stats().free / 2);
-    for m in [&REQUESTS as &dyn metrics::Metric, &BAD_REQUESTS, &CONNECTIONS, &LATENCY] {
+    let tls_port: Option<u16> = match env.cmdline.get("tls") {
+        None | Some("off") => None,
+        Some("on") => Some(env.cmdline.get("tls-port").and_then(|p| p.parse().ok()).unwrap_or(443)),
+        Some(other) => {
+            sirocco::log::error!("httpd: tls={other}: use tls=on or tls=off");
+            return Ok(sirocco::Exit::Crash);
+        }
+    };
+    for m in [&REQUESTS as &dyn metrics::Metric, &BAD_REQUESTS, &CONNECTIONS, &LATENCY, &TLS_HANDSHAKES, &TLS_FAILED] {
         metrics::register(m)?;
     }
     metrics::add_http_budget(&BUDGET);
@@ -109,10 +154,23 @@ async fn main(env: sirocco::Env) -> Result<sirocco::Exit, sirocco::Error> {
     if nets.is_empty() {
         return Err(net::UpError::NoVif.into());
     }
+    let mut addrs = Vec::new();
     for (i, n) in nets.iter().enumerate() {
         let addr = n.wait_ipv4().await;
         sirocco::println!("httpd: vif{i} listening on http://{}:{port}/", addr.address());
         sirocco::spawn(listen(n.clone(), port));
+        addrs.push(addr.address());
+    }
+    if let Some(tls_port) = tls_port {
+        let mut names: Vec<SubjectName<'_>> = addrs.iter().map(|a| SubjectName::Ip((*a).into())).collect();
+        if let Some(name) = env.cmdline.get("tls-name") {
+            names.push(SubjectName::Dns(name));
+        }
+        let tls = sirocco::tls::server(&names).map_err(|e| e.context("starting HTTPS"))?;
+        for (n, addr) in nets.iter().zip(&addrs) {
+            sirocco::println!("httpd: listening on https://{addr}:{tls_port}/");
+            sirocco::spawn(listen_tls(n.clone(), tls_port, tls.acceptor.clone()));
+        }
     }
     Ok(sirocco::shutdown::requested().await.exit())
 }

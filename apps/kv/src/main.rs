@@ -14,6 +14,10 @@
 //! One task owns the store; connections queue their requests to it. It answers reads at once and writes every
 //! queued PUT and DELETE as one batch with one flush (group commit), then acknowledges them all: many clients
 //! share each flush.
+//!
+//! With `tls=on` on the command line the same API is served over HTTPS too, on port 443 (`tls-port=` to change):
+//! TLS 1.3 and 1.2 (`sirocco::tls`), the certificate from xenstore or made at boot for the vif's address (and
+//! `tls-name=`, a DNS name), never started without trusted random numbers.
 #![no_std]
 #![no_main]
 
@@ -29,6 +33,7 @@ use sirocco::metrics::{self, Counter, Desc, Gauge, Metric};
 use sirocco::net::http;
 use sirocco::net::{self, TcpListener, TcpStream};
 use sirocco::sync::{Channel, Signal};
+use sirocco::tls::{SubjectName, TlsAcceptor};
 use sirocco_store::{Batch, DiskError, DiskErrorKind, DiskOp, Error, FormatOptions, Store};
 
 /// The vbd as the store's disk.
@@ -287,8 +292,21 @@ async fn serve(mut s: TcpStream) {
     }
 }
 
+async fn serve_tls(tls: TlsAcceptor, s: TcpStream) {
+    match tls.accept(s).await {
+        Ok(mut s) => {
+            if let Err(e) = http::serve(&mut s, &BUDGET, Kv).await {
+                sirocco::log::debug!("kv: https connection ended: {e}");
+            }
+        }
+        Err(e) => sirocco::log::debug!("kv: https handshake: {e}"),
+    }
+}
+
 #[derive(Debug)]
 enum StartError {
+    Cmdline(&'static str),
+    Tls(sirocco::Error),
     Net(net::UpError),
     Disk(block::ConnectError),
     Store(Error),
@@ -298,6 +316,8 @@ enum StartError {
 impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
+            StartError::Cmdline(e) => f.write_str(e),
+            StartError::Tls(e) => write!(f, "starting HTTPS: {e}"),
             StartError::Net(e) => write!(f, "network: {e}"),
             StartError::Disk(e) => write!(f, "disk: {e}"),
             StartError::Store(e) => write!(f, "store: {e}"),
@@ -307,7 +327,13 @@ impl core::fmt::Display for StartError {
 }
 
 #[sirocco::main]
-fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
+fn main(env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
+    let tls_port: Option<u16> = match env.cmdline.get("tls") {
+        None | Some("off") => None,
+        Some("on") => Some(env.cmdline.get("tls-port").and_then(|p| p.parse().ok()).unwrap_or(443)),
+        Some(_) => return Err(StartError::Cmdline("tls= takes on or off")),
+    };
+    let tls_name = env.cmdline.get("tls-name");
     BUDGET.set_limit(sirocco::heap_stats().free / 4);
     let disk = block::default().map_err(StartError::Disk)?;
     let net = net::default().map_err(StartError::Net)?;
@@ -328,6 +354,20 @@ fn main(_env: &sirocco::Env) -> Result<sirocco::Exit, StartError> {
         let addr = net.wait_ipv4().await;
         let mut listener = TcpListener::bind(&net, 80, 16).map_err(|e| StartError::Net(net::UpError::Stack(e)))?;
         sirocco::println!("kv: serving http://{}/kv/<key>", addr.address());
+        if let Some(port) = tls_port {
+            let mut names = vec![SubjectName::Ip(addr.address().into())];
+            names.extend(tls_name.map(SubjectName::Dns));
+            let tls = sirocco::tls::server(&names).map_err(StartError::Tls)?;
+            let mut tls_listener =
+                TcpListener::bind(&net, port, 16).map_err(|e| StartError::Net(net::UpError::Stack(e)))?;
+            sirocco::println!("kv: serving https://{}:{port}/kv/<key>", addr.address());
+            sirocco::spawn(async move {
+                loop {
+                    let stream = tls_listener.accept().await;
+                    sirocco::spawn(serve_tls(tls.acceptor.clone(), stream));
+                }
+            });
+        }
         loop {
             let stream = listener.accept().await;
             sirocco::spawn(serve(stream));

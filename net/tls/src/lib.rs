@@ -23,6 +23,7 @@
 extern crate alloc;
 
 mod cert;
+mod http;
 mod stream;
 
 use alloc::sync::Arc;

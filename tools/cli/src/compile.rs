@@ -31,6 +31,11 @@ pub fn run(args: &Args) -> Result<(Project, Vec<PathBuf>), String> {
     for app in &project.apps {
         cargo.args(["-p", &app.package]);
     }
+    let user_flags = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        Ok(encoded) => UserFlags::Encoded(encoded),
+        Err(_) => UserFlags::Plain(std::env::var("RUSTFLAGS").unwrap_or_default()),
+    };
+    cargo.env_remove("RUSTFLAGS").env("CARGO_ENCODED_RUSTFLAGS", target_rustflags(&user_flags));
     let built = cargo_executables(cargo)?;
     std::fs::create_dir_all(&project.out_dir).map_err(|e| format!("{}: {e}", project.out_dir.display()))?;
     let mut images = Vec::new();
@@ -123,4 +128,57 @@ pub fn check(args: Args) -> Result<(), String> {
         println!("sirocco: {}", sirocco_imgcheck::check(&image)?);
     }
     Ok(())
+}
+
+/// The target is soft-float (the kernel runs without SSE), and RustCrypto's crates pick SIMD code on x86_64
+/// unless told otherwise: these cfgs select their portable code (`docs/tls.md`). Without them, an app using
+/// `sirocco-tls` fails in LLVM ("Do not know how to split the result of this operator"). They name only
+/// RustCrypto's own switches, so other crates build as before.
+pub const SOFT_FLOAT_CFGS: &[&str] = &[
+    "--cfg",
+    "aes_force_soft",
+    "--cfg",
+    "polyval_force_soft",
+    "--cfg",
+    "poly1305_force_soft",
+    "--cfg",
+    "chacha20_force_soft",
+    "--cfg",
+    "curve25519_dalek_backend=\"serial\"",
+];
+
+/// The flags the user gave cargo, if any.
+enum UserFlags {
+    /// `CARGO_ENCODED_RUSTFLAGS`: flags separated by 0x1f.
+    Encoded(String),
+    /// `RUSTFLAGS`: flags separated by whitespace.
+    Plain(String),
+}
+
+/// `CARGO_ENCODED_RUSTFLAGS` for the target: the user's flags, split as cargo splits them, then
+/// [`SOFT_FLOAT_CFGS`].
+fn target_rustflags(user: &UserFlags) -> String {
+    let mut flags: Vec<&str> = match user {
+        UserFlags::Encoded(f) => f.split('\x1f').filter(|f| !f.is_empty()).collect(),
+        UserFlags::Plain(f) => f.split_whitespace().collect(),
+    };
+    flags.extend_from_slice(SOFT_FLOAT_CFGS);
+    flags.join("\x1f")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_rustflags_keep_the_users_and_add_the_soft_float_cfgs() {
+        let ours = SOFT_FLOAT_CFGS.join("\x1f");
+        assert_eq!(target_rustflags(&UserFlags::Plain(String::new())), ours);
+        assert_eq!(target_rustflags(&UserFlags::Encoded(String::new())), ours);
+        let plain = UserFlags::Plain("-C  debuginfo=1 ".into());
+        assert_eq!(target_rustflags(&plain), format!("-C\x1fdebuginfo=1\x1f{ours}"));
+        let encoded = UserFlags::Encoded("-C\x1fopt level".into());
+        assert_eq!(target_rustflags(&encoded), format!("-C\x1fopt level\x1f{ours}"));
+        assert!(ours.contains("curve25519_dalek_backend=\"serial\""));
+    }
 }
