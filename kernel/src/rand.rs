@@ -22,7 +22,7 @@ use sirocco_boot_logic::cmdline::Cmdline;
 use sirocco_kernel_logic::rand::{Csprng, Pool, PoolStats, Source};
 use spin::{Mutex, Once};
 
-pub use sirocco_kernel_logic::rand::Strength;
+pub use sirocco_kernel_logic::rand::{Strength, Untrusted};
 
 /// How long a seed is used before fresh hardware samples are mixed in.
 pub const RESEED_INTERVAL: Duration = Duration::from_secs(300);
@@ -56,22 +56,6 @@ pub struct RandStats {
     /// Bytes generated since boot.
     pub generated: u64,
 }
-
-/// [`require_trusted`]'s refusal: the seed rests on timing jitter alone and the command line does not accept it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Untrusted;
-
-impl core::fmt::Display for Untrusted {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(
-            "random numbers: no hardware entropy source (CPUID offers neither RDSEED nor RDRAND, or their answers \
-             failed the health check), so keys would rest on timing jitter alone; add entropy=weak to the command \
-             line to accept that",
-        )
-    }
-}
-
-impl core::error::Error for Untrusted {}
 
 /// Samples gathered for one seed: RDSEED's or RDRAND's, a few more than the pool needs, and timing jitter.
 fn gather(label: &[u8], failures: &mut u64) -> Pool {
@@ -196,10 +180,7 @@ pub(crate) fn note_event_timing() {
 /// what TLS and key generation ask before they start.
 pub fn require_trusted() -> Result<Strength, Untrusted> {
     let s = state().lock();
-    match s.rng.strength() {
-        Strength::JitterOnly if !s.weak_accepted => Err(Untrusted),
-        strength => Ok(strength),
-    }
+    sirocco_kernel_logic::rand::for_keys(s.rng.strength(), s.weak_accepted)
 }
 
 /// The generator's state.

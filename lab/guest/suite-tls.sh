@@ -6,6 +6,7 @@ cd /job
 expect tls-cert-published tls13-curl tls12-curl tls13-s-client tls12-s-client tls-keepalive tls-garbage \
     tls-truncated-hello tls-vanished-mid-handshake tls-serving-after tls-failures-counted tls-sslscan-protocols \
     tls-sslscan-ciphers tls-http-beside
+expect tls-xenstore-cert
 pv_only || expect tls-entropy-refused tls-entropy-weak-accepted
 
 ca=/tmp/sirocco-ca.pem
@@ -90,6 +91,27 @@ else
     fail tls-cert-published "httpd with tls=on did not listen on 10.0.0.2:443 within 90 s"; show_guest
 fi
 stop_net_guest
+
+# The user's own certificate and key (an RSA key, unlike the P-256 ones the guest makes), written into the
+# domain's xenstore directory while it is paused, as the README says.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout /tmp/own-key.pem -out /tmp/own-cert.pem -days 30 \
+    -subj /CN=own.lab -addext subjectAltName=DNS:own.lab,IP:10.0.0.2 2>/dev/null
+GUEST_NAME=httpd-own; GUEST_LOG=/var/log/xen/console/guest-$GUEST_NAME.log; GUEST_XL=/tmp/xl-$GUEST_NAME.out
+rm -f "$GUEST_LOG"
+xl create -p xl-configs/httpd.cfg "name=\"$GUEST_NAME\"" $(mode_type xl-configs/httpd.cfg) \
+    'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 tls=on"' >"$GUEST_XL" 2>&1
+dom=/local/domain/$(xl domid $GUEST_NAME)
+xenstore-write $dom/tls/certificate "$(cat /tmp/own-cert.pem)" $dom/tls/key "$(cat /tmp/own-key.pem)"
+xl unpause $GUEST_NAME
+if wait_tcp 10.0.0.2 443 90; then
+    out=$(curl -s --cacert /tmp/own-cert.pem --resolve own.lab:443:10.0.0.2 -o /dev/null \
+        -w '%{http_code} %{ssl_verify_result}' https://own.lab/)
+    check tls-xenstore-cert "the toolstack's RSA certificate from xenstore served (curl --cacert it: '$out')" \
+        sh -c "[ '$out' = '200 0' ] && grep -q 'tls: certificate and key from xenstore' '$GUEST_LOG'"
+else
+    fail tls-xenstore-cert "httpd with a certificate in xenstore did not listen on 443 within 90 s"; show_guest
+fi
+timeout 30 xl shutdown -w $GUEST_NAME >/dev/null 2>&1 || xl destroy $GUEST_NAME 2>/dev/null
 
 # Without hardware entropy (the domain's CPUID policy hides RDRAND and RDSEED; PV guests read the CPU's CPUID
 # directly, so this is a PVH check): the guest says so and refuses HTTPS; entropy=weak accepts the jitter seed.

@@ -53,6 +53,31 @@ impl core::fmt::Display for Strength {
     }
 }
 
+/// The refusal of keys on an untrusted seed: timing jitter alone, and the user did not accept it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Untrusted;
+
+impl core::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(
+            "random numbers: no hardware entropy source (CPUID offers neither RDSEED nor RDRAND, or their answers \
+             failed the health check), so keys would rest on timing jitter alone; add entropy=weak to the command \
+             line to accept that",
+        )
+    }
+}
+
+impl core::error::Error for Untrusted {}
+
+/// Whether keys may be made from a seed of `strength`: always from a hardware source; from jitter alone only
+/// if the user said so (`weak_accepted`, the command line's `entropy=weak`).
+pub fn for_keys(strength: Strength, weak_accepted: bool) -> Result<Strength, Untrusted> {
+    match strength {
+        Strength::JitterOnly if !weak_accepted => Err(Untrusted),
+        strength => Ok(strength),
+    }
+}
+
 /// Counts of what went into a pool.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
@@ -262,6 +287,18 @@ mod tests {
 
     const SEED_KAT: &str = "1f14817a1a82eea0baa1b6e6a12343d5f9b3eadbd9a5df0465d74ac3db9a6f67";
     const FIRST_OUTPUT_KAT: &str = "74c95d62e64c6648ef06696e994881cda519568c3ac5fa30e63f7cc45e2f32e8";
+
+    #[test]
+    fn keys_are_refused_on_jitter_alone_unless_accepted() {
+        let jitter = Csprng::new(Pool::new(b"boot")).strength();
+        assert_eq!(for_keys(jitter, false), Err(Untrusted));
+        assert_eq!(for_keys(jitter, true), Ok(Strength::JitterOnly));
+        for source in [Source::Rdseed, Source::Rdrand] {
+            let hw = Csprng::new(hardware_pool(source)).strength();
+            assert_eq!(for_keys(hw, false), Ok(Strength::Hardware(source)));
+        }
+        assert!(format!("{Untrusted}").contains("entropy=weak"), "the refusal does not say how to accept");
+    }
 
     #[test]
     fn key_is_erased_after_each_request() {
