@@ -18,7 +18,7 @@ linux_tls_peer() {
     # The page Sirocco's httpd served in its run (tls_bench kept it), so both answer the same job.
     cp /tmp/tb-index.html $d/www/index.html 2>/dev/null || head -c 300 /dev/zero | tr '\0' x >$d/www/index.html
     add_binary $d lighttpd
-    cp -r /usr/lib/lighttpd $d/usr/lib/
+    mkdir -p $d/usr/lib && cp -r /usr/lib/lighttpd $d/usr/lib/
     # mod_openssl is loaded at run time: its libraries are not lighttpd's.
     for lib in $(ldd /usr/lib/lighttpd/mod_openssl.so | grep -oE '/[^ ]+'); do
         mkdir -p "$d$(dirname "$lib")"; cp -L "$lib" "$d$lib"

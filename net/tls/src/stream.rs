@@ -16,9 +16,8 @@ use rustls::unbuffered::{
 
 /// The largest plaintext one TLS record carries (RFC 8446 5.1).
 const MAX_FRAGMENT: usize = 16 * 1024;
-/// The most ciphertext a record may carry past its plaintext (RFC 8446 5.2: 256; TLS 1.2's CBC suites, which are
-/// not offered, could use up to 2048), plus the 5-byte header.
-const RECORD_OVERHEAD: usize = 256 + 5;
+/// Each buffer's size before a record needs more.
+const INITIAL_BUFFER: usize = 4096;
 /// The largest record a peer may send: what the incoming buffer grows to at most.
 const MAX_RECORD: usize = MAX_FRAGMENT + 2048 + 5;
 
@@ -157,8 +156,10 @@ impl<S: Read + Write, D: Side> TlsStream<S, D> {
         TlsStream {
             io,
             conn,
-            incoming: Buf::new(MAX_FRAGMENT + RECORD_OVERHEAD),
-            outgoing: Buf::new(MAX_FRAGMENT + RECORD_OVERHEAD),
+            // Small to start with: an idle or handshaking connection holds 8 KiB of buffers, not 33; each grows
+            // (once) to what a full record needs when one comes.
+            incoming: Buf::new(INITIAL_BUFFER),
+            outgoing: Buf::new(INITIAL_BUFFER),
             plain: Vec::new(),
             plain_at: 0,
             peer_closed: false,
