@@ -115,6 +115,33 @@ impl Buf {
         }
     }
 
+    /// Appends what `encrypt` writes into the free space, growing the buffer as far as rustls says it needs.
+    fn append_encrypted(
+        &mut self,
+        mut encrypt: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
+    ) -> Result<(), rustls::Error> {
+        loop {
+            match encrypt(&mut self.data[self.len..]) {
+                Ok(n) => {
+                    self.len += n;
+                    return Ok(());
+                }
+                Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                    self.reserve(required_size)
+                }
+                // The sequence numbers ran out (2^64 records): the connection must end.
+                Err(_) => return Err(rustls::Error::EncryptError),
+            }
+        }
+    }
+
+    /// Writes the bytes in use to `io`, and empties the buffer.
+    async fn send<S: Write>(&mut self, io: &mut S) -> Result<(), TlsError<S::Error>> {
+        io.write_all(&self.data[..self.len]).await.map_err(TlsError::Io)?;
+        self.len = 0;
+        Ok(())
+    }
+
     fn discard(&mut self, n: usize) {
         self.data.copy_within(n..self.len, 0);
         self.len -= n;
@@ -259,9 +286,8 @@ impl<S: Read + Write, D: Side> TlsStream<S, D> {
                     }
                 },
                 ConnectionState::TransmitTlsData(transmit) => {
-                    io.write_all(&outgoing.data[..outgoing.len]).await.map_err(TlsError::Io)?;
+                    outgoing.send(io).await?;
                     io.flush().await.map_err(TlsError::Io)?;
-                    outgoing.len = 0;
                     transmit.done();
                 }
                 ConnectionState::BlockedHandshake => need_read = true,
@@ -271,34 +297,13 @@ impl<S: Read + Write, D: Side> TlsStream<S, D> {
                     Goal::Read => done = Some(0),
                     Goal::Write(data) => {
                         let data = &data[..data.len().min(MAX_FRAGMENT)];
-                        let n = loop {
-                            match traffic.encrypt(data, &mut outgoing.data[outgoing.len..]) {
-                                Ok(n) => break n,
-                                Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                                    outgoing.reserve(required_size)
-                                }
-                                // The sequence numbers ran out (2^64 records): the connection must end.
-                                Err(_) => return Err(TlsError::Tls(rustls::Error::EncryptError)),
-                            }
-                        };
-                        outgoing.len += n;
-                        io.write_all(&outgoing.data[..outgoing.len]).await.map_err(TlsError::Io)?;
-                        outgoing.len = 0;
+                        outgoing.append_encrypted(|out| traffic.encrypt(data, out))?;
+                        outgoing.send(io).await?;
                         done = Some(data.len());
                     }
                     Goal::Close => {
-                        let n = loop {
-                            match traffic.queue_close_notify(&mut outgoing.data[outgoing.len..]) {
-                                Ok(n) => break n,
-                                Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                                    outgoing.reserve(required_size)
-                                }
-                                Err(_) => return Err(TlsError::Tls(rustls::Error::EncryptError)),
-                            }
-                        };
-                        outgoing.len += n;
-                        io.write_all(&outgoing.data[..outgoing.len]).await.map_err(TlsError::Io)?;
-                        outgoing.len = 0;
+                        outgoing.append_encrypted(|out| traffic.queue_close_notify(out))?;
+                        outgoing.send(io).await?;
                         *sent_close = true;
                         done = Some(0);
                     }
