@@ -52,8 +52,8 @@ fn now() -> Option<core::time::Duration> {
 /// subject alternative names; ignored when xenstore has a certificate). See the module's docs.
 pub fn server(names: &[SubjectName<'_>]) -> Result<Server, Error> {
     crate::rand::require_trusted()?;
-    let cert = crate::xenstore::read("tls/certificate").ok();
-    let key = crate::xenstore::read("tls/key").ok();
+    let cert = read_optional("tls/certificate")?;
+    let key = read_optional("tls/key")?;
     match (cert, key) {
         (Some(cert), Some(key)) => {
             let identity = Identity::from_pem(cert.as_bytes(), key.as_bytes()).map_err(tls_error)?;
@@ -61,8 +61,10 @@ pub fn server(names: &[SubjectName<'_>]) -> Result<Server, Error> {
             log::info!("tls: certificate and key from xenstore (tls/certificate, tls/key)");
             Ok(Server { acceptor, origin: Origin::Xenstore })
         }
-        (Some(_), None) | (None, Some(_)) => Err(tls_error(ConfigError::Key)
-            .context("xenstore has only one of tls/certificate and tls/key; both are needed")),
+        (Some(_), None) => Err(tls_error(ConfigError::Key).context("xenstore has tls/certificate but no tls/key")),
+        (None, Some(_)) => {
+            Err(tls_error(ConfigError::Certificate).context("xenstore has tls/key but no tls/certificate"))
+        }
         (None, None) => {
             let now = now().ok_or_else(|| tls_error(ConfigError::Certificate).context("no wall clock"))?;
             let cert = SelfSigned::generate(names, now, 365, &mut crate::rand::Rng).map_err(tls_error)?;
@@ -74,6 +76,16 @@ pub fn server(names: &[SubjectName<'_>]) -> Result<Server, Error> {
             }
             Ok(Server { acceptor, origin: Origin::SelfSigned { fingerprint } })
         }
+    }
+}
+
+/// The value at `path` in the domain's directory; `None` if there is no such node. Any other failure (a value
+/// that is not text, a refusal) is the caller's error, not taken for an absent certificate.
+fn read_optional(path: &str) -> Result<Option<String>, Error> {
+    match crate::xenstore::read(path) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_enoent() => Ok(None),
+        Err(e) => Err(Error::from(e).context(alloc::format!("reading {path} from xenstore"))),
     }
 }
 

@@ -101,7 +101,9 @@ rm -f "$GUEST_LOG"
 xl create -p xl-configs/httpd.cfg "name=\"$GUEST_NAME\"" $(mode_type xl-configs/httpd.cfg) \
     'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1 tls=on"' >"$GUEST_XL" 2>&1
 dom=/local/domain/$(xl domid $GUEST_NAME)
-xenstore-write $dom/tls/certificate "$(cat /tmp/own-cert.pem)" $dom/tls/key "$(cat /tmp/own-key.pem)"
+# `--`: a PEM starts with dashes, which xenstore-write would parse as options (it then wrote the second path as
+# the first value: found by this check).
+xenstore-write -- $dom/tls/certificate "$(cat /tmp/own-cert.pem)" $dom/tls/key "$(cat /tmp/own-key.pem)"
 xl unpause $GUEST_NAME
 if wait_tcp 10.0.0.2 443 90; then
     out=$(curl -s --cacert /tmp/own-cert.pem --resolve own.lab:443:10.0.0.2 -o /dev/null \
