@@ -8,36 +8,21 @@
 use x86_64::instructions::random::RdRand;
 
 /// Which entropy instructions CPUID offers this guest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Offered {
     /// RDSEED: CPUID.(EAX=7,ECX=0):EBX bit 18.
     pub rdseed: bool,
     /// RDRAND: CPUID.1:ECX bit 30.
     pub rdrand: bool,
+    /// The x86_64 crate's RDRAND, made (after its own CPUID check) where offered.
+    rdrand_insn: Option<RdRand>,
 }
 
-/// What CPUID offers.
+/// What CPUID offers (ask once: CPUID exits to Xen under PVH and HVM), with the instructions as methods.
 pub fn offered() -> Offered {
     let max = crate::cpuid(0)[0];
-    Offered { rdseed: max >= 7 && crate::cpuid(7)[1] & (1 << 18) != 0, rdrand: RdRand::new().is_some() }
-}
-
-/// Tries RDSEED up to `tries` times (it fails, with CF clear, while the entropy source refills: Intel's DRNG
-/// guide suggests retrying with a pause); `None` if CPUID does not offer it or every try failed.
-pub fn rdseed(tries: u32) -> Option<u64> {
-    if !offered().rdseed {
-        return None;
-    }
-    for _ in 0..tries {
-        let mut value = 0u64;
-        // SAFETY: CPUID says the CPU has RDSEED (checked above), which is all `rdseed` needs: it writes only the
-        // local `value` and the flags.
-        if unsafe { rdseed_step(&mut value) } {
-            return Some(value);
-        }
-        core::hint::spin_loop();
-    }
-    None
+    let rdrand_insn = RdRand::new();
+    Offered { rdseed: max >= 7 && crate::cpuid(7)[1] & (1 << 18) != 0, rdrand: rdrand_insn.is_some(), rdrand_insn }
 }
 
 /// One RDSEED; whether it answered. Only callable (with `unsafe`) where the CPU has the instruction.
@@ -46,11 +31,31 @@ fn rdseed_step(value: &mut u64) -> bool {
     core::arch::x86_64::_rdseed64_step(value) == 1
 }
 
-/// Tries RDRAND up to `tries` times (Intel's guide: ten tries, a failure after that means a broken DRNG);
-/// `None` if CPUID does not offer it or every try failed.
-pub fn rdrand(tries: u32) -> Option<u64> {
-    let rdrand = RdRand::new()?;
-    (0..tries).find_map(|_| rdrand.get_u64())
+impl Offered {
+    /// Tries RDSEED up to `tries` times (it fails, with CF clear, while the entropy source refills: Intel's DRNG
+    /// guide suggests retrying with a pause); `None` if CPUID does not offer it or every try failed.
+    pub fn rdseed(&self, tries: u32) -> Option<u64> {
+        if !self.rdseed {
+            return None;
+        }
+        for _ in 0..tries {
+            let mut value = 0u64;
+            // SAFETY: CPUID says the CPU has RDSEED (`self.rdseed`, from `offered`), which is all `rdseed` needs:
+            // it writes only the local `value` and the flags.
+            if unsafe { rdseed_step(&mut value) } {
+                return Some(value);
+            }
+            core::hint::spin_loop();
+        }
+        None
+    }
+
+    /// Tries RDRAND up to `tries` times (Intel's guide: ten tries, a failure after that means a broken DRNG);
+    /// `None` if CPUID does not offer it or every try failed.
+    pub fn rdrand(&self, tries: u32) -> Option<u64> {
+        let rdrand = self.rdrand_insn?;
+        (0..tries).find_map(|_| rdrand.get_u64())
+    }
 }
 
 /// The time-stamp counter, unordered: a timing sample, not a clock.

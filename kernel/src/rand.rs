@@ -67,8 +67,10 @@ fn gather(label: &[u8], failures: &mut u64) -> Pool {
             break;
         }
         let t0 = entropy::tsc();
-        let sample = if offered.rdseed { entropy::rdseed(128).map(|s| (Source::Rdseed, s)) } else { None }
-            .or_else(|| if offered.rdrand { entropy::rdrand(10).map(|s| (Source::Rdrand, s)) } else { None });
+        let sample = offered
+            .rdseed(128)
+            .map(|s| (Source::Rdseed, s))
+            .or_else(|| offered.rdrand(10).map(|s| (Source::Rdrand, s)));
         match sample {
             Some((source, s)) => drop(pool.add_hardware(source, s)),
             None if offered.rdseed || offered.rdrand => *failures += 1,
