@@ -58,7 +58,12 @@ class Results(unittest.TestCase):
 
 class Suites(unittest.TestCase):
     def test_every_pv_suite_runs_again_as_pvh(self):
-        self.assertEqual([s for s in lab.SUITES if s.startswith("pvh:")], [f"pvh:{s}" for s in lab.PV_SUITES])
+        pvh = [s for s in lab.SUITES if s.startswith("pvh:")]
+        self.assertEqual(pvh, [f"pvh:{s}" for s in lab.PV_SUITES] + ["pvh:tsc-emulated"])
+
+    def test_the_unpinned_reproducer_is_not_in_make_test(self):
+        self.assertNotIn("pvh:svm-repro", lab.SUITES)
+        self.assertIn("pvh:svm-repro", lab.EXTRA_SUITES)
 
     def test_pvh_suite_sets_the_mode_around_the_same_script(self):
         script = lab.suite_script("pvh:net")
@@ -87,8 +92,8 @@ class ModeType(unittest.TestCase):
     def test_pv_adds_nothing(self):
         self.assertEqual(mode_type("pv", "xl-configs/httpd.cfg"), [])
 
-    def test_pvh_boots_our_configs_as_pvh_without_rdtsc_emulation(self):
-        self.assertEqual(mode_type("pvh", "xl-configs/httpd.cfg"), ['type="pvh"', 'tsc_mode="native"'])
+    def test_pvh_boots_our_configs_as_pvh_pinned_without_rdtsc_emulation(self):
+        self.assertEqual(mode_type("pvh", "xl-configs/httpd.cfg"), ['type="pvh"', 'tsc_mode="native"', 'cpus="1"'])
 
     def test_linux_peers_stay_pv(self):
         self.assertEqual(mode_type("pvh", "/tmp/linux-peer.cfg"), [])

@@ -48,7 +48,7 @@ timed_boot() {
 for i in $(seq "$RUNS"); do
     log "bench run $i of $RUNS"
     timed_boot sirocco-hello hello xl-configs/hello.cfg "Hello from Sirocco"
-    timed_boot sirocco-hello-pvh hello xl-configs/hello.cfg "Hello from Sirocco" 'type="pvh"' "$LAB_HVM_XL"
+    timed_boot sirocco-hello-pvh hello xl-configs/hello.cfg "Hello from Sirocco" 'type="pvh"' $LAB_HVM_XL
     timed_boot linux-peer linux-peer /tmp/linux-peer.cfg "linux-peer: hello"
 done
 pass bench-complete "$RUNS runs of each guest"

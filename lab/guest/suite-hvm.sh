@@ -5,7 +5,7 @@
 cd /job
 . /job/lab/net-lib.sh
 expect hvm-serial-greeting hvm-mode hvm-unplug hvm-http hvm-stats hvm-save-restore hvm-http-after-restore hvm-shutdown
-start_bg httpd-hvm xl-configs/httpd-hvm.cfg "$LAB_HVM_XL"
+start_bg httpd-hvm xl-configs/httpd-hvm.cfg $LAB_HVM_XL
 # An HVM domain's console is its serial port (the device model's pty, which xenconsoled logs): COM1.
 SERIAL=$GUEST_LOG
 t0=$(now)

@@ -89,7 +89,7 @@ bench_guest() {
 }
 
 bench_guest sirocco 10.0.0.2 http xl-configs/httpd.cfg 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
-bench_guest sirocco-pvh 10.0.0.2 http xl-configs/httpd.cfg 'type="pvh"' "$LAB_HVM_XL" 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
+bench_guest sirocco-pvh 10.0.0.2 http xl-configs/httpd.cfg 'type="pvh"' $LAB_HVM_XL 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1"'
 
 # What tracing costs when on (issue 15): httpd under wrk with trace=all and without, alternated twice in this one
 # lab run (runs minutes apart differ more than the effect), 5 s of wrk each.

@@ -89,4 +89,4 @@ expect tlsbench-linux tlsbench-sirocco tlsbench-sirocco-pvh
 tls_bench sirocco 10.0.0.2 xl-configs/httpd.cfg 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1 tls=on"'
 linux_tls_peer
 tls_bench linux 10.0.0.21 /tmp/tnb.cfg
-tls_bench sirocco-pvh 10.0.0.2 xl-configs/httpd.cfg 'type="pvh"' "$LAB_HVM_XL" 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1 tls=on"'
+tls_bench sirocco-pvh 10.0.0.2 xl-configs/httpd.cfg 'type="pvh"' $LAB_HVM_XL 'extra="log=warn ip=10.0.0.2/24 gw=10.0.0.1 tls=on"'
