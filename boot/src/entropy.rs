@@ -7,22 +7,21 @@
 
 use x86_64::instructions::random::RdRand;
 
-/// Which entropy instructions CPUID offers this guest.
+/// Which entropy instructions CPUID offers this guest. The fields are private: `rdseed` is what makes calling
+/// the RDSEED instruction sound, so safe code must not be able to set it, and RDRAND's presence is the crate's
+/// handle itself, not a second flag that could disagree with it.
 #[derive(Clone, Copy, Debug)]
 pub struct Offered {
     /// RDSEED: CPUID.(EAX=7,ECX=0):EBX bit 18.
-    pub rdseed: bool,
-    /// RDRAND: CPUID.1:ECX bit 30.
-    pub rdrand: bool,
-    /// The x86_64 crate's RDRAND, made (after its own CPUID check) where offered.
-    rdrand_insn: Option<RdRand>,
+    rdseed: bool,
+    /// The x86_64 crate's RDRAND (CPUID.1:ECX bit 30), made after its own CPUID check where offered.
+    rdrand: Option<RdRand>,
 }
 
 /// What CPUID offers (ask once: CPUID exits to Xen under PVH and HVM), with the instructions as methods.
 pub fn offered() -> Offered {
     let max = crate::cpuid(0)[0];
-    let rdrand_insn = RdRand::new();
-    Offered { rdseed: max >= 7 && crate::cpuid(7)[1] & (1 << 18) != 0, rdrand: rdrand_insn.is_some(), rdrand_insn }
+    Offered { rdseed: max >= 7 && crate::cpuid(7)[1] & (1 << 18) != 0, rdrand: RdRand::new() }
 }
 
 /// One RDSEED; whether it answered. Only callable (with `unsafe`) where the CPU has the instruction.
@@ -32,6 +31,16 @@ fn rdseed_step(value: &mut u64) -> bool {
 }
 
 impl Offered {
+    /// Whether CPUID offers RDSEED.
+    pub fn has_rdseed(&self) -> bool {
+        self.rdseed
+    }
+
+    /// Whether CPUID offers RDRAND.
+    pub fn has_rdrand(&self) -> bool {
+        self.rdrand.is_some()
+    }
+
     /// Tries RDSEED up to `tries` times (it fails, with CF clear, while the entropy source refills: Intel's DRNG
     /// guide suggests retrying with a pause); `None` if CPUID does not offer it or every try failed.
     pub fn rdseed(&self, tries: u32) -> Option<u64> {
@@ -53,7 +62,7 @@ impl Offered {
     /// Tries RDRAND up to `tries` times (Intel's guide: ten tries, a failure after that means a broken DRNG);
     /// `None` if CPUID does not offer it or every try failed.
     pub fn rdrand(&self, tries: u32) -> Option<u64> {
-        let rdrand = self.rdrand_insn?;
+        let rdrand = self.rdrand?;
         (0..tries).find_map(|_| rdrand.get_u64())
     }
 }

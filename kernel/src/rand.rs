@@ -73,7 +73,7 @@ fn gather(label: &[u8], failures: &mut u64) -> Pool {
             .or_else(|| offered.rdrand(10).map(|s| (Source::Rdrand, s)));
         match sample {
             Some((source, s)) => drop(pool.add_hardware(source, s)),
-            None if offered.rdseed || offered.rdrand => *failures += 1,
+            None if offered.has_rdseed() || offered.has_rdrand() => *failures += 1,
             None => {}
         }
         pool.add_jitter(entropy::tsc().wrapping_sub(t0));
@@ -121,8 +121,8 @@ pub(crate) fn init(cmdline: &Cmdline<'_>) {
             Strength::JitterOnly => log::warn!(
                 "random numbers: no hardware entropy (CPUID offers RDSEED: {}, RDRAND: {}; {} samples accepted, \
                  {} rejected, {} failed): seeded from timing jitter only; {}",
-                offered.rdseed,
-                offered.rdrand,
+                offered.has_rdseed(),
+                offered.has_rdrand(),
                 boot_pool.accepted,
                 boot_pool.rejected,
                 failures,
