@@ -227,13 +227,14 @@ iperf_num() { sed -n "/\"$2\":/,/}/p" "$1" | sed -n "s/.*\"$3\":[[:space:]]*\([-
 # iperf_error FILE: the "error" iperf3 -J reported (3.12 exits 0 even then), empty if none.
 iperf_error() { sed -n 's/.*"error":[[:space:]]*"\(.*\)".*/\1/p' "$1" | head -n1; }
 
-# load_rounds CHECK ROUNDS WHAT XL-SETTINGS...: an httpd (10.0.0.2, preserved if it dies, so its CPU state can be
-# read) under ROUNDS rounds of 1,000 fresh connections, 24 uploads of 1 MiB and 3,000 keep-alive requests; CHECK
-# passes only if it answers after every round and, with LR_REQUIRE set, if that pattern is in what xl reports about
-# the guest (its tsc_mode and its vCPU's hard affinity). WHAT names the case in the pass message.
+# load_rounds CHECK ROUNDS WHAT REQUIRE XL-SETTINGS...: an httpd (10.0.0.2, preserved if it dies, so its CPU state
+# can be read) under ROUNDS rounds of 1,000 fresh connections, 24 uploads of 1 MiB and 3,000 keep-alive requests.
+# REQUIRE is a grep pattern over what xl reports about the running guest (its tsc_mode and its vCPU's hard
+# affinity); CHECK fails at once, before any load, if the guest does not match it, and passes only if it answers
+# after every round. WHAT names the case in the pass message.
 load_rounds() {
-    lr_check=$1 lr_rounds=$2 lr_what=$3
-    shift 3
+    lr_check=$1 lr_rounds=$2 lr_what=$3 lr_require=$4
+    shift 4
     start_bg httpd xl-configs/httpd.cfg 'extra="log=info ip=10.0.0.2/24 gw=10.0.0.1"' "$@" \
         'on_reboot="preserve"' 'on_crash="preserve"'
     lr_dead=""
@@ -241,26 +242,28 @@ load_rounds() {
     lr_up=$?
     lr_info="$(xl list -l "$GUEST_NAME" 2>/dev/null | grep -o '"tsc_mode": "[a-z_]*"' | head -n1),\
  affinity $(xl vcpu-list "$GUEST_NAME" 2>/dev/null | awk 'NR == 2 { print $7 }')"
-    if [ "$lr_up" = 0 ]; then
-        for r in $(seq "$lr_rounds"); do
-            timeout 60 ./lab/httpload fresh 10.0.0.2 80 1000 4 >/dev/null
-            (GUEST_XL=/dev/null upload_flood_check lr-flood 10.0.0.2 24 /upload/ / >/dev/null)
-            timeout 60 ./lab/httpload ka 10.0.0.2 80 3000 8 >/dev/null
-            curl -s -o /dev/null --max-time 10 http://10.0.0.2/ || { lr_dead=$r; break; }
-            log "$lr_check: round $r of $lr_rounds served"
-        done
+    if ! echo "$lr_info" | grep -q "$lr_require"; then
+        fail "$lr_check" "the guest did not run as the check needs ($lr_require): $lr_info"
     else
-        lr_dead=0
-    fi
-    if [ -n "${LR_REQUIRE:-}" ] && ! echo "$lr_info" | grep -q "$LR_REQUIRE"; then
-        fail "$lr_check" "the guest did not run as the check needs ($LR_REQUIRE): $lr_info"
-    elif [ -n "$lr_dead" ]; then
-        fail "$lr_check" "the guest stopped serving in round $lr_dead of $lr_rounds ($lr_info)"
-        show_guest
-        id=$(xl domid "$GUEST_NAME" 2>/dev/null) &&
-            xen-hvmctx "$id" 2>&1 | sed -n '/CPU:/,/event/p' | sed 's/^/xen|hvmctx: /'
-    else
-        pass "$lr_check" "$lr_rounds rounds of 1,000 fresh connections, 24 uploads of 1 MiB and 3,000 keep-alive requests served; $lr_what ($lr_info)"
+        if [ "$lr_up" = 0 ]; then
+            for r in $(seq "$lr_rounds"); do
+                timeout 60 ./lab/httpload fresh 10.0.0.2 80 1000 4 >/dev/null
+                (GUEST_XL=/dev/null upload_flood_check lr-flood 10.0.0.2 24 /upload/ / >/dev/null)
+                timeout 60 ./lab/httpload ka 10.0.0.2 80 3000 8 >/dev/null
+                curl -s -o /dev/null --max-time 10 http://10.0.0.2/ || { lr_dead=$r; break; }
+                log "$lr_check: round $r of $lr_rounds served"
+            done
+        else
+            lr_dead=0
+        fi
+        if [ -n "$lr_dead" ]; then
+            fail "$lr_check" "the guest stopped serving in round $lr_dead of $lr_rounds ($lr_info)"
+            show_guest
+            id=$(xl domid "$GUEST_NAME" 2>/dev/null) &&
+                xen-hvmctx "$id" 2>&1 | sed -n '/CPU:/,/event/p' | sed 's/^/xen|hvmctx: /'
+        else
+            pass "$lr_check" "$lr_rounds rounds of 1,000 fresh connections, 24 uploads of 1 MiB and 3,000 keep-alive requests served; $lr_what ($lr_info)"
+        fi
     fi
     xl destroy "$GUEST_NAME" 2>/dev/null
     wait $XL_PID 2>/dev/null

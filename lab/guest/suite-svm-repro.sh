@@ -6,5 +6,5 @@
 cd /job
 . /job/lab/net-lib.sh
 expect svm-repro-unpinned-survives
-LR_REQUIRE='"tsc_mode": "always_emulate".*affinity all$' load_rounds svm-repro-unpinned-survives 40 "every rdtsc emulated, the vCPU free to move between physical CPUs" \
-    'tsc_mode="always_emulate"' 'cpus="all"'
+load_rounds svm-repro-unpinned-survives 40 "every rdtsc emulated, the vCPU free to move between physical CPUs" \
+    '"tsc_mode": "always_emulate".*affinity all$' 'tsc_mode="always_emulate"' 'cpus="all"'
